@@ -1,0 +1,110 @@
+"""The one configuration loader: packaged defaults, a TOML file, environment overrides."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from config.settings import Settings
+from integrity.errors import ConfigError
+
+ENV_PREFIX = "EVIDOCK_"
+_RESERVED = {"EVIDOCK_HOME", "EVIDOCK_CONFIG"}
+DEFAULT_HOME = Path.home() / ".local" / "share" / "evidock"
+
+
+def default_toml() -> str:
+    return resources.files("config").joinpath("evidock.toml").read_text(encoding="utf-8")
+
+
+def load_settings(
+    *, config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build Settings; any problem raises ConfigError naming the key at fault."""
+    env = os.environ if environ is None else environ
+    home = Path(env.get("EVIDOCK_HOME") or DEFAULT_HOME).expanduser().absolute()
+    data = _parse(default_toml(), "built-in defaults")
+    chosen = config_file or (Path(env["EVIDOCK_CONFIG"]) if env.get("EVIDOCK_CONFIG") else None)
+    if chosen is None and (home / "evidock.toml").is_file():
+        chosen = home / "evidock.toml"
+    if chosen is not None:
+        data = _merge(data, _read_file(chosen))
+    data = _merge(data, _env_overrides(env))
+    data["home"] = str(home)
+    return _validate(data)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}", file=str(path)) from exc
+    return _parse(text, str(path))
+
+
+def _parse(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML: {exc}", file=origin) from exc
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge tables; arrays (camera_models) are replaced, not appended."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name in _RESERVED or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        if not all(parts):
+            raise ConfigError(f"environment override {name}: empty key part", key=name)
+        node = found
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _literal(raw)
+    return found
+
+
+def _literal(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _validate(data: dict[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"config key {key}: {message}", key=key, errors=len(exc.errors())) \
+            from exc
+
+
+def write_default_config(path: Path) -> bool:
+    """Write the commented defaults to ``path`` unless it exists. True if written."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(default_toml(), encoding="utf-8")
+    os.replace(tmp, path)
+    return True

@@ -1,0 +1,1 @@
+"""Composition root: the `evidock` CLI and the web app. Nothing imports this package."""

@@ -1,0 +1,3 @@
+from evidock.cli import main
+
+main()

@@ -1,0 +1,109 @@
+"""The `evidock` command line. Each command parses its arguments, wires services from
+config, runs, and turns errors into an exit code and one line (or JSON)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config import load_settings, write_default_config
+from evidock.output import emit_json, guarded
+from evidock.progress import RichProgress
+from evidock.wiring import Services
+from ingest.outcome import OffloadReport, OffloadRequest
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="evidock: verified ingest and integrity for body-worn camera footage.")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",
+                                                envvar="EVIDOCK_CONFIG")]
+
+
+def services(config: Path | None) -> Services:
+    return Services.from_config(load_settings(config_file=config))
+
+
+@app.command()
+def init(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Create EVIDOCK_HOME (config, catalog, store). Safe to run again."""
+
+    def body() -> None:
+        settings = load_settings(config_file=config)
+        settings.home.mkdir(parents=True, exist_ok=True)
+        wrote = write_default_config(settings.home / "evidock.toml")
+        svc = Services.from_config(load_settings(config_file=config))
+        svc.store.ensure()
+        for d in (settings.keys_dir, settings.logs_dir):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        svc.close()
+        info = {"home": str(settings.home), "config_written": wrote,
+                "catalog": settings.catalog_url, "store": str(settings.store_dir)}
+        if as_json:
+            emit_json(info)
+        else:
+            for key, value in info.items():
+                typer.echo(f"{key}: {value}")
+
+    guarded(as_json, body)
+
+
+@app.command()
+def ingest(
+    source: Annotated[Path, typer.Argument(help="Mounted camera (or folder) to offload.")],
+    device: Annotated[str, typer.Option("--device", help="Camera serial number.")],
+    officer: Annotated[str | None, typer.Option("--officer", help="Police number.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Camera model (config).")] = None,
+    wipe: Annotated[bool, typer.Option("--wipe-after-verify",
+                                       help="Delete each file from the camera once its "
+                                            "copy is verified and committed.")] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Offload a camera: copy, verify, store and catalogue every file."""
+    request = OffloadRequest(source=source, device_serial=device, officer_id=officer,
+                             camera_model=model, wipe_after_verify=wipe)
+    report = guarded(as_json, lambda: _run_ingest(config, request, as_json))
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        _print_report(report)
+    raise typer.Exit(report.exit_code)
+
+
+def _run_ingest(config: Path | None, request: OffloadRequest, as_json: bool) -> OffloadReport:
+    svc = services(config)
+    try:
+        interactive = not as_json and sys.stderr.isatty()
+        progress = RichProgress(Console(stderr=True)) if interactive else None
+        try:
+            return svc.offloader().run(request, progress)
+        finally:
+            if progress is not None:
+                progress.stop()
+    finally:
+        svc.close()
+
+
+def _print_report(report: OffloadReport) -> None:
+    console = Console()
+    table = Table("status", "code", "file", "size", "blake3", title=f"session {report.session_id}")
+    for f in report.files:
+        table.add_row(f.status + (" (wiped)" if f.wiped else ""), f.code, f.display,
+                      "" if f.size is None else str(f.size), (f.blake3 or "")[:16])
+    console.print(table)
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
+    rate = report.bytes_copied / report.seconds / 1e6 if report.seconds > 0 else 0.0
+    console.print(f"{report.outcome}: {counts or 'no files'}; "
+                  f"{report.bytes_copied / 1e6:.1f} MB in {report.seconds:.1f}s ({rate:.0f} MB/s)")
+    if report.error is not None:
+        typer.echo(f"evidock: {report.error.code}: {report.error.message}", err=True)
+
+
+def main() -> None:
+    app()

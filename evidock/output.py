@@ -1,0 +1,35 @@
+"""How commands speak: one line for people, one JSON object for machines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import typer
+
+from integrity.errors import EvidockError
+
+T = TypeVar("T")
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=None, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def fail(exc: EvidockError, *, as_json: bool) -> NoReturn:
+    if as_json:
+        emit_json({"error": exc.to_dict()})
+    else:
+        typer.echo(f"evidock: {exc.code}: {exc.message}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def guarded(as_json: bool, body: Callable[[], T]) -> T:
+    """Run a command body; turn our errors into the exit code and one line they carry."""
+    try:
+        return body()
+    except EvidockError as exc:
+        fail(exc, as_json=as_json)

@@ -1,0 +1,47 @@
+"""Builds every collaborator from Settings, once, in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from config import Settings
+from ingest.catalog import Catalog
+from ingest.hooks import FifoHooks
+from ingest.media import Prober
+from ingest.offload import Offloader
+from ingest.store import ContentStore
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    store: ContentStore
+    prober: Prober
+    clock: Callable[[], datetime]
+
+    @classmethod
+    def from_config(cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now,
+                    ) -> Services:
+        return cls(
+            settings=settings,
+            catalog=Catalog.open(settings.catalog_url),
+            store=ContentStore(root=settings.store_dir),
+            prober=Prober(timeout_s=settings.ingest.probe_timeout_s),
+            clock=clock,
+        )
+
+    def offloader(self) -> Offloader:
+        return Offloader(settings=self.settings, store=self.store, catalog=self.catalog,
+                         prober=self.prober, clock=self.clock,
+                         hooks=FifoHooks.from_env(os.environ))
+
+    def close(self) -> None:
+        self.catalog.close()

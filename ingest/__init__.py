@@ -1,0 +1,1 @@
+"""Offload, media, store and catalog: everything that touches footage on its way in."""

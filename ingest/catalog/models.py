@@ -1,0 +1,111 @@
+"""Catalog tables (SQLModel). Evidence rows are written once and never updated."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from ingest.catalog.types import JSONText, UTCDateTime
+
+
+def _when(nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable))
+
+
+class Device(SQLModel, table=True):
+    serial: str = Field(primary_key=True)
+    camera_model: str | None = None
+    first_seen: datetime = _when()
+
+
+class Officer(SQLModel, table=True):
+    police_number: str = Field(primary_key=True)
+    name: str | None = None
+    unit: str | None = None
+    first_seen: datetime = _when()
+
+
+class DockSession(SQLModel, table=True):
+    """One offload of one camera. ``outcome`` is filled in when it ends."""
+
+    id: str = Field(primary_key=True)
+    station_id: str
+    device_serial: str = Field(foreign_key="device.serial", index=True)
+    officer_id: str | None = None
+    camera_model: str
+    source: str
+    bay: str | None = None
+    wipe_requested: bool = False
+    started_at: datetime = _when()
+    ended_at: datetime | None = _when(nullable=True)
+    outcome: str | None = None  # completed | findings | interrupted | failed
+    error_code: str | None = None
+    clock_drift_s: float | None = None
+
+
+class Blob(SQLModel, table=True):
+    """Bytes held in the content-addressed store, named by BLAKE3."""
+
+    blake3: str = Field(primary_key=True, min_length=64, max_length=64)
+    sha256: str = Field(min_length=64, max_length=64)
+    size: int
+    stored_at: datetime = _when()
+
+
+class Recording(SQLModel, table=True):
+    """A file as the camera held it. Several recordings may share one blob."""
+
+    __table_args__ = (
+        UniqueConstraint("device_serial", "original_path", "blake3", name="uq_recording_origin"),
+    )
+    id: str = Field(primary_key=True)
+    session_id: str = Field(foreign_key="docksession.id", index=True)
+    device_serial: str = Field(foreign_key="device.serial", index=True)
+    officer_id: str | None = Field(default=None, index=True)
+    original_path: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    original_display: str
+    kind: str  # video | photo | audio | log | other
+    size: int
+    blake3: str = Field(foreign_key="blob.blake3", index=True)
+    sha256: str
+    camera_start: datetime | None = _when(nullable=True)
+    source_mtime_ns: int
+    ingested_at: datetime = _when()
+    status: str  # ingested | flagged
+    flags: list[str] = Field(default_factory=list, sa_column=Column(JSONText(), nullable=False))
+    reason: str = ""
+
+
+class SessionFile(SQLModel, table=True):
+    """The outcome of every file an offload looked at, whatever became of it."""
+
+    __table_args__ = (Index("ix_sessionfile_session", "session_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(foreign_key="docksession.id")
+    relpath: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    display: str
+    status: str  # ingested | duplicate | flagged | skipped | failed
+    code: str
+    reason: str
+    size: int | None = None
+    blake3: str | None = None
+    sha256: str | None = None
+    recording_id: str | None = None
+    at: datetime = _when()
+
+
+class Wipe(SQLModel, table=True):
+    """A file deleted from a camera after its copy was proven."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: str = Field(foreign_key="recording.id", index=True)
+    session_id: str = Field(foreign_key="docksession.id")
+    relpath: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    blake3: str
+    wiped_at: datetime = _when()
+
+
+EVIDENCE_TABLES = ("blob", "recording", "wipe")

@@ -1,0 +1,339 @@
+"""Verified offload of one camera tree into the content-addressed store.
+
+Per file: copy once while hashing (BLAKE3 + SHA-256), fsync, check the source did not
+change, re-read the staged copy from disk and compare, judge validity, then link it into
+the store and record it in the catalog in one transaction. Only after that commit may
+the camera's file be wiped. A SIGKILL at any point leaves either nothing (staging is
+swept) or a complete blob, and the catalog never names a blob that is not in the store.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from config import Settings
+from ingest.catalog import Blob, Catalog, DockSession, Recording, SessionFile, Wipe
+from ingest.hooks import Hooks
+from ingest.media import Prober
+from ingest.names import NameParser, ParsedName
+from ingest.outcome import (
+    DUPLICATE,
+    FAILED,
+    FLAGGED,
+    INGESTED,
+    SKIPPED,
+    FileOutcome,
+    OffloadReport,
+    OffloadRequest,
+)
+from ingest.progress import NullProgress, Progress
+from ingest.source import GONE_ERRNOS, Entry, FileIdentity, SourceTree
+from ingest.store import ContentStore, Stager, reread_file, store_error
+from integrity.digest import Digests, copy_and_hash
+from integrity.errors import ConfigError, DigestMismatch, EvidockError, SizeMismatch, SourceGone
+
+_SKIP_CODES = {
+    "symlink": ("S_SYMLINK", "symbolic link: never followed"),
+    "special": ("S_NOT_REGULAR", "not a regular file (FIFO, socket or device): never opened"),
+    "too_deep": ("S_TOO_DEEP", "directory deeper than ingest.max_depth: not entered"),
+    "unreadable": ("S_UNREADABLE", "could not be listed or opened"),
+}
+
+
+class _SourceReadError(Exception):
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(str(exc))
+        self.os_error = exc
+
+
+class _SourceReader:
+    """Reads the camera file; marks its errors so they are never blamed on the store."""
+
+    def __init__(self, fd: int, hooks: Hooks) -> None:
+        self._fd, self._hooks, self._reads = fd, hooks, 0
+
+    def readinto(self, buf: memoryview) -> int:
+        self._reads += 1
+        try:
+            if self._reads == 2:
+                self._hooks.reached("mid_copy")
+            return os.readv(self._fd, [buf])
+        except OSError as exc:
+            raise _SourceReadError(exc) from exc
+
+
+class _StoreWriter:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data: memoryview) -> int:
+        try:
+            return os.write(self._fd, data)
+        except OSError as exc:
+            raise store_error(exc, "cannot write to the store") from exc
+
+
+@dataclass(frozen=True)
+class _Staged:
+    path: Path
+    digests: Digests
+    identity: FileIdentity
+
+
+@dataclass
+class _Run:
+    """Per-offload state threaded through the per-file steps."""
+
+    req: OffloadRequest
+    session_id: str
+    tree: SourceTree
+    stager: Stager
+    parser: NameParser
+    progress: Progress
+    bytes_copied: int = 0
+
+
+class Offloader:
+    def __init__(self, *, settings: Settings, store: ContentStore, catalog: Catalog,
+                 prober: Prober, clock: Callable[[], datetime], hooks: Hooks | None = None,
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self.prober = prober
+        self.clock = clock
+        self.hooks = hooks or Hooks()
+        self.new_id = new_id
+
+    def _parser(self, name: str | None) -> NameParser:
+        try:
+            model = self.settings.camera_model(name)
+        except KeyError:
+            known = [m.name for m in self.settings.camera_models]
+            raise ConfigError(f"unknown camera model {name!r}; known: {known}",
+                              key="camera_models", model=name) from None
+        return NameParser(model=model, zone=self.settings.station.zone)
+
+    def run(self, req: OffloadRequest, progress: Progress | None = None) -> OffloadReport:
+        parser = self._parser(req.camera_model)
+        self.store.ensure()
+        started = self.clock()
+        with SourceTree(req.source, max_depth=self.settings.ingest.max_depth) as tree:
+            session_id = self.new_id()
+            self.catalog.open_session(DockSession(
+                id=session_id, station_id=self.settings.station.id,
+                device_serial=req.device_serial, officer_id=req.officer_id,
+                camera_model=parser.model.name, source=str(req.source), bay=req.bay,
+                wipe_requested=req.wipe_after_verify, started_at=started,
+            ), now=started, camera_model=parser.model.name)
+            return self._run_session(req=req, session_id=session_id, tree=tree,
+                                     parser=parser, progress=progress or NullProgress(),
+                                     started=started)
+
+    def _run_session(self, *, req: OffloadRequest, session_id: str, tree: SourceTree,
+                     parser: NameParser, progress: Progress, started: datetime) -> OffloadReport:
+        outcomes: list[FileOutcome] = []
+        error: EvidockError | None = None
+        run: _Run | None = None
+        try:
+            with self.store.stage() as stager:
+                run = _Run(req, session_id, tree, stager, parser, progress)
+                entries = list(tree.walk())
+                progress.start(len(entries), sum(e.size for e in entries))
+                for entry in entries:
+                    outcomes.append(self._one(run, entry))
+                    progress.file_done(outcomes[-1])
+            state = "completed" if all(
+                o.status in (INGESTED, DUPLICATE) for o in outcomes) else "findings"
+        except SourceGone as exc:
+            error, state = exc, "interrupted"
+        except EvidockError as exc:
+            error, state = exc, "failed"
+        ended = self.clock()
+        self.catalog.close_session(session_id, outcome=state, ended_at=ended,
+                                   error_code=error.code if error else None)
+        return OffloadReport(session_id, state, tuple(outcomes), error,
+                             bytes_copied=run.bytes_copied if run else 0,
+                             seconds=(ended - started).total_seconds())
+
+    def _one(self, run: _Run, entry: Entry) -> FileOutcome:
+        if entry.kind != "file":
+            code, reason = _SKIP_CODES[entry.kind]
+            return self._record(run, FileOutcome(entry.relpath, entry.display, SKIPPED,
+                                                 code, reason))
+        run.progress.file_started(entry.display, entry.size)
+        self.hooks.reached("before_copy")
+        staged = self._copy(run, entry)
+        if isinstance(staged, FileOutcome):
+            return self._record(run, staged)
+        self.hooks.reached("after_verify")
+        outcome = self._store_file(run, entry, staged)
+        self.hooks.reached("after_commit")
+        if run.req.wipe_after_verify and outcome.status in (INGESTED, DUPLICATE):
+            outcome = self._wipe(run, entry, staged, outcome)
+        return outcome
+
+    def _failed(self, entry: Entry, code: str, reason: str, d: Digests | None = None,
+                ) -> FileOutcome:
+        return FileOutcome(entry.relpath, entry.display, FAILED, code, reason,
+                           size=d.size if d else None, blake3=d.blake3 if d else None,
+                           sha256=d.sha256 if d else None)
+
+    def _copy(self, run: _Run, entry: Entry) -> _Staged | FileOutcome:
+        try:
+            src = run.tree.open_file(entry)
+        except OSError as exc:
+            return self._source_error(run, entry, exc)
+        try:
+            before = FileIdentity.of(os.fstat(src))
+            digests, path = self._copy_fd(run, src)
+            after = FileIdentity.of(os.fstat(src))
+        except _SourceReadError as exc:
+            return self._source_error(run, entry, exc.os_error)
+        finally:
+            os.close(src)
+        if not before == after == run.tree.identity_now(entry) or digests.size != before.size:
+            if not run.tree.still_present():
+                raise SourceGone(f"camera gone during copy of {entry.display}",
+                                 path=entry.display)
+            return self._failed(entry, "E_SOURCE_CHANGED",
+                                "file changed on the camera while it was copied", digests)
+        return self._verify(entry, _Staged(path, digests, before))
+
+    def _copy_fd(self, run: _Run, src: int) -> tuple[Digests, Path]:
+        out, path = run.stager.new_file()
+        os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+
+        def advance(n: int) -> None:
+            run.bytes_copied += n
+            run.progress.advance(n)
+
+        try:
+            digests = copy_and_hash(_SourceReader(src, self.hooks), _StoreWriter(out),
+                                    chunk_size=self.settings.ingest.chunk_size,
+                                    on_chunk=advance)
+            os.fsync(out)
+        except OSError as exc:
+            raise store_error(exc, "cannot write staging file") from exc
+        finally:
+            os.close(out)
+        return digests, path
+
+    def _source_error(self, run: _Run, entry: Entry, exc: OSError) -> FileOutcome:
+        if exc.errno in GONE_ERRNOS or not run.tree.still_present():
+            raise SourceGone(f"camera stopped answering while reading {entry.display}: "
+                             f"{exc.strerror}", path=entry.display, errno=exc.errno) from exc
+        return self._failed(entry, "E_SOURCE_READ", f"read error: {exc.strerror}")
+
+    def _verify(self, entry: Entry, staged: _Staged) -> _Staged | FileOutcome:
+        try:
+            again = reread_file(staged.path, evict=self.settings.ingest.evict_before_verify,
+                                chunk_size=self.settings.ingest.chunk_size)
+            staged.digests.check_against(again, subject=entry.display)
+        except (DigestMismatch, SizeMismatch) as exc:
+            return self._failed(entry, "E_DIGEST_MISMATCH", exc.message, staged.digests)
+        except OSError as exc:
+            raise store_error(exc, "cannot re-read staged copy") from exc
+        return staged
+
+    def _classify(self, run: _Run, entry: Entry, staged: _Staged,
+                  ) -> tuple[str, tuple[str, ...], str, ParsedName | None]:
+        kind = self.settings.ingest.extensions.kind_of(entry.name)
+        parsed = run.parser.parse(entry.name)
+        flags: list[str] = []
+        reasons: list[str] = []
+        if staged.digests.size == 0:
+            flags.append("F_EMPTY")
+            reasons.append("zero-byte file")
+        elif kind in ("video", "audio", "photo"):
+            ext = entry.name.rpartition(b".")[2].decode("ascii", "replace")
+            verdict = self.prober.check(staged.path, kind=kind, ext=ext)
+            flags.extend(verdict.flags)
+            reasons.extend([verdict.reason] if verdict.flags else [])
+        if parsed is None and not (kind == "log" and run.parser.is_known_log(entry.name)):
+            flags.append("F_NAME_UNPARSED")
+            reasons.append(f"name matches no pattern of camera model {run.parser.model.name}")
+        elif parsed and parsed.serial and parsed.serial != run.req.device_serial:
+            flags.append("F_SERIAL_MISMATCH")
+            reasons.append(f"name says serial {parsed.serial}, docked {run.req.device_serial}")
+        return kind, tuple(flags), "; ".join(reasons), parsed
+
+    def _store_file(self, run: _Run, entry: Entry, staged: _Staged) -> FileOutcome:
+        d = staged.digests
+        known = self.catalog.find_recording(run.req.device_serial, entry.relpath, d.blake3)
+        restored = self._commit_blob(staged)
+        if known is not None:
+            note = "; blob was missing from the store and was restored" if restored else ""
+            return self._record(run, FileOutcome(
+                entry.relpath, entry.display, DUPLICATE, "I_DUPLICATE",
+                "already in the catalog" + note, d.size, d.blake3, d.sha256, known.id,
+                tuple(known.flags)))
+        kind, flags, reason, parsed = self._classify(run, entry, staged)
+        now = self.clock()
+        rec = Recording(
+            id=self.new_id(), session_id=run.session_id, device_serial=run.req.device_serial,
+            officer_id=run.req.officer_id or (parsed.officer if parsed else None),
+            original_path=entry.relpath, original_display=entry.display, kind=kind,
+            size=d.size, blake3=d.blake3, sha256=d.sha256,
+            camera_start=parsed.start if parsed else None, source_mtime_ns=entry.mtime_ns,
+            ingested_at=now, status=FLAGGED if flags else INGESTED, flags=list(flags),
+            reason=reason or "ok")
+        blob = Blob(blake3=d.blake3, sha256=d.sha256, size=d.size, stored_at=now)
+        outcome = FileOutcome(entry.relpath, entry.display, rec.status,
+                              flags[0] if flags else "I_INGESTED", rec.reason, d.size,
+                              d.blake3, d.sha256, rec.id, flags)
+        return self._record(run, outcome, blob=blob, recording=rec)
+
+    def _commit_blob(self, staged: _Staged) -> bool:
+        """Link the staged copy into the store. True if the store lacked the blob."""
+        b3 = staged.digests.blake3
+        if self.store.commit(staged.path, b3):
+            return True
+        if self.catalog.blob(b3) is not None:
+            return False
+        # A blob with no catalog row: left by a run killed between link and commit, or
+        # planted. Adopt it only if it really holds these bytes.
+        try:
+            staged.digests.check_against(self.store.reread(b3), subject=b3)
+        except (DigestMismatch, SizeMismatch):
+            self.store.quarantine(b3)
+            return self.store.commit(staged.path, b3)
+        return False
+
+    def _record(self, run: _Run, outcome: FileOutcome, *, blob: Blob | None = None,
+                recording: Recording | None = None) -> FileOutcome:
+        self.catalog.record_outcome(SessionFile(
+            session_id=run.session_id, relpath=outcome.relpath, display=outcome.display,
+            status=outcome.status, code=outcome.code, reason=outcome.reason,
+            size=outcome.size, blake3=outcome.blake3, sha256=outcome.sha256,
+            recording_id=outcome.recording_id, at=self.clock(),
+        ), blob=blob, recording=recording)
+        return outcome
+
+    def _wipe(self, run: _Run, entry: Entry, staged: _Staged, outcome: FileOutcome,
+              ) -> FileOutcome:
+        """Delete the camera's file, but only once the stored blob is proven on disk."""
+        b3 = staged.digests.blake3
+        try:
+            staged.digests.check_against(
+                self.store.reread(b3, evict=self.settings.ingest.evict_before_verify),
+                subject=b3)
+        except (DigestMismatch, SizeMismatch, OSError) as exc:
+            why = exc.message if isinstance(exc, EvidockError) else exc.strerror
+            return replace(outcome, reason=f"{outcome.reason}; not wiped: {why}")
+        assert outcome.recording_id is not None
+        # Recorded before the unlink: no wipe can ever happen without its row.
+        self.catalog.record_wipe(Wipe(recording_id=outcome.recording_id,
+                                      session_id=run.session_id, relpath=entry.relpath,
+                                      blake3=b3, wiped_at=self.clock()))
+        try:
+            run.tree.unlink(entry, staged.identity)
+        except OSError as exc:
+            return replace(outcome, reason=f"{outcome.reason}; wipe failed: {exc.strerror}")
+        self.hooks.reached("after_wipe")
+        return replace(outcome, wiped=True)

@@ -1,0 +1,50 @@
+"""Running external tools (ffmpeg, ffprobe): argv lists with timeouts, never a shell."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from integrity.errors import MediaError, ToolMissing
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    def stderr_line(self) -> str:
+        """The most telling stderr line (the last non-empty one), for one-line reasons."""
+        lines = [ln.strip() for ln in self.stderr.decode("utf-8", "replace").splitlines()]
+        lines = [ln for ln in lines if ln]
+        return lines[-1] if lines else f"exit status {self.returncode}"
+
+
+def run_tool(argv: Sequence[str], *, timeout: float) -> ToolResult:
+    """Run ``argv``; a timeout kills the process and raises MediaError."""
+    argv = tuple(argv)
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError as exc:
+        raise ToolMissing(f"{argv[0]} is not installed (apt-get install ffmpeg)",
+                          tool=argv[0]) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(f"{argv[0]} took longer than {timeout:.0f}s", argv=list(argv),
+                         timeout=timeout) from exc
+    return ToolResult(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+@cache
+def tool_version(tool: str) -> str:
+    """e.g. 'ffmpeg 5.1.6-0+deb12u1' — recorded with every rendition."""
+    if shutil.which(tool) is None:
+        raise ToolMissing(f"{tool} is not installed (apt-get install ffmpeg)", tool=tool)
+    first = run_tool([tool, "-version"], timeout=30).stdout.decode("utf-8", "replace")
+    parts = first.split()
+    return f"{parts[0]} {parts[2]}" if len(parts) > 2 else first.strip()

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Everything CI checks: layering, types of the pure core, lint, and the test suite
+# (real ffmpeg, real SQLite, real subprocesses). Pass extra args through to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+echo "== import layering (import-linter)"
+lint-imports --no-cache
+echo "== mypy --strict integrity/"
+mypy --strict integrity/
+echo "== ruff"
+ruff check .
+echo "== pytest"
+rc=0
+python -m pytest "$@" || rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "test: pytest collected no tests; that is a failure here" >&2
+  exit 1
+fi
+exit "$rc"

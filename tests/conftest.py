@@ -1,0 +1,84 @@
+"""Shared test fixtures: an isolated EVIDOCK_HOME, wired services, a camera tree.
+
+Everything is real: SQLite files, the content store on disk, ffmpeg/ffprobe.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from config import Settings, load_settings
+from evidock.wiring import Services
+from fixtures.camera import CameraTree, build_camera
+
+
+class StepClock:
+    """A deterministic, aware UTC clock that moves one second per reading."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return load_settings(environ={"EVIDOCK_HOME": str(home)})
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    svc = Services.from_config(settings, clock=StepClock())
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(scope="session")
+def camera_template(tmp_path_factory: pytest.TempPathFactory) -> CameraTree:
+    """One synthetic camera (scheme A) per test session; copy it before changing it."""
+    root = tmp_path_factory.mktemp("camera-template") / "cam"
+    return build_camera(root, scheme="A", serial="ZFY0001", officer="123456",
+                        start=datetime(2026, 11, 20, 8, 30, tzinfo=UTC))
+
+
+@pytest.fixture
+def camera(camera_template: CameraTree, tmp_path: Path) -> Path:
+    """A private copy of the template camera, safe to wipe."""
+    dest = tmp_path / "camera"
+    shutil.copytree(camera_template.root, dest, symlinks=True)
+    return dest
+
+
+def tree_snapshot(root: Path) -> dict[bytes, tuple[int, int, bytes]]:
+    """Every entry under root: (mode, size, content hash or link target), by raw path."""
+    import hashlib
+    import os
+    import stat
+
+    snap: dict[bytes, tuple[int, int, bytes]] = {}
+    broot = os.fsencode(root)
+    for dirpath, dirnames, filenames in os.walk(broot):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            if stat.S_ISREG(st.st_mode):
+                with open(full, "rb") as fh:
+                    digest = hashlib.sha256(fh.read()).digest()
+            elif stat.S_ISLNK(st.st_mode):
+                digest = os.readlink(full)
+            else:
+                digest = b""
+            snap[os.path.relpath(full, broot)] = (st.st_mode, st.st_size, digest)
+    return snap

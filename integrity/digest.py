@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import blake3  # type: ignore[import-untyped]
+import blake3
 
 from integrity.errors import DigestMismatch, SizeMismatch
 

@@ -66,6 +66,16 @@ class IngestSettings(_Frozen):
     extensions: ExtensionSettings = ExtensionSettings()
 
 
+class RenditionSettings(_Frozen):
+    segment_seconds: float = Field(10, gt=0, le=3600)
+    accept_video: tuple[str, ...] = ("h264", "hevc")
+    accept_audio: tuple[str, ...] = ("aac", "opus", "mp3", "pcm_s16le")
+    transcode_preset: str = Field("veryfast", pattern=r"^[a-z]+$")
+    transcode_crf: int = Field(23, ge=0, le=51)
+    audio_bitrate: str = Field("128k", pattern=r"^\d+k$")
+    timeout_s: float = Field(21600, gt=0)
+
+
 class CameraModel(_Frozen):
     name: str = Field(min_length=1)
     description: str = ""
@@ -110,6 +120,7 @@ class Settings(_Frozen):
     station: StationSettings
     paths: PathSettings = PathSettings()
     ingest: IngestSettings = IngestSettings()
+    rendition: RenditionSettings = RenditionSettings()
     camera_models: tuple[CameraModel, ...] = ()
 
     @model_validator(mode="after")

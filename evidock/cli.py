@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from config import load_settings, write_default_config
+from evidock import cmd_media
 from evidock.output import emit_json, guarded
 from evidock.progress import RichProgress
 from evidock.wiring import Services
@@ -62,32 +63,60 @@ def ingest(
     wipe: Annotated[bool, typer.Option("--wipe-after-verify",
                                        help="Delete each file from the camera once its "
                                             "copy is verified and committed.")] = False,
+    make_renditions: Annotated[bool, typer.Option("--process/--no-process",
+                                                  help="Make renditions after the offload."
+                                                  )] = True,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Offload a camera: copy, verify, store and catalogue every file."""
     request = OffloadRequest(source=source, device_serial=device, officer_id=officer,
                              camera_model=model, wipe_after_verify=wipe)
-    report = guarded(as_json, lambda: _run_ingest(config, request, as_json))
+    report, renditions = guarded(
+        as_json, lambda: _run_ingest(config, request, as_json, make_renditions))
+    failed = [r for r in renditions if r["status"] == "failed"]
     if as_json:
-        emit_json(report.to_json())
+        emit_json({**report.to_json(), "renditions": renditions})
     else:
         _print_report(report)
-    raise typer.Exit(report.exit_code)
+        for r in failed:
+            typer.echo(f"rendition failed: {r['code']} {r['path']}: {r['reason']}", err=True)
+    playable_failed = [r for r in failed if r["status_at_ingest"] == "ingested"]
+    raise typer.Exit(max(report.exit_code, 1 if playable_failed else 0))
 
 
-def _run_ingest(config: Path | None, request: OffloadRequest, as_json: bool) -> OffloadReport:
+def _run_ingest(config: Path | None, request: OffloadRequest, as_json: bool,
+                make_renditions: bool) -> tuple[OffloadReport, list[dict[str, object]]]:
     svc = services(config)
     try:
         interactive = not as_json and sys.stderr.isatty()
         progress = RichProgress(Console(stderr=True)) if interactive else None
         try:
-            return svc.offloader().run(request, progress)
+            report = svc.offloader().run(request, progress)
         finally:
             if progress is not None:
                 progress.stop()
+        if not make_renditions or report.outcome in ("interrupted", "failed"):
+            return report, []
+        return report, _renditions(svc, report)
     finally:
         svc.close()
+
+
+def _renditions(svc: Services, report: OffloadReport) -> list[dict[str, object]]:
+    """Renditions for this offload's new recordings (duplicates were made before)."""
+    renderer = svc.renderer()
+    wanted = {f.recording_id: f for f in report.files
+              if f.recording_id and f.status in ("ingested", "flagged")}
+    out: list[dict[str, object]] = []
+    for rec in renderer.pending():
+        if rec.id in wanted:
+            row = renderer.render(rec)
+            out.append({"recording_id": rec.id, "path": rec.original_display,
+                        "status": row.status, "code": row.code, "reason": row.reason,
+                        "merkle_root": row.merkle_root,
+                        "status_at_ingest": wanted[rec.id].status})
+    return out
 
 
 def _print_report(report: OffloadReport) -> None:
@@ -103,6 +132,12 @@ def _print_report(report: OffloadReport) -> None:
                   f"{report.bytes_copied / 1e6:.1f} MB in {report.seconds:.1f}s ({rate:.0f} MB/s)")
     if report.error is not None:
         typer.echo(f"evidock: {report.error.code}: {report.error.message}", err=True)
+
+
+app.add_typer(cmd_media.keys_app, name="keys")
+app.command()(cmd_media.process)
+app.command()(cmd_media.export)
+app.command()(cmd_media.verify)
 
 
 def main() -> None:

@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from config import Settings
 from ingest.catalog import Catalog
 from ingest.hooks import FifoHooks
+from ingest.keystore import StationKeys
 from ingest.media import Prober
 from ingest.offload import Offloader
+from ingest.process import Renderer
 from ingest.store import ContentStore
 
 
@@ -25,6 +27,7 @@ class Services:
     catalog: Catalog
     store: ContentStore
     prober: Prober
+    keys: StationKeys
     clock: Callable[[], datetime]
 
     @classmethod
@@ -35,6 +38,7 @@ class Services:
             catalog=Catalog.open(settings.catalog_url),
             store=ContentStore(root=settings.store_dir),
             prober=Prober(timeout_s=settings.ingest.probe_timeout_s),
+            keys=StationKeys(directory=settings.keys_dir),
             clock=clock,
         )
 
@@ -42,6 +46,10 @@ class Services:
         return Offloader(settings=self.settings, store=self.store, catalog=self.catalog,
                          prober=self.prober, clock=self.clock,
                          hooks=FifoHooks.from_env(os.environ))
+
+    def renderer(self) -> Renderer:
+        return Renderer(settings=self.settings, store=self.store, catalog=self.catalog,
+                        prober=self.prober, keys=self.keys, clock=self.clock)
 
     def close(self) -> None:
         self.catalog.close()

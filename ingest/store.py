@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from integrity.digest import CHUNK_SIZE, Digests, hash_stream
-from integrity.errors import DiskFull, StoreError
+from integrity.errors import DigestMismatch, DiskFull, SizeMismatch, StoreError
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _FATAL = {errno.ENOSPC: DiskFull, errno.EDQUOT: DiskFull}
@@ -122,6 +122,24 @@ class ContentStore:
         except OSError as exc:
             raise store_error(exc, f"cannot commit blob {b3}") from exc
         return True
+
+    def adopt(self, staged: Path, digests: Digests, *, trust_existing: bool) -> bool:
+        """Commit ``staged``; if the blob already exists, keep it only if it is right.
+
+        An existing blob the catalog does not vouch for (a run killed between link and
+        catalog commit, or a planted file) is re-hashed; if its bytes do not match its
+        name it is quarantined and replaced. True if our copy was linked in.
+        """
+        if self.commit(staged, digests.blake3):
+            return True
+        if trust_existing:
+            return False
+        try:
+            digests.check_against(self.reread(digests.blake3), subject=digests.blake3)
+        except (DigestMismatch, SizeMismatch):
+            self.quarantine(digests.blake3)
+            return self.commit(staged, digests.blake3)
+        return False
 
     def _make_dirs(self, directory: Path) -> None:
         for d in (directory.parent, directory):

@@ -108,4 +108,58 @@ class Wipe(SQLModel, table=True):
     wiped_at: datetime = _when()
 
 
-EVIDENCE_TABLES = ("blob", "recording", "wipe")
+class Rendition(SQLModel, table=True):
+    """One attempt to make the archival rendition of a recording (never edited).
+
+    A failed attempt is a row with status "failed"; a later success is a new row. The
+    signed manifest and every segment are blobs in the content store.
+    """
+
+    id: str = Field(primary_key=True)
+    recording_id: str = Field(foreign_key="recording.id", index=True)
+    status: str  # ok | failed | none (no rendition for this kind, e.g. photos)
+    code: str
+    reason: str = ""
+    kind: str | None = None  # remux | transcode | audio
+    container: str | None = None
+    tool: str | None = None
+    argv: list[str] = Field(default_factory=list, sa_column=Column(JSONText(), nullable=False))
+    source_blake3: str
+    merkle_root: str | None = None
+    manifest_blake3: str | None = Field(default=None, foreign_key="blob.blake3")
+    key_id: str | None = None
+    media: dict[str, Any] = Field(default_factory=dict,
+                                  sa_column=Column(JSONText(), nullable=False))
+    created_at: datetime = _when()
+
+
+class Segment(SQLModel, table=True):
+    """One segment of a rendition; index 0 is the init segment when there is one."""
+
+    rendition_id: str = Field(foreign_key="rendition.id", primary_key=True)
+    index: int = Field(primary_key=True)
+    name: str
+    start_us: int
+    end_us: int
+    size: int
+    blake3: str = Field(foreign_key="blob.blake3", index=True)
+
+
+class Export(SQLModel, table=True):
+    """A clip package written out of the archive."""
+
+    id: str = Field(primary_key=True)
+    recording_id: str = Field(foreign_key="recording.id", index=True)
+    rendition_id: str = Field(foreign_key="rendition.id")
+    start_us: int
+    end_us: int
+    segments: list[int] = Field(default_factory=list,
+                                sa_column=Column(JSONText(), nullable=False))
+    destination: str
+    actor: str
+    purpose: str = ""
+    request_id: str | None = None
+    created_at: datetime = _when()
+
+
+EVIDENCE_TABLES = ("blob", "recording", "wipe", "rendition", "segment", "export")

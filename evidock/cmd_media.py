@@ -1,0 +1,171 @@
+"""CLI: station keys, renditions (process), clip export and offline verification."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from config import load_settings
+from evidock.output import emit_json, guarded
+from evidock.wiring import Services
+from ingest.catalog import Recording
+from ingest.catalog.models import Rendition
+from ingest.export import Exporter
+from ingest.verify_stored import StoredVerifier
+from integrity.errors import KeyError_, NotFound
+from integrity.findings import Finding
+from integrity.keys import PublicKey
+from integrity.package import is_failure, verify_package
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",
+                                                envvar="EVIDOCK_CONFIG")]
+
+keys_app = typer.Typer(no_args_is_help=True, help="The station's Ed25519 signing keys.")
+
+
+def _services(config: Path | None) -> Services:
+    return Services.from_config(load_settings(config_file=config))
+
+
+def _show(obj: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        emit_json(obj)
+    else:
+        for key, value in obj.items():
+            typer.echo(f"{key}: {value}")
+
+
+@keys_app.command("init")
+def keys_init(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Create the station key (once); show it if it exists."""
+    def body() -> None:
+        svc = _services(config)
+        key, created = svc.keys.init()
+        _show({"key_id": key.key_id, "created": created,
+               "private_key": str(svc.keys.private_path)}, as_json)
+    guarded(as_json, body)
+
+
+@keys_app.command("show")
+def keys_show(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """The current key id and every public key kept for verification."""
+    def body() -> None:
+        ring = _services(config).keys.keyring()
+        _show({"current": ring.current, "keys": [k.key_id for k in ring.keys]}, as_json)
+    guarded(as_json, body)
+
+
+@keys_app.command("rotate")
+def keys_rotate(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """New signing key; old public keys stay so earlier signatures still verify."""
+    def body() -> None:
+        svc = _services(config)
+        key = svc.keys.rotate()
+        _show({"key_id": key.key_id, "keys": len(svc.keys.keyring().keys)}, as_json)
+    guarded(as_json, body)
+
+
+@keys_app.command("export-public")
+def keys_export(out: Annotated[Path | None, typer.Option("--out")] = None,
+                config: ConfigOpt = None) -> None:
+    """Print (or write) the current public key as PEM, to publish for verifiers."""
+    def body() -> None:
+        pem = _services(config).keys.keyring().current_key.to_pem()
+        if out is None:
+            typer.echo(pem.decode(), nl=False)
+        else:
+            out.write_bytes(pem)
+    guarded(False, body)
+
+
+def process(
+    recording: Annotated[str | None, typer.Argument(help="Recording id.")] = None,
+    all_pending: Annotated[bool, typer.Option("--all", help="Every pending recording.")] = False,
+    config: ConfigOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Make the archival renditions that are missing (idempotent)."""
+    def body() -> list[Rendition]:
+        svc = _services(config)
+        renderer = svc.renderer()
+        if recording is not None:
+            rec = _recording(svc, recording)
+            return [renderer.render(rec)]
+        if not all_pending:
+            raise NotFound("name a recording id or pass --all")
+        return [renderer.render(r) for r in renderer.pending()]
+    rows = guarded(as_json, body)
+    report = [{"recording_id": r.recording_id, "status": r.status, "code": r.code,
+               "reason": r.reason, "merkle_root": r.merkle_root} for r in rows]
+    if as_json:
+        emit_json({"renditions": report})
+    else:
+        for r in report:
+            typer.echo(f"{r['status']:7} {r['code']:28} {r['recording_id']} {r['reason']}")
+    raise typer.Exit(1 if any(r.status == "failed" for r in rows) else 0)
+
+
+def _recording(svc: Services, recording_id: str) -> Recording:
+    from sqlmodel import Session
+    with Session(svc.catalog.engine) as s:
+        rec = s.get(Recording, recording_id)
+    if rec is None:
+        raise NotFound(f"no recording {recording_id}", recording=recording_id)
+    return rec
+
+
+def export(
+    recording: Annotated[str, typer.Argument(help="Recording id.")],
+    start: Annotated[str, typer.Option("--start", help="Seconds, H:MM:SS or ISO time.")],
+    end: Annotated[str, typer.Option("--end", help="Seconds, H:MM:SS or ISO time.")],
+    out: Annotated[Path, typer.Option("--out", help="New directory for the package.")],
+    purpose: Annotated[str, typer.Option("--purpose")] = "",
+    config: ConfigOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Write a verifiable clip package of the segments covering [start, end)."""
+    def body() -> dict[str, object]:
+        svc = _services(config)
+        exporter = Exporter(store=svc.store, catalog=svc.catalog, keys=svc.keys,
+                            clock=svc.clock, station_id=svc.settings.station.id)
+        res = exporter.export(recording, start=start, end=end, out=out,
+                              actor=f"user:{getpass.getuser()}", purpose=purpose)
+        return {"export_id": res.export_id, "path": str(res.path),
+                "segments": list(res.segments), "range_us": [res.start_us, res.end_us]}
+    _show(guarded(as_json, body), as_json)
+
+
+def verify(
+    target: Annotated[str, typer.Argument(help="Clip package directory or recording id.")],
+    key: Annotated[Path | None, typer.Option("--key", help="Station public key (PEM).")] = None,
+    config: ConfigOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Verify a clip package (offline) or a stored recording; report every finding."""
+    def body() -> list[Finding]:
+        if Path(target).is_dir():
+            trusted = None
+            if key is not None:
+                public = PublicKey.from_pem(key.read_bytes())
+                trusted = {public.key_id: public}
+            return verify_package(Path(target), trusted=trusted)
+        if key is not None:
+            raise KeyError_("--key applies to clip packages; stored recordings use the "
+                            "station keyring")
+        svc = _services(config)
+        return StoredVerifier(store=svc.store, catalog=svc.catalog,
+                              keys=svc.keys).verify(target)
+    findings = guarded(as_json, body)
+    failed = [f for f in findings if is_failure(f)]
+    if as_json:
+        emit_json({"target": target, "ok": not failed,
+                   "findings": [f.to_dict() for f in findings]})
+    else:
+        for f in findings:
+            typer.echo(str(f))
+        typer.echo("OK: verified" if not failed else f"FAILED: {len(failed)} finding(s)")
+    raise typer.Exit(1 if failed else 0)
+
+
+__all__ = ["export", "keys_app", "process", "verify"]

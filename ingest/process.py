@@ -1,0 +1,226 @@
+"""Make, hash, sign and store the archival rendition of a recording.
+
+ffmpeg writes segments into a private staging directory; each is fsynced, hashed
+(BLAKE3 + SHA-256) and linked into the content store like any blob. The signed manifest
+is a blob too. Rendition, segment and blob rows are committed in one transaction, so a
+rendition either exists completely or not at all. Attempts are never edited: a failure
+is a row, a later success is another row.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from config import Settings
+from ingest.catalog import Blob, Catalog, Recording
+from ingest.catalog.models import Rendition, Segment
+from ingest.keystore import StationKeys
+from ingest.media import MediaInfo, Prober
+from ingest.rendition import RenditionPlan, output_pattern, plan_rendition, segment_argv
+from ingest.store import ContentStore, Stager
+from ingest.tools import run_tool, tool_version
+from integrity import manifest as mf
+from integrity.digest import Digests, hash_stream
+from integrity.errors import MediaError
+
+DONE_STATES = ("ok", "none")
+
+
+@dataclass(frozen=True)
+class CutSegment:
+    index: int
+    path: Path
+    start_us: int
+    end_us: int
+
+
+class RenditionFailed(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def read_segment_list(list_path: Path, directory: Path) -> list[CutSegment]:
+    """Parse ffmpeg's csv segment list (name,start,end in seconds) into µs spans."""
+    with open(list_path, newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.reader(fh) if r]
+    cuts = [CutSegment(i, directory / name, round(float(start) * 1e6), round(float(end) * 1e6))
+            for i, (name, start, end) in enumerate(rows)]
+    for prev, cur in zip(cuts, cuts[1:], strict=False):
+        if cur.start_us != prev.end_us:
+            raise RenditionFailed("E_RENDITION_DISCONTINUOUS",
+                                  f"segment {cur.index} starts at {cur.start_us} µs, "
+                                  f"previous ends at {prev.end_us} µs")
+    if not cuts:
+        raise RenditionFailed("E_RENDITION_EMPTY", "ffmpeg produced no segments")
+    return cuts
+
+
+class Renderer:
+    def __init__(self, *, settings: Settings, store: ContentStore, catalog: Catalog,
+                 prober: Prober, keys: StationKeys, clock: Callable[[], datetime],
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 ffmpeg_bin: str = "ffmpeg") -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self.prober = prober
+        self.keys = keys
+        self.clock = clock
+        self.new_id = new_id
+        self.ffmpeg_bin = ffmpeg_bin
+
+    def done(self, recording_id: str) -> Rendition | None:
+        with Session(self.catalog.engine) as s:
+            return s.exec(select(Rendition).where(
+                Rendition.recording_id == recording_id,
+                Rendition.status.in_(DONE_STATES))).first()  # type: ignore[attr-defined]
+
+    def pending(self) -> list[Recording]:
+        """Recordings with no finished rendition (never tried, or only failed tries)."""
+        with Session(self.catalog.engine) as s:
+            finished = select(Rendition.recording_id).where(
+                Rendition.status.in_(DONE_STATES))  # type: ignore[attr-defined]
+            return list(s.exec(select(Recording).where(
+                Recording.id.not_in(finished))  # type: ignore[union-attr]
+                .order_by(Recording.ingested_at)))  # type: ignore[arg-type]
+
+    def render(self, recording: Recording) -> Rendition:
+        """The recording's rendition; made now unless one is already finished."""
+        existing = self.done(recording.id)
+        if existing is not None:
+            return existing
+        info = None
+        if recording.kind in ("video", "audio"):
+            info, _ = self.prober.probe(self.store.path_for(recording.blake3))
+        plan = plan_rendition(kind=recording.kind, flags=tuple(recording.flags), info=info,
+                              policy=self.settings.rendition)
+        if plan.action in ("none", "fail"):
+            return self._record(recording, plan, status="none" if plan.action == "none"
+                                else "failed", code=plan.code, reason=plan.reason, info=info)
+        try:
+            return self._make(recording, plan, info)
+        except RenditionFailed as exc:
+            return self._record(recording, plan, status="failed", code=exc.code,
+                                reason=exc.reason, info=info)
+
+    def _make(self, recording: Recording, plan: RenditionPlan, info: MediaInfo | None,
+              ) -> Rendition:
+        with self.store.stage() as stager:
+            work = stager.directory / "r"
+            work.mkdir()
+            cuts = self._cut(recording, plan, work)
+            entries, blobs = self._commit_segments(cuts, plan)
+            signed = self._manifest(recording, plan, entries)
+            manifest_blob = self._commit_bytes(stager, mf.dump_signed(signed))
+        rendition = self._row(recording, plan, status="ok", code=plan.code, reason=plan.reason,
+                              info=info, root=signed.manifest.merkle_root,
+                              manifest=manifest_blob.blake3, key_id=signed.key_id)
+        segments = [Segment(rendition_id=rendition.id, index=e.index, name=e.name,
+                            start_us=e.start_us, end_us=e.end_us, size=e.size,
+                            blake3=e.blake3) for e in entries]
+        with self.catalog.transaction() as s:
+            for blob in [*blobs, manifest_blob]:
+                if s.get(Blob, blob.blake3) is None:
+                    s.add(blob)
+            s.add(rendition)
+            s.flush()
+            s.add_all(segments)
+        return rendition
+
+    def _cut(self, recording: Recording, plan: RenditionPlan, work: Path) -> list[CutSegment]:
+        policy = self.settings.rendition
+        seg_list = work / "segments.csv"
+        argv = segment_argv(plan, policy, ffmpeg_bin=self.ffmpeg_bin,
+                            src=str(self.store.path_for(recording.blake3)),
+                            out_pattern=output_pattern(work, plan), seg_list=str(seg_list))
+        try:
+            res = run_tool(argv, timeout=policy.timeout_s)
+        except MediaError as exc:
+            raise RenditionFailed("E_RENDITION_TIMEOUT", exc.message) from exc
+        if res.returncode != 0:
+            raise RenditionFailed("E_RENDITION_FFMPEG", f"ffmpeg: {res.stderr_line()}")
+        return read_segment_list(seg_list, work)
+
+    def _commit_segments(self, cuts: list[CutSegment], plan: RenditionPlan,
+                         ) -> tuple[list[mf.SegmentEntry], list[Blob]]:
+        entries, blobs = [], []
+        for cut in cuts:
+            digests = _fsync_and_hash(cut.path)
+            self.store.adopt(cut.path, digests,
+                             trust_existing=self.catalog.blob(digests.blake3) is not None)
+            entries.append(mf.SegmentEntry(index=cut.index, start_us=cut.start_us,
+                                           end_us=cut.end_us, size=digests.size,
+                                           blake3=digests.blake3,
+                                           name=f"seg{cut.index:05d}.{plan.ext}"))
+            blobs.append(self._blob(digests))
+        return entries, blobs
+
+    def _blob(self, d: Digests) -> Blob:
+        return Blob(blake3=d.blake3, sha256=d.sha256, size=d.size, stored_at=self.clock())
+
+    def _commit_bytes(self, stager: Stager, data: bytes) -> Blob:
+        fd, path = stager.new_file()
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        digests = _fsync_and_hash(path)
+        self.store.adopt(path, digests,
+                         trust_existing=self.catalog.blob(digests.blake3) is not None)
+        return self._blob(digests)
+
+    def _manifest(self, recording: Recording, plan: RenditionPlan,
+                  entries: list[mf.SegmentEntry]) -> mf.SignedManifest:
+        rendition = mf.Rendition(kind=plan.kind or "remux", container=plan.container or "",
+                                 tool=tool_version(self.ffmpeg_bin),
+                                 argv=tuple(segment_argv(plan, self.settings.rendition)))
+        manifest = mf.build_manifest(
+            station_id=self.settings.station.id, device_serial=recording.device_serial,
+            officer_id=recording.officer_id, created_at=self.clock(),
+            originals=(mf.OriginalRef(recording_id=recording.id,
+                                      name=recording.original_display, size=recording.size,
+                                      blake3=recording.blake3, sha256=recording.sha256),),
+            rendition=rendition, segments=entries)
+        return mf.sign_manifest(manifest, self.keys.init()[0])
+
+    def _row(self, recording: Recording, plan: RenditionPlan, *, status: str, code: str,
+             reason: str, info: MediaInfo | None, root: str | None = None,
+             manifest: str | None = None, key_id: str | None = None) -> Rendition:
+        argv = segment_argv(plan, self.settings.rendition) if plan.container else []
+        return Rendition(
+            id=self.new_id(), recording_id=recording.id, status=status, code=code,
+            reason=reason, kind=plan.kind, container=plan.container,
+            tool=tool_version(self.ffmpeg_bin) if plan.container else None, argv=argv,
+            source_blake3=recording.blake3, merkle_root=root, manifest_blake3=manifest,
+            key_id=key_id, media=_media_json(info), created_at=self.clock())
+
+    def _record(self, recording: Recording, plan: RenditionPlan, **kw: object) -> Rendition:
+        row = self._row(recording, plan, **kw)  # type: ignore[arg-type]
+        with self.catalog.transaction() as s:
+            s.add(row)
+        return row
+
+
+def _fsync_and_hash(path: Path) -> Digests:
+    with open(path, "rb", buffering=0) as fh:
+        os.fsync(fh.fileno())
+        return hash_stream(fh)
+
+
+def _media_json(info: MediaInfo | None) -> dict[str, object]:
+    """Probe facts kept with the rendition (taken from the original, before any remux)."""
+    if info is None:
+        return {}
+    data = asdict(info)
+    data["creation_time"] = info.creation_time.isoformat() if info.creation_time else None
+    return data

@@ -138,6 +138,7 @@ app.add_typer(cmd_media.keys_app, name="keys")
 app.command()(cmd_media.process)
 app.command()(cmd_media.export)
 app.command()(cmd_media.verify)
+app.command()(cmd_media.recover)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from evidock.wiring import Services
 from ingest.catalog import Recording
 from ingest.catalog.models import Rendition
 from ingest.export import Exporter
+from ingest.recover import Recoverer
 from ingest.verify_stored import StoredVerifier
 from integrity.errors import KeyError_, NotFound
 from integrity.findings import Finding
@@ -108,6 +109,22 @@ def process(
     raise typer.Exit(1 if any(r.status == "failed" for r in rows) else 0)
 
 
+def recover(
+    recording: Annotated[str, typer.Argument(help="Recording id of a damaged original.")],
+    config: ConfigOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Salvage what is readable from a damaged recording, as a labelled derivative."""
+    def body() -> dict[str, object]:
+        svc = _services(config)
+        row = Recoverer(store=svc.store, catalog=svc.catalog, prober=svc.prober,
+                        clock=svc.clock).recover(_recording(svc, recording))
+        return {"derivative_id": row.id, "status": row.status, "code": row.code,
+                "reason": row.reason, "label": row.label, "blake3": row.blake3}
+    result = guarded(as_json, body)
+    _show(result, as_json)
+    raise typer.Exit(0 if result["status"] == "ok" else 1)
+
+
 def _recording(svc: Services, recording_id: str) -> Recording:
     from sqlmodel import Session
     with Session(svc.catalog.engine) as s:
@@ -168,4 +185,4 @@ def verify(
     raise typer.Exit(1 if failed else 0)
 
 
-__all__ = ["export", "keys_app", "process", "verify"]
+__all__ = ["export", "keys_app", "process", "recover", "verify"]

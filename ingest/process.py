@@ -64,6 +64,19 @@ def read_segment_list(list_path: Path, directory: Path) -> list[CutSegment]:
     return cuts
 
 
+def check_coverage(cuts: list[CutSegment], info: MediaInfo | None) -> None:
+    """The segments must span the original: a short tail means ffmpeg lost data."""
+    if info is None or info.duration_s is None:
+        return
+    covered_us = cuts[-1].end_us - cuts[0].start_us
+    expected_us = round(info.duration_s * 1e6)
+    # Tolerance: AAC priming and the last frame's duration, well under half a second.
+    if covered_us < expected_us - 500_000:
+        raise RenditionFailed("E_RENDITION_INCOMPLETE",
+                              f"segments cover {covered_us / 1e6:.3f} s of "
+                              f"{expected_us / 1e6:.3f} s")
+
+
 class Renderer:
     def __init__(self, *, settings: Settings, store: ContentStore, catalog: Catalog,
                  prober: Prober, keys: StationKeys, clock: Callable[[], datetime],
@@ -118,6 +131,7 @@ class Renderer:
             work = stager.directory / "r"
             work.mkdir()
             cuts = self._cut(recording, plan, work)
+            check_coverage(cuts, info)
             entries, blobs = self._commit_segments(cuts, plan)
             signed = self._manifest(recording, plan, entries)
             manifest_blob = self._commit_bytes(stager, mf.dump_signed(signed))

@@ -145,6 +145,26 @@ class Segment(SQLModel, table=True):
     blake3: str = Field(foreign_key="blob.blake3", index=True)
 
 
+class Derivative(SQLModel, table=True):
+    """A labelled, best-effort derivative (e.g. frames salvaged from a truncated file).
+
+    Never a replacement: the original stays the master and keeps its flags.
+    """
+
+    id: str = Field(primary_key=True)
+    recording_id: str = Field(foreign_key="recording.id", index=True)
+    label: str  # e.g. "salvage: frames before the damage; NOT the original"
+    status: str  # ok | failed
+    code: str
+    reason: str = ""
+    tool: str | None = None
+    argv: list[str] = Field(default_factory=list, sa_column=Column(JSONText(), nullable=False))
+    blake3: str | None = Field(default=None, foreign_key="blob.blake3")
+    size: int | None = None
+    duration_s: float | None = None
+    created_at: datetime = _when()
+
+
 class Export(SQLModel, table=True):
     """A clip package written out of the archive."""
 
@@ -162,4 +182,4 @@ class Export(SQLModel, table=True):
     created_at: datetime = _when()
 
 
-EVIDENCE_TABLES = ("blob", "recording", "wipe", "rendition", "segment", "export")
+EVIDENCE_TABLES = ("blob", "recording", "wipe", "rendition", "segment", "derivative", "export")

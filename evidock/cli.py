@@ -79,8 +79,7 @@ def ingest(
         emit_json({**report.to_json(), "renditions": renditions})
     else:
         _print_report(report)
-        for r in failed:
-            typer.echo(f"rendition failed: {r['code']} {r['path']}: {r['reason']}", err=True)
+        _print_renditions(renditions)
     playable_failed = [r for r in failed if r["status_at_ingest"] == "ingested"]
     raise typer.Exit(max(report.exit_code, 1 if playable_failed else 0))
 
@@ -119,9 +118,20 @@ def _renditions(svc: Services, report: OffloadReport) -> list[dict[str, object]]
     return out
 
 
+def _print_renditions(renditions: list[dict[str, object]]) -> None:
+    if not renditions:
+        return
+    table = Table("rendition", "code", "file", "merkle root", title="archival renditions")
+    for r in renditions:
+        table.add_row(str(r["status"]), str(r["code"]), str(r["path"]),
+                      str(r["merkle_root"] or "")[:16])
+    Console().print(table)
+
+
 def _print_report(report: OffloadReport) -> None:
     console = Console()
     table = Table("status", "code", "file", "size", "blake3", title=f"session {report.session_id}")
+    table.columns[2].overflow = "fold"
     for f in report.files:
         table.add_row(f.status + (" (wiped)" if f.wiped else ""), f.code, f.display,
                       "" if f.size is None else str(f.size), (f.blake3 or "")[:16])

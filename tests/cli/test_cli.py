@@ -32,7 +32,8 @@ def test_ingest_json_shape_and_exit_codes(tmp_path: Path, camera: Path) -> None:
     run = evidock(home, "ingest", str(camera), "--device", "ZFY0001", "--json")
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
-    assert set(out) == {"session", "files", "summary"}
+    assert set(out) == {"session", "files", "summary", "renditions"}
+    assert {r["code"] for r in out["renditions"]} >= {"R_REMUX", "R_NONE"}
     for f in out["files"]:
         assert {"path", "status", "code", "size", "blake3", "sha256", "recording_id"} <= set(f)
     assert out["summary"]["ingested"] == len(out["files"])

@@ -5,16 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import BigInteger, Integer, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel, create_engine
 
 from ingest.catalog import models
 from integrity.errors import CatalogError
 
+#: Execution option marking an engine whose transactions write (see :func:`writer`).
+WRITE_OPTION = "evidock_write"
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite would open transactions itself, lazily and DEFERRED; hand that to the
+    # "begin" listener below so writers can take the write lock up front.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     # WAL: readers never block the writer; FULL: a committed row survives power loss,
     # which matters because the camera may be wiped right after the commit.
@@ -23,6 +29,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A writer takes the lock at BEGIN (IMMEDIATE): two processes never both read the
+    # same audit head and then race to append, and a WAL snapshot never goes stale
+    # under a writer (SQLITE_BUSY_SNAPSHOT). Readers stay DEFERRED and never block.
+    immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine, but its transactions are write transactions (SQLite: IMMEDIATE)."""
+    return engine.execution_options(**{WRITE_OPTION: True})
 
 
 def make_engine(url: str) -> Engine:
@@ -39,6 +58,7 @@ def make_engine(url: str) -> Engine:
         raise CatalogError(f"cannot open catalog {parsed.render_as_string()}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -58,16 +78,45 @@ def _guard_sql(dialect: str, table: str) -> list[str]:
             f"DROP TRIGGER IF EXISTS no_change_{table} ON {table}",
             f"CREATE TRIGGER no_change_{table} BEFORE UPDATE OR DELETE ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION evidock_refuse()",
+            # Row triggers do not see TRUNCATE; a statement trigger does.
+            f"DROP TRIGGER IF EXISTS no_truncate_{table} ON {table}",
+            f"CREATE TRIGGER no_truncate_{table} BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION evidock_refuse()",
         ]
     return []
 
 
+def guarded_tables() -> tuple[str, ...]:
+    """Every append-only table: the evidence tables plus the audit log and fixity record."""
+    # Imported here, not at the top: those modules import the catalog package.
+    from ingest import audit, fixity, uploads
+
+    return (*models.EVIDENCE_TABLES, *audit.AUDIT_TABLES, *fixity.FIXITY_TABLES,
+            *uploads.UPLOAD_TABLES)
+
+
+def _widen_integers() -> None:
+    """Make every integer column that is not a primary key 64-bit.
+
+    SQLModel maps ``int`` to INTEGER, which is 32-bit on PostgreSQL: file sizes over
+    2 GiB, nanosecond mtimes and microsecond times past 35 minutes would not fit. SQLite
+    stores both alike, so existing catalogs are unaffected.
+    """
+    for table in SQLModel.metadata.tables.values():
+        for column in table.columns:
+            if type(column.type) is Integer and not column.primary_key:
+                column.type = BigInteger()
+
+
 def create_schema(engine: Engine) -> None:
     """Create tables (idempotent) and the append-only guards on evidence tables."""
+    tables = guarded_tables()  # also registers the audit and fixity tables
+    _widen_integers()
     try:
-        SQLModel.metadata.create_all(engine)
-        with engine.begin() as conn:
-            for table in models.EVIDENCE_TABLES:
+        # One write transaction: two processes opening a new catalog do not race.
+        with writer(engine).begin() as conn:
+            SQLModel.metadata.create_all(conn)
+            for table in tables:
                 for stmt in _guard_sql(engine.dialect.name, table):
                     conn.execute(text(stmt))
     except SQLAlchemyError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
-from ingest.catalog.db import create_schema, make_engine
+from ingest.catalog.db import create_schema, make_engine, writer
 from ingest.catalog.models import (
     Blob,
     Device,
@@ -22,10 +22,15 @@ from ingest.catalog.models import (
 )
 from integrity.errors import CatalogError
 
+#: Called inside a write transaction to add more rows to it (the audit event of the
+#: action being recorded), so that both commit together or not at all.
+Also = Callable[[Session], object] | None
+
 
 class Catalog:
     def __init__(self, *, engine: Engine) -> None:
         self.engine = engine
+        self._writer = writer(engine)
 
     @classmethod
     def open(cls, url: str) -> Catalog:
@@ -40,13 +45,13 @@ class Catalog:
     def transaction(self) -> Iterator[Session]:
         """One atomic unit: everything added inside commits together or not at all."""
         try:
-            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            with Session(self._writer, expire_on_commit=False) as session, session.begin():
                 yield session
         except SQLAlchemyError as exc:
             raise CatalogError(f"catalog write failed: {exc.__class__.__name__}: {exc}") from exc
 
     def open_session(self, dock: DockSession, *, now: datetime,
-                     camera_model: str | None) -> None:
+                     camera_model: str | None, also: Also = None) -> None:
         with self.transaction() as s:
             if s.get(Device, dock.device_serial) is None:
                 s.add(Device(serial=dock.device_serial, camera_model=camera_model,
@@ -54,15 +59,19 @@ class Catalog:
             if dock.officer_id and s.get(Officer, dock.officer_id) is None:
                 s.add(Officer(police_number=dock.officer_id, first_seen=now))
             s.add(dock)
+            if also is not None:
+                also(s)
 
     def close_session(self, session_id: str, *, outcome: str, ended_at: datetime,
-                      error_code: str | None = None) -> None:
+                      error_code: str | None = None, also: Also = None) -> None:
         with self.transaction() as s:
             dock = s.get(DockSession, session_id)
             if dock is None:
                 raise CatalogError(f"no dock session {session_id}", session=session_id)
             dock.outcome, dock.ended_at, dock.error_code = outcome, ended_at, error_code
             s.add(dock)
+            if also is not None:
+                also(s)
 
     def find_recording(self, device: str, relpath: bytes, b3: str) -> Recording | None:
         with Session(self.engine) as s:
@@ -75,7 +84,7 @@ class Catalog:
             return s.get(Blob, b3)
 
     def record_outcome(self, outcome: SessionFile, *, blob: Blob | None = None,
-                       recording: Recording | None = None) -> None:
+                       recording: Recording | None = None, also: Also = None) -> None:
         """Blob (if new), recording and the file's outcome, in one transaction."""
         with self.transaction() as s:
             if blob is not None and s.get(Blob, blob.blake3) is None:
@@ -83,10 +92,14 @@ class Catalog:
             if recording is not None:
                 s.add(recording)
             s.add(outcome)
+            if also is not None:
+                also(s)
 
-    def record_wipe(self, wipe: Wipe) -> None:
+    def record_wipe(self, wipe: Wipe, *, also: Also = None) -> None:
         with self.transaction() as s:
             s.add(wipe)
+            if also is not None:
+                also(s)
 
     def session(self, session_id: str) -> DockSession | None:
         with Session(self.engine) as s:

@@ -164,9 +164,16 @@ def verify(
         if Path(target).is_dir():
             trusted = None
             if key is not None:
-                public = PublicKey.from_pem(key.read_bytes())
+                try:
+                    pem = key.read_bytes()
+                except OSError as exc:
+                    raise KeyError_(f"cannot read {key}: {exc.strerror}",
+                                    path=str(key)) from exc
+                public = PublicKey.from_pem(pem)
                 trusted = {public.key_id: public}
             return verify_package(Path(target), trusted=trusted)
+        if "/" in target or Path(target).exists():
+            raise NotFound(f"{target} is not a clip package directory", path=target)
         if key is not None:
             raise KeyError_("--key applies to clip packages; stored recordings use the "
                             "station keyring")

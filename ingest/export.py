@@ -55,7 +55,7 @@ def parse_offset(text: str, camera_start: datetime | None) -> int:
     text = text.strip()
     try:
         return round(float(text) * 1e6)
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
     match = _CLOCK.match(text)
     if match:
@@ -120,8 +120,8 @@ class Exporter:
         start_us = parse_offset(start, rec.camera_start)
         end_us = parse_offset(end, rec.camera_start)
         chosen = covering(segs, start_us, end_us)
-        if out.exists() and any(out.iterdir()):
-            raise EvidockError(f"{out} exists and is not empty", path=str(out))
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise EvidockError(f"{out} exists and is not an empty directory", path=str(out))
         assert rendition.manifest_blake3 is not None
         manifest_bytes = self.store.path_for(rendition.manifest_blake3).read_bytes()
         signed = mf.load_signed(manifest_bytes)

@@ -94,6 +94,9 @@ def segment_argv(plan: RenditionPlan, policy: RenditionSettings, *, ffmpeg_bin: 
         "f": "segment", "segment_time": seconds, "segment_format": plan.container,
         "reset_timestamps": 1, "segment_list": seg_list, "segment_list_type": "csv",
         "map_metadata": 0,
+        # Keep the original's timeline: the default shift (AAC priming, B-frame delay)
+        # would move every segment time off the clock a player shows for the original.
+        "avoid_negative_ts": "disabled",
     }
     if plan.video is not None:
         opts["c:v"] = "copy" if plan.copy_video else "libx264"

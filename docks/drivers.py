@@ -1,0 +1,90 @@
+"""Camera drivers: identify the camera, optionally unlock it, read and set its clock.
+
+A driver is made per docked camera. The generic mass-storage driver knows only what
+udev says (the USB serial); vendor-command drivers (``docks.zfy``) talk to the camera's
+control endpoint: identity (serial, police number, name, unit), the mass-storage
+password, the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Protocol
+
+from docks.settings import CameraEntry
+
+
+@dataclass(frozen=True)
+class CameraIdentity:
+    serial: str
+    officer: str | None = None
+    officer_name: str | None = None
+    unit_id: str | None = None
+    unit_name: str | None = None
+
+
+class Driver(Protocol):
+    name: str
+
+    def unlock(self) -> None:
+        """Switch the camera to mass storage (no-op where it already is)."""
+
+    def identify(self) -> CameraIdentity: ...
+
+    def read_clock(self) -> datetime | None:
+        """The camera's clock (aware), or None if this driver cannot read it."""
+
+    def sync_clock(self, now: datetime) -> None:
+        """Set the camera's clock (no-op where unsupported)."""
+
+    def close(self) -> None: ...
+
+
+class MassStorageDriver:
+    """The default: a plain USB disk. Identity from udev; no clock access."""
+
+    name = "mass-storage"
+
+    def __init__(self, *, serial: str) -> None:
+        self._serial = serial
+
+    def unlock(self) -> None:
+        return None
+
+    def identify(self) -> CameraIdentity:
+        return CameraIdentity(serial=self._serial)
+
+    def read_clock(self) -> datetime | None:
+        return None
+
+    def sync_clock(self, now: datetime) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+DriverFactory = Callable[..., Driver]
+
+
+def make_driver(entry: CameraEntry | None, *, serial: str, control_port: str,
+                zone: tzinfo, timeout_s: float = 5.0) -> Driver:
+    """The driver for a registered camera (mass storage when none is registered)."""
+    if entry is None or entry.driver == "mass-storage":
+        return MassStorageDriver(serial=serial)
+    from docks.zfy import ZfyDriver
+
+    if not control_port:
+        # Already a disk and no control line known: what udev says is all there is.
+        return MassStorageDriver(serial=serial)
+    return ZfyDriver.open(Path(control_port), password=entry.password, zone=zone,
+                          timeout_s=timeout_s)
+
+
+def clock_drift_s(driver: Driver, now: datetime) -> float | None:
+    """Camera clock minus station clock, in seconds (positive: the camera is ahead)."""
+    camera = driver.read_clock()
+    return None if camera is None else round((camera - now).total_seconds(), 3)

@@ -1,0 +1,75 @@
+"""A fake vendor-command camera (docks.zfy framing) on the master side of a real pty.
+
+Fake only at the hardware boundary: the driver under test opens the pty's slave path
+exactly as it would open /dev/ttyACM0.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import tty
+from datetime import datetime
+from pathlib import Path
+
+from docks.zfy import (
+    BAD_PASSWORD,
+    GET_ID_CODE,
+    GET_TIME,
+    GET_ZFY_INFO,
+    LOCKED,
+    OK,
+    SET_MSDC,
+    SYNC_TIME,
+    TIME_FORMAT,
+    decode_frame,
+    encode_frame,
+    pack_info,
+)
+
+
+class FakeCamera:
+    """A camera's vendor endpoint on the master side of a real pty."""
+
+    def __init__(self, *, password: bytes, clock: datetime, name: str = "张三",
+                 serial: str = "ZFY0001") -> None:
+        self.master, self._slave = os.openpty()  # the slave stays open: else reads get EIO
+        tty.setraw(self._slave)
+        self.port = Path(os.ttyname(self._slave))
+        self.password, self.clock, self.name, self.serial = password, clock, name, serial
+        self.unlocked, self.synced = False, None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _answer(self, cmd: int, payload: bytes) -> bytes:
+        if cmd == GET_ID_CODE:
+            return bytes([OK]) + self.serial.encode()
+        if cmd == SET_MSDC:
+            self.unlocked = payload == self.password
+            return bytes([OK if self.unlocked else BAD_PASSWORD])
+        if not self.unlocked:
+            return bytes([LOCKED])
+        if cmd == GET_ZFY_INFO:
+            return bytes([OK]) + pack_info(self.serial, "123456", self.name, "110105000000",
+                                           "朝阳分局")
+        if cmd == GET_TIME:
+            return bytes([OK]) + self.clock.strftime(TIME_FORMAT).encode()
+        if cmd == SYNC_TIME:
+            self.synced = payload.decode()
+            return bytes([OK])
+        return bytes([3])
+
+    def _serve(self) -> None:
+        buf = b""
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                return  # the driver side closed
+            buf += chunk
+            while True:
+                frame, buf = decode_frame(buf)
+                if frame is None:
+                    break
+                reply = self._answer(frame.cmd, frame.payload)
+                os.write(self.master, encode_frame(frame.cmd | 0x80, reply))

@@ -1,0 +1,185 @@
+"""The dock's parts in-process: registry, settings, the vendor driver against a fake
+camera on a real pty, sd_notify over a real socket, deadlines, the folder source, and
+the systemd/udev/tmpfiles files checked by systemd's own tools."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import socket
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from dockutil import REPO
+from fakezfy import FakeCamera
+
+from config import Settings
+from docks.folders import FolderSource, WatchedBay
+from docks.registry import CameraLike, Ignored, Registered, bay_for_port, classify, udev_rules
+from docks.sdnotify import Notifier
+from docks.settings import load_dock_settings
+from docks.sources import Docked, SourceEvent, Undocked
+from docks.zfy import (
+    GET_TIME,
+    GET_ZFY_INFO,
+    DriverError,
+    ZfyDriver,
+    decode_frame,
+    encode_frame,
+)
+from integrity.errors import ConfigError
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DOCK = {
+    "cameras": [{"name": "zfy", "vendor_id": "2bdf", "model_id": "0101",
+                 "serial_pattern": "ZFY[0-9]{4}", "camera_model": "generic-dcim"},
+                {"name": "dsj", "vendor_id": "1d6b", "camera_model": "generic-record",
+                 "driver": "zfy-serial", "password": "123456"}],
+    "bays": [{"number": 1, "id_path": "pci-0000:00:14.0-usb-0:1:*"}],
+}
+
+
+def test_registry_registered_camera_like_and_ignored(settings: Settings) -> None:
+    dock = load_dock_settings(settings, DOCK)
+    cam = {"ID_VENDOR_ID": "2BDF", "ID_MODEL_ID": "0101", "ID_SERIAL_SHORT": "ZFY0001"}
+    assert classify(cam, dock) == Registered(dock.cameras[0], "ZFY0001")
+    assert isinstance(classify({**cam, "ID_SERIAL_SHORT": "ABC"}, dock), Ignored)
+    any_model = {"ID_VENDOR_ID": "1d6b", "ID_MODEL_ID": "9999", "ID_SERIAL_SHORT": "X"}
+    assert classify(any_model, dock).entry.name == "dsj"  # type: ignore[union-attr]
+    label = r"\xe6\x89\xa7\xe6\xb3\x95\xe8\xae\xb0\xe5\xbd\x95\xe4\xbb\xaa"  # 执法记录仪
+    like = classify({"ID_VENDOR_ID": "aaaa", "ID_FS_LABEL_ENC": label}, dock)
+    assert isinstance(like, CameraLike) and like.hint == "执法"
+    assert 'vendor_id = "aaaa"' in like.snippet()
+    gbk = "".join(f"\\x{b:02x}" for b in "记录仪".encode("gbk"))
+    assert isinstance(classify({"ID_VENDOR_ID": "aaaa", "ID_MODEL_ENC": gbk}, dock), CameraLike)
+    stick = {"ID_VENDOR_ID": "0781", "ID_VENDOR": "SanDisk", "ID_MODEL": "Cruzer"}
+    assert "not a registered camera" in classify(stick, dock).reason  # type: ignore[union-attr]
+    assert bay_for_port("pci-0000:00:14.0-usb-0:1:1.0-scsi-0:0:0:0", dock).number == 1
+    assert bay_for_port("pci-0000:00:14.0-usb-0:2:1.0-scsi-0:0:0:0", dock) is None
+    rules = udev_rules(dock)
+    assert 'ENV{ID_VENDOR_ID}=="2bdf", ENV{ID_MODEL_ID}=="0101", ENV{EVIDOCK_CAMERA}="1"' in rules
+    assert 'ENV{ID_VENDOR_ID}=="1d6b", ENV{EVIDOCK_CAMERA}="1"' in rules
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"cameras": [{"name": "x", "vendor_id": "2bdf", "camera_model": "nope"}]}, "dock.cameras"),
+    ({"cameras": [{"name": "x", "vendor_id": "2bdf", "camera_model": "generic-dcim",
+                   "driver": "zfy-serial", "password": "12345"}]}, "dock.cameras.0"),
+    ({"wipe": "always"}, "dock.wipe"),
+    ({"bays": [{"number": 1}, {"number": 1}]}, "dock"),
+])
+def test_bad_dock_settings_name_the_key(settings: Settings, change: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_dock_settings(settings, change)
+    assert err.value.details["key"] == key
+
+
+def test_vendor_driver_unlocks_identifies_and_reads_the_clock() -> None:
+    camera_clock = datetime(2026, 11, 23, 16, 0, 30, tzinfo=SHANGHAI)
+    fake = FakeCamera(password=b"888888", clock=camera_clock.replace(tzinfo=None))
+    drv = ZfyDriver.open(fake.port, password="888888", zone=SHANGHAI, timeout_s=5)
+    try:
+        with pytest.raises(DriverError, match="locked"):
+            drv.call(GET_ZFY_INFO)
+        assert drv.identify().serial == "ZFY0001"
+        drv.unlock()
+        ident = drv.identify()
+        assert (ident.serial, ident.officer, ident.officer_name, ident.unit_id,
+                ident.unit_name) == ("ZFY0001", "123456", "张三", "110105000000", "朝阳分局")
+        station = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)  # 16:00:00 in Shanghai
+        assert drv.read_clock() - station == timedelta(seconds=30)
+        drv.sync_clock(station)
+        assert fake.synced == "20261123160000"
+    finally:
+        drv.close()
+
+
+def test_vendor_driver_refuses_a_wrong_password_and_bad_frames() -> None:
+    fake = FakeCamera(password=b"888888", clock=datetime(2026, 1, 1))
+    drv = ZfyDriver.open(fake.port, password="000000", zone=SHANGHAI, timeout_s=5)
+    try:
+        with pytest.raises(DriverError, match="wrong password"):
+            drv.unlock()
+    finally:
+        drv.close()
+    frame = bytearray(encode_frame(GET_TIME, b"abc"))
+    assert decode_frame(bytes(frame))[0].payload == b"abc"  # type: ignore[union-attr]
+    assert decode_frame(b"junk" + bytes(frame[:4]))[0] is None  # incomplete: wait for more
+    frame[-1] ^= 0xFF
+    with pytest.raises(DriverError, match="checksum"):
+        decode_frame(bytes(frame))
+
+
+def test_sd_notify_datagrams(tmp_path: Path) -> None:
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        n = Notifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "20000000",
+                      "WATCHDOG_PID": str(os.getpid())})
+        assert n.watchdog_s == 20
+        assert n.ready("idle") and n.watchdog() and n.stopping()
+        got = [sock.recv(4096).decode() for _ in range(3)]
+    assert got == ["READY=1\nSTATUS=idle", "WATCHDOG=1", "STOPPING=1"]
+    off = Notifier({})
+    assert not off.enabled and not off.ready() and off.watchdog_s is None
+
+
+def test_folder_source_debounces_ignores_dot_dirs_and_sees_removal(tmp_path: Path) -> None:
+    bay = tmp_path / "bay1"
+    src = FolderSource(bays=(WatchedBay(1, bay, "generic-dcim"),), settle_s=0.05)
+    events: queue.Queue[SourceEvent] = queue.Queue()
+    src.start(events.put)
+    try:
+        (bay / ".incoming").mkdir()
+        (bay / ".incoming" / "A.MP4").write_bytes(b"x" * 1000)
+        os.rename(bay / ".incoming", bay / "cam")
+        docked = events.get(timeout=30)
+        assert isinstance(docked, Docked)
+        assert (docked.key, docked.props["BAY"]) == (str(bay / "cam"), "1")
+        shutil.rmtree(bay / "cam")
+        gone = events.get(timeout=30)
+        assert isinstance(gone, Undocked) and gone.key == str(bay / "cam")
+    finally:
+        src.stop()
+    assert events.empty(), "one dock and one undock: the .incoming dir was never reported"
+
+
+def _systemd(*argv: str) -> subprocess.CompletedProcess[str]:
+    if shutil.which(argv[0]) is None:
+        pytest.skip(f"{argv[0]} not installed (Debian package systemd)")
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+
+
+def test_systemd_unit_verifies(tmp_path: Path) -> None:
+    unit = (REPO / "systemd" / "evidock-dock.service").read_text()
+    exe = shutil.which("evidock") or str(REPO / ".venv" / "bin" / "evidock")
+    assert Path(exe).exists(), "the evidock console script is installed in the venv"
+    (tmp_path / "evidock-dock.service").write_text(
+        unit.replace("/opt/evidock/.venv/bin/evidock", exe))
+    res = _systemd("systemd-analyze", "verify", "--man=no",
+                   str(tmp_path / "evidock-dock.service"))
+    assert res.returncode == 0, res.stderr
+    assert "evidock-dock.service" not in res.stderr, res.stderr
+    for key in ("Type=notify", "WatchdogSec=", "ProtectSystem=strict", "NoNewPrivileges=yes",
+                "CapabilityBoundingSet=CAP_SYS_ADMIN", "DeviceAllow=block-sd rw",
+                "ReadWritePaths=/var/lib/evidock", "PrivateTmp=yes"):
+        assert key in unit
+
+
+def test_tmpfiles_creates_the_private_tree(tmp_path: Path) -> None:
+    conf = REPO / "systemd" / "evidock.tmpfiles.conf"
+    res = _systemd("systemd-tmpfiles", "--create", f"--root={tmp_path}", str(conf))
+    assert res.returncode == 0, res.stderr
+    mnt = tmp_path / "var" / "lib" / "evidock" / "run" / "mnt"
+    assert mnt.is_dir() and (mnt.stat().st_mode & 0o777) == 0o700
+
+
+def test_udev_rules_file_tags_and_hides_cameras() -> None:
+    text = (REPO / "systemd" / "70-evidock-cameras.rules").read_text()
+    assert 'ENV{EVIDOCK_CAMERA}="1"' in text and 'ENV{UDISKS_IGNORE}="1"' in text
+    rules = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert rules[0].startswith('ACTION=="remove"') and rules[-1] == 'LABEL="evidock_end"'

@@ -1,0 +1,303 @@
+"""The dock daemon's udev source against umockdev, with real block devices.
+
+The daemon runs as a real process under ``libumockdev-preload`` so its pyudev monitor
+sees the testbed's devices and uevents (sent explicitly: adding a device emits none).
+Each camera is an ext4 image on a real loop device (this kernel has no vfat module)
+whose node is the fake USB disk's DEVNAME, so the daemon's own code path mounts it
+read-only (``mount`` runs with a clean environment, outside the preload), offloads,
+remounts read-write for the wipe pass and unmounts. Needs root (loop devices, mount)
+and the Debian packages umockdev + e2fsprogs; skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from dockutil import Archive, Daemon, Hooks, digests, write_dock_toml
+from fakezfy import FakeCamera
+
+HERE = Path(__file__).resolve().parent
+
+
+def _why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root: loop devices and mount(8)"
+    if ctypes.util.find_library("umockdev") is None:
+        return "libumockdev.so.0 missing: apt-get install umockdev gir1.2-umockdev-1.0"
+    for tool in ("losetup", "mkfs.ext4", "mount", "umount"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed"
+    if not Path("/dev/loop-control").exists():
+        return "no /dev/loop-control: this machine allows no loop devices"
+    if "ext4" not in Path("/proc/filesystems").read_text():
+        return "kernel without ext4"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
+PORT = "pci-0000:00:14.0-usb-0:{n}:1.0-scsi-0:0:0:0"
+
+
+class Testbed:
+    __test__ = False
+
+    def __init__(self) -> None:
+        env = dict(os.environ, LD_PRELOAD="libumockdev-preload.so.0")
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "umockctl.py")], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.root = self.proc.stdout.readline().strip()
+        assert self.root, "umockdev testbed did not start"
+
+    def _call(self, **cmd: str) -> dict:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        reply = json.loads(self.proc.stdout.readline())
+        assert reply["ok"], reply
+        return reply
+
+    def add(self, desc: str) -> str:
+        path = self._call(op="add", desc=desc)["syspath"]
+        self._call(op="uevent", syspath=path, action="add")
+        return path
+
+    def unplug(self, syspath: str) -> None:
+        self._call(op="uevent", syspath=syspath, action="remove")
+        self._call(op="remove", syspath=syspath)
+
+    def daemon_env(self) -> dict[str, str]:
+        return {"LD_PRELOAD": "libumockdev-preload.so.0", "UMOCKDEV_DIR": self.root}
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def usb_disk(*, n: int, devname: str, dev: str, vendor: str, model: str, serial: str,
+             fs: str = "ext4", label: str = "", vendor_name: str = "Generic") -> str:
+    """A umockdev description of a USB superfloppy disk (filesystem on the whole disk)."""
+    letter = "abcdefgh"[n]
+    path = (f"/devices/pci0000:00/0000:00:14.0/usb1/1-{n}/1-{n}:1.0/host{n}/target{n}:0:0/"
+            f"{n}:0:0:0/block/sd{letter}")
+    props = {"DEVNAME": devname, "DEVTYPE": "disk", "SUBSYSTEM": "block", "ID_BUS": "usb",
+             "ID_VENDOR": vendor_name, "ID_VENDOR_ID": vendor, "ID_MODEL_ID": model,
+             "ID_SERIAL_SHORT": serial, "ID_SERIAL": f"{vendor_name}_{serial}",
+             "ID_FS_TYPE": fs, "ID_FS_USAGE": "filesystem", "ID_PATH": PORT.format(n=n)}
+    if label:
+        props["ID_FS_LABEL"] = label
+    lines = [f"P: {path}", *(f"E: {k}={v}" for k, v in props.items()), f"A: dev={dev}",
+             "A: size=65536"]
+    return "\n".join(lines) + "\n"
+
+
+class Loop:
+    """A camera tree as an ext4 image on a real loop device."""
+
+    def __init__(self, tmp: Path, src: Path, name: str) -> None:
+        self.image = tmp / f"{name}.img"
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(src), "-L", name, str(self.image),
+                        "32M"], check=True, timeout=60, capture_output=True)
+        self.dev = subprocess.run(["losetup", "--find", "--show", str(self.image)], check=True,
+                                  timeout=30, capture_output=True, text=True).stdout.strip()
+        st = os.stat(self.dev)
+        self.majmin = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+
+    def contents(self, tmp: Path) -> dict[str, str]:
+        point = tmp / f"inspect-{Path(self.dev).name}"
+        point.mkdir()
+        subprocess.run(["mount", "-o", "ro", self.dev, str(point)], check=True, timeout=30)
+        try:
+            return {k: v for k, v in digests(point).items() if not k.startswith("lost+found")}
+        finally:
+            subprocess.run(["umount", str(point)], check=True, timeout=30)
+
+    def close(self) -> None:
+        subprocess.run(["losetup", "-d", self.dev], timeout=30, check=False)
+
+
+def _toml(tmp: Path, *, driver: str = "", bay1: str = PORT.format(n=1)) -> Path:
+    return write_dock_toml(tmp / "dock.toml", f"""
+[dock]
+sources = ["udev"]
+process_after_offload = false
+filesystems = ["ext4"]
+
+[[dock.cameras]]
+name = "zfy-generic"
+vendor_id = "2bdf"
+model_id = "0101"
+serial_pattern = "[A-Z0-9]{{7}}"
+camera_model = "generic-dcim"
+{driver}
+[[dock.bays]]
+number = 1
+id_path = "{bay1}"
+
+[[dock.bays]]
+number = 2
+id_path = "{PORT.format(n=2)}"
+""")
+
+
+@pytest.fixture
+def testbed() -> Iterator[Testbed]:
+    tb = Testbed()
+    yield tb
+    tb.close()
+
+
+@pytest.fixture
+def loops(tmp_path: Path) -> Iterator[list[Loop]]:
+    made: list[Loop] = []
+    yield made
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4]
+        if point.startswith(str(tmp_path)):  # a failed test may leave the daemon's mounts
+            subprocess.run(["umount", "-l", point], timeout=30, check=False)
+    for loop in made:
+        loop.close()
+
+
+def _mount_options(point: str) -> set[str]:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        parts = line.split()
+        if parts[4] == point:
+            return set(parts[5].split(","))
+    return set()
+
+
+def test_registered_camera_mounted_read_only_offloaded_wiped_and_removed(
+        testbed: Testbed, loops: list[Loop], cam_a: Path, tmp_path: Path) -> None:
+    original = digests(cam_a)
+    loop = Loop(tmp_path, cam_a, "camA")
+    loops.append(loop)
+    stick = Loop(tmp_path, cam_a, "stick")
+    loops.append(stick)
+    hooks = Hooks(tmp_path / "hooks", "before_copy:1")
+    home = tmp_path / "home"
+    d = Daemon(home=home, dock_toml=_toml(tmp_path),
+               env={**testbed.daemon_env(), **hooks.env()}).ready()
+    try:
+        testbed.add(usb_disk(n=3, devname=stick.dev, dev=stick.majmin, vendor="0781",
+                             model="5567", serial="4C530001", vendor_name="SanDisk"))
+        ignored = d.wait_event("ignored")
+        testbed.add(usb_disk(n=4, devname="/dev/sdz", dev="8:240", vendor="1b3f",
+                             model="2008", serial="X1", label="执法记录仪"))
+        like = d.wait_event("camera-like")
+        cam = testbed.add(usb_disk(n=1, devname=loop.dev, dev=loop.majmin, vendor="2bdf",
+                                   model="0101", serial="ZFY0001"))
+        docked = d.wait_event("docked", bay="1")
+        assert hooks.wait_paused() == "before_copy"
+        point = str(home / "run" / "mnt" / "bay1-ZFY0001")
+        assert {"ro", "nosuid", "nodev", "noexec"} <= _mount_options(point)
+        assert not any(p.startswith(str(home)) and "4C53" in p for p in
+                       Path("/proc/self/mountinfo").read_text().split()), "stick not mounted"
+        hooks.reply("go")
+        done = d.wait_event("done", bay="1")
+        assert _mount_options(point) == set(), "unmounted after the offload"
+        testbed.unplug(cam)
+        d.wait_event("undocked", bay="1")
+        status = json.loads((home / "run" / "dock-status.json").read_text())
+    finally:
+        hooks.close()
+        assert d.terminate() == 0
+    assert "not a registered camera" in ignored["reason"]
+    assert (like["hint"], like["vendor_id"]) == ("执法", "1b3f")
+    assert [u["vendor_id"] for u in status["unregistered"]] == ["1b3f"]
+    assert status["ignored"] == 1, d.named("ignored")
+    assert docked["serial"] == "ZFY0001"
+    assert done["wiped"] == len(original)
+    assert loop.contents(tmp_path) == {}, "proven files wiped through the rw remount"
+    with Archive(home) as a:
+        assert a.catalogued("ZFY0001") == original
+        assert [s.outcome for s in a.sessions()] == ["completed", "completed"]
+
+
+def test_two_cameras_at_once_and_one_pulled_mid_offload(
+        testbed: Testbed, loops: list[Loop], cam_a: Path, cam_b: Path, tmp_path: Path) -> None:
+    orig_a, orig_b = digests(cam_a), digests(cam_b)
+    loop_a, loop_b = Loop(tmp_path, cam_a, "camA"), Loop(tmp_path, cam_b, "camB")
+    loops += [loop_a, loop_b]
+    hooks = Hooks(tmp_path / "hooks", "mid_copy:1")
+    home = tmp_path / "home"
+    d = Daemon(home=home, dock_toml=_toml(tmp_path),
+               env={**testbed.daemon_env(), **hooks.env()}).ready()
+    try:
+        a = testbed.add(usb_disk(n=1, devname=loop_a.dev, dev=loop_a.majmin, vendor="2bdf",
+                                 model="0101", serial="ZFY0001"))
+        assert hooks.wait_paused() == "mid_copy"  # bay 1 is stalled inside a read
+        testbed.add(usb_disk(n=2, devname=loop_b.dev, dev=loop_b.majmin, vendor="2bdf",
+                             model="0101", serial="DSJ0002"))
+        done_b = d.wait_event("done", bay="2")  # bay 2 is not held up by bay 1
+        testbed.unplug(a)
+        d.wait_event("undocked", bay="1")
+        hooks.reply("eio")  # the read fails as an unplugged USB disk's would
+        failed_a = d.wait_event("failed", bay="1")
+    finally:
+        hooks.close()
+        assert d.terminate() == 0
+    assert done_b["wiped"] == len(orig_b)
+    assert failed_a["outcome"] == "interrupted"
+    assert loop_a.contents(tmp_path) == orig_a, "nothing wiped from the pulled camera"
+    with Archive(home) as arc:
+        assert arc.catalogued("DSJ0002") == orig_b
+        assert arc.catalogued("ZFY0001") == {}, "the file in flight is not recorded"
+        outcomes = {(s.device_serial, s.bay): s.outcome for s in arc.sessions()
+                    if not s.wipe_requested}
+    assert outcomes == {("ZFY0001", "1"): "interrupted", ("DSJ0002", "2"): "completed"}
+
+
+def usb_tty(*, n: int, devname: str, vendor: str, model: str, serial: str) -> str:
+    """A camera's USB serial control line (CDC-ACM) as umockdev sees it."""
+    path = f"/devices/pci0000:00/0000:00:14.0/usb1/1-{n}/1-{n}:1.1/tty/ttyACM{n}"
+    props = {"DEVNAME": devname, "SUBSYSTEM": "tty", "ID_BUS": "usb", "ID_VENDOR_ID": vendor,
+             "ID_MODEL_ID": model, "ID_SERIAL_SHORT": serial,
+             "ID_PATH": PORT.format(n=n).replace(":1.0-scsi-0:0:0:0", ":1.1")}
+    return "\n".join([f"P: {path}", *(f"E: {k}={v}" for k, v in props.items())]) + "\n"
+
+
+def test_vendor_camera_unlocked_on_its_control_line_then_offloaded_with_clock_drift(
+        testbed: Testbed, loops: list[Loop], cam_a: Path, tmp_path: Path) -> None:
+    original = digests(cam_a)
+    # The camera's clock runs 90 s ahead of the station's (Asia/Shanghai local time).
+    ahead = (datetime.now(UTC) + timedelta(seconds=90)).astimezone(
+        ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+    fake = FakeCamera(password=b"888888", clock=ahead)
+    loop = Loop(tmp_path, cam_a, "camA")
+    loops.append(loop)
+    # The bay is the USB port: its disk and its control line share the port prefix.
+    toml = _toml(tmp_path, driver='driver = "zfy-serial"\npassword = "888888"\n'
+                 "sync_clock = true", bay1="pci-0000:00:14.0-usb-0:1:*")
+    home = tmp_path / "home"
+    d = Daemon(home=home, dock_toml=toml, env=testbed.daemon_env()).ready()
+    try:
+        testbed.add(usb_tty(n=1, devname=str(fake.port), vendor="2bdf", model="0101",
+                            serial="ZFY0001"))
+        unlocked = d.wait_event("unlocked", bay="1")
+        assert fake.unlocked, "SetMSDC with the configured password"
+        testbed.add(usb_disk(n=1, devname=loop.dev, dev=loop.majmin, vendor="2bdf",
+                             model="0101", serial="ZFY0001"))
+        d.wait_event("done", bay="1")
+    finally:
+        assert d.terminate() == 0
+    assert unlocked["officer"] == "123456"
+    # 1 s clock resolution on the camera, plus the time between setting it and reading it
+    assert 80 <= unlocked["clock_drift_s"] <= 91
+    assert fake.synced is not None, "sync_clock = true sets the camera's clock"
+    with Archive(home) as a:
+        assert a.catalogued("ZFY0001") == original
+        first = a.sessions()[0]
+    assert first.officer_id == "123456", "the officer comes from GetZFYInfo"
+    assert first.clock_drift_s == unlocked["clock_drift_s"], "drift recorded with the session"

@@ -1,0 +1,78 @@
+"""CLI: a copy of every blob in WORM object storage (`evidock upload status|run`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from config import load_settings
+from evidock.output import emit_json, guarded
+from evidock.wiring import Services
+from ingest.uploads import ItemOutcome
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",
+                                                envvar="EVIDOCK_CONFIG")]
+upload_app = typer.Typer(no_args_is_help=True,
+                         help="Copies of every blob in WORM object storage (Object Lock).")
+
+
+def _show(obj: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        emit_json(obj)
+    else:
+        for key, value in obj.items():
+            typer.echo(f"{key}: {value}")
+
+
+@upload_app.command("status")
+def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """What is queued, due now, verified and failed (with codes), and bytes left."""
+    def body() -> None:
+        svc = Services.from_config(load_settings(config_file=config))
+        try:
+            _show(svc.upload_queue().status(now=svc.clock()).to_dict(), as_json)
+        finally:
+            svc.close()
+    guarded(as_json, body)
+
+
+@upload_app.command("run")
+def run(limit: Annotated[int, typer.Option("--limit", min=1,
+                                           help="At most this many items.")] = 1000,
+        retry_failed: Annotated[bool, typer.Option(
+            "--retry-failed", help="Requeue failed items first (after fixing the cause).")]
+        = False,
+        config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Queue every blob not yet queued, then upload and verify what is due, in batches.
+
+    Exit 0 when every attempted item was verified, 1 when some are left queued (to be
+    retried later) or failed.
+    """
+    def body() -> int:
+        svc = Services.from_config(load_settings(config_file=config))
+        try:
+            queue, up = svc.upload_queue(), svc.settings.upload
+            now = svc.clock()
+            if retry_failed:
+                queue.requeue_failed(now=now)
+            added = queue.enqueue_missing(now=now,
+                                          retain_until=now + timedelta(days=up.retention_days))
+            done: list[ItemOutcome] = []
+            while len(done) < limit:
+                report = queue.run_due(now=svc.clock(), limit=min(up.batch, limit - len(done)))
+                done.extend(report.items)
+                if report.count("verified") == 0:  # nothing due, or the store is down
+                    break
+        finally:
+            svc.close()
+        counts = {s: sum(1 for i in done if i.state == s) for s in ("verified", "queued",
+                                                                    "failed")}
+        _show({"enqueued": added, "attempted": len(done), **counts,
+               "problems": [{"blake3": i.blake3, "state": i.state, "code": i.code}
+                            for i in done if i.state != "verified"]}, as_json)
+        return 0 if counts["verified"] == len(done) else 1
+    raise typer.Exit(guarded(as_json, body))

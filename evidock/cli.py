@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from config import load_settings, write_default_config
-from evidock import cmd_media
+from evidock import cmd_audit, cmd_dock, cmd_media, cmd_upload
 from evidock.output import emit_json, guarded
 from evidock.progress import RichProgress
 from evidock.wiring import Services
@@ -145,10 +145,17 @@ def _print_report(report: OffloadReport) -> None:
 
 
 app.add_typer(cmd_media.keys_app, name="keys")
+app.add_typer(cmd_audit.audit_app, name="audit")
+app.add_typer(cmd_upload.upload_app, name="upload")
+app.add_typer(cmd_dock.dock_app, name="dock")
+app.command()(cmd_audit.fixity)
 app.command()(cmd_media.process)
 app.command()(cmd_media.export)
 app.command()(cmd_media.verify)
 app.command()(cmd_media.recover)
+
+
+cmd_audit.install_refusals(app)
 
 
 def main() -> None:

@@ -8,13 +8,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from config import Settings
+from ingest.audit import AuditLog, HeadSigner
 from ingest.catalog import Catalog
 from ingest.hooks import FifoHooks
 from ingest.keystore import StationKeys
 from ingest.media import Prober
+from ingest.objectstore import ObjectStore
 from ingest.offload import Offloader
 from ingest.process import Renderer
 from ingest.store import ContentStore
+from ingest.uploads import RetryPolicy, UploadQueue
+from integrity.errors import ConfigError
 
 
 def utc_now() -> datetime:
@@ -44,12 +48,26 @@ class Services:
 
     def offloader(self) -> Offloader:
         return Offloader(settings=self.settings, store=self.store, catalog=self.catalog,
-                         prober=self.prober, clock=self.clock,
+                         prober=self.prober, clock=self.clock, audit=self.audit(),
                          hooks=FifoHooks.from_env(os.environ))
+
+    def audit(self) -> AuditLog:
+        return AuditLog(catalog=self.catalog,
+                        signer=HeadSigner(keys=self.keys, station_id=self.settings.station.id))
 
     def renderer(self) -> Renderer:
         return Renderer(settings=self.settings, store=self.store, catalog=self.catalog,
                         prober=self.prober, keys=self.keys, clock=self.clock)
+
+    def upload_queue(self) -> UploadQueue:
+        up = self.settings.upload
+        if not up.enabled:
+            raise ConfigError("object storage is not configured: set [upload] enabled = true "
+                              "and bucket", key="upload.enabled")
+        policy = RetryPolicy(base_s=up.retry_base_s, cap_s=up.retry_cap_s,
+                             checksum_attempts=up.checksum_attempts, lease_s=up.lease_s)
+        return UploadQueue(catalog=self.catalog, store=self.store,
+                           objects=ObjectStore.from_settings(up), policy=policy)
 
     def close(self) -> None:
         self.catalog.close()

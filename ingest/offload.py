@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from sqlmodel import Session
+
 from config import Settings
+from ingest.audit import AuditLog
 from ingest.catalog import Blob, Catalog, DockSession, Recording, SessionFile, Wipe
 from ingest.hooks import Hooks
 from ingest.media import Prober
@@ -101,7 +105,8 @@ class _Run:
 class Offloader:
     def __init__(self, *, settings: Settings, store: ContentStore, catalog: Catalog,
                  prober: Prober, clock: Callable[[], datetime], hooks: Hooks | None = None,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 audit: AuditLog | None = None) -> None:
         self.settings = settings
         self.store = store
         self.catalog = catalog
@@ -109,6 +114,17 @@ class Offloader:
         self.clock = clock
         self.hooks = hooks or Hooks()
         self.new_id = new_id
+        # Every session, file outcome and wipe is an audit event in the same transaction.
+        self.audit = audit or AuditLog(catalog=catalog)
+        self.actor = f"station:{settings.station.id}"
+
+    def _event(self, action: str, subjects: list[str | None], details: dict[str, object],
+               at: datetime) -> Callable[[Session], object]:
+        def append(session: Session) -> object:
+            return self.audit.append(session, actor=self.actor, action=action,
+                                     subjects=[s for s in subjects if s], details=details,
+                                     at=at)
+        return append
 
     def _parser(self, name: str | None) -> NameParser:
         try:
@@ -130,10 +146,18 @@ class Offloader:
                 device_serial=req.device_serial, officer_id=req.officer_id,
                 camera_model=parser.model.name, source=str(req.source), bay=req.bay,
                 wipe_requested=req.wipe_after_verify, started_at=started,
-            ), now=started, camera_model=parser.model.name)
-            return self._run_session(req=req, session_id=session_id, tree=tree,
-                                     parser=parser, progress=progress or NullProgress(),
-                                     started=started)
+                clock_drift_s=req.clock_drift_s,
+            ), now=started, camera_model=parser.model.name, also=self._event(
+                "dock.session.start", [session_id, req.device_serial, req.officer_id],
+                {"device": req.device_serial, "officer": req.officer_id, "bay": req.bay,
+                 "camera_model": parser.model.name, "source": str(req.source),
+                 "wipe_requested": req.wipe_after_verify}, started))
+            report = self._run_session(req=req, session_id=session_id, tree=tree,
+                                       parser=parser, progress=progress or NullProgress(),
+                                       started=started)
+        # The offload is this process's unit of work: sign a tree head over it.
+        self.audit.checkpoint(at=self.clock())
+        return report
 
     def _run_session(self, *, req: OffloadRequest, session_id: str, tree: SourceTree,
                      parser: NameParser, progress: Progress, started: datetime) -> OffloadReport:
@@ -155,8 +179,13 @@ class Offloader:
         except EvidockError as exc:
             error, state = exc, "failed"
         ended = self.clock()
-        self.catalog.close_session(session_id, outcome=state, ended_at=ended,
-                                   error_code=error.code if error else None)
+        counts = Counter(o.status for o in outcomes)
+        self.catalog.close_session(
+            session_id, outcome=state, ended_at=ended, error_code=error.code if error else None,
+            also=self._event("dock.session.end", [session_id, req.device_serial],
+                             {"outcome": state, "code": error.code if error else None,
+                              "files": dict(sorted(counts.items())),
+                              "bytes_copied": run.bytes_copied if run else 0}, ended))
         return OffloadReport(session_id, state, tuple(outcomes), error,
                              bytes_copied=run.bytes_copied if run else 0,
                              seconds=(ended - started).total_seconds())
@@ -174,7 +203,9 @@ class Offloader:
         self.hooks.reached("after_verify")
         outcome = self._store_file(run, entry, staged)
         self.hooks.reached("after_commit")
-        if run.req.wipe_after_verify and outcome.status in (INGESTED, DUPLICATE):
+        # Flagged content (even when it comes back as a duplicate) stays on the camera.
+        if run.req.wipe_after_verify and outcome.status in (INGESTED, DUPLICATE) \
+                and not outcome.flags:
             outcome = self._wipe(run, entry, staged, outcome)
         return outcome
 
@@ -307,12 +338,17 @@ class Offloader:
 
     def _record(self, run: _Run, outcome: FileOutcome, *, blob: Blob | None = None,
                 recording: Recording | None = None) -> FileOutcome:
+        at = self.clock()
         self.catalog.record_outcome(SessionFile(
             session_id=run.session_id, relpath=outcome.relpath, display=outcome.display,
             status=outcome.status, code=outcome.code, reason=outcome.reason,
             size=outcome.size, blake3=outcome.blake3, sha256=outcome.sha256,
-            recording_id=outcome.recording_id, at=self.clock(),
-        ), blob=blob, recording=recording)
+            recording_id=outcome.recording_id, at=at,
+        ), blob=blob, recording=recording, also=self._event(
+            "ingest.file", [run.session_id, outcome.recording_id, outcome.blake3],
+            {"path": outcome.display, "status": outcome.status, "code": outcome.code,
+             "size": outcome.size, "blake3": outcome.blake3, "sha256": outcome.sha256,
+             "flags": list(outcome.flags), "new_blob": blob is not None}, at))
         return outcome
 
     def _wipe(self, run: _Run, entry: Entry, staged: _Staged, outcome: FileOutcome,
@@ -327,10 +363,14 @@ class Offloader:
             why = exc.message if isinstance(exc, EvidockError) else exc.strerror
             return replace(outcome, reason=f"{outcome.reason}; not wiped: {why}")
         assert outcome.recording_id is not None
-        # Recorded before the unlink: no wipe can ever happen without its row.
-        self.catalog.record_wipe(Wipe(recording_id=outcome.recording_id,
-                                      session_id=run.session_id, relpath=entry.relpath,
-                                      blake3=b3, wiped_at=self.clock()))
+        # Recorded before the unlink: no wipe can ever happen without its row and event.
+        at = self.clock()
+        self.catalog.record_wipe(
+            Wipe(recording_id=outcome.recording_id, session_id=run.session_id,
+                 relpath=entry.relpath, blake3=b3, wiped_at=at),
+            also=self._event("ingest.wipe", [run.session_id, outcome.recording_id, b3],
+                             {"path": entry.display, "blake3": b3,
+                              "size": staged.digests.size}, at))
         try:
             run.tree.unlink(entry, staged.identity)
         except OSError as exc:

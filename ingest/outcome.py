@@ -42,6 +42,8 @@ class OffloadRequest:
     camera_model: str | None = None
     wipe_after_verify: bool = False
     bay: str | None = None
+    # camera clock minus station clock at dock time, when the driver could read it
+    clock_drift_s: float | None = None
 
 
 @dataclass(frozen=True)

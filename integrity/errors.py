@@ -117,3 +117,46 @@ class Refused(EvidockError):
 
     code = "E_REFUSED"
     exit_code = 3
+
+
+class AuditError(EvidockError):
+    """The audit log cannot be appended to, proven or signed as asked."""
+
+    code = "E_AUDIT"
+
+
+class FixityError(EvidockError):
+    """A fixity run cannot be carried out as asked (bad selection, unreadable store)."""
+
+    code = "E_FIXITY"
+
+
+class UploadError(EvidockError):
+    """An upload to object storage failed and trying again will not help by itself
+    (access denied, no such bucket, bucket without Object Lock, unreadable local blob)."""
+
+    code = "E_UPLOAD"
+    retryable: ClassVar[bool] = False
+
+
+class UploadUnavailable(UploadError):
+    """The object store cannot be reached or is overloaded (connection refused or reset,
+    timeout, HTTP 5xx, throttling): retried later with backoff, nothing is lost."""
+
+    code = "E_UPLOAD_UNAVAILABLE"
+    retryable = True
+
+
+class UploadChecksumError(UploadError):
+    """The bytes the object store holds (or received) do not match our SHA-256: the store
+    rejected our checksum (BadDigest) or returned a different one. Retried a few times."""
+
+    code = "E_UPLOAD_CHECKSUM"
+    retryable = True
+
+
+class UploadUnverifiable(UploadError):
+    """The object store accepted the upload but does not return SHA-256 checksums, so the
+    copy cannot be verified remotely (e.g. Ceph RGW before Squid)."""
+
+    code = "E_UPLOAD_UNVERIFIABLE"

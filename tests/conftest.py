@@ -7,25 +7,15 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from evidock_testing import StepClock
 
 from config import Settings, load_settings
 from evidock.wiring import Services
 from fixtures.camera import CameraTree, build_camera
-
-
-class StepClock:
-    """A deterministic, aware UTC clock that moves one second per reading."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 @pytest.fixture
@@ -59,26 +49,3 @@ def camera(camera_template: CameraTree, tmp_path: Path) -> Path:
     dest = tmp_path / "camera"
     shutil.copytree(camera_template.root, dest, symlinks=True)
     return dest
-
-
-def tree_snapshot(root: Path) -> dict[bytes, tuple[int, int, bytes]]:
-    """Every entry under root: (mode, size, content hash or link target), by raw path."""
-    import hashlib
-    import os
-    import stat
-
-    snap: dict[bytes, tuple[int, int, bytes]] = {}
-    broot = os.fsencode(root)
-    for dirpath, dirnames, filenames in os.walk(broot):
-        for name in dirnames + filenames:
-            full = os.path.join(dirpath, name)
-            st = os.lstat(full)
-            if stat.S_ISREG(st.st_mode):
-                with open(full, "rb") as fh:
-                    digest = hashlib.sha256(fh.read()).digest()
-            elif stat.S_ISLNK(st.st_mode):
-                digest = os.readlink(full)
-            else:
-                digest = b""
-            snap[os.path.relpath(full, broot)] = (st.st_mode, st.st_size, digest)
-    return snap

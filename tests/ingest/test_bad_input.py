@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import tree_snapshot
+from evidock_testing import tree_snapshot
 
 from evidock.wiring import Services
 from fixtures.badinput import BadTree, build_bad_inputs

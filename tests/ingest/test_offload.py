@@ -9,7 +9,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from conftest import tree_snapshot
+from evidock_testing import tree_snapshot
 
 from evidock.wiring import Services
 from ingest.hooks import Hooks

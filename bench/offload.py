@@ -1,0 +1,423 @@
+"""Offload bench: `evidock ingest` against `cp -r && sync` and `b3sum`, in one run.
+
+    .venv/bin/python -m bench.offload [--gib 2] [--bigfile-gib 4] [--runs 3] [--warm]
+        [--data DIR] [--no-keep] [--no-doc] [--compare LABEL=EXE ...]
+
+Builds once (cached under bench/data/ or --data) a --gib GiB camera tree and a single
+--bigfile-gib GiB file with fixtures.camera. Then, --runs times, alternating, cold by
+default (page cache dropped before every run): the real CLI ``evidock ingest TREE
+--device ZFY0001 --json --no-process`` (the offload; renditions are timed once apart)
+with a fresh EVIDOCK_HOME on the same filesystem (wall, CPU, peak RSS via os.wait4);
+``cp -r TREE DEST`` then ``sync``; ``b3sum`` of the same files; and any other evidock
+build given with --compare. Reports medians, MB/s, ratios, the peak RSS of ingesting the
+big file, a phase breakdown, and writes them to docs/BENCHMARKS.md ("## Offload").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from bench.common import (
+    REPO,
+    ChildResult,
+    GiB,
+    cached_build,
+    cpu_seconds,
+    fadvise_dontneed,
+    machine_info,
+    markdown_table,
+    mb_per_s,
+    median,
+    remove_tree,
+    run_chain,
+    run_child,
+    set_cache_state,
+    total_size,
+    tree_files,
+    write_section,
+)
+
+DEVICE = "ZFY0001"
+TARGET_RATIO_CP = 1.5
+TARGET_RSS_MB = 150
+EVIDOCK = REPO / ".venv" / "bin" / "evidock"
+PHASES = ("copy + BLAKE3/SHA-256", "fsync", "verify re-read (DONTNEED first)",
+          "media check (ffprobe + ffmpeg demux)")
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    tree: Path
+    files: list[Path]
+    scratch: Path
+    nbytes: int
+    cache_mode: str = ""
+    runs: dict[str, list[ChildResult]] = field(default_factory=dict)
+    extra: dict[str, tuple[ChildResult, int]] = field(default_factory=dict)  # 1-run figures
+    phases: dict[str, tuple[float, float]] = field(default_factory=dict)  # wall, cpu
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.offload", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gib", type=float, default=2.0, help="size of the camera tree (GiB)")
+    p.add_argument("--bigfile-gib", type=float, default=4.0,
+                   help="size of the single-file ingest for peak RSS (0: skip)")
+    p.add_argument("--runs", type=int, default=3, help="runs per contender (median)")
+    p.add_argument("--data", type=Path, default=REPO / "bench" / "data",
+                   help="cache for the built trees and scratch space (same filesystem)")
+    p.add_argument("--keep", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep the built trees for the next run (default: keep)")
+    p.add_argument("--warm", action="store_true",
+                   help="run every contender warm (tree read once first) instead of cold")
+    p.add_argument("--breakdown", action=argparse.BooleanOptionalAction, default=True,
+                   help="time the ingest's phases and an evict_before_verify=false run")
+    p.add_argument("--renditions", action=argparse.BooleanOptionalAction, default=True,
+                   help="time one default ingest (offload + renditions) too")
+    p.add_argument("--doc", action=argparse.BooleanOptionalAction, default=True,
+                   help="write the figures to docs/BENCHMARKS.md (## Offload)")
+    p.add_argument("--evidock", default=str(EVIDOCK), help="evidock executable to bench")
+    p.add_argument("--compare", action="append", default=[], metavar="LABEL=EXE",
+                   help="also bench another evidock build, in the same rounds")
+    return p.parse_args(argv)
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+def camera_tree(data: Path, gib: float) -> Path:
+    from fixtures.camera import build_big_camera
+
+    def build(root: Path) -> int:
+        tree = build_big_camera(root, total_bytes=int(gib * GiB), serial=DEVICE,
+                                cache_dir=data / "cache")
+        return len(tree.files)
+
+    return cached_build(data, f"camera-{gib:g}gib", build)
+
+
+def big_file_tree(data: Path, gib: float) -> Path:
+    """A camera tree holding one file of ``gib`` GiB, named so that it parses."""
+    from fixtures.camera import DEFAULT_START, build_big_file, media_relpath
+
+    def build(root: Path) -> int:
+        rel = media_relpath("A", serial=DEVICE, officer="123456", start=DEFAULT_START,
+                            seq=1, kind="video")
+        build_big_file(root / rel, total_bytes=int(gib * GiB), cache_dir=data / "cache")
+        return 1
+
+    return cached_build(data, f"bigfile-{gib:g}gib", build)
+
+
+# --- contenders ---------------------------------------------------------------------------
+
+
+@cache
+def _has_no_process(exe: str) -> bool:
+    """Whether this evidock build can offload without making renditions."""
+    res = subprocess.run([exe, "ingest", "--help"], capture_output=True, text=True,
+                         check=False, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    return "--no-process" in res.stdout
+
+
+def _env(home: Path, overrides: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
+    env["EVIDOCK_HOME"] = str(home)
+    env.update(overrides or {})
+    return env
+
+
+def ingest_once(b: Bench, tree: Path, *, exe: str | None = None, process: bool = False,
+                overrides: dict[str, str] | None = None) -> ChildResult:
+    """The real CLI with a fresh EVIDOCK_HOME; fails loudly unless every file is ingested."""
+    exe = exe or b.args.evidock
+    argv = [exe, "ingest", str(tree), "--device", DEVICE, "--json"]
+    if not process and _has_no_process(exe):
+        argv.append("--no-process")
+    home, out = b.scratch / "home", b.scratch / "ingest.json"
+    remove_tree(home)
+    home.mkdir(parents=True)
+    try:
+        with open(out, "wb") as fh:
+            res = run_child(argv, env=_env(home, overrides), stdout=fh.fileno(), check=False)
+        try:
+            summary = json.loads(out.read_bytes())["summary"]
+        except (ValueError, KeyError):
+            raise SystemExit(f"{exe} ingest exited {res.returncode} without a JSON "
+                             "report (see its stderr above)") from None
+        if res.returncode != 0 or summary["ingested"] != summary["files"]:
+            raise SystemExit(f"{exe} ingest did not ingest every file: {summary}")
+    finally:
+        remove_tree(home)
+    return res
+
+
+def cp_once(b: Bench, *, verify: bool = False) -> ChildResult:
+    """``cp -r`` + ``sync``; with ``verify``, then drop the copy's pages and ``b3sum`` it
+    (the same three passes over the disk as the ingest: read, write, re-read)."""
+    dest = b.scratch / "cp"
+    remove_tree(dest)
+    try:
+        res = run_chain(["cp", "-r", b.tree, dest], ["sync"])
+        if not verify:
+            return res
+        t = time.perf_counter()
+        fadvise_dontneed(copies := tree_files(dest))
+        again = run_child(["b3sum", *copies])
+        return ChildResult(res.wall_s + time.perf_counter() - t, max(
+            res.maxrss_kib, again.maxrss_kib), 0, res.cpu_s + again.cpu_s)
+    finally:
+        remove_tree(dest)
+
+
+def b3sum_once(b: Bench) -> ChildResult:
+    return run_child(["b3sum", *b.files])
+
+
+def prepare(b: Bench, files: Sequence[Path]) -> None:
+    """Put every contender in the same cache state before it starts."""
+    b.cache_mode = set_cache_state(files, warm=b.args.warm)
+
+
+def contenders(b: Bench) -> dict[str, Callable[[], ChildResult]]:
+    out: dict[str, Callable[[], ChildResult]] = {"ingest": lambda: ingest_once(b, b.tree)}
+    for spec in b.args.compare:
+        label, _, exe = spec.partition("=")
+        out[f"ingest[{label}]"] = lambda exe=exe: ingest_once(b, b.tree, exe=exe)
+    out["cp+sync"] = lambda: cp_once(b)
+    out["cp+sync+b3sum(copy)"] = lambda: cp_once(b, verify=True)
+    out["b3sum"] = lambda: b3sum_once(b)
+    return out
+
+
+def _show(label: str, res: ChildResult, nbytes: int) -> None:
+    print(f"  {label:28} {res.wall_s:7.2f}s {mb_per_s(nbytes, res.wall_s):6.0f} MB/s  "
+          f"cpu {res.cpu_s:6.2f}s  peak RSS {res.maxrss_kib / 1024:5.0f} MiB", flush=True)
+
+
+def run_rounds(b: Bench) -> None:
+    actions = contenders(b)
+    for i in range(b.args.runs):
+        for name, action in actions.items():
+            prepare(b, b.files)
+            b.runs.setdefault(name, []).append(res := action())
+            _show(f"run {i + 1}/{b.args.runs} {name}", res, b.nbytes)
+
+
+def run_extras(b: Bench) -> None:
+    """One-run figures: the big single file, renditions, no eviction before verify."""
+    empty = b.scratch / "empty-camera"
+    empty.mkdir()
+    b.extra["empty"] = (ingest_once(b, empty), 0)
+    if b.args.bigfile_gib > 0:
+        big = big_file_tree(b.args.data, b.args.bigfile_gib)
+        files = tree_files(big)
+        prepare(b, files)
+        b.extra["big"] = (ingest_once(b, big), total_size(files))
+    if b.args.renditions:
+        prepare(b, b.files)
+        b.extra["renditions"] = (ingest_once(b, b.tree, process=True), b.nbytes)
+    if b.args.breakdown:
+        prepare(b, b.files)
+        b.extra["no_evict"] = (ingest_once(
+            b, b.tree, overrides={"EVIDOCK_INGEST__EVICT_BEFORE_VERIFY": "false"}), b.nbytes)
+        b.phases = phase_breakdown(b)
+    for key, (res, nbytes) in b.extra.items():
+        _show(key, res, nbytes)
+
+
+# --- breakdown ----------------------------------------------------------------------------
+
+
+def phase_breakdown(b: Bench) -> dict[str, tuple[float, float]]:
+    """The offloader's steps on the same files, in-process, one after the other, cold:
+    the same library calls with the default settings. Returns phase -> (wall, cpu)."""
+    from ingest.media import Prober
+    from ingest.store import reread_file
+    from integrity.digest import copy_and_hash
+
+    prober, stage = Prober(), b.scratch / "phases"
+    steps: list[Callable[[Path, Path], object]] = [
+        lambda src, dst: _copy_file(copy_and_hash, src, dst),
+        lambda src, dst: _fsync(dst),
+        lambda src, dst: reread_file(dst, evict=True),
+        lambda src, dst: prober.check(dst, kind="video", ext="mp4"),
+    ]
+    totals = dict.fromkeys(PHASES, (0.0, 0.0))
+    remove_tree(stage)
+    stage.mkdir(parents=True)
+    prepare(b, b.files)
+    try:
+        for i, src in enumerate(b.files):
+            for name, step in zip(PHASES, steps, strict=True):
+                t, c = time.perf_counter(), cpu_seconds()
+                step(src, stage / f"{i}.part")
+                w, u = totals[name]
+                totals[name] = (w + time.perf_counter() - t, u + cpu_seconds() - c)
+    finally:
+        remove_tree(stage)
+    return totals
+
+
+def _copy_file(copy_and_hash: Callable[..., object], src: Path, dst: Path) -> None:
+    with open(src, "rb", buffering=0) as fin, open(dst, "xb", buffering=0) as fout:
+        os.posix_fadvise(fin.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        copy_and_hash(fin, fout)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+", buffering=0) as fh:
+        os.fsync(fh.fileno())
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def _med(b: Bench, name: str, attr: str = "wall_s") -> float:
+    return median([getattr(r, attr) for r in b.runs[name]])
+
+
+def results_table(b: Bench) -> str:
+    cp, b3 = _med(b, "cp+sync"), _med(b, "b3sum")
+    rows = []
+    for name, runs in b.runs.items():
+        m = _med(b, name)
+        rows.append([name, f"{m:.2f}", ", ".join(f"{r.wall_s:.2f}" for r in runs),
+                     f"{mb_per_s(b.nbytes, m):.0f}", f"{m / cp:.2f}×", f"{m / b3:.2f}×",
+                     f"{_med(b, name, 'cpu_s'):.1f}",
+                     f"{max(r.maxrss_kib for r in runs) / 1024:.0f}"])
+    return markdown_table(["contender", "median s", "runs s", "MB/s", "÷ cp+sync", "÷ b3sum",
+                           "CPU s (median)", "peak RSS MiB"], rows)
+
+
+def verdicts(b: Bench) -> list[str]:
+    ing, cp = _med(b, "ingest"), _med(b, "cp+sync")
+    ratio = ing / cp
+    out = [f"ingest ÷ (cp -r + sync) = **{ratio:.2f}×** (target ≤ {TARGET_RATIO_CP}×): "
+           + ("**met**" if ratio <= TARGET_RATIO_CP else
+              f"**missed** by {ratio / TARGET_RATIO_CP:.2f}× "
+              f"({ing - TARGET_RATIO_CP * cp:.1f} s over {TARGET_RATIO_CP * cp:.1f} s)")]
+    if "cp+sync+b3sum(copy)" in b.runs:
+        out.append(f"for reference, ingest ÷ (cp + sync + cold b3sum of the copy) = "
+                   f"{ing / _med(b, 'cp+sync+b3sum(copy)'):.2f}×")
+    rss = {"the tree": max(r.maxrss_kib for r in b.runs["ingest"]) / 1024}
+    if "big" in b.extra:
+        rss[f"the single {b.extra['big'][1] / GiB:.1f} GiB file"] = (
+            b.extra["big"][0].maxrss_kib / 1024)
+    met = max(rss.values()) * 1.048576 <= TARGET_RSS_MB
+    out.append("peak RSS " + ", ".join(f"{v:.0f} MiB for {k}" for k, v in rss.items())
+               + f" (target ≤ {TARGET_RSS_MB} MB whatever the file size): "
+               + ("**met**" if met else "**missed**"))
+    return out
+
+
+def extras_text(b: Bench) -> str:
+    labels = {"empty": "empty camera: start-up + new catalog (fixed cost)",
+              "big": "single big file, offload", "renditions": "tree, default CLI "
+              "(offload + renditions)", "no_evict": "tree, offload, "
+              "`EVIDOCK_INGEST__EVICT_BEFORE_VERIFY=false`"}
+    rows = [[labels[k], f"{n / GiB:.2f}", f"{r.wall_s:.2f}",
+             f"{mb_per_s(n, r.wall_s):.0f}" if n else "",
+             f"{r.cpu_s:.1f}", f"{r.maxrss_kib / 1024:.0f}"] for k, (r, n) in b.extra.items()]
+    return markdown_table(["ingest (1 run, cold)", "GiB", "s", "MB/s", "CPU s",
+                           "peak RSS MiB"], rows)
+
+
+def phases_text(b: Bench) -> str:
+    total_w = sum(w for w, _ in b.phases.values())
+    rows = [[k, f"{w:.2f}", f"{100 * w / total_w:.0f} %", f"{c:.2f}"]
+            for k, (w, c) in b.phases.items()]
+    rows.append(["sum (serial, as the offloader runs them)", f"{total_w:.2f}", "",
+                 f"{sum(c for _, c in b.phases.values()):.2f}"])
+    return markdown_table(["phase (in-process, cold, same files)", "wall s", "share",
+                           "CPU s"], rows)
+
+
+PROPOSALS = """Levers (issue 2): verify the re-read by size + BLAKE3 only
+(`reread_file(..., sha256=False)` + `check_against(..., sha256=False)`, in
+`ingest/store.py` / `integrity/digest.py`); write staging files through
+`ingest.store.StagingWriter` (starts writeback while copying, so the fsync does not wait
+for the whole file); copy file N+1 while a worker thread verifies, checks and commits
+file N (`ingest/offload.py`)."""
+
+
+def analysis(b: Bench) -> str:
+    cpu, cp = _med(b, "ingest", "cpu_s"), _med(b, "cp+sync")
+    text = (f"Why: the offload is CPU-bound where `cp -r && sync` is I/O-bound. It burns "
+            f"{cpu:.1f} CPU-s (median) against {_med(b, 'cp+sync', 'cpu_s'):.1f} for "
+            "cp+sync: BLAKE3 + SHA-256 over every byte on the copy and again on the verify "
+            "re-read, a full ffmpeg demux pass and an ffprobe per file, and the Python "
+            "start-up + catalog. Even spread perfectly over 2 idle cores that is "
+            f"≥ {cpu / 2:.1f} s, i.e. ≥ {cpu / 2 / cp:.2f}× cp+sync before any waiting; "
+            "and the phases run one after another, so the fsync's disk wait and the "
+            "CPU-bound checks never overlap. It also makes three passes over the disk "
+            "(read the camera, write, re-read the copy) where cp makes two, and here "
+            "camera and store share one virtual disk: `cp+sync+b3sum(copy)` is that I/O "
+            "alone. Neighbours' load on this shared VM hits the "
+            "CPU-bound ingest far harder than the I/O-bound baselines, hence the spread.")
+    if "empty" in b.extra:
+        e = b.extra["empty"][0]
+        text += (f" Fixed cost per offload (empty camera): {e.wall_s:.1f} s, "
+                 f"{e.cpu_s:.1f} CPU-s, mostly importing SQLAlchemy/SQLModel.")
+    return text + "\n\n" + PROPOSALS
+
+
+def doc_body(b: Bench, info: dict[str, str], cmd: str) -> str:
+    parts = [
+        f"- date: {info['date']}; {info['load']} at the end (shared VM)\n"
+        f"- machine: {info['machine']}\n- python {info['python']}, {info['ffmpeg']}, "
+        f"{info['b3sum']}\n- command: `{cmd}`\n"
+        f"- tree: {len(b.files)} MP4 files, {b.nbytes / GiB:.2f} GiB ({b.nbytes} bytes), "
+        f"`fixtures.camera.build_big_camera`\n- cache: {b.cache_mode}; "
+        f"{b.args.runs} runs per contender, alternating; medians\n"
+        "- ingest = `evidock ingest TREE --device ZFY0001 --json --no-process` with a fresh "
+        "EVIDOCK_HOME on the same filesystem; peak RSS = `os.wait4` ru_maxrss, the largest "
+        "single process (Python or one of its ffprobe/ffmpeg children)",
+        results_table(b), "Targets:\n\n" + "\n".join(f"- {v}" for v in verdicts(b))]
+    if b.extra:
+        parts.append(extras_text(b))
+    if b.phases:
+        parts.append("Where the offload's time goes:\n\n" + phases_text(b))
+    parts.append(analysis(b))
+    return "\n\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.data = args.data.resolve()
+    args.data.mkdir(parents=True, exist_ok=True)
+    cmd = " ".join([".venv/bin/python -m bench.offload",
+                    *(sys.argv[1:] if argv is None else argv)])
+    tree = camera_tree(args.data, args.gib)
+    files = tree_files(tree)
+    b = Bench(args, tree, files, args.data / f"scratch-{os.getpid()}", total_size(files))
+    b.scratch.mkdir(parents=True)
+    try:
+        run_rounds(b)
+        run_extras(b)
+    finally:
+        remove_tree(b.scratch)
+        if not args.keep:
+            for name in (tree.name, f"bigfile-{args.bigfile_gib:g}gib"):
+                remove_tree(args.data / name)
+                (args.data / f"{name}.done").unlink(missing_ok=True)
+    body = doc_body(b, machine_info(), cmd)
+    print("\n" + body)
+    if args.doc:
+        write_section("Offload", body)
+        print("\nwrote ## Offload to docs/BENCHMARKS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,6 +10,7 @@ import typer
 
 from config import load_settings
 from evidock.output import emit_json, guarded
+from evidock.output import show as _show
 from evidock.wiring import Services
 from ingest.catalog import Recording
 from ingest.catalog.models import Rendition
@@ -30,14 +31,6 @@ keys_app = typer.Typer(no_args_is_help=True, help="The station's Ed25519 signing
 
 def _services(config: Path | None) -> Services:
     return Services.from_config(load_settings(config_file=config))
-
-
-def _show(obj: dict[str, object], as_json: bool) -> None:
-    if as_json:
-        emit_json(obj)
-    else:
-        for key, value in obj.items():
-            typer.echo(f"{key}: {value}")
 
 
 @keys_app.command("init")

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from config import load_settings
-from evidock.output import emit_json, guarded
+from evidock.output import guarded
+from evidock.output import show as _show
 from evidock.wiring import Services
 from ingest.uploads import ItemOutcome
 
@@ -18,14 +19,6 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config fi
                                                 envvar="EVIDOCK_CONFIG")]
 upload_app = typer.Typer(no_args_is_help=True,
                          help="Copies of every blob in WORM object storage (Object Lock).")
-
-
-def _show(obj: dict[str, object], as_json: bool) -> None:
-    if as_json:
-        emit_json(obj)
-    else:
-        for key, value in obj.items():
-            typer.echo(f"{key}: {value}")
 
 
 @upload_app.command("status")

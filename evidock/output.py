@@ -19,6 +19,15 @@ def emit_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def show(obj: dict[str, object], as_json: bool) -> None:
+    """A flat result: one JSON object, or ``key: value`` lines for people."""
+    if as_json:
+        emit_json(obj)
+    else:
+        for key, value in obj.items():
+            typer.echo(f"{key}: {value}")
+
+
 def fail(exc: EvidockError, *, as_json: bool) -> NoReturn:
     if as_json:
         emit_json({"error": exc.to_dict()})

@@ -8,6 +8,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+def check_regex(pattern: str) -> str:
+    """The pattern itself if it compiles; a ValueError naming it otherwise."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {pattern!r}: {exc}") from exc
+    return pattern
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -32,11 +41,7 @@ class CameraEntry(_Frozen):
     @field_validator("serial_pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"bad regular expression {value!r}: {exc}") from exc
-        return value
+        return check_regex(value)
 
     @field_validator("driver")
     @classmethod

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from config.dock import DockSettings
+from config.dock import DockSettings, check_regex
 
 
 class _Frozen(BaseModel):
@@ -119,12 +119,7 @@ class CameraModel(_Frozen):
     @field_validator("patterns", "log_patterns")
     @classmethod
     def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from exc
-        return value
+        return tuple(check_regex(pattern) for pattern in value)
 
     @field_validator("patterns")
     @classmethod

@@ -61,6 +61,13 @@ def _with_services(config: Path | None, as_json: bool, fn: Callable[[Services], 
     guarded(as_json, body)
 
 
+
+def _print_findings(findings: object, summary: str) -> None:
+    """Every finding on its own line, then one summary line."""
+    for finding in findings:  # type: ignore[attr-defined]
+        typer.echo(str(finding))
+    typer.echo(summary)
+
 @audit_app.command("head")
 def head(config: ConfigOpt = None) -> None:
     """Print the current signed tree head as JSON (signing and storing a new one if the
@@ -117,10 +124,9 @@ def verify(against: Annotated[list[Path] | None, typer.Option(
         if as_json:
             emit_json({**report.to_dict(), "audit_seq": event.seq})
         else:
-            for finding in report.findings:
-                typer.echo(str(finding))
-            typer.echo(f"{'ok' if report.ok else 'FINDINGS'}: {report.events} events, "
-                       f"{report.heads} heads, {len(report.findings)} findings")
+            _print_findings(report.findings, f"{'ok' if report.ok else 'FINDINGS'}: "
+                            f"{report.events} events, {report.heads} heads, "
+                            f"{len(report.findings)} findings")
         code = report.exit_code
     try:
         _with_services(config, as_json, run)
@@ -167,10 +173,9 @@ def fixity(
         if as_json:
             emit_json(report.to_dict())
         else:
-            for finding in report.findings:
-                typer.echo(str(finding))
-            typer.echo(f"fixity {plan.mode} (seed {plan.seed}): {report.checked} objects, "
-                       f"{report.bytes_read / 1e6:.1f} MB, {len(report.findings)} findings")
+            _print_findings(report.findings, f"fixity {plan.mode} (seed {plan.seed}): "
+                            f"{report.checked} objects, {report.bytes_read / 1e6:.1f} MB, "
+                            f"{len(report.findings)} findings")
         code = report.exit_code
     _with_services(config, as_json, run)
     raise typer.Exit(code)

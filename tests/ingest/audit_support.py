@@ -62,3 +62,22 @@ def cli_app() -> typer.Typer:
     app.command()(fixity)
     install_refusals(app)
     return app
+
+
+def run_together(procs: list, *, timeout: float) -> list[str]:
+    """Release child processes that each printed "ready" at once; their stdout, stripped.
+
+    Each child waits for "go" on stdin, so both are connected before either writes.
+    """
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    outs = []
+    for p in procs:
+        out, _ = p.communicate(timeout=timeout)
+        assert p.returncode == 0, out
+        outs.append(out.strip())
+    return outs

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from audit_support import T0, cli_app, fill, make_log
+from audit_support import T0, cli_app, fill, make_log, run_together
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
@@ -218,15 +218,7 @@ def test_two_processes_append_gap_free(tmp_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", _APPENDER, url, name, "60"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                               cwd=REPO) for name in ("A", "B")]
-    for p in procs:  # both connected before either starts: they really run together
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    for p in procs:
-        out, _ = p.communicate(timeout=120)
-        assert p.returncode == 0 and out.strip() == "done"
+    assert run_together(procs, timeout=120) == ["done", "done"]
     log = make_log(tmp_path, signer=False)
     report = verify_log(log.catalog.engine, keyring=None)
     assert report.ok and report.events == 120
@@ -269,15 +261,8 @@ def test_two_bays_ingest_concurrently_into_one_catalog(tmp_path: Path, camera: P
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                               cwd=REPO, env=env)
              for cam, dev, bay in ((camera, "ZFY0001", "1"), (second, "ZFY0002", "2"))]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    for p in procs:
-        out, _ = p.communicate(timeout=300)
-        assert p.returncode == 0 and out.strip() in ("completed", "findings"), out
+    for out in run_together(procs, timeout=300):
+        assert out in ("completed", "findings"), out
     log = make_log(home)
     report = verify_log(log.catalog.engine, keyring=log.signer.keyring())  # type: ignore[union-attr]
     assert report.ok, report.findings

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from config.access import AccessSettings, CaseSettings, CoverageSettings, ExportSettings
 from config.dock import DockSettings, check_regex
 
 
@@ -151,6 +152,10 @@ class Settings(_Frozen):
     rendition: RenditionSettings = RenditionSettings()
     dock: DockSettings = DockSettings()
     upload: UploadSettings = UploadSettings()
+    access: AccessSettings = AccessSettings()
+    cases: CaseSettings
+    exports: ExportSettings
+    coverage: CoverageSettings = CoverageSettings()
     camera_models: tuple[CameraModel, ...] = ()
 
     @model_validator(mode="after")
@@ -162,12 +167,30 @@ class Settings(_Frozen):
                 [("dock.bays", b.camera_model) for b in self.dock.bays if b.camera_model]:
             if wanted not in names:
                 raise ValueError(f"{where}: camera model {wanted!r} is not one of {names}")
+        self._case_vocabulary()
         if self.ingest.default_camera_model not in names:
             raise ValueError(
                 f"ingest.default_camera_model: {self.ingest.default_camera_model!r} "
                 f"is not one of camera_models {names}"
             )
         return self
+
+    def _case_vocabulary(self) -> None:
+        """Coverage rules and users may only name stages, types and units the agency has."""
+        for req in self.coverage.requirements:
+            if req.stage not in self.cases.stages:
+                raise ValueError(f"coverage.requirements: stage {req.stage!r} is not one of "
+                                 f"cases.stages")
+            for t in req.case_types:
+                if t not in self.cases.types:
+                    raise ValueError(f"coverage.requirements: case type {t!r} is not one of "
+                                     f"cases.types")
+        if self.cases.units:
+            for user in self.access.users:
+                for unit in user.units:
+                    if unit not in self.cases.units:
+                        raise ValueError(f"access.users: {user.name}: unit {unit!r} is not "
+                                         f"one of cases.units")
 
     def camera_model(self, name: str | None) -> CameraModel:
         wanted = name or self.ingest.default_camera_model

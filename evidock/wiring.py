@@ -19,6 +19,8 @@ from ingest.process import Renderer
 from ingest.store import ContentStore
 from ingest.uploads import RetryPolicy, UploadQueue
 from integrity.errors import ConfigError
+from retention import models as _retention_tables  # noqa: F401  (registers the tables)
+from retention.permissions import Actor, Gate
 
 
 def utc_now() -> datetime:
@@ -68,6 +70,13 @@ class Services:
                              checksum_attempts=up.checksum_attempts, lease_s=up.lease_s)
         return UploadQueue(catalog=self.catalog, store=self.store,
                            objects=ObjectStore.from_settings(up), policy=policy)
+
+    def gate(self) -> Gate:
+        return Gate(access=self.settings.access, audit=self.audit(), clock=self.clock)
+
+    def actor(self) -> Actor:
+        """The evidock user running this process (refused and audited when unknown)."""
+        return self.gate().identify()
 
     def close(self) -> None:
         self.catalog.close()

@@ -160,3 +160,44 @@ class UploadUnverifiable(UploadError):
     copy cannot be verified remotely (e.g. Ceph RGW before Squid)."""
 
     code = "E_UPLOAD_UNVERIFIABLE"
+
+
+class InvalidRequest(EvidockError):
+    """A request that cannot be carried out as given (bad case number, unknown stage,
+    a range outside the recording): nothing was changed."""
+
+    code = "E_INVALID"
+    exit_code = 1
+
+
+class Conflict(EvidockError):
+    """The request contradicts the record (case number already exists, link already
+    removed, hold already released, request already decided)."""
+
+    code = "E_CONFLICT"
+    exit_code = 1
+
+
+class UnknownUser(Refused):
+    """The OS account running evidock is not mapped to an evidock user."""
+
+    code = "E_UNKNOWN_USER"
+
+
+class Forbidden(Refused):
+    """The user lacks the permission, unit or clearance for this action (audited)."""
+
+    code = "E_FORBIDDEN"
+
+
+class SelfApproval(Forbidden):
+    """The second person of a two-person rule must be someone else."""
+
+    code = "E_SELF_APPROVAL"
+
+
+class NotApproved(Refused):
+    """An export or deletion was attempted without a valid (approved, unexpired,
+    unused) approval."""
+
+    code = "E_NOT_APPROVED"

@@ -91,8 +91,12 @@ def guarded_tables() -> tuple[str, ...]:
     # Imported here, not at the top: those modules import the catalog package.
     from ingest import audit, fixity, uploads
 
+    # Tables of other packages (cases, holds, approvals) mark themselves with
+    # ``__table_args__ = {"info": {"append_only": True}}`` and are guarded alike.
+    marked = tuple(t.name for t in SQLModel.metadata.sorted_tables
+                   if t.info.get("append_only"))
     return (*models.EVIDENCE_TABLES, *audit.AUDIT_TABLES, *fixity.FIXITY_TABLES,
-            *uploads.UPLOAD_TABLES)
+            *uploads.UPLOAD_TABLES, *marked)
 
 
 def _widen_integers() -> None:

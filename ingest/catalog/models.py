@@ -182,4 +182,26 @@ class Export(SQLModel, table=True):
     created_at: datetime = _when()
 
 
-EVIDENCE_TABLES = ("blob", "recording", "wipe", "rendition", "segment", "derivative", "export")
+class Tombstone(SQLModel, table=True):
+    """What is left when retention removes a recording's content: never silent.
+
+    The recording, blob and segment rows stay (they are append-only); this row says the
+    bytes named in ``blobs`` were removed, under which rule, approved by whom.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: str = Field(foreign_key="recording.id", index=True)
+    blobs: list[str] = Field(default_factory=list, sa_column=Column(JSONText(), nullable=False))
+    remote: list[str] = Field(default_factory=list, sa_column=Column(JSONText(), nullable=False))
+    digests: dict[str, Any] = Field(default_factory=dict,
+                                    sa_column=Column(JSONText(), nullable=False))
+    rule: str
+    reason: str
+    approvers: list[str] = Field(default_factory=list,
+                                 sa_column=Column(JSONText(), nullable=False))
+    actor: str
+    at: datetime = _when()
+
+
+EVIDENCE_TABLES = ("blob", "recording", "wipe", "rendition", "segment", "derivative", "export",
+                   "tombstone")

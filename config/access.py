@@ -1,0 +1,99 @@
+"""Settings for people and case records: ``[access]``, ``[cases]``, ``[exports]``,
+``[coverage]``. Parsed once here; the permission logic lives in retention/permissions.py."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from config.dock import check_regex
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ROLES = ("officer", "clerk", "inspector", "legal_reviewer", "supervisor", "admin")
+Role = Literal["officer", "clerk", "inspector", "legal_reviewer", "supervisor", "admin"]
+#: Sensitivity labels, least to most restricted. "none" needs no clearance.
+SENSITIVITIES = ("none", "个人隐私", "商业秘密", "国家秘密")
+Sensitivity = Literal["none", "个人隐私", "商业秘密", "国家秘密"]
+_USER_NAME = r"^[A-Za-z0-9._@-]{1,64}$"
+
+
+class UserEntry(_Frozen):
+    """One evidock user: who they are, which OS accounts are them, what they may do."""
+
+    name: str = Field(pattern=_USER_NAME)
+    display: str = ""
+    os_users: tuple[str, ...] = ()
+    roles: tuple[Role, ...] = Field(min_length=1)
+    units: tuple[str, ...] = ()  # empty: every unit
+    clearances: tuple[Sensitivity, ...] = ()  # labels beyond "none" this user may see
+    police_number: str | None = None
+
+
+class AccessSettings(_Frozen):
+    users: tuple[UserEntry, ...] = ()
+    # Test/development only: take the evidock user from EVIDOCK_USER instead of the OS
+    # account. Anyone who can set the environment could then act as anyone.
+    trust_env_user: bool = False
+    # Role → permissions, replacing the built-in map of a role when given.
+    roles: dict[Role, tuple[str, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique(self) -> AccessSettings:
+        names = [u.name for u in self.users]
+        if len(set(names)) != len(names):
+            raise ValueError("access.users: names must be unique")
+        accounts = [a for u in self.users for a in u.os_users]
+        if len(set(accounts)) != len(accounts):
+            raise ValueError("access.users: an OS account may map to only one user")
+        return self
+
+
+class CaseSettings(_Frozen):
+    """How the agency writes case numbers, and its case types, stages and units."""
+
+    # A case number must fully match one of these (Unicode, e.g. 邵城管罚〔2019〕第001号).
+    number_patterns: tuple[str, ...] = Field(min_length=1)
+    types: tuple[str, ...] = Field(min_length=1)
+    stages: tuple[str, ...] = Field(min_length=1)
+    units: tuple[str, ...] = ()  # empty: any unit name
+
+    @field_validator("number_patterns")
+    @classmethod
+    def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_regex(p) for p in value)
+
+    def number_ok(self, number: str) -> bool:
+        return any(re.fullmatch(p, number) for p in self.number_patterns)
+
+
+class ExportSettings(_Frozen):
+    """未经批准不得擅自对外提供: exports leave only on an approved request."""
+
+    purposes: tuple[str, ...] = Field(min_length=1)
+    approval_valid_h: float = Field(72, gt=0, le=24 * 365)
+
+
+class CoverageRequirement(_Frozen):
+    """Which stages of which case types must have audio-video recording."""
+
+    stage: str = Field(min_length=1)
+    case_types: tuple[str, ...] = ()  # empty: every case type
+    full_process: bool = False  # 全过程音像记录: the whole stage, without gaps
+
+
+class CoverageSettings(_Frozen):
+    requirements: tuple[CoverageRequirement, ...] = ()
+    # Footage offloaded later than this after it was recorded counts as late.
+    offload_deadline_h: float = Field(24, gt=0)
+    # Holes shorter than this inside a full-process stage are not reported as gaps.
+    gap_tolerance_s: float = Field(5, ge=0)
+
+
+__all__ = ["ROLES", "SENSITIVITIES", "AccessSettings", "CaseSettings", "CoverageRequirement",
+           "CoverageSettings", "ExportSettings", "Role", "Sensitivity", "UserEntry"]

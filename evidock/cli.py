@@ -12,7 +12,17 @@ from rich.console import Console
 from rich.table import Table
 
 from config import load_settings, write_default_config
-from evidock import cmd_audit, cmd_dock, cmd_media, cmd_upload
+from evidock import (
+    cmd_audit,
+    cmd_case,
+    cmd_coverage,
+    cmd_dock,
+    cmd_export,
+    cmd_media,
+    cmd_retention,
+    cmd_scheduler,
+    cmd_upload,
+)
 from evidock.output import emit_json, guarded
 from evidock.progress import RichProgress
 from evidock.wiring import Services
@@ -148,9 +158,15 @@ app.add_typer(cmd_media.keys_app, name="keys")
 app.add_typer(cmd_audit.audit_app, name="audit")
 app.add_typer(cmd_upload.upload_app, name="upload")
 app.add_typer(cmd_dock.dock_app, name="dock")
+app.add_typer(cmd_case.case_app, name="case")
+app.add_typer(cmd_case.recording_app, name="recording")
+app.add_typer(cmd_export.export_app, name="export")
+app.add_typer(cmd_retention.retention_app, name="retention")
+app.add_typer(cmd_retention.hold_app, name="hold")
+app.add_typer(cmd_scheduler.scheduler_app, name="scheduler")
 app.command()(cmd_audit.fixity)
+app.command()(cmd_coverage.coverage)
 app.command()(cmd_media.process)
-app.command()(cmd_media.export)
 app.command()(cmd_media.verify)
 app.command()(cmd_media.recover)
 

@@ -20,6 +20,7 @@ from ingest.store import ContentStore
 from ingest.uploads import RetryPolicy, UploadQueue
 from integrity.errors import ConfigError
 from retention import models as _retention_tables  # noqa: F401  (registers the tables)
+from retention.cases import CaseDesk
 from retention.permissions import Actor, Gate
 
 
@@ -73,6 +74,10 @@ class Services:
 
     def gate(self) -> Gate:
         return Gate(access=self.settings.access, audit=self.audit(), clock=self.clock)
+
+    def cases(self) -> CaseDesk:
+        return CaseDesk(catalog=self.catalog, gate=self.gate(), audit=self.audit(),
+                        settings=self.settings.cases, clock=self.clock)
 
     def actor(self) -> Actor:
         """The evidock user running this process (refused and audited when unknown)."""

@@ -38,3 +38,56 @@ def tree_snapshot(root: Path) -> dict[bytes, tuple[int, int, bytes]]:
                 digest = b""
             snap[os.path.relpath(full, broot)] = (st.st_mode, st.st_size, digest)
     return snap
+
+
+#: A small agency: one user per role, two units, one restricted user. Tests act as a
+#: user with EVIDOCK_USER (trust_env_user is a test-only switch) or Gate.identify(env=).
+AGENCY_TOML = """
+[access]
+trust_env_user = true
+[[access.users]]
+name = "clerk"
+display = "张文书"
+roles = ["clerk"]
+clearances = ["个人隐私"]
+[[access.users]]
+name = "clerk2"
+roles = ["clerk"]
+units = ["城西中队"]
+[[access.users]]
+name = "inspector"
+display = "李督察"
+roles = ["inspector"]
+clearances = ["个人隐私", "商业秘密"]
+[[access.users]]
+name = "legal"
+display = "王法制"
+roles = ["legal_reviewer"]
+clearances = ["个人隐私", "商业秘密"]
+[[access.users]]
+name = "supervisor"
+roles = ["supervisor"]
+clearances = ["个人隐私", "商业秘密", "国家秘密"]
+[[access.users]]
+name = "supervisor2"
+roles = ["supervisor"]
+clearances = ["个人隐私"]
+[[access.users]]
+name = "admin"
+roles = ["admin"]
+[[access.users]]
+name = "officer"
+roles = ["officer"]
+police_number = "123456"
+
+[cases]
+units = ["城东中队", "城西中队"]
+"""
+
+
+def write_agency_config(home: Path, extra: str = "") -> Path:
+    """EVIDOCK_HOME/evidock.toml with :data:`AGENCY_TOML` (+ extra TOML); returns it."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "evidock.toml"
+    path.write_text(AGENCY_TOML + extra, encoding="utf-8")
+    return path

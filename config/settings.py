@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from config.access import AccessSettings, CaseSettings, CoverageSettings, ExportSettings
 from config.dock import DockSettings, check_regex
+from config.retention import RetentionSettings
 
 
 class _Frozen(BaseModel):
@@ -96,7 +97,7 @@ class UploadSettings(_Frozen):
     max_concurrency: int = Field(4, ge=1, le=32)
     connect_timeout_s: float = Field(10, gt=0)
     read_timeout_s: float = Field(120, gt=0)
-    retention_days: int = Field(183, ge=1, le=36500)
+    retention_days: int = Field(184, ge=1, le=36500)
     retry_base_s: float = Field(30, gt=0)
     retry_cap_s: float = Field(21600, gt=0)
     checksum_attempts: int = Field(3, ge=1, le=20)
@@ -156,6 +157,7 @@ class Settings(_Frozen):
     cases: CaseSettings
     exports: ExportSettings
     coverage: CoverageSettings = CoverageSettings()
+    retention: RetentionSettings = RetentionSettings()
     camera_models: tuple[CameraModel, ...] = ()
 
     @model_validator(mode="after")

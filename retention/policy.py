@@ -199,7 +199,7 @@ def _start(item: Item) -> datetime:
     """Later of ingest and camera start: a wrong camera clock never ages footage."""
     start = item.ingested_at.astimezone(UTC)
     if item.camera_start is not None:
-        start = min(start, item.camera_start.astimezone(UTC))
+        start = max(start, item.camera_start.astimezone(UTC))
     return start
 
 

@@ -60,7 +60,8 @@ class Services:
 
     def renderer(self) -> Renderer:
         return Renderer(settings=self.settings, store=self.store, catalog=self.catalog,
-                        prober=self.prober, keys=self.keys, clock=self.clock)
+                        prober=self.prober, keys=self.keys, clock=self.clock,
+                        audit=self.audit())
 
     def upload_queue(self) -> UploadQueue:
         up = self.settings.upload

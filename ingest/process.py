@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from config import Settings
+from ingest.audit import AuditLog
 from ingest.catalog import Blob, Catalog, Recording
 from ingest.catalog.models import Rendition, Segment
 from ingest.keystore import StationKeys
@@ -81,8 +82,10 @@ class Renderer:
     def __init__(self, *, settings: Settings, store: ContentStore, catalog: Catalog,
                  prober: Prober, keys: StationKeys, clock: Callable[[], datetime],
                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-                 ffmpeg_bin: str = "ffmpeg") -> None:
+                 ffmpeg_bin: str = "ffmpeg", audit: AuditLog | None = None) -> None:
         self.settings = settings
+        # Every rendition attempt (made, failed, none) is an audit event in its transaction.
+        self.audit = audit or AuditLog(catalog=catalog)
         self.store = store
         self.catalog = catalog
         self.prober = prober
@@ -148,6 +151,7 @@ class Renderer:
             s.add(rendition)
             s.flush()
             s.add_all(segments)
+            self._audit(s, rendition, segments=len(segments))
         return rendition
 
     def _cut(self, recording: Recording, plan: RenditionPlan, work: Path) -> list[CutSegment]:
@@ -222,7 +226,17 @@ class Renderer:
         row = self._row(recording, plan, **kw)  # type: ignore[arg-type]
         with self.catalog.transaction() as s:
             s.add(row)
+            self._audit(s, row, segments=0)
         return row
+
+    def _audit(self, s: Session, row: Rendition, *, segments: int) -> None:
+        self.audit.append(s, actor=f"station:{self.settings.station.id}",
+                          action="rendition.make",
+                          subjects=[f"recording:{row.recording_id}", f"rendition:{row.id}"],
+                          details={"status": row.status, "code": row.code, "kind": row.kind,
+                                   "merkle_root": row.merkle_root, "key_id": row.key_id,
+                                   "manifest": row.manifest_blake3, "segments": segments},
+                          at=row.created_at)
 
 
 def _fsync_and_hash(path: Path) -> Digests:

@@ -447,6 +447,21 @@ def test_rendering_again_returns_the_finished_row(world: World) -> None:
                   and ".staging" not in p.parts) == store_before
 
 
+def test_every_rendition_attempt_is_an_audit_event(world: World) -> None:
+    """Made, failed and "none" renditions each left one event naming the rendition."""
+    from ingest.audit import AuditEvent
+
+    with Session(world.svc.catalog.engine) as s:
+        events = [e for e in s.exec(select(AuditEvent)) if e.action == "rendition.make"]
+    by_rendition = {e.subjects[1]: e for e in events}
+    for what, row in world.first.items():
+        event = by_rendition[f"rendition:{row.id}"]
+        assert event.subjects[0] == f"recording:{world.recs[what].id}"
+        assert event.details["status"] == row.status and event.details["code"] == row.code
+        assert event.details["merkle_root"] == row.merkle_root
+    assert {e.details["status"] for e in events} >= {"ok", "failed", "none"}
+
+
 # --------------------------------------------------------------------------- append-only
 
 

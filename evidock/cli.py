@@ -23,7 +23,7 @@ from evidock import (
     cmd_scheduler,
     cmd_upload,
 )
-from evidock.output import emit_json, guarded
+from evidock.output import emit_json, guarded, show
 from evidock.progress import RichProgress
 from evidock.wiring import Services
 from ingest.outcome import OffloadReport, OffloadRequest
@@ -62,6 +62,24 @@ def init(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                 typer.echo(f"{key}: {value}")
 
     guarded(as_json, body)
+
+
+@app.command()
+def whoami(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """The evidock user this OS account maps to, with roles and permissions."""
+
+    def body() -> dict[str, object]:
+        svc = services(config)
+        try:
+            actor = svc.actor()
+        finally:
+            svc.close()
+        return {"user": actor.name, "display": actor.display, "roles": list(actor.roles),
+                "units": sorted(actor.units) or "all",
+                "clearances": ["none", *sorted(actor.clearances)],
+                "permissions": sorted(p.value for p in actor.permissions)}
+
+    show(guarded(as_json, body), as_json)
 
 
 @app.command()

@@ -94,3 +94,18 @@ def test_disk_full_is_fatal_and_leaves_camera_untouched(tmp_path: Path, camera: 
         assert not list((small / "store" / ".staging").iterdir()), "no partial object left"
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def test_whoami_maps_the_account_and_refuses_strangers(tmp_path: Path) -> None:
+    from evidock_testing import write_agency_config
+
+    home = tmp_path / "home"
+    write_agency_config(home)
+    run = evidock(home, "whoami", "--json", EVIDOCK_USER="legal")
+    assert run.returncode == 0, run.stderr
+    me = json.loads(run.stdout)
+    assert me["user"] == "legal" and me["display"] == "王法制"
+    assert "export.approve" in me["permissions"] and "export.run" not in me["permissions"]
+    stranger = evidock(home, "whoami", "--json", EVIDOCK_USER="nobody")
+    assert stranger.returncode == 3
+    assert json.loads(stranger.stdout)["error"]["code"] == "E_UNKNOWN_USER"

@@ -8,7 +8,9 @@ read then keeps several requests in flight, as b3sum's multithreaded mmap does.
 Findings have stable codes: ``E_FIXITY_MISSING``, ``E_FIXITY_ALTERED`` (size, digest,
 or not a regular file any more), ``E_FIXITY_UNREADABLE`` (I/O or permission error),
 ``E_FIXITY_UNEXPECTED`` (something under ``store/<2>/<2>/`` no Blob row names, or any
-other stray entry in the store).
+other stray entry in the store). A blob a retention ``Tombstone`` names (and nothing live
+names again) is expected absent: absent is ``I_FIXITY_TOMBSTONED``, still present is
+``E_FIXITY_TOMBSTONED_PRESENT`` (the removal did not happen or was undone).
 
 Each check is an append-only ``FixityCheck`` row (when each object was last proven);
 each finding and each run is an audit event. Sampling prefers objects never proven,
@@ -38,12 +40,13 @@ from typing import Any
 
 import blake3
 from sqlalchemy import Column, and_, func, select
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel
 
 from ingest.audit import AuditLog
 from ingest.catalog import Blob, Catalog
 from ingest.catalog.types import UTCDateTime
 from ingest.store import ContentStore
+from ingest.tombstones import live_references, tombstoned_blobs
 from integrity.digest import Digests, hash_stream
 from integrity.errors import FixityError
 from integrity.findings import Finding
@@ -52,7 +55,9 @@ E_FIXITY_MISSING = "E_FIXITY_MISSING"
 E_FIXITY_ALTERED = "E_FIXITY_ALTERED"
 E_FIXITY_UNREADABLE = "E_FIXITY_UNREADABLE"
 E_FIXITY_UNEXPECTED = "E_FIXITY_UNEXPECTED"
+E_FIXITY_TOMBSTONED_PRESENT = "E_FIXITY_TOMBSTONED_PRESENT"
 I_FIXITY_OK = "I_FIXITY_OK"
+I_FIXITY_TOMBSTONED = "I_FIXITY_TOMBSTONED"
 FIXITY_TABLES = ("fixitycheck",)
 MODES = ("all", "sample", "since")
 IGNORED = frozenset({".staging", ".quarantine", ".staging.lock"})
@@ -83,6 +88,7 @@ class BlobRef:
     size: int
     stored_at: datetime
     last_proven: datetime | None
+    tombstoned: bool = False  # removed by retention: expected absent
 
 
 @dataclass(frozen=True)
@@ -216,13 +222,22 @@ class Fixity:
             query = query.where(b.c.stored_at >= since)
         with self.catalog.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [BlobRef(r[0], r[1], r[2], r[3], _aware(r[4])) for r in rows]
+        gone = self._tombstoned()
+        return [BlobRef(r[0], r[1], r[2], r[3], _aware(r[4]), r[0] in gone) for r in rows]
+
+    def _tombstoned(self) -> set[str]:
+        """Blobs removed by retention that nothing live names again (re-ingest)."""
+        with Session(self.catalog.engine) as s:
+            named = tombstoned_blobs(s)
+            return named - live_references(s, named) if named else set()
 
     # ------------------------------------------------------------------ checking
 
     def check_blob(self, ref: BlobRef, *, sha256: bool) -> _Result:
         path = self.store.path_for(ref.blake3)
         rel = str(path.relative_to(self.store.root))
+        if ref.tombstoned:
+            return self._check_absent(ref, path, rel)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
@@ -236,6 +251,12 @@ class Fixity:
             return self._bad(ref, rel, E_FIXITY_UNREADABLE, f"read error: {exc.strerror}")
         finally:
             os.close(fd)
+
+    def _check_absent(self, ref: BlobRef, path: Path, rel: str) -> _Result:
+        if not os.path.lexists(path):
+            return _Result(ref, rel, I_FIXITY_TOMBSTONED, None)
+        return self._bad(ref, rel, E_FIXITY_TOMBSTONED_PRESENT, "blob removed by retention "
+                         "(tombstone) is still in the store")
 
     def _check_fd(self, ref: BlobRef, rel: str, fd: int, *, sha256: bool) -> _Result:
         st = os.fstat(fd)

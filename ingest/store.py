@@ -13,13 +13,14 @@ import fcntl
 import os
 import re
 import shutil
+import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from integrity.digest import CHUNK_SIZE, Digests, hash_stream
-from integrity.errors import DigestMismatch, DiskFull, SizeMismatch, StoreError
+from integrity.errors import DigestMismatch, DiskFull, Refused, SizeMismatch, StoreError
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _FATAL = {errno.ENOSPC: DiskFull, errno.EDQUOT: DiskFull}
@@ -160,6 +161,47 @@ class ContentStore:
     def reread(self, b3: str, *, evict: bool = True, chunk_size: int = CHUNK_SIZE) -> Digests:
         """Digests of a stored blob read back from disk."""
         return reread_file(self.path_for(b3), evict=evict, chunk_size=chunk_size)
+
+    def remove(self, b3: str, *, in_use: Callable[[str], bool]) -> bool:
+        """Unlink a blob retention has tombstoned (the tombstone is committed first).
+
+        Only the retention executor calls this. ``in_use`` is asked right before the
+        unlink; a blob something live still names is refused, never removed. False if the
+        blob was already gone. The shard directory is made writable if it is not, and
+        fsynced after the unlink so the removal is durable.
+        """
+        path = self.path_for(b3)
+        if in_use(b3):
+            raise Refused(f"blob {b3} is still referenced; not removed", blake3=b3)
+        try:
+            fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            return _unlink_blob(fd, path)
+        except OSError as exc:
+            raise store_error(exc, f"cannot remove blob {b3}") from exc
+        finally:
+            os.close(fd)
+
+
+def _unlink_blob(dir_fd: int, path: Path) -> bool:
+    try:
+        st = os.lstat(path.name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        raise Refused(f"{path} is not a regular file; not removed", path=str(path))
+    mode = os.fstat(dir_fd).st_mode
+    if not mode & stat.S_IWUSR:
+        os.chmod(dir_fd, stat.S_IMODE(mode) | stat.S_IWUSR)
+    try:
+        os.unlink(path.name, dir_fd=dir_fd)
+    finally:
+        if not mode & stat.S_IWUSR:
+            os.chmod(dir_fd, stat.S_IMODE(mode))
+    os.fsync(dir_fd)
+    return True
 
 
 def reread_file(path: Path, *, evict: bool, chunk_size: int = CHUNK_SIZE,

@@ -1,8 +1,8 @@
-"""CLI: station keys, renditions (process), clip export and offline verification."""
+"""CLI: station keys, renditions (process), recovery and offline verification (clip
+exports go through approved requests: evidock/cmd_export.py)."""
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +14,6 @@ from evidock.output import show as _show
 from evidock.wiring import Services
 from ingest.catalog import Recording
 from ingest.catalog.models import Rendition
-from ingest.export import Exporter
 from ingest.recover import Recoverer
 from ingest.verify_stored import StoredVerifier
 from integrity.errors import KeyError_, NotFound
@@ -127,26 +126,6 @@ def _recording(svc: Services, recording_id: str) -> Recording:
     return rec
 
 
-def export(
-    recording: Annotated[str, typer.Argument(help="Recording id.")],
-    start: Annotated[str, typer.Option("--start", help="Seconds, H:MM:SS or ISO time.")],
-    end: Annotated[str, typer.Option("--end", help="Seconds, H:MM:SS or ISO time.")],
-    out: Annotated[Path, typer.Option("--out", help="New directory for the package.")],
-    purpose: Annotated[str, typer.Option("--purpose")] = "",
-    config: ConfigOpt = None, as_json: JsonOpt = False,
-) -> None:
-    """Write a verifiable clip package of the segments covering [start, end)."""
-    def body() -> dict[str, object]:
-        svc = _services(config)
-        exporter = Exporter(store=svc.store, catalog=svc.catalog, keys=svc.keys,
-                            clock=svc.clock, station_id=svc.settings.station.id)
-        res = exporter.export(recording, start=start, end=end, out=out,
-                              actor=f"user:{getpass.getuser()}", purpose=purpose)
-        return {"export_id": res.export_id, "path": str(res.path),
-                "segments": list(res.segments), "range_us": [res.start_us, res.end_us]}
-    _show(guarded(as_json, body), as_json)
-
-
 def verify(
     target: Annotated[str, typer.Argument(help="Clip package directory or recording id.")],
     key: Annotated[Path | None, typer.Option("--key", help="Station public key (PEM).")] = None,
@@ -185,4 +164,4 @@ def verify(
     raise typer.Exit(1 if failed else 0)
 
 
-__all__ = ["export", "keys_app", "process", "recover", "verify"]
+__all__ = ["keys_app", "process", "recover", "verify"]

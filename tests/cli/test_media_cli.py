@@ -1,5 +1,6 @@
 """`evidock keys | ingest | process | export | verify` as a user runs them: exit codes,
-JSON shapes, key rotation, and verification of a package on a clean machine."""
+JSON shapes, key rotation, and verification of a package on a clean machine. Exports go
+through an approved request (a case numbered the Chinese way, end to end)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from evidock_testing import write_agency_config
 from sqlmodel import Session, select
 
 from config import load_settings
@@ -25,6 +27,7 @@ from integrity.keys import PublicKey
 from integrity.package import verify_package
 
 REPO = Path(__file__).resolve().parents[2]
+CASE = "邵城管罚〔2019〕第001号"
 
 
 def evidock(home: Path, *args: str, env: Mapping[str, str] | None = None,
@@ -51,17 +54,41 @@ class Station:
     pem: bytes
     pem_path: Path
     ingest: dict[str, Any]
+    requested: dict[str, Any]
+    approved: dict[str, Any]
     export: dict[str, Any]
     package: Path
     video_id: str
 
 
+def _services(home: Path) -> Services:
+    return Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
+
+
+def _link_case(home: Path, recording_id: str) -> None:
+    """Case CASE with the first two seconds of the recording linked (as a clerk)."""
+    svc = _services(home)
+    try:
+        clerk = svc.gate().identify(env={"EVIDOCK_USER": "clerk"})
+        svc.cases().create(clerk, number=CASE, case_type="行政处罚", unit="城东中队")
+        svc.cases().link(clerk, CASE, recording_id, stage="调查取证", reason="现场检查",
+                         start_us=0, end_us=2_000_000)
+    finally:
+        svc.close()
+
+
+def as_user(user: str) -> dict[str, str]:
+    return {"EVIDOCK_USER": user}
+
+
 @pytest.fixture(scope="module")
 def station(tmp_path_factory: pytest.TempPathFactory, camera_template: CameraTree) -> Station:
-    """A station that made its key, ingested the template camera (read only: no wipe) and
-    exported the first two seconds of a clip."""
+    """A station that made its key, ingested the template camera (read only: no wipe),
+    linked the first two seconds of a clip to case CASE and exported them: requested by
+    the inspector, approved by the legal reviewer, run by the inspector."""
     root = tmp_path_factory.mktemp("station")
     home = root / "home"
+    write_agency_config(home)
     init = [ok_json(evidock(home, "keys", "init", "--json")) for _ in range(2)]
     show = ok_json(evidock(home, "keys", "show", "--json"))
     run = evidock(home, "keys", "export-public")
@@ -73,10 +100,17 @@ def station(tmp_path_factory: pytest.TempPathFactory, camera_template: CameraTre
                              "--json"))
     video_id = next(r["recording_id"] for r in ingest["renditions"]
                     if r["path"].endswith(".MP4"))
-    package = root / "package"
-    export = ok_json(evidock(home, "export", video_id, "--start", "0", "--end", "2",
-                             "--out", str(package), "--purpose", "test", "--json"))
-    return Station(home, init, show, pem, pem_path, ingest, export, package, video_id)
+    _link_case(home, video_id)
+    requested = ok_json(evidock(home, "export", "request", "--case", CASE, "--purpose",
+                                "行政复议", "--recipient", "复议机关", "--json",
+                                env=as_user("inspector")))
+    approved = ok_json(evidock(home, "export", "approve", requested["id"], "--json",
+                               env=as_user("legal")))
+    out = root / "out"
+    export = ok_json(evidock(home, "export", "run", requested["id"], "--out", str(out),
+                             "--json", env=as_user("inspector")))
+    return Station(home, init, show, pem, pem_path, ingest, requested, approved, export,
+                   out / f"01-{video_id}", video_id)
 
 
 def test_keys_init_is_idempotent_and_the_key_is_published(station: Station) -> None:
@@ -123,11 +157,28 @@ def test_process_all_is_idempotent(station: Station) -> None:
     assert rows() == before
 
 
-def test_export_json_and_verify(station: Station) -> None:
+def test_export_request_approve_run_json(station: Station) -> None:
+    req, approved = station.requested, station.approved
+    assert (req["status"], req["case_number"], req["requested_by"]) == (
+        "pending", CASE, "inspector")
+    assert [(i["recording_id"], i["range_us"]) for i in req["items"]] == [
+        (station.video_id, [0, 2_000_000])]
+    assert (approved["id"], approved["status"], approved["approved_by"]) == (
+        req["id"], "approved", "legal")
     export = station.export
-    assert set(export) == {"export_id", "path", "segments", "range_us"}
-    assert export["path"] == str(station.package) and export["segments"] == ["seg00000.mp4"]
-    assert export["range_us"] == [0, 2_000_000]
+    assert set(export) == {"request_id", "out", "packages"} and export["request_id"] == req["id"]
+    [package] = export["packages"]
+    assert set(package) == {"dir", "export_id", "recording_id", "range_us", "link_id",
+                            "segments"}
+    assert package["dir"] == str(station.package) and package["segments"] == ["seg00000.mp4"]
+    assert package["range_us"] == [0, 2_000_000]
+    doc = json.loads((station.package.parent / "request.json").read_text(encoding="utf-8"))
+    assert (doc["case_number"], doc["approved_by"], doc["purpose"], doc["recipient"]) == (
+        CASE, "legal", "行政复议", "复议机关")
+    assert doc["packages"][0]["export_id"] == package["export_id"]
+
+
+def test_export_verify(station: Station) -> None:
     out = ok_json(evidock(station.home, "verify", str(station.package), "--key",
                           str(station.pem_path), "--json"))
     assert out == {"target": str(station.package), "ok": True, "findings": []}
@@ -174,14 +225,26 @@ def test_package_verifies_on_a_clean_machine(station: Station, tmp_path: Path) -
 
 
 def test_export_errors_are_json(station: Station, tmp_path: Path) -> None:
+    home = tmp_path / "home"  # a copy: the module's station keeps its records
+    shutil.copytree(station.home, home)
+    svc = _services(home)
+    try:
+        desk, gate = svc.exports(), svc.gate()
+        rid = desk.request(gate.identify(env=as_user("inspector")), recording=station.video_id,
+                           start="0", end="1", purpose="行政诉讼", recipient="法院").id
+        desk.approve(gate.identify(env=as_user("supervisor")), rid)
+    finally:
+        svc.close()
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "mine.txt").write_text("keep")
-    out = ok_json(evidock(station.home, "export", station.video_id, "--start", "0", "--end",
-                          "1", "--out", str(busy), "--json"), code=2)
+    out = ok_json(evidock(home, "export", "run", rid, "--out", str(busy), "--json",
+                          env=as_user("inspector")), code=2)
     assert set(out) == {"error"} and set(out["error"]) == {"code", "message", "details"}
     assert "empty" in out["error"]["message"] and out["error"]["details"]["path"] == str(busy)
     assert [p.name for p in busy.iterdir()] == ["mine.txt"]
+    shown = ok_json(evidock(home, "export", "show", rid, "--json", env=as_user("inspector")))
+    assert shown["status"] == "approved" and shown["exports"] == []  # still unused
 
 
 def test_rotation_keeps_old_signatures_verifiable(station: Station, tmp_path: Path) -> None:

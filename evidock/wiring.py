@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from config import Settings
 from ingest.audit import AuditLog, HeadSigner
 from ingest.catalog import Catalog
+from ingest.export import Exporter
 from ingest.hooks import FifoHooks
 from ingest.keystore import StationKeys
 from ingest.media import Prober
@@ -20,7 +21,11 @@ from ingest.store import ContentStore
 from ingest.uploads import RetryPolicy, UploadQueue
 from integrity.errors import ConfigError
 from retention import models as _retention_tables  # noqa: F401  (registers the tables)
+from retention.approvals import ExportDesk
 from retention.cases import CaseDesk
+from retention.dossier import Dossier
+from retention.executor import RetentionExecutor
+from retention.holds import HoldDesk
 from retention.permissions import Actor, Gate
 
 
@@ -76,9 +81,28 @@ class Services:
     def gate(self) -> Gate:
         return Gate(access=self.settings.access, audit=self.audit(), clock=self.clock)
 
+    def holds(self) -> HoldDesk:
+        return HoldDesk(catalog=self.catalog, gate=self.gate(), audit=self.audit(),
+                        clock=self.clock)
+
+    def retention(self) -> RetentionExecutor:
+        # objects=None: deleting remote copies is not implemented (see executor._remote).
+        return RetentionExecutor(catalog=self.catalog, store=self.store, audit=self.audit(),
+                                 gate=self.gate(), rules=self.settings.retention,
+                                 clock=self.clock)
+
     def cases(self) -> CaseDesk:
-        return CaseDesk(catalog=self.catalog, gate=self.gate(), audit=self.audit(),
-                        settings=self.settings.cases, clock=self.clock)
+        return CaseDesk(catalog=self.catalog, store=self.store, gate=self.gate(),
+                        audit=self.audit(), settings=self.settings.cases, clock=self.clock)
+
+    def exports(self) -> ExportDesk:
+        exporter = Exporter(store=self.store, catalog=self.catalog, keys=self.keys,
+                            clock=self.clock, station_id=self.settings.station.id)
+        return ExportDesk(catalog=self.catalog, gate=self.gate(), audit=self.audit(),
+                          exporter=exporter, settings=self.settings.exports, clock=self.clock)
+
+    def dossier(self) -> Dossier:
+        return Dossier(catalog=self.catalog, gate=self.gate(), clock=self.clock)
 
     def actor(self) -> Actor:
         """The evidock user running this process (refused and audited when unknown)."""

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from config.access import AccessSettings, CaseSettings, CoverageSettings, ExportSettings
 from config.dock import DockSettings, check_regex
 from config.retention import RetentionSettings
+from config.scheduler import SchedulerSettings
 
 
 class _Frozen(BaseModel):
@@ -158,6 +159,7 @@ class Settings(_Frozen):
     exports: ExportSettings
     coverage: CoverageSettings = CoverageSettings()
     retention: RetentionSettings = RetentionSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     camera_models: tuple[CameraModel, ...] = ()
 
     @model_validator(mode="after")

@@ -69,3 +69,27 @@ def run(limit: Annotated[int, typer.Option("--limit", min=1,
                             for i in done if i.state != "verified"]}, as_json)
         return 0 if counts["verified"] == len(done) else 1
     raise typer.Exit(guarded(as_json, body))
+
+
+@upload_app.command("sync-retention")
+def sync_retention(
+        full: Annotated[bool, typer.Option(
+            "--full", help="Ask the store about every copy, not only those whose recorded "
+                           "lock is short of the plan.")] = False,
+        config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Extend remote COMPLIANCE locks to the retention plan (never shorter) and set or
+    clear legal holds; each change audited. Exit 1 on findings."""
+    from evidock import jobs
+    from evidock.cmd_audit import actor_name
+
+    def body() -> dict[str, object]:
+        svc = Services.from_config(load_settings(config_file=config))
+        try:
+            svc.upload_queue()  # E_CONFIG unless [upload] is enabled
+            return jobs.execute("remote_retention", svc, actor=actor_name(),
+                                full=full).to_dict()
+        finally:
+            svc.close()
+    result = guarded(as_json, body)
+    _show(result, as_json)
+    raise typer.Exit(int(str(result["exit_code"])))

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, NoReturn
 
@@ -78,6 +78,21 @@ def _ceil_second(when: datetime) -> datetime:
 
 def _open_binary(path: str) -> BinaryIO:
     return open(path, "rb")  # noqa: SIM115 - the caller closes it (with-statement)
+
+
+@dataclass(frozen=True)
+class LockChange:
+    """A retention or legal-hold state of one object version, before and after a call."""
+
+    key: str
+    version_id: str | None
+    what: str  # "retention" | "legal_hold"
+    before: datetime | bool | None
+    after: datetime | bool | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
 
 
 class ObjectStore:
@@ -329,6 +344,31 @@ class ObjectStore:
                 return False
             raise
         return bool(resp.get("LegalHold", {}).get("Status") == "ON")
+
+    def raise_retention(self, key: str, until: datetime, *, version_id: str | None = None,
+                        renew_below: datetime | None = None) -> LockChange:
+        """Read the retain-until (GetObjectRetention) and move it to ``until`` only if it
+        is earlier than ``renew_below`` (default: ``until``). A later date is kept: this
+        never asks the store to shorten anything."""
+        until = _ceil_second(until)
+        floor = min(until, _ceil_second(renew_below)) if renew_below is not None else until
+        current = self.retention(key, version_id=version_id)
+        if current is not None and current >= floor:
+            return LockChange(key, version_id, "retention", current, current)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Retention": {
+            "Mode": "COMPLIANCE", "RetainUntilDate": until}}
+        if version_id:
+            params["VersionId"] = version_id
+        self._lock_call("PutObjectRetention", key, version_id, params)
+        return LockChange(key, version_id, "retention", current, until)
+
+    def ensure_legal_hold(self, key: str, on: bool, *,
+                          version_id: str | None = None) -> LockChange:
+        """Read the legal hold (GetObjectLegalHold); set it to ``on`` only if it differs."""
+        current = self.legal_hold(key, version_id=version_id)
+        if current != on:
+            self.set_legal_hold(key, on, version_id=version_id)
+        return LockChange(key, version_id, "legal_hold", current, on)
 
     def _lock_call(self, op: str, key: str, version_id: str | None,
                    params: dict[str, Any]) -> None:

@@ -70,7 +70,9 @@ class Actor:
 
     @property
     def audit_name(self) -> str:
-        return f"user:{self.name}"
+        # User names cannot contain ":" (config pattern), so "system:…" is only ever a
+        # built-in actor such as the scheduler.
+        return self.name if self.name.startswith("system:") else f"user:{self.name}"
 
     def may(self, permission: P) -> bool:
         return permission in self.permissions

@@ -1,0 +1,249 @@
+"""The scheduler's jobs: module-level functions the persistent job store names by text.
+
+``evidock.jobs:run_fixity`` and its siblings take the config file path (or None) as their
+only argument, build :class:`~evidock.wiring.Services` from it, run one job through
+:func:`execute` and close everything again: a job carries no state between runs, so it
+survives being pickled into the job store and a restart of the daemon.
+
+:func:`execute` is the testable core: it takes wired services (with an injected clock),
+runs the job body, and appends one audit event ``scheduler.<job>`` by
+``system:scheduler`` with the outcome (``ok``, ``findings``, ``skipped``, ``failed``)
+and the job's counts. A job never raises an evidock error to the scheduler: it is
+recorded as ``failed`` with its code. Anything else is recorded and re-raised (a bug).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from config import Settings, load_settings
+from config.access import SENSITIVITIES
+from config.scheduler import JOB_IDS
+from docks.overdue import overdue
+from docks.settings import DockSettings, dock_config_file, load_dock_settings, read_dock_table
+from evidock.wiring import Services
+from ingest.fixity import Fixity, FixityPlan
+from ingest.uploads import ItemOutcome
+from integrity.errors import EvidockError
+from retention.permissions import Actor, P
+from retention.remote import (
+    RemoteRetention,
+    blobs_by_recording,
+    holds_by_recording,
+    wanted_locks,
+)
+
+ACTOR = "system:scheduler"
+#: The scheduler acting as the system: it may plan (schedule deletions), nothing else.
+#: Approving and running deletions stays with people (retention.approve / retention.run).
+SYSTEM_ACTOR = Actor(name=ACTOR, display="scheduler", roles=("system",),
+                     permissions=frozenset({P.RETENTION_PLAN}), units=frozenset(),
+                     clearances=frozenset(SENSITIVITIES))
+_MAX_IDS = 100  # ids listed in one audit event
+
+
+@dataclass(frozen=True)
+class JobContext:
+    svc: Services
+    now: datetime
+    actor: str = ACTOR
+    full: bool = False  # remote_retention: ask the store about every copy
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: str
+    outcome: str  # ok | findings | skipped | failed
+    counts: dict[str, Any] = field(default_factory=dict)
+    code: str | None = None
+    message: str = ""
+    exit_code: int = 0
+    audit_seq: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": self.job, "outcome": self.outcome, "code": self.code,
+                "message": self.message, "exit_code": self.exit_code,
+                "audit_seq": self.audit_seq, **self.counts}
+
+
+Outcome = tuple[str, dict[str, Any]]
+Body = Callable[[JobContext], Outcome]
+
+
+# ------------------------------------------------------------------ job bodies
+
+
+def retention_plan(ctx: JobContext) -> Outcome:
+    """Schedule the deletions that are due (grace period starts); never approves."""
+    report = ctx.svc.retention().schedule(SYSTEM_ACTOR, ctx.now)
+    counts = report.to_dict()
+    return "ok", {k: v for k, v in counts.items() if type(v) is int}
+
+
+def fixity(ctx: JobContext) -> Outcome:
+    """Re-hash a sample of blobs, never-proven then least recently proven first."""
+    svc = ctx.svc
+    plan = FixityPlan("sample", random.SystemRandom().randrange(2**32),
+                      sample=svc.settings.scheduler.fixity_sample)
+    report = Fixity(catalog=svc.catalog, store=svc.store, audit=svc.audit(),
+                    clock=svc.clock).run(plan, actor=ctx.actor)
+    counts = {"run_id": report.run_id, "seed": plan.seed, "checked": report.checked,
+              "bytes": report.bytes_read, "findings": len(report.findings),
+              "codes": sorted({f.code for f in report.findings})}
+    return ("findings" if report.findings else "ok"), counts
+
+
+def upload(ctx: JobContext) -> Outcome:
+    """Queue new blobs and upload/retry what is due (only with [upload] enabled)."""
+    svc = ctx.svc
+    up = svc.settings.upload
+    if not up.enabled:
+        return "skipped", {"reason": "upload.enabled is false"}
+    queue = svc.upload_queue()
+    added = queue.enqueue_missing(now=ctx.now,
+                                  retain_until=ctx.now + timedelta(days=up.retention_days))
+    limit = svc.settings.scheduler.upload_limit
+    done: list[ItemOutcome] = []
+    while len(done) < limit:
+        report = queue.run_due(now=svc.clock(), limit=min(up.batch, limit - len(done)))
+        done.extend(report.items)
+        if report.count("verified") == 0:  # nothing due, or the store is down
+            break
+    counts = {s: sum(1 for i in done if i.state == s) for s in ("verified", "queued", "failed")}
+    counts |= {"enqueued": added, "attempted": len(done),
+               "codes": sorted({i.code for i in done if i.state != "verified"})}
+    return ("ok" if counts["verified"] == len(done) else "findings"), counts
+
+
+def overdue_report(ctx: JobContext) -> Outcome:
+    """Cameras and officers not offloaded within dock.overdue_window_h."""
+    window = timedelta(hours=_dock_settings(ctx.svc.settings).overdue_window_h)
+    rows = overdue(ctx.svc.catalog, now=ctx.now, window=window)
+    counts: dict[str, Any] = {"window_s": int(window.total_seconds()), "overdue": len(rows)}
+    for kind in ("camera", "officer"):
+        counts[f"{kind}s"] = [r.id for r in rows if r.kind == kind][:_MAX_IDS]
+    return ("findings" if rows else "ok"), counts
+
+
+def audit_head(ctx: JobContext) -> Outcome:
+    """Sign a tree head over the audit log if it grew since the last one."""
+    head = ctx.svc.audit().checkpoint(at=ctx.now)
+    if head is None:
+        return "ok", {"signed": False}
+    return "ok", {"signed": True, "size": head.size, "root": head.root}
+
+
+def remote_retention(ctx: JobContext) -> Outcome:
+    """Extend remote COMPLIANCE locks to the plan's dates; legal holds on and off."""
+    svc = ctx.svc
+    if not svc.settings.upload.enabled:
+        return "skipped", {"reason": "upload.enabled is false"}
+    decisions = svc.retention().plan(SYSTEM_ACTOR, ctx.now).decisions
+    days = svc.settings.scheduler.remote_indefinite_days
+    wanted = wanted_locks(decisions, holds_by_recording(svc.catalog),
+                          blobs_by_recording(svc.catalog), ctx.now,
+                          indefinite=timedelta(days=days))
+    sync = RemoteRetention(catalog=svc.catalog, objects=svc.upload_queue().objects,
+                           audit=svc.audit(), actor=ctx.actor)
+    report = sync.sync(wanted, now=ctx.now, full=ctx.full)
+    counts = report.to_dict()
+    counts["findings"] = counts["findings"][:_MAX_IDS]
+    return ("ok" if report.ok and not report.findings else "findings"), counts
+
+
+BODIES: Mapping[str, Body] = {
+    "retention_plan": retention_plan,
+    "remote_retention": remote_retention,
+    "fixity": fixity,
+    "upload": upload,
+    "overdue": overdue_report,
+    "audit_head": audit_head,
+}
+assert tuple(BODIES) == JOB_IDS, "config.scheduler.JOB_IDS and BODIES must agree"
+
+
+# ------------------------------------------------------------------ running
+
+
+def execute(job: str, svc: Services, *, actor: str = ACTOR, full: bool = False) -> JobResult:
+    """Run one job now and audit it (``scheduler.<job>``)."""
+    body = BODIES[job]
+    ctx = JobContext(svc=svc, now=svc.clock(), actor=actor, full=full)
+    try:
+        outcome, counts = body(ctx)
+        result = JobResult(job, outcome, counts, exit_code=1 if outcome == "findings" else 0)
+    except EvidockError as exc:
+        result = JobResult(job, "failed", code=exc.code, message=exc.message,
+                           exit_code=exc.exit_code)
+    except Exception as exc:
+        _audit(svc, JobResult(job, "failed", code="E_INTERNAL",
+                              message=f"{type(exc).__name__}: {exc}"[:500]), actor)
+        raise
+    return _audit(svc, result, actor)
+
+
+def _audit(svc: Services, result: JobResult, actor: str) -> JobResult:
+    details = {"outcome": result.outcome, **result.counts}
+    if result.code is not None:
+        details |= {"code": result.code, "message": result.message}
+    event = svc.audit().record(actor=actor, action=f"scheduler.{result.job}", subjects=[],
+                               details=details, at=svc.clock())
+    return JobResult(result.job, result.outcome, result.counts, result.code, result.message,
+                     result.exit_code, event.seq)
+
+
+def run_job(job: str, config: str | None = None) -> dict[str, Any]:
+    """Build services from config, run ``job``, close. What the job store calls."""
+    svc = Services.from_config(load_settings(config_file=Path(config) if config else None))
+    try:
+        return execute(job, svc).to_dict()
+    finally:
+        svc.close()
+
+
+def run_retention_plan(config: str | None = None) -> dict[str, Any]:
+    return run_job("retention_plan", config)
+
+
+def run_remote_retention(config: str | None = None) -> dict[str, Any]:
+    return run_job("remote_retention", config)
+
+
+def run_fixity(config: str | None = None) -> dict[str, Any]:
+    return run_job("fixity", config)
+
+
+def run_upload(config: str | None = None) -> dict[str, Any]:
+    return run_job("upload", config)
+
+
+def run_overdue(config: str | None = None) -> dict[str, Any]:
+    return run_job("overdue", config)
+
+
+def run_audit_head(config: str | None = None) -> dict[str, Any]:
+    return run_job("audit_head", config)
+
+
+#: Job id → textual reference stored in the job store.
+JOB_REFS: Mapping[str, str] = {job: f"evidock.jobs:run_{job}" for job in JOB_IDS}
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _dock_settings(settings: Settings) -> DockSettings:
+    """As `evidock dock` loads them: dock.toml when present, else the [dock] table."""
+    path = dock_config_file(settings)
+    if path.is_file():
+        return load_dock_settings(settings, read_dock_table(path))
+    return DockSettings.model_validate(settings.dock.model_dump())
+
+
+__all__ = ["ACTOR", "BODIES", "JOB_REFS", "SYSTEM_ACTOR", "JobContext", "JobResult",
+           "execute", "run_job"]

@@ -1,3 +1,3 @@
-from evidock.cli import main
+from evidock.entry import main
 
 main()

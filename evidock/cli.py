@@ -22,6 +22,7 @@ from evidock import (
     cmd_retention,
     cmd_scheduler,
     cmd_upload,
+    cmd_verify,
 )
 from evidock.output import emit_json, guarded, show
 from evidock.progress import RichProgress
@@ -185,7 +186,7 @@ app.add_typer(cmd_scheduler.scheduler_app, name="scheduler")
 app.command()(cmd_audit.fixity)
 app.command()(cmd_coverage.coverage)
 app.command()(cmd_media.process)
-app.command()(cmd_media.verify)
+app.command()(cmd_verify.verify)
 app.command()(cmd_media.recover)
 
 

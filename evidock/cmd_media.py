@@ -1,5 +1,5 @@
-"""CLI: station keys, renditions (process), recovery and offline verification (clip
-exports go through approved requests: evidock/cmd_export.py)."""
+"""CLI: station keys, renditions (process) and recovery. Offline verification is
+evidock/cmd_verify.py; clip exports go through approved requests (evidock/cmd_export.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,7 @@ from evidock.wiring import Services
 from ingest.catalog import Recording
 from ingest.catalog.models import Rendition
 from ingest.recover import Recoverer
-from ingest.verify_stored import StoredVerifier
-from integrity.errors import KeyError_, NotFound
-from integrity.findings import Finding
-from integrity.keys import PublicKey
-from integrity.package import is_failure, verify_package
+from integrity.errors import NotFound
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",
@@ -126,42 +122,4 @@ def _recording(svc: Services, recording_id: str) -> Recording:
     return rec
 
 
-def verify(
-    target: Annotated[str, typer.Argument(help="Clip package directory or recording id.")],
-    key: Annotated[Path | None, typer.Option("--key", help="Station public key (PEM).")] = None,
-    config: ConfigOpt = None, as_json: JsonOpt = False,
-) -> None:
-    """Verify a clip package (offline) or a stored recording; report every finding."""
-    def body() -> list[Finding]:
-        if Path(target).is_dir():
-            trusted = None
-            if key is not None:
-                try:
-                    pem = key.read_bytes()
-                except OSError as exc:
-                    raise KeyError_(f"cannot read {key}: {exc.strerror}",
-                                    path=str(key)) from exc
-                public = PublicKey.from_pem(pem)
-                trusted = {public.key_id: public}
-            return verify_package(Path(target), trusted=trusted)
-        if "/" in target or Path(target).exists():
-            raise NotFound(f"{target} is not a clip package directory", path=target)
-        if key is not None:
-            raise KeyError_("--key applies to clip packages; stored recordings use the "
-                            "station keyring")
-        svc = _services(config)
-        return StoredVerifier(store=svc.store, catalog=svc.catalog,
-                              keys=svc.keys).verify(target)
-    findings = guarded(as_json, body)
-    failed = [f for f in findings if is_failure(f)]
-    if as_json:
-        emit_json({"target": target, "ok": not failed,
-                   "findings": [f.to_dict() for f in findings]})
-    else:
-        for f in findings:
-            typer.echo(str(f))
-        typer.echo("OK: verified" if not failed else f"FAILED: {len(failed)} finding(s)")
-    raise typer.Exit(1 if failed else 0)
-
-
-__all__ = ["keys_app", "process", "recover", "verify"]
+__all__ = ["keys_app", "process", "recover"]

@@ -7,23 +7,20 @@ the dossier decide and audit. Times without a zone are read in the agency's loca
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlmodel import Session
 
-from config import load_settings
-from evidock.output import emit_json, guarded
+from evidock.acting import as_user
+from evidock.output import emit_json
 from evidock.output import show as _show
 from evidock.wiring import Services
-from ingest.catalog import Recording
 from ingest.export import parse_offset
-from integrity.errors import InvalidRequest, NotFound
+from integrity.errors import InvalidRequest
 from retention.casebook import CaseView, LinkView
 from retention.dossier import CaseDossier, Found, RecordingSummary
 from retention.permissions import Actor
@@ -40,18 +37,6 @@ case_app = typer.Typer(no_args_is_help=True,
 recording_app = typer.Typer(no_args_is_help=True,
                             help="Marks and retention categories on recordings.")
 
-T = TypeVar("T")
-
-
-def _run(config: Path | None, as_json: bool, fn: Callable[[Services, Actor], T]) -> T:
-    """Wire services, identify the user, run ``fn``; errors become exit code + one line."""
-    def body() -> T:
-        svc = Services.from_config(load_settings(config_file=config))
-        try:
-            return fn(svc, svc.actor())
-        finally:
-            svc.close()
-    return guarded(as_json, body)
 
 
 def _moment(text: str, zone: tzinfo, *, name: str) -> datetime:
@@ -66,14 +51,6 @@ def _moment(text: str, zone: tzinfo, *, name: str) -> datetime:
 
 def _maybe_moment(text: str | None, zone: tzinfo, *, name: str) -> datetime | None:
     return None if text is None else _moment(text, zone, name=name)
-
-
-def _recording(svc: Services, recording_id: str) -> Recording:
-    with Session(svc.catalog.engine) as s:
-        rec = s.get(Recording, recording_id)
-    if rec is None:
-        raise NotFound(f"no recording {recording_id}", recording=recording_id)
-    return rec
 
 
 def _us(value: int | None) -> str:
@@ -97,7 +74,7 @@ def create(number: Annotated[str, typer.Argument(help="e.g. 邵城管罚〔2019�
                "--sensitivity", help="none, 个人隐私, 商业秘密 or 国家秘密.")] = "none",
            config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Open a case under its number as the agency writes it."""
-    case = _run(config, as_json, lambda svc, actor: svc.cases().create(
+    case = as_user(config, as_json, lambda svc, actor: svc.cases().create(
         actor, number=number, case_type=case_type, unit=unit, title=title,
         sensitivity=sensitivity))
     _show(case.to_json(), as_json)
@@ -114,19 +91,19 @@ def link(number: NumberArg, recording: RecordingArg,
          config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Link a recording (or [start, end) of it) to a case at a stage."""
     def fn(svc: Services, actor: Actor) -> LinkView:
-        camera_start = _recording(svc, recording).camera_start
+        camera_start = svc.catalog.recording(recording).camera_start
         return svc.cases().link(
             actor, number, recording, stage=stage, reason=reason,
             start_us=None if start is None else parse_offset(start, camera_start),
             end_us=None if end is None else parse_offset(end, camera_start))
-    _show(_run(config, as_json, fn).to_json(), as_json)
+    _show(as_user(config, as_json, fn).to_json(), as_json)
 
 
 @case_app.command("unlink")
 def unlink(link_id: Annotated[int, typer.Argument(help="Link id (from `case show`).")],
            reason: ReasonOpt, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Remove a link; the link and its removal stay in the case's history."""
-    view = _run(config, as_json, lambda svc, actor: svc.cases().unlink(
+    view = as_user(config, as_json, lambda svc, actor: svc.cases().unlink(
         actor, link_id, reason=reason))
     _show(view.to_json(), as_json)
 
@@ -137,7 +114,7 @@ def attach(number: NumberArg,
            description: Annotated[str, typer.Option("--description")] = "",
            config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Store a document of the case by its hash, as footage is stored."""
-    row = _run(config, as_json, lambda svc, actor: svc.cases().attach(
+    row = as_user(config, as_json, lambda svc, actor: svc.cases().attach(
         actor, number, file, description=description))
     _show({"attachment": row.id, "filename": row.filename, "size": row.size,
            "blake3": row.blake3, "sha256": row.sha256, "description": row.description},
@@ -150,7 +127,7 @@ def close(number: NumberArg, reason: ReasonOpt,
               "--date", help="Closing date as recorded (ISO; default now).")] = None,
           config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Close a case (retention periods run from the closing date)."""
-    case = _run(config, as_json, lambda svc, actor: svc.cases().close(
+    case = as_user(config, as_json, lambda svc, actor: svc.cases().close(
         actor, number, reason=reason,
         closed_at=_maybe_moment(when, svc.settings.station.zone, name="--date")))
     _show(case.to_json(), as_json)
@@ -160,7 +137,7 @@ def close(number: NumberArg, reason: ReasonOpt,
 def reopen(number: NumberArg, reason: ReasonOpt, config: ConfigOpt = None,
            as_json: JsonOpt = False) -> None:
     """Reopen a closed case."""
-    case = _run(config, as_json, lambda svc, actor: svc.cases().reopen(
+    case = as_user(config, as_json, lambda svc, actor: svc.cases().reopen(
         actor, number, reason=reason))
     _show(case.to_json(), as_json)
 
@@ -181,7 +158,7 @@ def stage(number: NumberArg,
         return {"stage_id": row.id, "case": number, "stage": row.stage,
                 "start_at": row.start_at.astimezone(UTC).isoformat(),
                 "end_at": row.end_at.astimezone(UTC).isoformat(), "note": note}
-    _show(_run(config, as_json, fn), as_json)
+    _show(as_user(config, as_json, fn), as_json)
 
 
 @recording_app.command("mark")
@@ -191,7 +168,7 @@ def mark(recording: RecordingArg,
          remove: Annotated[bool, typer.Option("--remove", help="Take the mark off.")] = False,
          config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Put a mark on a recording (or take it off with --remove)."""
-    state = _run(config, as_json, lambda svc, actor: svc.cases().mark(
+    state = as_user(config, as_json, lambda svc, actor: svc.cases().mark(
         actor, recording, mark=value, reason=reason, remove=remove))
     _show(state.to_json(), as_json)
 
@@ -201,7 +178,7 @@ def categorize(recording: RecordingArg,
                category: Annotated[str, typer.Argument(help="Retention category.")],
                reason: ReasonOpt, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Set a recording's retention category (the latest one counts)."""
-    state = _run(config, as_json, lambda svc, actor: svc.cases().categorize(
+    state = as_user(config, as_json, lambda svc, actor: svc.cases().categorize(
         actor, recording, category=category, reason=reason))
     _show(state.to_json(), as_json)
 
@@ -212,7 +189,7 @@ def categorize(recording: RecordingArg,
 @case_app.command("show")
 def show(number: NumberArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Everything about a case: links (with removed ones), footage, stages, documents."""
-    dossier = _run(config, as_json, lambda svc, actor: svc.dossier().show(actor, number))
+    dossier = as_user(config, as_json, lambda svc, actor: svc.dossier().show(actor, number))
     if as_json:
         emit_json(dossier.to_json())
     else:
@@ -226,7 +203,7 @@ def list_cases(unit: Annotated[str | None, typer.Option("--unit")] = None,
                case_type: Annotated[str | None, typer.Option("--type")] = None,
                config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """The cases you may see."""
-    cases = _run(config, as_json, lambda svc, actor: svc.dossier().list(
+    cases = as_user(config, as_json, lambda svc, actor: svc.dossier().list(
         actor, unit=unit, status=status, case_type=case_type))
     if as_json:
         emit_json({"cases": [c.to_json() for c in cases]})
@@ -254,7 +231,7 @@ def find(case: Annotated[str | None, typer.Option("--case", help="Case number.")
                                   unit=unit, stage=stage,
                                   since=_maybe_moment(since, zone, name="--since"),
                                   until=_maybe_moment(until, zone, name="--until"))
-    found = _run(config, as_json, fn)
+    found = as_user(config, as_json, fn)
     if as_json:
         emit_json({"recordings": [f.to_json() for f in found]})
     else:

@@ -12,7 +12,6 @@ from config import load_settings
 from evidock.output import emit_json, guarded
 from evidock.output import show as _show
 from evidock.wiring import Services
-from ingest.catalog import Recording
 from ingest.catalog.models import Rendition
 from ingest.recover import Recoverer
 from integrity.errors import NotFound
@@ -81,7 +80,7 @@ def process(
         svc = _services(config)
         renderer = svc.renderer()
         if recording is not None:
-            rec = _recording(svc, recording)
+            rec = svc.catalog.recording(recording)
             return [renderer.render(rec)]
         if not all_pending:
             raise NotFound("name a recording id or pass --all")
@@ -105,21 +104,12 @@ def recover(
     def body() -> dict[str, object]:
         svc = _services(config)
         row = Recoverer(store=svc.store, catalog=svc.catalog, prober=svc.prober,
-                        clock=svc.clock).recover(_recording(svc, recording))
+                        clock=svc.clock).recover(svc.catalog.recording(recording))
         return {"derivative_id": row.id, "status": row.status, "code": row.code,
                 "reason": row.reason, "label": row.label, "blake3": row.blake3}
     result = guarded(as_json, body)
     _show(result, as_json)
     raise typer.Exit(0 if result["status"] == "ok" else 1)
-
-
-def _recording(svc: Services, recording_id: str) -> Recording:
-    from sqlmodel import Session
-    with Session(svc.catalog.engine) as s:
-        rec = s.get(Recording, recording_id)
-    if rec is None:
-        raise NotFound(f"no recording {recording_id}", recording=recording_id)
-    return rec
 
 
 __all__ = ["keys_app", "process", "recover"]

@@ -7,15 +7,14 @@ Every command acts as the evidock user running it (`Services.actor()`) at the cl
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
-from config import load_settings
-from evidock.output import emit_json, guarded
+from evidock.acting import as_user
+from evidock.output import emit_json
 from evidock.output import show as _show
 from evidock.wiring import Services
 from integrity.errors import InvalidRequest
@@ -33,18 +32,6 @@ retention_app = typer.Typer(no_args_is_help=True,
 hold_app = typer.Typer(no_args_is_help=True,
                        help="Legal holds: nothing a hold covers is deleted.")
 
-T = TypeVar("T")
-
-
-def _run(config: Path | None, as_json: bool, fn: Callable[[Services, Actor], T]) -> T:
-    """Wire services, identify the user, run ``fn``; errors become exit code + one line."""
-    def body() -> T:
-        svc = Services.from_config(load_settings(config_file=config))
-        try:
-            return fn(svc, svc.actor())
-        finally:
-            svc.close()
-    return guarded(as_json, body)
 
 
 # ---------------------------------------------------------------------- retention
@@ -53,7 +40,7 @@ def _run(config: Path | None, as_json: bool, fn: Callable[[Services, Actor], T])
 @retention_app.command("plan")
 def plan(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Dry run: what the rules decide for every recording now (nothing changes)."""
-    report = _run(config, as_json,
+    report = as_user(config, as_json,
                   lambda svc, actor: svc.retention().plan(actor, svc.clock()))
     if as_json:
         emit_json(report.to_dict())
@@ -66,7 +53,7 @@ def plan(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 @retention_app.command("schedule")
 def schedule(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Schedule each due deletion (the grace period starts); cancel those now kept."""
-    report = _run(config, as_json,
+    report = as_user(config, as_json,
                   lambda svc, actor: svc.retention().schedule(actor, svc.clock()))
     if as_json:
         emit_json(report.to_dict())
@@ -84,7 +71,7 @@ def pending(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     def fn(svc: Services, actor: Actor) -> tuple[datetime, list[PendingView]]:
         now = svc.clock()
         return now, svc.retention().pending(now, actor=actor)
-    now, views = _run(config, as_json, fn)
+    now, views = as_user(config, as_json, fn)
     if as_json:
         emit_json({"now": now.isoformat(), "pending": [v.to_json(now) for v in views]})
         return
@@ -99,7 +86,7 @@ def pending(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 def approve(recording: Annotated[str, typer.Argument(help="Recording id.")],
             config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Approve a scheduled deletion (a different user from the one who scheduled it)."""
-    view = _run(config, as_json,
+    view = as_user(config, as_json,
                 lambda svc, actor: svc.retention().approve(actor, recording))
     _show(view.to_json(), as_json)
 
@@ -109,7 +96,7 @@ def run(dry_run: Annotated[bool, typer.Option("--dry-run",
                                               help="Report what would be deleted.")] = False,
         config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Delete the due, approved recordings' content, leaving a tombstone for each."""
-    report = _run(config, as_json,
+    report = as_user(config, as_json,
                   lambda svc, actor: svc.retention().run(actor, svc.clock(), dry_run=dry_run))
     if as_json:
         emit_json(report.to_dict())
@@ -154,14 +141,14 @@ def hold_add(reason: ReasonOpt,
             raise InvalidRequest("name exactly one of --case, --recording, --officer")
         scope, target = given[0]
         return svc.holds().add(actor, scope=scope, target=target, reason=reason)
-    _show(_run(config, as_json, fn).to_json(), as_json)
+    _show(as_user(config, as_json, fn).to_json(), as_json)
 
 
 @hold_app.command("release")
 def hold_release(hold: Annotated[str, typer.Argument(help="Hold id.")], reason: ReasonOpt,
                  config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Release a hold (a different user from the one who placed it)."""
-    view = _run(config, as_json,
+    view = as_user(config, as_json,
                 lambda svc, actor: svc.holds().release(actor, hold, reason=reason))
     _show(view.to_json(), as_json)
 
@@ -171,7 +158,7 @@ def hold_list(all_holds: Annotated[bool, typer.Option("--all",
                                                       help="Released holds too.")] = False,
               config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Holds in force (or all of them)."""
-    views = _run(config, as_json,
+    views = as_user(config, as_json,
                  lambda svc, actor: svc.holds().list(actor, active_only=not all_holds))
     if as_json:
         emit_json({"holds": [v.to_json() for v in views]})

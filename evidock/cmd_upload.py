@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from config import load_settings
+from evidock.jobs import upload_pass
 from evidock.output import guarded
 from evidock.output import show as _show
 from evidock.wiring import Services
-from ingest.uploads import ItemOutcome
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",
@@ -48,18 +47,7 @@ def run(limit: Annotated[int, typer.Option("--limit", min=1,
     def body() -> int:
         svc = Services.from_config(load_settings(config_file=config))
         try:
-            queue, up = svc.upload_queue(), svc.settings.upload
-            now = svc.clock()
-            if retry_failed:
-                queue.requeue_failed(now=now)
-            added = queue.enqueue_missing(now=now,
-                                          retain_until=now + timedelta(days=up.retention_days))
-            done: list[ItemOutcome] = []
-            while len(done) < limit:
-                report = queue.run_due(now=svc.clock(), limit=min(up.batch, limit - len(done)))
-                done.extend(report.items)
-                if report.count("verified") == 0:  # nothing due, or the store is down
-                    break
+            added, done = upload_pass(svc, limit=limit, retry_failed=retry_failed)
         finally:
             svc.close()
         counts = {s: sum(1 for i in done if i.state == s) for s in ("verified", "queued",

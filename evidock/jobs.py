@@ -98,22 +98,31 @@ def fixity(ctx: JobContext) -> Outcome:
     return ("findings" if report.findings else "ok"), counts
 
 
+def upload_pass(svc: Services, *, limit: int, retry_failed: bool = False,
+                ) -> tuple[int, list[ItemOutcome]]:
+    """Queue every blob not yet queued, then upload what is due in batches, up to
+    ``limit`` items; stops early when a batch verifies nothing (idle or store down)."""
+    queue, up = svc.upload_queue(), svc.settings.upload
+    now = svc.clock()
+    if retry_failed:
+        queue.requeue_failed(now=now)
+    added = queue.enqueue_missing(now=now, retain_until=now + timedelta(days=up.retention_days))
+    done: list[ItemOutcome] = []
+    while len(done) < limit:
+        report = queue.run_due(now=svc.clock(), limit=min(up.batch, limit - len(done)))
+        done.extend(report.items)
+        if report.count("verified") == 0:
+            break
+    return added, done
+
+
 def upload(ctx: JobContext) -> Outcome:
     """Queue new blobs and upload/retry what is due (only with [upload] enabled)."""
     svc = ctx.svc
     up = svc.settings.upload
     if not up.enabled:
         return "skipped", {"reason": "upload.enabled is false"}
-    queue = svc.upload_queue()
-    added = queue.enqueue_missing(now=ctx.now,
-                                  retain_until=ctx.now + timedelta(days=up.retention_days))
-    limit = svc.settings.scheduler.upload_limit
-    done: list[ItemOutcome] = []
-    while len(done) < limit:
-        report = queue.run_due(now=svc.clock(), limit=min(up.batch, limit - len(done)))
-        done.extend(report.items)
-        if report.count("verified") == 0:  # nothing due, or the store is down
-            break
+    added, done = upload_pass(svc, limit=svc.settings.scheduler.upload_limit)
     counts = {s: sum(1 for i in done if i.state == s) for s in ("verified", "queued", "failed")}
     counts |= {"enqueued": added, "attempted": len(done),
                "codes": sorted({i.code for i in done if i.state != "verified"})}

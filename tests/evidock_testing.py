@@ -91,3 +91,26 @@ def write_agency_config(home: Path, extra: str = "") -> Path:
     path = home / "evidock.toml"
     path.write_text(AGENCY_TOML + extra, encoding="utf-8")
     return path
+
+
+def offloaded_home(home: Path, camera: Path, *, extra_toml: str = "",
+                   render: bool = True) -> Path:
+    """An agency station home that has offloaded ``camera`` (and rendered it)."""
+    from config import load_settings
+    from evidock.wiring import Services
+    from ingest.outcome import OffloadRequest
+
+    write_agency_config(home, extra_toml)
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
+                               clock=StepClock())
+    try:
+        report = svc.offloader().run(OffloadRequest(source=camera, device_serial="ZFY0001",
+                                                    officer_id="123456"))
+        assert report.outcome == "completed", report.outcome
+        if render:
+            renderer = svc.renderer()
+            for rec in renderer.pending():
+                renderer.render(rec)
+    finally:
+        svc.close()
+    return home

@@ -20,7 +20,7 @@ from ingest.catalog.models import (
     SessionFile,
     Wipe,
 )
-from integrity.errors import CatalogError
+from integrity.errors import CatalogError, NotFound
 
 #: Called inside a write transaction to add more rows to it (the audit event of the
 #: action being recorded), so that both commit together or not at all.
@@ -78,6 +78,13 @@ class Catalog:
             return s.exec(select(Recording).where(
                 Recording.device_serial == device, Recording.original_path == relpath,
                 Recording.blake3 == b3)).first()
+
+    def recording(self, recording_id: str) -> Recording:
+        with Session(self.engine) as s:
+            rec = s.get(Recording, recording_id)
+        if rec is None:
+            raise NotFound(f"no recording {recording_id}", recording=recording_id)
+        return rec
 
     def blob(self, b3: str) -> Blob | None:
         with Session(self.engine) as s:

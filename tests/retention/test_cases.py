@@ -18,7 +18,7 @@ from typing import Any
 
 import blake3
 import pytest
-from evidock_testing import StepClock, write_agency_config
+from evidock_testing import StepClock, offloaded_home
 from sqlmodel import Session, col, func, select
 
 from config import load_settings
@@ -28,7 +28,6 @@ from ingest.audit import AuditEvent
 from ingest.catalog import Blob, Recording
 from ingest.catalog.models import Rendition, Segment
 from ingest.export import Exporter, covering
-from ingest.outcome import OffloadRequest
 from integrity.errors import Conflict, EvidockError, Forbidden, InvalidRequest, NotFound
 from retention.cases import CaseDesk
 from retention.dossier import Dossier, fold_marks
@@ -50,23 +49,11 @@ segment_seconds = 1
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, camera_template: CameraTree) -> Path:
+def template(tmp_path_factory: pytest.TempPathFactory,
+             camera_template: CameraTree) -> Path:
     """A station home that has offloaded and rendered the template camera."""
     home = tmp_path_factory.mktemp("cases") / "home"
-    write_agency_config(home, EXTRA)
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
-                               clock=StepClock())
-    try:
-        report = svc.offloader().run(OffloadRequest(source=camera_template.root,
-                                                    device_serial="ZFY0001",
-                                                    officer_id="123456"))
-        assert report.outcome == "completed"
-        renderer = svc.renderer()
-        for rec in renderer.pending():
-            renderer.render(rec)
-    finally:
-        svc.close()
-    return home
+    return offloaded_home(home, camera_template.root, extra_toml=EXTRA)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from evidock_testing import StepClock, tree_snapshot, write_agency_config
+from evidock_testing import StepClock, offloaded_home, tree_snapshot
 from sqlalchemy import func, inspect
 from sqlmodel import Session, SQLModel, col, select
 from typer.testing import CliRunner
@@ -79,22 +79,11 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, camera_template: CameraTree) -> Path:
+def template(tmp_path_factory: pytest.TempPathFactory,
+             camera_template: CameraTree) -> Path:
+    """A station home that has offloaded and rendered the template camera."""
     home = tmp_path_factory.mktemp("retention") / "home"
-    write_agency_config(home, EXTRA)
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
-                               clock=StepClock())
-    try:
-        report = svc.offloader().run(OffloadRequest(source=camera_template.root,
-                                                    device_serial="ZFY0001",
-                                                    officer_id="123456"))
-        assert report.outcome == "completed"
-        renderer = svc.renderer()
-        for rec in renderer.pending():
-            renderer.render(rec)
-    finally:
-        svc.close()
-    return home
+    return offloaded_home(home, camera_template.root, extra_toml=EXTRA)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from evidock_testing import StepClock, write_agency_config
+from evidock_testing import StepClock, offloaded_home
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
@@ -21,7 +21,6 @@ from evidock.wiring import Services
 from fixtures.camera import CameraTree
 from ingest.audit import AuditEvent
 from ingest.catalog import Recording
-from ingest.outcome import OffloadRequest
 from integrity.errors import Conflict, Forbidden, InvalidRequest, NotFound, SelfApproval
 from retention.holds import HoldDesk
 from retention.models import Hold, HoldRelease
@@ -32,19 +31,11 @@ NUMBER = "邵城管罚〔2025〕第007号"
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, camera_template: CameraTree) -> Path:
+def template(tmp_path_factory: pytest.TempPathFactory,
+             camera_template: CameraTree) -> Path:
+    """A station home that has offloaded the template camera."""
     home = tmp_path_factory.mktemp("holds") / "home"
-    write_agency_config(home)
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
-                               clock=StepClock())
-    try:
-        report = svc.offloader().run(OffloadRequest(source=camera_template.root,
-                                                    device_serial="ZFY0001",
-                                                    officer_id="123456"))
-        assert report.outcome == "completed"
-    finally:
-        svc.close()
-    return home
+    return offloaded_home(home, camera_template.root, render=False)
 
 
 @dataclass

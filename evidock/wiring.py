@@ -86,10 +86,14 @@ class Services:
                         clock=self.clock)
 
     def retention(self) -> RetentionExecutor:
-        # objects=None: deleting remote copies is not implemented (see executor._remote).
+        # With object storage configured, a deletion also removes the remote copies whose
+        # lock has run out (ObjectStore.delete_expired); without it (objects=None) they
+        # are listed in the tombstone and deleted by a later run once it is configured.
+        up = self.settings.upload
+        objects = ObjectStore.from_settings(up) if up.enabled else None
         return RetentionExecutor(catalog=self.catalog, store=self.store, audit=self.audit(),
                                  gate=self.gate(), rules=self.settings.retention,
-                                 clock=self.clock)
+                                 clock=self.clock, objects=objects)
 
     def cases(self) -> CaseDesk:
         return CaseDesk(catalog=self.catalog, store=self.store, gate=self.gate(),

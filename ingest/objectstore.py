@@ -16,9 +16,13 @@ The local bytes are checked against the blob's name (BLAKE3) before a single PUT
 and before a multipart upload is completed: a damaged local blob never becomes a remote
 object (``E_DIGEST_MISMATCH``). A store
 that returns no SHA-256 cannot verify anything: that is ``E_UPLOAD_UNVERIFIABLE``,
-never a silent success. Retention is only ever extended, never shortened, and evidock
-never deletes an object: both raise :class:`~integrity.errors.Refused` (``E_REFUSED``)
-before the store is asked (the store refuses them too, which the tests prove).
+never a silent success. Retention is only ever extended, never shortened: asking for an
+earlier date raises :class:`~integrity.errors.Refused` (``E_REFUSED``) before the store
+is asked, and so does :meth:`ObjectStore.delete` (the store refuses both too, which the
+tests prove). The one way evidock removes a remote copy is
+:meth:`ObjectStore.delete_expired`, which the retention executor calls after a recording's
+deletion was approved and recorded: exactly one version, only once its lock has run out
+and no legal hold is on, and the store still has the last word.
 
 The boto3 client is injected (``ObjectStore(client=..., bucket=...)``); the composition
 root builds it once with :meth:`ObjectStore.from_settings`. Its own retries are off (one
@@ -31,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, NoReturn
 
 import blake3
@@ -67,6 +71,10 @@ KEY_ROOT = "blobs"
 #: What stores answer when a version has no retention / no legal hold set.
 _NO_LOCK_CODES = frozenset({"NoSuchObjectLockConfiguration", "NoSuchObjectLegalHold",
                             "NoSuchObjectRetention", "ObjectLockConfigurationNotFoundError"})
+#: What stores answer when the version (or the whole key) is not there (any more).
+_ABSENT_CODES = frozenset({"NoSuchKey", "NoSuchVersion"})
+NO_VERSION_ID = "no version id: a delete without one only adds a delete marker"
+ALREADY_ABSENT = "already absent"
 
 
 def _ceil_second(when: datetime) -> datetime:
@@ -93,6 +101,21 @@ class LockChange:
     @property
     def changed(self) -> bool:
         return self.before != self.after
+
+
+@dataclass(frozen=True)
+class RemoteDeletion:
+    """What :meth:`ObjectStore.delete_expired` did with one object version.
+
+    ``deleted`` is True when the version is gone (deleted now, or already absent);
+    ``reason`` says why not otherwise; ``retain_until`` is the date the store reported.
+    """
+
+    key: str
+    version_id: str | None
+    deleted: bool
+    reason: str
+    retain_until: datetime | None = None
 
 
 class ObjectStore:
@@ -382,6 +405,52 @@ class ObjectStore:
                 raise Refused(f"{op} {key}: the store refused it (Object Lock)", key=key,
                               version_id=version_id) from exc
             raise
+
+    def delete_expired(self, key: str, *, version_id: str | None,
+                       now: datetime) -> RemoteDeletion:
+        """Delete exactly one version whose lock has run out and that no legal hold keeps.
+
+        Never without a version id (that would only add a delete marker, the bytes would
+        stay). The retain-until (GetObjectRetention) must be none or not after ``now`` and
+        the legal hold (GetObjectLegalHold) off; the store judges again by its own clock
+        and may still refuse (AccessDenied: not deleted). A version the store no longer
+        has counts as deleted ("already absent"). Other failures raise (an
+        :class:`~integrity.errors.UploadUnavailable` store: ask again later).
+        """
+        if now.tzinfo is None:
+            raise ValueError("naive datetime given as now; pass aware UTC")
+        if not version_id:
+            return RemoteDeletion(key, None, False, NO_VERSION_ID)
+        try:
+            until = self.retention(key, version_id=version_id)
+            until = until.astimezone(UTC) if until is not None else None
+            if until is not None and until > now:
+                return RemoteDeletion(key, version_id, False,
+                                      f"retained until {until.isoformat()}", until)
+            if self.legal_hold(key, version_id=version_id):
+                return RemoteDeletion(key, version_id, False, "legal hold on", until)
+            refused = self._delete_version(key, version_id)
+        except UploadError as exc:
+            if s3_code(exc) in _ABSENT_CODES:
+                return RemoteDeletion(key, version_id, True, ALREADY_ABSENT)
+            raise
+        if refused:
+            return RemoteDeletion(key, version_id, False, refused, until)
+        if self.head(key, version_id=version_id) is not None:
+            return RemoteDeletion(key, version_id, False,
+                                  "the store still has the version after deleting it", until)
+        return RemoteDeletion(key, version_id, True, "deleted", until)
+
+    def _delete_version(self, key: str, version_id: str) -> str:
+        """DeleteObject of one version; the refusal ('' if deleted)."""
+        try:
+            with s3_errors("DeleteObject", key):
+                self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version_id)
+        except UploadError as exc:
+            if s3_code(exc) == "AccessDenied":
+                return "the store refused the delete (AccessDenied: still locked or held)"
+            raise
+        return ""
 
     def delete(self, key: str, *, version_id: str | None = None) -> NoReturn:
         """evidock never deletes evidence from the archive; the lock forbids it anyway."""

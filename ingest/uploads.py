@@ -9,10 +9,13 @@ Two catalog tables:
   lease: a run that dies leaves the row to be resumed once ``next_attempt_at`` passes) →
   ``verified`` or, after a retryable failure, ``queued`` again with a later
   ``next_attempt_at``; ``failed`` when trying again cannot help (access denied, no
-  Object Lock, local blob damaged, checksum mismatch on ``checksum_attempts`` tries).
+  Object Lock, local blob damaged, checksum mismatch on ``checksum_attempts`` tries);
+  ``withdrawn`` when retention removed the blob (a ``Tombstone`` names it) before it was
+  uploaded: it is never uploaded, and a blob retention removed is never queued at all.
 - ``uploadevent`` is the history, append-only (UPDATE/DELETE refused by the catalog's
   triggers once listed in ``guarded_tables``): every verification with the remote
-  version, checksum, ETag and retain-until date, every failed attempt with its code.
+  version, checksum, ETag and retain-until date, every failed attempt with its code, every
+  withdrawal (and, written by the retention executor, every deletion of a remote copy).
 
 Retries back off exponentially with jitter, bounded by ``cap_s``; the kind of error
 decides (see :mod:`ingest.upload_s3`). An outage leaves everything queued and never
@@ -34,6 +37,7 @@ from ingest.catalog import Blob, Catalog
 from ingest.catalog.types import JSONText, UTCDateTime
 from ingest.objectstore import ObjectStore
 from ingest.store import ContentStore
+from ingest.tombstones import tombstoned_blobs
 from ingest.upload_s3 import BlobRef, MultipartState, PartRecord, Uploaded
 from integrity.errors import (
     DigestMismatch,
@@ -47,7 +51,8 @@ from integrity.errors import (
 UPLOAD_TABLES = ("uploadevent",)  # append-only, like evidence
 #: What one upload attempt may end with (anything else is not the item's fault).
 _ATTEMPT_ERRORS = (UploadError, DigestMismatch, SizeMismatch, Refused)
-STATES = ("queued", "uploading", "verified", "failed")
+STATES = ("queued", "uploading", "verified", "failed", "withdrawn")
+I_UPLOAD_WITHDRAWN = "I_UPLOAD_WITHDRAWN"
 
 
 def _when(nullable: bool = False) -> Any:
@@ -84,7 +89,7 @@ class UploadEvent(SQLModel, table=True):
     blake3: str = Field(index=True)
     key: str
     bucket: str
-    event: str  # verified | retry | failed | requeued
+    event: str  # verified | retry | failed | requeued | withdrawn | deleted | delete_deferred
     code: str  # I_UPLOAD_VERIFIED, I_UPLOAD_REUSED, or the error code
     detail: str = ""
     attempt: int
@@ -179,28 +184,38 @@ class UploadQueue:
         """Queue every blob that has no queue row yet; returns how many were added.
 
         Blobs already queued, verified or failed keep their row (a failed one is
-        retried only by :meth:`requeue_failed`, after someone fixed the cause).
+        retried only by :meth:`requeue_failed`, after someone fixed the cause). Blobs
+        retention removed (named in a tombstone) are never queued.
         """
         with self.catalog.transaction() as s:
-            missing = s.exec(select(Blob.blake3).where(
-                ~col(Blob.blake3).in_(select(UploadItem.blake3)))).all()
-            for b3 in missing:
+            missing = set(s.exec(select(Blob.blake3).where(
+                ~col(Blob.blake3).in_(select(UploadItem.blake3)))).all())
+            missing -= self._removed(s)
+            for b3 in sorted(missing):
                 s.add(self._new_item(b3, now, retain_until))
         return len(missing)
 
     def enqueue(self, b3: str, *, now: datetime, retain_until: datetime) -> bool:
-        """Queue one blob; False if it already has a row."""
+        """Queue one blob; False if it already has a row. A blob retention removed is
+        refused (``E_REFUSED``)."""
         with self.catalog.transaction() as s:
             if s.get(UploadItem, b3) is not None:
                 return False
             if s.get(Blob, b3) is None:
                 raise UploadError(f"no blob {b3} in the catalog", blake3=b3)
+            if b3 in self._removed(s):
+                raise Refused(f"blob {b3} was removed by retention; not uploading it",
+                              blake3=b3)
             s.add(self._new_item(b3, now, retain_until))
         return True
 
     def _new_item(self, b3: str, now: datetime, retain_until: datetime) -> UploadItem:
         return UploadItem(blake3=b3, key=self.objects.key_for(b3), next_attempt_at=now,
                           retain_until=retain_until, enqueued_at=now, updated_at=now)
+
+    def _removed(self, s: Session) -> set[str]:
+        """Blobs a retention tombstone names: never (again) queued or uploaded."""
+        return tombstoned_blobs(s)
 
     def requeue_failed(self, *, now: datetime) -> int:
         """Give every failed item a fresh start (its history stays)."""
@@ -230,7 +245,8 @@ class UploadQueue:
         return RunReport(tuple(self._attempt(item, now) for item in claimed))
 
     def _claim(self, now: datetime, limit: int) -> list[UploadItem]:
-        """Take due items under a lease, so that a concurrent run leaves them alone."""
+        """Take due items under a lease, so that a concurrent run leaves them alone;
+        items whose blob retention removed are withdrawn instead."""
         lease_until = now + timedelta(seconds=self.policy.lease_s)
         with self.catalog.transaction() as s:
             items = list(s.exec(
@@ -238,11 +254,25 @@ class UploadQueue:
                 .where(col(UploadItem.state).in_(("queued", "uploading")),
                        col(UploadItem.next_attempt_at) <= now)
                 .order_by(col(UploadItem.next_attempt_at)).limit(limit)))
+            items = self._withdraw_removed(s, items, now)
             for item in items:
                 item.state, item.next_attempt_at, item.updated_at = "uploading", lease_until, now
                 item.attempts += 1
                 s.add(item)
         return items
+
+    def _withdraw_removed(self, s: Session, items: list[UploadItem],
+                          now: datetime) -> list[UploadItem]:
+        """Mark items whose blob retention removed ``withdrawn`` (never retried, an event
+        says why); return the others."""
+        removed = self._removed(s) if items else set()
+        for item in (i for i in items if i.blake3 in removed):
+            item.state, item.next_attempt_at, item.updated_at = "withdrawn", now, now
+            s.add(item)
+            self._event(s, item, now, event="withdrawn", code=I_UPLOAD_WITHDRAWN,
+                        detail="retention removed this blob (a tombstone names it): "
+                               "not uploaded")
+        return [i for i in items if i.blake3 not in removed]
 
     def _release(self, items: list[UploadItem], now: datetime) -> None:
         with self.catalog.transaction() as s:
@@ -354,14 +384,16 @@ class UploadQueue:
             for state, n in s.exec(select(UploadItem.state, func.count())
                                    .group_by(UploadItem.state)).all():
                 counts[state] = n
-            counts["not_queued"] = s.exec(select(func.count()).select_from(Blob).where(
-                ~col(Blob.blake3).in_(select(UploadItem.blake3)))).one()
+            unqueued = set(s.exec(select(Blob.blake3).where(
+                ~col(Blob.blake3).in_(select(UploadItem.blake3)))))
+            counts["not_queued"] = len(unqueued - self._removed(s))
             open_states = col(UploadItem.state).in_(("queued", "uploading"))
             due = s.exec(select(func.count()).select_from(UploadItem).where(
                 open_states, col(UploadItem.next_attempt_at) <= now)).one()
             pending = s.exec(select(func.coalesce(func.sum(Blob.size), 0))
                              .join(UploadItem, col(UploadItem.blake3) == col(Blob.blake3))
-                             .where(UploadItem.state != "verified")).one()
+                             .where(col(UploadItem.state).not_in(("verified",
+                                                                  "withdrawn")))).one()
             nxt = s.exec(select(func.min(UploadItem.next_attempt_at)).where(open_states)).one()
             failed = s.exec(select(UploadItem.blake3, UploadItem.last_error,
                                    UploadItem.last_error_detail)

@@ -13,11 +13,21 @@
    ``Tombstone``, the ``executed`` step and the audit event commit together BEFORE any
    file is unlinked: no deletion is ever unrecorded, and blobs a crash left behind are
    removed by the next run (``swept``).
+5. Remote copies: the tombstone also lists the verified remote (WORM) copies of the
+   removed blobs (``{"key", "version_id"}``). After the local unlink each is deleted with
+   :meth:`~ingest.objectstore.ObjectStore.delete_expired`: only that version, only once
+   its COMPLIANCE lock has run out and no legal hold is on. A copy still locked or held
+   is kept, and so is every copy while the store is unreachable; each outcome is an
+   upload event (``deleted`` or ``delete_deferred``, with the reason) and one
+   ``retention.remote_delete`` audit event lists them. Every later (non-dry) run retries
+   the copies of tombstoned blobs not yet deleted whose recorded lock has run out,
+   recording an outcome again only when it changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,10 +37,18 @@ from config.retention import RetentionSettings
 from ingest.audit import AuditLog
 from ingest.catalog import Blob, Catalog
 from ingest.catalog.models import Tombstone
-from ingest.objectstore import ObjectStore
+from ingest.objectstore import ObjectStore, RemoteDeletion
 from ingest.store import ContentStore
 from ingest.tombstones import content_of, live_references, tombstoned_blobs
-from integrity.errors import Conflict, InvalidRequest, NotFound, SelfApproval
+from ingest.uploads import UploadEvent, UploadItem
+from integrity.errors import (
+    Conflict,
+    EvidockError,
+    InvalidRequest,
+    NotFound,
+    SelfApproval,
+    UploadUnavailable,
+)
 from retention.actions import (
     E_RETENTION_UNVERIFIED,
     I_RETENTION_AWAITING_APPROVAL,
@@ -57,6 +75,30 @@ from retention.policy import Decision, plan, summarize
 #: A real run refuses a ``now`` further ahead of the clock than this: a future "now"
 #: would delete before the period ends.
 CLOCK_SKEW = timedelta(minutes=5)
+#: Upload-event codes of remote deletions (a failed call records its error code).
+I_REMOTE_DELETED = "I_REMOTE_DELETED"
+W_REMOTE_DELETE_DEFERRED = "W_REMOTE_DELETE_DEFERRED"
+#: Remote copies, identified as in the upload events: (blob, version id).
+CopyId = tuple[str, str | None]
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    """What became of one remote copy when the executor asked for its deletion."""
+
+    blake3: str
+    deletion: RemoteDeletion
+    code: str
+
+    @property
+    def event(self) -> str:
+        return "deleted" if self.deletion.deleted else "delete_deferred"
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.deletion
+        return {"blake3": self.blake3, "key": d.key, "version_id": d.version_id,
+                "deleted": d.deleted, "reason": d.reason, "code": self.code,
+                "retain_until": d.retain_until.isoformat() if d.retain_until else None}
 
 
 class RetentionExecutor:
@@ -182,7 +224,8 @@ class RetentionExecutor:
         for view in self.pending(now):
             waiting = self._waiting(view, now)
             outcomes.append(waiting or self._one(actor, view, now, dry_run=dry_run))
-        swept = () if dry_run else self._sweep(actor, now)
+        handled = {b for o in outcomes if o.status == "deleted" for b in o.removed}
+        swept = () if dry_run else self._sweep(actor, now, handled=handled)
         report = RunReport(now, dry_run, tuple(outcomes), swept)
         self._record_run(actor, report)
         return report
@@ -295,55 +338,121 @@ class RetentionExecutor:
                 return self._cancel(actor, view, decision, now, dry_run=False, s=s)
             removable, kept = self._split(rid, s)
             removable = [b for b in removable if b in verified]
-            tomb = self._tombstone(s, actor, current, decision, removable=removable, now=now)
+            copies = _copies(s, removable)
+            tomb = self._tombstone(s, actor, current, decision, removable=removable,
+                                   copies=copies, now=now)
             self._step(s, actor, Change(rid, "executed", decision.rule, decision.reason,
                                         view.due_at), now,
                        {"tombstone": tomb.id, "blobs": removable, "kept": kept,
                         "approvers": tomb.approvers, "remote": tomb.remote})
         removed = [b for b in removable if self.store.remove(b, in_use=self._in_use)]
+        remote = self._delete_remote(actor, copies, now, subjects=[f"recording:{rid}"])
         return Outcome(rid, "deleted", I_RETENTION_DELETED, decision.reason,
                        tuple(removable), tuple(kept),
                        {"rule": decision.rule, "already_absent": sorted(
-                           set(removable) - set(removed))})
+                           set(removable) - set(removed)), "remote": remote})
 
     def _tombstone(self, s: Session, actor: Actor, view: PendingView, decision: Decision, *,
-                   removable: list[str], now: datetime) -> Tombstone:
+                   removable: list[str], copies: Sequence[UploadItem],
+                   now: datetime) -> Tombstone:
         digests: dict[str, Any] = {}
         for b3, role in content_of(s, view.recording_id):
             row = s.get(Blob, b3)
             digests[b3] = {"role": role, "sha256": row.sha256 if row else None,
                            "size": row.size if row else None, "removed": b3 in removable}
+        remote = [{"key": c.key, "version_id": c.version_id} for c in copies]
         tomb = Tombstone(recording_id=view.recording_id, blobs=removable,
-                         remote=self._remote(removable, now), digests=digests,
+                         remote=remote, digests=digests,
                          rule=decision.rule, reason=decision.reason,
                          approvers=list(view.approvals), actor=actor.name, at=now)
         s.add(tomb)
         s.flush()  # its id goes into the audit event
         return tomb
 
-    def _remote(self, blobs: Sequence[str], now: datetime) -> list[str]:
-        """Remote (WORM) copies removed with the local blobs: none yet.
+    # ------------------------------------------------------------------ remote copies
 
-        TODO(remote retention): ``ObjectStore.delete`` refuses by design and there is no
-        other delete API. When one exists: for each blob's verified ``UploadItem`` whose
-        COMPLIANCE lock (``self.objects.retention(key)``) is before ``now`` and that has
-        no legal hold, delete that version and return its key here (the tombstone
-        records it). Until then remote copies simply outlive their lock.
-        """
-        del blobs, now
-        return []
+    def _delete_remote(self, actor: Actor, copies: Sequence[UploadItem], now: datetime, *,
+                       subjects: Sequence[str], known: Mapping[CopyId, str] | None = None,
+                       ) -> list[dict[str, Any]]:
+        """Delete the copies whose lock has run out, keep the others; record each outcome
+        (one upload event each, one audit event) unless ``known`` (copy → the reason
+        last recorded) already says the same. Returns every outcome."""
+        if not copies:
+            return []
+        if self.objects is None:
+            return [_deferred(c, "object storage is not configured ([upload] enabled = "
+                                 "false)", W_REMOTE_DELETE_DEFERRED).to_json() for c in copies]
+        results = self._ask_store(self.objects, copies, now)
+        fresh = [r for r in results if r.deletion.deleted or (known or {}).get(
+            (r.blake3, r.deletion.version_id)) != r.deletion.reason]
+        if fresh:
+            self._record_remote(actor, self.objects.bucket, fresh, now, subjects)
+        return [r.to_json() for r in results]
 
-    def _sweep(self, actor: Actor, now: datetime) -> tuple[str, ...]:
-        """Remove tombstoned blobs still present (a run killed after its commit)."""
+    @staticmethod
+    def _ask_store(objects: ObjectStore, copies: Sequence[UploadItem],
+                   now: datetime) -> list[RemoteResult]:
+        """``delete_expired`` for each copy; once the store is unreachable, the rest are
+        deferred without asking."""
+        results: list[RemoteResult] = []
+        down: UploadUnavailable | None = None
+        for item in copies:
+            if down is not None:
+                results.append(_deferred(item, f"not tried: the store is unavailable "
+                                               f"({down.code})", down.code))
+                continue
+            try:
+                done = objects.delete_expired(item.key, version_id=item.version_id, now=now)
+            except UploadUnavailable as exc:
+                down = exc
+                results.append(_deferred(item, exc.message, exc.code))
+            except EvidockError as exc:
+                results.append(_deferred(item, exc.message, exc.code))
+            else:
+                results.append(RemoteResult(item.blake3, done, I_REMOTE_DELETED if
+                                            done.deleted else W_REMOTE_DELETE_DEFERRED))
+        return results
+
+    def _record_remote(self, actor: Actor, bucket: str, results: Sequence[RemoteResult],
+                       now: datetime, subjects: Sequence[str]) -> None:
+        """Upload events and one audit event, one transaction; a later retain-until the
+        store reported goes into the queue row (no need to ask before that date)."""
+        with self.catalog.transaction() as s:
+            for r in results:
+                d, row = r.deletion, s.get(UploadItem, r.blake3)
+                if row is not None and d.retain_until is not None \
+                        and d.retain_until > row.retain_until:
+                    row.retain_until, row.updated_at = d.retain_until, now
+                    s.add(row)
+                s.add(UploadEvent(blake3=r.blake3, key=d.key, bucket=bucket, event=r.event,
+                                  code=r.code, detail=d.reason[:500],
+                                  attempt=row.attempts if row else 0, size=0, sha256="",
+                                  version_id=d.version_id, retain_until=d.retain_until,
+                                  at=now))
+            deleted = sum(r.deletion.deleted for r in results)
+            self.audit.append(s, actor=actor.audit_name, action="retention.remote_delete",
+                              subjects=[*subjects, *(f"blob:{r.blake3}" for r in results)],
+                              details={"bucket": bucket, "deleted": deleted,
+                                       "kept": len(results) - deleted,
+                                       "outcomes": [r.to_json() for r in results]}, at=now)
+
+    def _sweep(self, actor: Actor, now: datetime, *,
+               handled: Collection[str] = ()) -> tuple[str, ...]:
+        """Remove tombstoned blobs still present (a run killed after its commit), then
+        retry deleting the remote copies of tombstoned blobs not yet deleted whose
+        recorded lock has run out (except those of ``handled``: asked in this run)."""
         with Session(self.catalog.engine) as s:
             named = tombstoned_blobs(s)
-            left = sorted(b for b in named - live_references(s, named) - _attached(s, named)
-                          if self.store.has(b))
+            gone = named - live_references(s, named) - _attached(s, named)
+            left = sorted(b for b in gone if self.store.has(b))
+            copies = _undeleted(s, gone - set(handled), now) if self.objects else []
+            known = _last_remote(s, [c.blake3 for c in copies])
         swept = tuple(b for b in left if self.store.remove(b, in_use=self._in_use))
         if swept:
             self.audit.record(actor=actor.audit_name, action="retention.sweep",
                               subjects=[f"blob:{b}" for b in swept],
                               details={"removed": len(swept)}, at=now)
+        self._delete_remote(actor, copies, now, subjects=[], known=known)
         return swept
 
     def _record_run(self, actor: Actor, report: RunReport) -> None:
@@ -367,9 +476,49 @@ def _attached(s: Session, blobs: Collection[str]) -> set[str]:
                       .where(col(CaseAttachment.blake3).in_(wanted))))
 
 
+def _copies(s: Session, blobs: Collection[str]) -> list[UploadItem]:
+    """The verified remote copies (upload queue rows) of ``blobs``, in their order."""
+    wanted = list(dict.fromkeys(blobs))
+    if not wanted:
+        return []
+    rows = {i.blake3: i for i in s.exec(select(UploadItem).where(
+        col(UploadItem.blake3).in_(wanted), UploadItem.state == "verified"))}
+    return [rows[b] for b in wanted if b in rows]
+
+
+def _undeleted(s: Session, blobs: Collection[str], now: datetime) -> list[UploadItem]:
+    """Verified copies of ``blobs`` with no ``deleted`` event whose recorded lock has run
+    out by ``now``. The recorded date is never later than the store's (COMPLIANCE dates
+    only move later), so a copy it still locks is not asked about."""
+    wanted = sorted(blobs)
+    if not wanted:
+        return []
+    deleted = set(s.exec(select(UploadEvent.blake3, UploadEvent.version_id).where(
+        UploadEvent.event == "deleted", col(UploadEvent.blake3).in_(wanted))))
+    return [c for c in _copies(s, wanted)
+            if (c.blake3, c.version_id) not in deleted and c.retain_until <= now]
+
+
+def _last_remote(s: Session, blobs: Collection[str]) -> dict[CopyId, str]:
+    """Copy → the reason of the last remote-deletion outcome recorded for it."""
+    if not blobs:
+        return {}
+    rows = s.exec(select(UploadEvent.blake3, UploadEvent.version_id, UploadEvent.detail)
+                  .where(col(UploadEvent.event).in_(("deleted", "delete_deferred")),
+                         col(UploadEvent.blake3).in_(sorted(set(blobs))))
+                  .order_by(col(UploadEvent.id)))
+    return {(b, v): detail for b, v, detail in rows}
+
+
+def _deferred(item: UploadItem, reason: str, code: str) -> RemoteResult:
+    return RemoteResult(item.blake3, RemoteDeletion(item.key, item.version_id, False, reason),
+                        code)
+
+
 def _raced(view: PendingView) -> Outcome:
     return Outcome(view.recording_id, "raced", I_RETENTION_RACED,
                    "another run or approval changed this deletion meanwhile; left as is")
 
 
-__all__ = ["CLOCK_SKEW", "RetentionExecutor"]
+__all__ = ["CLOCK_SKEW", "I_REMOTE_DELETED", "W_REMOTE_DELETE_DEFERRED", "RemoteResult",
+           "RetentionExecutor"]

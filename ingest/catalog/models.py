@@ -186,13 +186,16 @@ class Tombstone(SQLModel, table=True):
     """What is left when retention removes a recording's content: never silent.
 
     The recording, blob and segment rows stay (they are append-only); this row says the
-    bytes named in ``blobs`` were removed, under which rule, approved by whom.
+    bytes named in ``blobs`` were removed, under which rule, approved by whom. ``remote``
+    lists the remote (WORM) copies the deletion covers, ``{"key", "version_id"}`` each:
+    each is deleted once its lock has run out (the upload events say when).
     """
 
     id: int | None = Field(default=None, primary_key=True)
     recording_id: str = Field(foreign_key="recording.id", index=True)
     blobs: list[str] = Field(default_factory=list, sa_column=Column(JSONText(), nullable=False))
-    remote: list[str] = Field(default_factory=list, sa_column=Column(JSONText(), nullable=False))
+    remote: list[dict[str, Any]] = Field(default_factory=list,
+                                         sa_column=Column(JSONText(), nullable=False))
     digests: dict[str, Any] = Field(default_factory=dict,
                                     sa_column=Column(JSONText(), nullable=False))
     rule: str

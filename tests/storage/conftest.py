@@ -80,7 +80,8 @@ def objects(weed: WeedServer, bucket: str) -> ObjectStore:
 def catalog(tmp_path: Path) -> Iterator[Catalog]:
     # Only the tables the uploader touches: independent of the rest of the schema.
     engine = make_engine(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
-    tables = [SQLModel.metadata.tables[name] for name in ("blob", "uploaditem", "uploadevent")]
+    tables = [SQLModel.metadata.tables[name] for name in ("blob", "uploaditem", "uploadevent",
+                                                        "tombstone")]
     assert UploadItem.__tablename__ == "uploaditem" and UploadEvent.__tablename__ == "uploadevent"
     SQLModel.metadata.create_all(engine, tables=tables)
     cat = Catalog(engine=engine)

@@ -37,7 +37,7 @@ from ingest.catalog import Blob, Catalog
 from ingest.catalog.types import JSONText, UTCDateTime
 from ingest.objectstore import ObjectStore
 from ingest.store import ContentStore
-from ingest.tombstones import tombstoned_blobs
+from ingest.tombstones import live_references, tombstoned_blobs
 from ingest.upload_s3 import BlobRef, MultipartState, PartRecord, Uploaded
 from integrity.errors import (
     DigestMismatch,
@@ -190,10 +190,19 @@ class UploadQueue:
         with self.catalog.transaction() as s:
             missing = set(s.exec(select(Blob.blake3).where(
                 ~col(Blob.blake3).in_(select(UploadItem.blake3)))).all())
-            missing -= self._removed(s)
+            removed = self._removed(s)
+            missing -= removed
             for b3 in sorted(missing):
                 s.add(self._new_item(b3, now, retain_until))
+            self._revive(s, removed, now)
         return len(missing)
+
+    def _revive(self, s: Session, removed: set[str], now: datetime) -> None:
+        """Withdrawn items whose bytes are live again (re-ingested) are queued again."""
+        for item in s.exec(select(UploadItem).where(UploadItem.state == "withdrawn")):
+            if item.blake3 not in removed:
+                item.state, item.next_attempt_at, item.updated_at = "queued", now, now
+                s.add(item)
 
     def enqueue(self, b3: str, *, now: datetime, retain_until: datetime) -> bool:
         """Queue one blob; False if it already has a row. A blob retention removed is
@@ -214,8 +223,10 @@ class UploadQueue:
                           retain_until=retain_until, enqueued_at=now, updated_at=now)
 
     def _removed(self, s: Session) -> set[str]:
-        """Blobs a retention tombstone names: never (again) queued or uploaded."""
-        return tombstoned_blobs(s)
+        """Blobs a retention tombstone names and no live recording names again (the same
+        bytes ingested anew are evidence again): never (again) queued or uploaded."""
+        gone = tombstoned_blobs(s)
+        return gone - live_references(s, gone) if gone else gone
 
     def requeue_failed(self, *, now: datetime) -> int:
         """Give every failed item a fresh start (its history stays)."""

@@ -115,7 +115,10 @@ class Exporter:
         return rec, rendition, segs
 
     def export(self, recording_id: str, *, start: str, end: str, out: Path, actor: str,
-               purpose: str = "", request_id: str | None = None) -> ExportResult:
+               purpose: str = "", request_id: str | None = None,
+               provenance: dict[str, object] | None = None) -> ExportResult:
+        """``provenance`` (the approved request: who asked, who approved, purpose,
+        recipient) goes into the package's clip.json, covered by its digests."""
         rec, rendition, segs = self._load(recording_id)
         start_us = parse_offset(start, rec.camera_start)
         end_us = parse_offset(end, rec.camera_start)
@@ -132,7 +135,7 @@ class Exporter:
         tmp = out.with_name(f".{out.name}.partial-{export.id}")
         try:
             self._write(tmp, rec=rec, signed=signed, manifest_bytes=manifest_bytes,
-                        chosen=chosen, export=export)
+                        chosen=chosen, export=export, provenance=provenance)
             out.parent.mkdir(parents=True, exist_ok=True)
             if out.exists():
                 out.rmdir()
@@ -145,7 +148,8 @@ class Exporter:
         return ExportResult(export.id, out, tuple(s.name for s in chosen), start_us, end_us)
 
     def _write(self, tmp: Path, *, rec: Recording, signed: mf.SignedManifest,
-               manifest_bytes: bytes, chosen: list[Segment], export: Export) -> None:
+               manifest_bytes: bytes, chosen: list[Segment], export: Export,
+               provenance: dict[str, object] | None = None) -> None:
         data = tmp / "data"
         (data / "segments").mkdir(parents=True)
         (data / "keys").mkdir()
@@ -157,7 +161,8 @@ class Exporter:
                 "station_id": self.station_id, "created_at": mf.format_utc(export.created_at),
                 "range_us": [export.start_us, export.end_us], "original": original.to_dict(),
                 "camera_start": rec.camera_start.isoformat() if rec.camera_start else None,
-                "segments": [s.name for s in chosen], "key_id": signed.key_id}
+                "segments": [s.name for s in chosen], "key_id": signed.key_id,
+                "request": provenance}
         files = {
             "README.txt": README.encode("utf-8"),
             "clip.json": _json(clip),

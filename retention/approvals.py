@@ -53,6 +53,18 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
 
 
+def _provenance(view: RequestView, actor: Actor) -> dict[str, object]:
+    """What every package of an approved request records about it."""
+    approval = view.approval
+    assert approval is not None
+    return {"request_id": view.id, "case_id": view.case_id, "case_number": view.case_number,
+            "purpose": view.purpose, "recipient": view.recipient,
+            "requested_by": view.requested_by, "requested_at": _iso(view.at),
+            "reason": view.reason, "approved_by": approval.actor,
+            "approved_at": _iso(approval.at), "valid_until": _iso(approval.valid_until),
+            "exported_by": actor.name}
+
+
 def _seconds(us: int) -> str:
     """µs as an exact decimal number of seconds (what Exporter.export reads)."""
     sign = "-" if us < 0 else ""
@@ -312,19 +324,12 @@ class ExportDesk:
             res = self.exporter.export(item.recording_id, start=_seconds(item.start_us),
                                        end=_seconds(item.end_us), out=dest,
                                        actor=actor.audit_name, purpose=view.purpose,
-                                       request_id=view.id)
+                                       request_id=view.id, provenance=_provenance(view, actor))
             packages.append(Package(res.path, res.export_id, item, res.segments))
         if view.case_id is None:
             return
-        approval = view.approval
-        assert approval is not None
         (out / "request.json").write_bytes(_json({
-            "request_id": view.id, "case_id": view.case_id, "case_number": view.case_number,
-            "purpose": view.purpose, "recipient": view.recipient,
-            "requested_by": view.requested_by, "requested_at": _iso(view.at),
-            "reason": view.reason, "approved_by": approval.actor,
-            "approved_at": _iso(approval.at), "valid_until": _iso(approval.valid_until),
-            "exported_by": actor.name, "skipped": list(view.skipped),
+            **_provenance(view, actor), "skipped": list(view.skipped),
             "packages": [{**p.to_json(), "dir": p.path.name} for p in packages]}))
 
     def _used(self, actor: Actor, view: RequestView, out: Path,

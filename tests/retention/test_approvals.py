@@ -225,6 +225,11 @@ def test_a_whole_recording_request_is_one_package(world: World, tmp_path: Path) 
     clip = json.loads((out / "data" / "clip.json").read_text())
     assert clip["range_us"] == [0, world.segments(world.short)[-1].end_us]
     assert not (out / "request.json").exists()  # a bag holds nothing extra
+    # ...but the package itself records the approved request, under its digests.
+    request = clip["request"]
+    assert request["request_id"] == rid and request["exported_by"] == "inspector"
+    assert request["approved_by"] != request["requested_by"]
+    assert {"purpose", "recipient", "approved_at", "valid_until"} <= request.keys()
 
 
 def test_a_link_made_after_the_request_is_not_covered(world: World) -> None:

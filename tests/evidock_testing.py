@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ingest.catalog import Catalog
+    from ingest.store import ContentStore
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class StepClock:
@@ -114,3 +123,58 @@ def offloaded_home(home: Path, camera: Path, *, extra_toml: str = "",
     finally:
         svc.close()
     return home
+
+
+def store_bytes(store: ContentStore, data: bytes) -> tuple[str, str]:
+    """Commit bytes to the content store under their BLAKE3, as an offload does (minus
+    the camera); returns (blake3, sha256). The catalog row is the caller's."""
+    import hashlib
+    import os
+
+    import blake3
+
+    b3 = blake3.blake3(data).hexdigest()
+    with store.stage() as stager:
+        fd, staged = stager.new_file()
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        store.commit(staged, b3)
+    return b3, hashlib.sha256(data).hexdigest()
+
+
+def stored_blob(store: ContentStore, catalog: Catalog, data: bytes, *,
+                at: datetime) -> tuple[str, str]:
+    """:func:`store_bytes` plus its Blob row (if new); returns (blake3, sha256)."""
+    from ingest.catalog import Blob
+
+    b3, sha = store_bytes(store, data)
+    with catalog.transaction() as s:
+        if s.get(Blob, b3) is None:
+            s.add(Blob(blake3=b3, sha256=sha, size=len(data), stored_at=at))
+    return b3, sha
+
+
+def run_evidock(home: Path, *args: str, user: str | None = None,
+                env: Mapping[str, str] | None = None,
+                cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m evidock ARGS` against ``home`` as the checked-out project, as ``user``
+    (EVIDOCK_USER; the agency config must trust it), from any working directory."""
+    import os
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k not in ("EVIDOCK_CONFIG", "EVIDOCK_USER")}
+    base["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get(
+        "PYTHONPATH")])])
+    base.update({"EVIDOCK_HOME": str(home), "COLUMNS": "200", **(env or {})})
+    if user is not None:
+        base["EVIDOCK_USER"] = user
+    return subprocess.run([sys.executable, "-m", "evidock", *args], capture_output=True,
+                          text=True, encoding="utf-8", timeout=300, env=base, cwd=cwd or REPO)
+
+
+def ok_json(run: subprocess.CompletedProcess[str], code: int = 0) -> Any:
+    """The JSON a run printed, after checking its exit code (shows output otherwise)."""
+    import json
+
+    assert run.returncode == code, (run.returncode, run.stdout, run.stderr)
+    return json.loads(run.stdout)

@@ -8,7 +8,6 @@ SQLAlchemy job store, `evidock scheduler run` as a subprocess. Waiting is on eve
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,7 +21,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import blake3
 import pytest
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -31,6 +29,7 @@ from apscheduler.events import (
     EVENT_JOB_SUBMITTED,
     JobEvent,
 )
+from evidock_testing import store_bytes
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
@@ -66,13 +65,7 @@ def add_recording(svc: Services, *, ingested: datetime, data: bytes | None = Non
                   ended: datetime | None = None) -> Recording:
     """A stored blob and a recording of it, from a finished dock session."""
     payload = data if data is not None else uuid.uuid4().bytes * 64
-    b3 = blake3.blake3(payload).hexdigest()
-    sha = hashlib.sha256(payload).hexdigest()
-    with svc.store.stage() as stager:
-        fd, staged = stager.new_file()
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        svc.store.commit(staged, b3)
+    b3, sha = store_bytes(svc.store, payload)
     session_id, rec_id = uuid.uuid4().hex, uuid.uuid4().hex
     rec = Recording(id=rec_id, session_id=session_id, device_serial=serial,
                     officer_id=officer, original_path=f"{rec_id}.MP4".encode(),

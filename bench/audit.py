@@ -56,8 +56,8 @@ def _event(i: int) -> dict[str, Any]:
 def _catalog(db: Path, synchronous: str = "FULL") -> Any:
     from sqlalchemy import event
 
-    from ingest.audit import AuditLog
-    from ingest.catalog import Catalog
+    from archive.audit.log import AuditLog
+    from archive.catalog import Catalog
 
     catalog = Catalog.open(f"sqlite:///{db}")
     if synchronous != "FULL":
@@ -82,7 +82,7 @@ def phase_append(db: Path, n: int, batch: int, synchronous: str) -> dict[str, An
 
 
 def _raw_rows(n: int) -> list[tuple[Any, ...]]:
-    from ingest.audit import GENESIS, encode, event_body, leaf_hex
+    from archive.audit.log import GENESIS, encode, event_body, leaf_hex
 
     rows, prev = [], GENESIS
     for i in range(n):
@@ -115,7 +115,7 @@ def phase_raw(db: Path, n: int, batch: int, synchronous: str) -> dict[str, Any]:
 
 
 def phase_verify(db: Path) -> dict[str, Any]:
-    from ingest.audit_verify import verify_log
+    from archive.audit.verify import verify_log
 
     log = _catalog(db)
     start = time.perf_counter()

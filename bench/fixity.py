@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from archive.fixity import WORKERS
 from bench.common import (
     MB,
     REPO,
@@ -41,7 +42,6 @@ from bench.common import (
     run_child,
     write_section,
 )
-from ingest.fixity import WORKERS
 
 TARGET_RATIO = 0.8
 CONTENDERS = ("b3sum", "fixity", "fixity --sha256", "sha256sum")
@@ -63,8 +63,8 @@ def build(home: Path, gib: float) -> None:
     """A store of random blobs and a catalog with their Blob rows."""
     from datetime import UTC, datetime
 
-    from ingest.catalog import Blob, Catalog
-    from ingest.store import ContentStore
+    from archive.catalog import Blob, Catalog
+    from archive.store import ContentStore
     from integrity.digest import copy_and_hash
 
     store, catalog = ContentStore(root=home / "store"), Catalog.open(
@@ -101,10 +101,10 @@ def blob_paths(home: Path) -> list[Path]:
 def child(home: Path, sha256: bool) -> None:
     from datetime import UTC, datetime
 
-    from ingest.audit import AuditLog
-    from ingest.catalog import Catalog
-    from ingest.fixity import Fixity, FixityPlan
-    from ingest.store import ContentStore
+    from archive.audit.log import AuditLog
+    from archive.catalog import Catalog
+    from archive.fixity import Fixity, FixityPlan
+    from archive.store import ContentStore
 
     catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
     fixity = Fixity(catalog=catalog, store=ContentStore(root=home / "store"),

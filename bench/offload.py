@@ -242,8 +242,8 @@ def run_extras(b: Bench) -> None:
 def phase_breakdown(b: Bench) -> dict[str, tuple[float, float]]:
     """The offloader's steps on the same files, in-process, one after the other, cold:
     the same library calls with the default settings. Returns phase -> (wall, cpu)."""
+    from archive.store import reread_file
     from ingest.media import Prober
-    from ingest.store import reread_file
     from integrity.digest import copy_and_hash
 
     prober, stage = Prober(), b.scratch / "phases"

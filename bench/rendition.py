@@ -209,10 +209,10 @@ def child_render(home: str, recording_id: str) -> None:
     """Run in a fresh interpreter: render one recording, print timings as JSON."""
     from sqlmodel import Session
 
+    from archive.catalog import Recording
     from config import load_settings
     from evidock.wiring import Services
     from ingest import process
-    from ingest.catalog import Recording
 
     phases: dict[str, float] = defaultdict(float)
 
@@ -255,7 +255,7 @@ def child_render(home: str, recording_id: str) -> None:
         raise SystemExit(f"render failed: {row.code} {row.reason}")
     from sqlmodel import select
 
-    from ingest.catalog.models import Segment
+    from archive.catalog.models import Segment
     with Session(svc.catalog.engine) as s:
         segments = len(s.exec(select(Segment).where(Segment.rendition_id == row.id)).all())
     svc.close()

@@ -5,7 +5,7 @@
 Builds (once; cached under bench/data/upload-v2-<N>mib) about --mib MiB of incompressible
 files: one of 40 % of the total (far above the 32 MiB multipart threshold), then 48 MiB
 files (multipart too), 24 MiB and 4 MiB files (single PUTs). Starts a SeaweedFS server on
-127.0.0.1 (tests/storage/s3server.py; its data dir is scratch next to the files), then,
+127.0.0.1 (tests/replica/s3server.py; its data dir is scratch next to the files), then,
 after one untimed warm-up upload of a few small files by each (the server grows its
 first volumes then), alternating, --runs times each, with the files in the page cache:
 
@@ -56,8 +56,8 @@ PART_SIZE, THRESHOLD, CONCURRENCY = 16 * MiB, 32 * MiB, 4  # ObjectStore's defau
 
 
 def _s3server() -> Any:
-    """tests/storage/s3server.py (the tests' server launcher; not a package module)."""
-    path = REPO / "tests" / "storage" / "s3server.py"
+    """tests/replica/s3server.py (the tests' server launcher; not a package module)."""
+    path = REPO / "tests" / "replica" / "s3server.py"
     spec = importlib.util.spec_from_file_location("evidock_s3server", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -116,8 +116,8 @@ def build_files(data: Path, total_mib: int) -> list[dict[str, Any]]:
 
 
 def _child_evidock(job: dict[str, Any]) -> None:
-    from ingest.objectstore import ObjectStore, make_s3_client
-    from ingest.upload_s3 import BlobRef
+    from archive.replica.objectstore import ObjectStore, make_s3_client
+    from archive.replica.s3 import BlobRef
 
     client = make_s3_client(endpoint_url=job["url"], access_key_id=job["access_key"],
                             secret_access_key=job["secret_key"],
@@ -200,7 +200,7 @@ def report(files: list[dict[str, Any]], results: dict[str, list[tuple[float, int
 Data: {len(files)} files, {total / MiB:.0f} MiB in all: one of {big / MiB:.0f} MiB and
 {n48} of 48 MiB (multipart: above the 32 MiB threshold), {n24} of 24 MiB and {n4} of 4 MiB
 (single PUTs); incompressible, in the page cache. Server: SeaweedFS (`weed server -s3`,
-tests/storage/s3server.py) on 127.0.0.1, booted in {boot_s:.1f} s, sharing the 2 cores
+tests/replica/s3server.py) on 127.0.0.1, booted in {boot_s:.1f} s, sharing the 2 cores
 with the client. Each contender is a child process (peak RSS is its own VmHWM, read at
 its end); runs alternate, medians of {runs}.
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from ingest.catalog import Catalog, Device, DockSession, Officer
+from archive.catalog import Catalog, Device, DockSession, Officer
 
 FINISHED = ("completed", "findings")
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")

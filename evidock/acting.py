@@ -9,7 +9,7 @@ from typing import TypeVar
 from config import load_settings
 from evidock.output import guarded
 from evidock.wiring import Services
-from retention.permissions import Actor
+from records.permissions import Actor
 
 T = TypeVar("T")
 

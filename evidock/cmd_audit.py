@@ -18,12 +18,12 @@ from typing import Annotated
 
 import typer
 
+from archive.audit.log import AuditLog, HeadSigner, parse_iso, refuse
+from archive.audit.verify import load_heads, verify_log
+from archive.fixity import Fixity, FixityPlan
 from config import load_settings
 from evidock.output import emit_json, guarded
 from evidock.wiring import Services
-from ingest.audit import AuditLog, HeadSigner, parse_iso, refuse
-from ingest.audit_verify import load_heads, verify_log
-from ingest.fixity import Fixity, FixityPlan
 from integrity.errors import FixityError, KeyError_
 from integrity.keys import Keyring
 

@@ -19,11 +19,11 @@ from evidock.acting import as_user
 from evidock.output import emit_json
 from evidock.output import show as _show
 from evidock.wiring import Services
-from ingest.export import parse_offset
 from integrity.errors import InvalidRequest
-from retention.casebook import CaseView, LinkView
-from retention.dossier import CaseDossier, Found, RecordingSummary
-from retention.permissions import Actor
+from records.casebook import CaseView, LinkView
+from records.dossier import CaseDossier, Found, RecordingSummary
+from records.package import parse_offset
+from records.permissions import Actor
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",

@@ -14,8 +14,8 @@ from config import load_settings
 from evidock.output import emit_json, guarded
 from evidock.wiring import Services
 from integrity.errors import InvalidRequest
-from retention.coverage import CaseFinding, CoverageReport, StageFinding, Tally
-from retention.coverage_load import CoverageDesk
+from records.coverage import CaseFinding, CoverageReport, StageFinding, Tally
+from records.coverage_load import CoverageDesk
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",

@@ -15,8 +15,8 @@ import typer
 from config import load_settings
 from evidock.output import emit_json, guarded
 from evidock.wiring import Services
-from retention.approvals import ExportDesk, RequestView
-from retention.permissions import Actor
+from records.exports import ExportDesk, RequestView
+from records.permissions import Actor
 
 T = TypeVar("T")
 

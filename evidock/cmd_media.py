@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
+from archive.catalog.models import Rendition
 from config import load_settings
 from evidock.output import emit_json, guarded
 from evidock.output import show as _show
 from evidock.wiring import Services
-from ingest.catalog.models import Rendition
-from ingest.recover import Recoverer
+from ingest.salvage import Recoverer
 from integrity.errors import NotFound
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]

@@ -18,9 +18,9 @@ from evidock.output import emit_json
 from evidock.output import show as _show
 from evidock.wiring import Services
 from integrity.errors import InvalidRequest
+from records.permissions import Actor
 from retention.actions import PendingView, RunReport
 from retention.holds import HoldView
-from retention.permissions import Actor
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",

@@ -36,9 +36,9 @@ def _package(target: Path, key: Path | None) -> list[Finding]:
 
 
 def _stored(recording_id: str, config: Path | None) -> list[Finding]:
+    from archive.verify_stored import StoredVerifier
     from config import load_settings
     from evidock.wiring import Services
-    from ingest.verify_stored import StoredVerifier
 
     svc = Services.from_config(load_settings(config_file=config))
     try:

@@ -21,16 +21,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from archive.fixity import Fixity, FixityPlan
+from archive.replica.queue import ItemOutcome
 from config import Settings, load_settings
 from config.access import SENSITIVITIES
 from config.scheduler import JOB_IDS
 from docks.overdue import overdue
 from docks.settings import DockSettings, dock_config_file, load_dock_settings, read_dock_table
 from evidock.wiring import Services
-from ingest.fixity import Fixity, FixityPlan
-from ingest.uploads import ItemOutcome
 from integrity.errors import EvidockError
-from retention.permissions import Actor, P
+from records.permissions import Actor, P
 from retention.remote import (
     RemoteRetention,
     blobs_by_recording,

@@ -48,12 +48,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_RUNNING, STATE_STOPPED, BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from archive.catalog.db import make_engine, writer
 from config import Settings, load_settings
 from config.scheduler import JOB_IDS
 from docks.sdnotify import Notifier
 from evidock.jobs import ACTOR, JOB_REFS
 from evidock.wiring import Services
-from ingest.catalog.db import make_engine, writer
 from integrity.errors import Conflict
 
 log = logging.getLogger("evidock.scheduler")

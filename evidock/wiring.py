@@ -7,26 +7,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from archive.audit.log import AuditLog, HeadSigner
+from archive.catalog import Catalog
+from archive.keystore import StationKeys
+from archive.replica.objectstore import ObjectStore
+from archive.replica.queue import RetryPolicy, UploadQueue
+from archive.store import ContentStore
 from config import Settings
-from ingest.audit import AuditLog, HeadSigner
-from ingest.catalog import Catalog
-from ingest.export import Exporter
 from ingest.hooks import FifoHooks
-from ingest.keystore import StationKeys
 from ingest.media import Prober
-from ingest.objectstore import ObjectStore
 from ingest.offload import Offloader
 from ingest.process import Renderer
-from ingest.store import ContentStore
-from ingest.uploads import RetryPolicy, UploadQueue
 from integrity.errors import ConfigError
+from records.cases import CaseDesk
+from records.dossier import Dossier
+from records.exports import ExportDesk
+from records.package import Exporter
+from records.permissions import Actor, Gate
 from retention import models as _retention_tables  # noqa: F401  (registers the tables)
-from retention.approvals import ExportDesk
-from retention.cases import CaseDesk
-from retention.dossier import Dossier
 from retention.executor import RetentionExecutor
 from retention.holds import HoldDesk
-from retention.permissions import Actor, Gate
 
 
 def utc_now() -> datetime:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from sqlmodel import Session
 
+from archive.audit.log import AuditLog
+from archive.catalog import Blob, Catalog, DockSession, Recording, SessionFile, Wipe
+from archive.store import ContentStore, Stager, reread_file, store_error
 from config import Settings
-from ingest.audit import AuditLog
-from ingest.catalog import Blob, Catalog, DockSession, Recording, SessionFile, Wipe
 from ingest.hooks import Hooks
 from ingest.media import Prober
 from ingest.names import NameParser, ParsedName
@@ -37,7 +38,6 @@ from ingest.outcome import (
 )
 from ingest.progress import NullProgress, Progress
 from ingest.source import GONE_ERRNOS, Entry, FileIdentity, SourceTree
-from ingest.store import ContentStore, Stager, reread_file, store_error
 from integrity.digest import Digests, copy_and_hash
 from integrity.errors import ConfigError, DigestMismatch, EvidockError, SizeMismatch, SourceGone
 

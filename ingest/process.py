@@ -19,14 +19,14 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from archive.audit.log import AuditLog
+from archive.catalog import Blob, Catalog, Recording
+from archive.catalog.models import Rendition, Segment
+from archive.keystore import StationKeys
+from archive.store import ContentStore, Stager
 from config import Settings
-from ingest.audit import AuditLog
-from ingest.catalog import Blob, Catalog, Recording
-from ingest.catalog.models import Rendition, Segment
-from ingest.keystore import StationKeys
 from ingest.media import MediaInfo, Prober
 from ingest.rendition import RenditionPlan, output_pattern, plan_rendition, segment_argv
-from ingest.store import ContentStore, Stager
 from ingest.tools import run_tool, tool_version
 from integrity import manifest as mf
 from integrity.digest import Digests, hash_stream

@@ -33,14 +33,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from archive.audit.log import AuditLog
+from archive.catalog import Blob, Catalog
+from archive.catalog.models import Tombstone
+from archive.replica.objectstore import ObjectStore, RemoteDeletion
+from archive.replica.queue import UploadEvent, UploadItem
+from archive.store import ContentStore
+from archive.tombstones import content_of, live_references, tombstoned_blobs
 from config.retention import RetentionSettings
-from ingest.audit import AuditLog
-from ingest.catalog import Blob, Catalog
-from ingest.catalog.models import Tombstone
-from ingest.objectstore import ObjectStore, RemoteDeletion
-from ingest.store import ContentStore
-from ingest.tombstones import content_of, live_references, tombstoned_blobs
-from ingest.uploads import UploadEvent, UploadItem
 from integrity.errors import (
     Conflict,
     EvidockError,
@@ -49,6 +49,8 @@ from integrity.errors import (
     SelfApproval,
     UploadUnavailable,
 )
+from records.models import CaseAttachment
+from records.permissions import Actor, Gate, P
 from retention.actions import (
     E_RETENTION_UNVERIFIED,
     I_RETENTION_AWAITING_APPROVAL,
@@ -68,8 +70,7 @@ from retention.actions import (
 )
 from retention.holds import HoldDesk
 from retention.items import ItemSource
-from retention.models import CaseAttachment, RetentionAction
-from retention.permissions import Actor, Gate, P
+from retention.models import RetentionAction
 from retention.policy import Decision, plan, summarize
 
 #: A real run refuses a ``now`` further ahead of the clock than this: a future "now"

@@ -14,13 +14,13 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from ingest.audit import AuditLog
-from ingest.catalog import Catalog, Recording
-from ingest.tombstones import tombstoned_recordings
+from archive.audit.log import AuditLog
+from archive.catalog import Catalog, Recording
+from archive.tombstones import tombstoned_recordings
 from integrity.errors import Conflict, InvalidRequest, NotFound, SelfApproval
-from retention.casebook import Casebook
+from records.casebook import Casebook
+from records.permissions import Actor, Gate, P
 from retention.models import Hold, HoldRelease
-from retention.permissions import Actor, Gate, P
 from retention.policy import HoldRef, HoldScope
 
 SCOPES: tuple[HoldScope, ...] = ("case", "recording", "officer")

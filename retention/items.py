@@ -13,11 +13,11 @@ from typing import Literal
 
 from sqlmodel import Session, col, select
 
-from ingest.catalog import Catalog, Recording
-from ingest.tombstones import tombstoned_recordings
-from retention.casebook import Casebook, CaseView
-from retention.dossier import fold_marks
-from retention.models import RecordingMark
+from archive.catalog import Catalog, Recording
+from archive.tombstones import tombstoned_recordings
+from records.casebook import Casebook, CaseView
+from records.dossier import fold_marks
+from records.models import RecordingMark
 from retention.policy import CaseRef, Item
 
 

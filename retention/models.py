@@ -1,122 +1,15 @@
-"""Catalog tables for case records, holds, export approvals and retention actions.
+"""Catalog tables of retention: legal holds, their releases and the steps of a deletion.
 
-Every table here is append-only (guarded by the same triggers as evidence): state such
-as "case closed", "link removed", "hold released" or "request approved" is a new row,
-so the history is the record. Current state is folded from the rows in order of ``id``.
+Append-only like every authority-bearing table: a release or a cancellation is a new row.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
-from ingest.catalog.types import JSONText, UTCDateTime
-
-APPEND_ONLY: dict[str, Any] = {"info": {"append_only": True}}
-
-
-def _when(nullable: bool = False) -> Any:
-    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable))
-
-
-class Case(SQLModel, table=True):
-    """A case as the agency numbers it. The row never changes; see CaseEvent."""
-
-    __tablename__ = "casefile"  # "case" is an SQL keyword
-    __table_args__ = APPEND_ONLY
-    id: str = Field(primary_key=True)
-    number: str = Field(unique=True, index=True)  # exactly as written, e.g. 邵城管罚〔2019〕第001号
-    case_type: str
-    unit: str
-    title: str = ""
-    sensitivity: str = "none"  # initial label; later changes are CaseEvents
-    created_by: str
-    created_at: datetime = _when()
-
-
-class CaseEvent(SQLModel, table=True):
-    """A change of a case's state: closed, reopened, sensitivity relabelled."""
-
-    __table_args__ = APPEND_ONLY
-    id: int | None = Field(default=None, primary_key=True)
-    case_id: str = Field(foreign_key="casefile.id", index=True)
-    kind: str  # closed | reopened | sensitivity
-    value: str = ""  # the new sensitivity label
-    effective_at: datetime = _when()  # closing date as the agency records it
-    actor: str
-    reason: str = ""
-    at: datetime = _when()
-
-
-class CaseStage(SQLModel, table=True):
-    """When a stage of a case took place (from the text record), for coverage gaps."""
-
-    __table_args__ = APPEND_ONLY
-    id: int | None = Field(default=None, primary_key=True)
-    case_id: str = Field(foreign_key="casefile.id", index=True)
-    stage: str
-    start_at: datetime = _when()
-    end_at: datetime = _when()
-    actor: str
-    note: str = ""
-    at: datetime = _when()
-
-
-class CaseLink(SQLModel, table=True):
-    """A recording (or a time range of it) linked to a case at a stage, or unlinked.
-
-    ``action`` "link" adds; "unlink" names the link it removes in ``unlinks``.
-    A range is [start_us, end_us) on the recording's timeline; None means the whole.
-    """
-
-    __table_args__ = APPEND_ONLY
-    id: int | None = Field(default=None, primary_key=True)
-    case_id: str = Field(foreign_key="casefile.id", index=True)
-    recording_id: str = Field(foreign_key="recording.id", index=True)
-    action: str  # link | unlink
-    unlinks: int | None = None
-    stage: str = ""
-    start_us: int | None = None
-    end_us: int | None = None
-    actor: str
-    reason: str
-    at: datetime = _when()
-
-
-class CaseAttachment(SQLModel, table=True):
-    """A text record (document) of a case, stored and hashed like footage."""
-
-    __table_args__ = APPEND_ONLY
-    id: int | None = Field(default=None, primary_key=True)
-    case_id: str = Field(foreign_key="casefile.id", index=True)
-    blake3: str = Field(foreign_key="blob.blake3", index=True)
-    sha256: str
-    size: int
-    filename: str
-    description: str = ""
-    actor: str
-    at: datetime = _when()
-
-
-class RecordingMark(SQLModel, table=True):
-    """A class or category a clerk puts on a recording (作为证据使用, 妨碍执法, a category).
-
-    ``kind`` "mark" rows add or remove a permanent-class mark; "category" rows set the
-    recording's retention category (the latest wins).
-    """
-
-    __table_args__ = APPEND_ONLY
-    id: int | None = Field(default=None, primary_key=True)
-    recording_id: str = Field(foreign_key="recording.id", index=True)
-    kind: str  # mark | category
-    value: str
-    action: str = "add"  # add | remove (marks only)
-    actor: str
-    reason: str
-    at: datetime = _when()
+from archive.catalog.types import APPEND_ONLY, utc_field
 
 
 class Hold(SQLModel, table=True):
@@ -128,8 +21,7 @@ class Hold(SQLModel, table=True):
     target: str
     reason: str
     placed_by: str
-    placed_at: datetime = _when()
-
+    placed_at: datetime = utc_field()
 
 class HoldRelease(SQLModel, table=True):
     __table_args__ = APPEND_ONLY
@@ -137,38 +29,7 @@ class HoldRelease(SQLModel, table=True):
     hold_id: str = Field(foreign_key="hold.id", unique=True)
     released_by: str
     reason: str
-    at: datetime = _when()
-
-
-class ExportRequest(SQLModel, table=True):
-    """A request to take footage out of the archive; nothing leaves without approval."""
-
-    __table_args__ = APPEND_ONLY
-    id: str = Field(primary_key=True)
-    case_id: str | None = Field(default=None, foreign_key="casefile.id", index=True)
-    recording_id: str | None = Field(default=None, foreign_key="recording.id", index=True)
-    start: str | None = None  # as given (seconds, H:MM:SS, ISO); None = whole
-    end: str | None = None
-    purpose: str
-    recipient: str
-    requested_by: str
-    reason: str = ""
-    at: datetime = _when()
-
-
-class ExportDecision(SQLModel, table=True):
-    """approved | rejected | used (a package was produced) | expired is computed."""
-
-    __table_args__ = APPEND_ONLY
-    id: int | None = Field(default=None, primary_key=True)
-    request_id: str = Field(foreign_key="exportrequest.id", index=True)
-    decision: str  # approved | rejected | used
-    actor: str
-    reason: str = ""
-    valid_until: datetime | None = _when(nullable=True)
-    exports: list[str] = Field(default_factory=list, sa_column=Column(JSONText(), nullable=False))
-    at: datetime = _when()
-
+    at: datetime = utc_field()
 
 class RetentionAction(SQLModel, table=True):
     """A step of a deletion: scheduled (grace starts), approved, cancelled, executed."""
@@ -179,11 +40,9 @@ class RetentionAction(SQLModel, table=True):
     step: str  # scheduled | approved | cancelled | executed
     rule: str
     reason: str
-    due_at: datetime | None = _when(nullable=True)
+    due_at: datetime | None = utc_field(nullable=True)
     actor: str
-    at: datetime = _when()
+    at: datetime = utc_field()
 
 
-__all__ = ["APPEND_ONLY", "Case", "CaseAttachment", "CaseEvent", "CaseLink", "CaseStage",
-           "ExportDecision", "ExportRequest", "Hold", "HoldRelease", "RecordingMark",
-           "RetentionAction"]
+__all__ = ["Hold", "HoldRelease", "RetentionAction"]

@@ -32,15 +32,16 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from ingest.audit import AuditLog
-from ingest.catalog import Catalog, Recording
-from ingest.catalog.models import Derivative, Rendition, Segment
-from ingest.objectstore import LockChange, ObjectStore
-from ingest.uploads import UploadEvent, UploadItem
+from archive.audit.log import AuditLog
+from archive.catalog import Catalog, Recording
+from archive.catalog.models import Derivative, Rendition, Segment
+from archive.replica.objectstore import LockChange, ObjectStore
+from archive.replica.queue import UploadEvent, UploadItem
 from integrity.errors import EvidockError, UploadUnavailable
-from retention.casebook import fold_links
+from records.casebook import fold_links
+from records.models import CaseLink
 from retention.holds import fold_holds
-from retention.models import CaseLink, Hold, HoldRelease
+from retention.models import Hold, HoldRelease
 from retention.policy import Decision
 
 INDEFINITE = timedelta(days=36_500)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ingest.catalog import Catalog
-    from ingest.store import ContentStore
+    from archive.catalog import Catalog
+    from archive.store import ContentStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -145,7 +145,7 @@ def store_bytes(store: ContentStore, data: bytes) -> tuple[str, str]:
 def stored_blob(store: ContentStore, catalog: Catalog, data: bytes, *,
                 at: datetime) -> tuple[str, str]:
     """:func:`store_bytes` plus its Blob row (if new); returns (blake3, sha256)."""
-    from ingest.catalog import Blob
+    from archive.catalog import Blob
 
     b3, sha = store_bytes(store, data)
     with catalog.transaction() as s:

@@ -33,18 +33,18 @@ from evidock_testing import store_bytes
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
+from archive.audit.log import AuditEvent
+from archive.catalog import Blob, Device, DockSession, Officer, Recording
+from archive.keystore import StationKeys
 from config import Settings, load_settings
 from config.scheduler import JOB_IDS, SchedulerSettings
 from evidock import jobs
 from evidock.jobs import ACTOR, SYSTEM_ACTOR, execute
 from evidock.scheduler import JobScheduler, opened
 from evidock.wiring import Services
-from ingest.audit import AuditEvent
-from ingest.catalog import Blob, Device, DockSession, Officer, Recording
-from ingest.keystore import StationKeys
 from integrity.errors import Forbidden, NotFound
+from records.permissions import P
 from retention.models import RetentionAction
-from retention.permissions import P
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

@@ -14,11 +14,11 @@ import pytest
 from evidock_testing import ok_json, run_evidock, write_agency_config
 from sqlmodel import Session, select
 
+from archive.catalog.models import Rendition
+from archive.keystore import StationKeys
 from config import load_settings
 from evidock.wiring import Services
 from fixtures.camera import CameraTree
-from ingest.catalog.models import Rendition
-from ingest.keystore import StationKeys
 from integrity.keys import PublicKey
 from integrity.package import verify_package
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import blake3
 
+from archive.catalog import Catalog
+from archive.store import ContentStore
 from config import load_settings
-from ingest.catalog import Catalog
-from ingest.store import ContentStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -186,7 +186,7 @@ class Archive:
     def sessions(self) -> list[Any]:
         from sqlmodel import Session, select
 
-        from ingest.catalog import DockSession
+        from archive.catalog import DockSession
         with Session(self.catalog.engine) as s:
             return list(s.exec(select(DockSession).order_by(
                 DockSession.started_at)))  # type: ignore[arg-type]

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from dockutil import REPO
 
+from archive.catalog import DockSession
 from docks.overdue import overdue, parse_window
 from evidock.wiring import Services
-from ingest.catalog import DockSession
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

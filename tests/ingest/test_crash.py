@@ -19,9 +19,9 @@ from pathlib import Path
 import blake3
 import pytest
 
+from archive.catalog import Catalog
+from archive.store import ContentStore
 from config import load_settings
-from ingest.catalog import Catalog
-from ingest.store import ContentStore
 
 KILL_POINTS = ["before_copy:1", "before_copy:3", "mid_copy:2", "after_verify:1",
                "after_commit:2", "after_wipe:1", "after_wipe:3"]

@@ -26,6 +26,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
 
+from archive.catalog import Blob, Recording
+from archive.catalog.models import Rendition, Segment
 from config import load_settings
 from evidock.wiring import Services
 from fixtures.camera import log_relpath, media_relpath
@@ -37,8 +39,6 @@ from fixtures.media import (
     run_ffmpeg,
     write_photo,
 )
-from ingest.catalog import Blob, Recording
-from ingest.catalog.models import Rendition, Segment
 from ingest.outcome import OffloadRequest
 from integrity import manifest as mf
 
@@ -449,7 +449,7 @@ def test_rendering_again_returns_the_finished_row(world: World) -> None:
 
 def test_every_rendition_attempt_is_an_audit_event(world: World) -> None:
     """Made, failed and "none" renditions each left one event naming the rendition."""
-    from ingest.audit import AuditEvent
+    from archive.audit.log import AuditEvent
 
     with Session(world.svc.catalog.engine) as s:
         events = [e for e in s.exec(select(AuditEvent)) if e.action == "rendition.make"]

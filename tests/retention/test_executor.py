@@ -21,14 +21,10 @@ from sqlalchemy import func, inspect
 from sqlmodel import Session, SQLModel, col, select
 from typer.testing import CliRunner
 
-from config import load_settings
-from evidock.cli import app
-from evidock.wiring import Services
-from fixtures.camera import CameraTree
-from ingest.audit import AuditEvent
-from ingest.catalog import Blob, Recording
-from ingest.catalog.models import Rendition, Segment, Tombstone
-from ingest.fixity import (
+from archive.audit.log import AuditEvent
+from archive.catalog import Blob, Recording
+from archive.catalog.models import Rendition, Segment, Tombstone
+from archive.fixity import (
     E_FIXITY_MISSING,
     E_FIXITY_TOMBSTONED_PRESENT,
     I_FIXITY_TOMBSTONED,
@@ -36,6 +32,10 @@ from ingest.fixity import (
     FixityCheck,
     FixityPlan,
 )
+from config import load_settings
+from evidock.cli import app
+from evidock.wiring import Services
+from fixtures.camera import CameraTree
 from ingest.outcome import OffloadRequest
 from integrity.errors import (
     Conflict,
@@ -45,6 +45,7 @@ from integrity.errors import (
     Refused,
     SelfApproval,
 )
+from records.permissions import Actor
 from retention.actions import (
     E_RETENTION_UNVERIFIED,
     I_RETENTION_AWAITING_APPROVAL,
@@ -53,7 +54,6 @@ from retention.actions import (
 )
 from retention.executor import RetentionExecutor
 from retention.models import RetentionAction
-from retention.permissions import Actor
 
 T0 = StepClock().now  # when the template station ingested (2026-11-23 08:00 UTC)
 EXTRA = """

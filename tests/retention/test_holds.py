@@ -15,16 +15,16 @@ from evidock_testing import StepClock, offloaded_home
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
+from archive.audit.log import AuditEvent
+from archive.catalog import Recording
 from config import load_settings
 from evidock.cli import app
 from evidock.wiring import Services
 from fixtures.camera import CameraTree
-from ingest.audit import AuditEvent
-from ingest.catalog import Recording
 from integrity.errors import Conflict, Forbidden, InvalidRequest, NotFound, SelfApproval
+from records.permissions import Actor
 from retention.holds import HoldDesk
 from retention.models import Hold, HoldRelease
-from retention.permissions import Actor
 
 T0 = StepClock().now  # when the template station ingested
 NUMBER = "邵城管罚〔2025〕第007号"

@@ -1,0 +1,2 @@
+"""The evidence vault: content store, catalog, audit log, fixity, station keys,
+tombstones and the WORM replica."""

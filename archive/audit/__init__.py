@@ -1,0 +1,1 @@
+"""The tamper-evident audit log: a signed RFC 6962 Merkle log kept in the catalog."""

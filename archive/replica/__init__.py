@@ -1,0 +1,1 @@
+"""The off-station replica: uploads to S3-compatible storage under Object Lock."""

@@ -1,7 +1,0 @@
-"""The catalog: SQLModel tables and the repository around them."""
-
-from ingest.catalog.models import Blob, Device, DockSession, Officer, Recording, SessionFile, Wipe
-from ingest.catalog.repo import Catalog
-
-__all__ = ["Blob", "Catalog", "Device", "DockSession", "Officer", "Recording", "SessionFile",
-           "Wipe"]

@@ -1,0 +1,1 @@
+"""Who may do what with the footage: cases, people and permissions, exports and coverage."""

@@ -1,0 +1,336 @@
+"""Writing case records: create, close, link footage, record stage times, attach
+documents, mark recordings.
+
+Every write checks the permission gate first, then commits its rows and their audit
+event in one transaction. Nothing is ever updated: an unlink, a closing or a relabel
+is a new row (see :mod:`retention.models`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from archive.audit.log import AuditLog
+from archive.catalog import Blob, Catalog, Recording
+from archive.store import ContentStore, StagingWriter, reread_file, store_error
+from config.access import SENSITIVITIES, CaseSettings
+from integrity.digest import Digests, copy_and_hash
+from integrity.errors import Conflict, InvalidRequest, NotFound
+from records.casebook import Casebook, CaseView, LinkView, fold_links
+from records.dossier import MarkState, fold_marks, load_marks, require_recording
+from records.models import Case, CaseAttachment, CaseEvent, CaseLink, CaseStage, RecordingMark
+from records.permissions import Actor, Gate, P
+
+
+class CaseDesk:
+    def __init__(self, *, catalog: Catalog, store: ContentStore, gate: Gate, audit: AuditLog,
+                 settings: CaseSettings, clock: Callable[[], datetime],
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self.catalog, self.gate, self.audit, self.settings = catalog, gate, audit, settings
+        self.store = store
+        self.clock, self.new_id = clock, new_id
+        self.book = Casebook(catalog=catalog)
+
+    # ------------------------------------------------------------------ helpers
+
+    def visible_case(self, actor: Actor, key: str, permission: P) -> CaseView:
+        """The case, if ``actor`` has ``permission`` on it (refusal audited)."""
+        case = self.book.case(key)
+        self.gate.require(actor, permission, subjects=[f"case:{case.id}"], unit=case.unit,
+                          sensitivity=case.sensitivity)
+        return case
+
+    def _event(self, s: Session, actor: Actor, action: str, subjects: list[str],
+               details: dict[str, object], *, at: datetime) -> None:
+        self.audit.append(s, actor=actor.audit_name, action=action, subjects=subjects,
+                          details=details, at=at)
+
+    def _check_vocab(self, *, case_type: str | None = None, unit: str | None = None,
+                     stage: str | None = None, sensitivity: str | None = None) -> None:
+        s = self.settings
+        if case_type is not None and case_type not in s.types:
+            raise InvalidRequest(f"unknown case type {case_type!r}; one of {list(s.types)}",
+                                 case_type=case_type)
+        if unit is not None and (not unit or (s.units and unit not in s.units)):
+            raise InvalidRequest(f"unknown unit {unit!r}; one of {list(s.units)}", unit=unit)
+        if stage is not None and stage not in s.stages:
+            raise InvalidRequest(f"unknown stage {stage!r}; one of {list(s.stages)}",
+                                 stage=stage)
+        if sensitivity is not None and sensitivity not in SENSITIVITIES:
+            raise InvalidRequest(f"unknown sensitivity {sensitivity!r}; one of "
+                                 f"{list(SENSITIVITIES)}", sensitivity=sensitivity)
+
+    # ------------------------------------------------------------------ cases
+
+    def create(self, actor: Actor, *, number: str, case_type: str, unit: str,
+               title: str = "", sensitivity: str = "none") -> CaseView:
+        number = number.strip()
+        if not self.settings.number_ok(number):
+            raise InvalidRequest(f"case number {number!r} matches none of the agency's "
+                                 "patterns (cases.number_patterns)", number=number)
+        self._check_vocab(case_type=case_type, unit=unit, sensitivity=sensitivity)
+        self.gate.require(actor, P.CASE_CREATE, subjects=[f"case-number:{number}"],
+                          unit=unit, sensitivity=sensitivity)
+        now = self.clock()
+        row = Case(id=self.new_id(), number=number, case_type=case_type, unit=unit,
+                   title=title, sensitivity=sensitivity, created_by=actor.name, created_at=now)
+        with self.catalog.transaction() as s:
+            if s.exec(select(Case).where(Case.number == number)).first() is not None:
+                raise Conflict(f"case {number} already exists", number=number)
+            s.add(row)
+            self._event(s, actor, "case.create", [f"case:{row.id}"],
+                        {"number": number, "type": case_type, "unit": unit,
+                         "sensitivity": sensitivity}, at=now)
+        return self.book.case(row.id)
+
+    def _case_event(self, actor: Actor, key: str, *, kind: str, value: str = "",
+                    effective_at: datetime | None = None, reason: str) -> CaseView:
+        case = self.visible_case(actor, key, P.CASE_CLOSE)
+        if not reason.strip():
+            raise InvalidRequest("a reason is required", case=case.number)
+        if (kind == "closed") == (case.status == "closed"):
+            raise Conflict(f"case {case.number} is already {case.status}", case=case.number)
+        now = self.clock()
+        with self.catalog.transaction() as s:
+            s.add(CaseEvent(case_id=case.id, kind=kind, value=value,
+                            effective_at=effective_at or now, actor=actor.name,
+                            reason=reason, at=now))
+            self._event(s, actor, f"case.{kind}", [f"case:{case.id}"],
+                        {"number": case.number, "value": value, "reason": reason,
+                         "effective_at": (effective_at or now).isoformat()}, at=now)
+        return self.book.case(case.id)
+
+    def close(self, actor: Actor, key: str, *, reason: str,
+              closed_at: datetime | None = None) -> CaseView:
+        return self._case_event(actor, key, kind="closed", effective_at=closed_at,
+                                reason=reason)
+
+    def reopen(self, actor: Actor, key: str, *, reason: str) -> CaseView:
+        return self._case_event(actor, key, kind="reopened", reason=reason)
+
+    def relabel(self, actor: Actor, key: str, *, sensitivity: str, reason: str) -> CaseView:
+        self._check_vocab(sensitivity=sensitivity)
+        case = self.visible_case(actor, key, P.CASE_CLOSE)
+        # The new label must be one the actor could see too, or they lock themselves out
+        # of a case by accident; a supervisor with the clearance relabels upwards.
+        self.gate.require(actor, P.CASE_CLOSE, subjects=[f"case:{case.id}"],
+                          unit=case.unit, sensitivity=sensitivity)
+        now = self.clock()
+        with self.catalog.transaction() as s:
+            s.add(CaseEvent(case_id=case.id, kind="sensitivity", value=sensitivity,
+                            effective_at=now, actor=actor.name, reason=reason, at=now))
+            self._event(s, actor, "case.sensitivity", [f"case:{case.id}"],
+                        {"number": case.number, "from": case.sensitivity,
+                         "to": sensitivity, "reason": reason}, at=now)
+        return self.book.case(case.id)
+
+    # ------------------------------------------------------------------ footage
+
+    def link(self, actor: Actor, key: str, recording_id: str, *, stage: str, reason: str,
+             start_us: int | None = None, end_us: int | None = None) -> LinkView:
+        """Link a recording, or [start_us, end_us) of it, to a case at a stage."""
+        self._check_vocab(stage=stage)
+        case = self.visible_case(actor, key, P.CASE_LINK)
+        if not reason.strip():
+            raise InvalidRequest("a reason is required for a link", case=case.number)
+        _check_range(start_us, end_us)
+        now = self.clock()
+        with self.catalog.transaction() as s:
+            if s.get(Recording, recording_id) is None:
+                raise NotFound(f"no recording {recording_id}", recording=recording_id)
+            row = CaseLink(case_id=case.id, recording_id=recording_id, action="link",
+                           stage=stage, start_us=start_us, end_us=end_us,
+                           actor=actor.name, reason=reason, at=now)
+            s.add(row)
+            s.flush()
+            self._event(s, actor, "case.link", [f"case:{case.id}", f"recording:{recording_id}"],
+                        {"number": case.number, "link": row.id, "stage": stage,
+                         "start_us": start_us, "end_us": end_us, "reason": reason}, at=now)
+            link_id = row.id
+        return next(v for v in self.book.links(case_id=case.id) if v.id == link_id)
+
+    def unlink(self, actor: Actor, link_id: int, *, reason: str) -> LinkView:
+        """Remove a link by adding an unlink row; the link stays in the history."""
+        with Session(self.catalog.engine) as s:
+            row = s.get(CaseLink, link_id)
+        if row is None or row.action != "link":
+            raise NotFound(f"no link {link_id}", link=link_id)
+        case = self.visible_case(actor, row.case_id, P.CASE_LINK)
+        if not reason.strip():
+            raise InvalidRequest("a reason is required to unlink", link=link_id)
+        now = self.clock()
+        with self.catalog.transaction() as s:
+            rows = s.exec(select(CaseLink).where(CaseLink.case_id == case.id)).all()
+            if any(v.id == link_id and not v.active for v in fold_links(rows)):
+                raise Conflict(f"link {link_id} was already removed", link=link_id)
+            s.add(CaseLink(case_id=case.id, recording_id=row.recording_id, action="unlink",
+                           unlinks=link_id, stage=row.stage, actor=actor.name,
+                           reason=reason, at=now))
+            self._event(s, actor, "case.unlink",
+                        [f"case:{case.id}", f"recording:{row.recording_id}"],
+                        {"number": case.number, "link": link_id, "reason": reason}, at=now)
+        return next(v for v in self.book.links(case_id=case.id) if v.id == link_id)
+
+    def stage(self, actor: Actor, key: str, *, stage: str, start_at: datetime,
+              end_at: datetime, note: str = "") -> CaseStage:
+        """When a stage took place (from the written record), for coverage checks."""
+        self._check_vocab(stage=stage)
+        if start_at.tzinfo is None or end_at.tzinfo is None or end_at <= start_at:
+            raise InvalidRequest("a stage needs zoned start and end times, end after start",
+                                 stage=stage)
+        case = self.visible_case(actor, key, P.CASE_LINK)
+        now = self.clock()
+        row = CaseStage(case_id=case.id, stage=stage, start_at=start_at, end_at=end_at,
+                        actor=actor.name, note=note, at=now)
+        with self.catalog.transaction() as s:
+            s.add(row)
+            self._event(s, actor, "case.stage", [f"case:{case.id}"],
+                        {"number": case.number, "stage": stage,
+                         "start_at": start_at.isoformat(), "end_at": end_at.isoformat()}, at=now)
+        return row
+
+
+    # ------------------------------------------------------------------ documents
+
+    def attach(self, actor: Actor, key: str, path: Path, *, description: str = "",
+               ) -> CaseAttachment:
+        """Store a document of the case (PDF, DOCX, scan…) by hash, as footage is stored."""
+        case = self.visible_case(actor, key, P.CASE_ATTACH)
+        fd = _open_document(path)
+        try:
+            digests = self._store_document(fd, path)
+        finally:
+            os.close(fd)
+        now = self.clock()
+        row = CaseAttachment(case_id=case.id, blake3=digests.blake3, sha256=digests.sha256,
+                             size=digests.size, filename=path.name,
+                             description=description.strip(), actor=actor.name, at=now)
+        with self.catalog.transaction() as s:
+            if s.get(Blob, digests.blake3) is None:
+                s.add(Blob(blake3=digests.blake3, sha256=digests.sha256, size=digests.size,
+                           stored_at=now))
+            s.add(row)
+            s.flush()
+            self._event(s, actor, "case.attach", [f"case:{case.id}", f"blob:{digests.blake3}"],
+                        {"number": case.number, "attachment": row.id, "filename": path.name,
+                         "size": digests.size, "sha256": digests.sha256,
+                         "description": row.description}, at=now)
+        return row
+
+    def _store_document(self, fd: int, path: Path) -> Digests:
+        """Copy + hash into staging, check the source held still, re-read, commit by hash.
+
+        The blob is linked into the store before its catalog row commits, as for footage:
+        a blob left without a row is re-hashed before anyone trusts it.
+        """
+        before = os.fstat(fd)
+        with self.store.stage() as stager:
+            out, staged = stager.new_file()
+            try:
+                with open(fd, "rb", buffering=0, closefd=False) as src:
+                    digests = copy_and_hash(src, StagingWriter(out))
+                os.fsync(out)
+            except OSError as exc:  # writes raise StoreError themselves: this is the source
+                raise InvalidRequest(f"cannot read {path}: {exc.strerror}",
+                                     path=str(path)) from exc
+            finally:
+                os.close(out)
+            after = os.fstat(fd)
+            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) \
+                    or digests.size != after.st_size:
+                raise Conflict(f"{path} changed while it was copied; attach it again",
+                               path=str(path))
+            if digests.size == 0:
+                raise InvalidRequest(f"{path} is empty", path=str(path))
+            try:
+                digests.check_against(reread_file(staged, evict=True), subject=path.name)
+            except OSError as exc:
+                raise store_error(exc, "cannot re-read the staged document") from exc
+            self.store.adopt(staged, digests,
+                             trust_existing=self.catalog.blob(digests.blake3) is not None)
+        return digests
+
+    # ------------------------------------------------------------------ recordings
+
+    def mark(self, actor: Actor, recording_id: str, *, mark: str, reason: str,
+             remove: bool = False) -> MarkState:
+        """Add (or remove) a mark such as 作为证据使用 on a recording."""
+        value = mark.strip()
+        if not value:
+            raise InvalidRequest("a mark cannot be empty", recording=recording_id)
+        self._require_recording(actor, recording_id, reason)
+        now = self.clock()
+        with self.catalog.transaction() as s:
+            rows = s.exec(select(RecordingMark)
+                          .where(RecordingMark.recording_id == recording_id)).all()
+            marks, _ = fold_marks(rows)
+            if (value in marks) == (not remove):
+                state = "already has" if value in marks else "does not have"
+                raise Conflict(f"recording {recording_id} {state} mark {value!r}",
+                               recording=recording_id, mark=value)
+            action = "remove" if remove else "add"
+            s.add(RecordingMark(recording_id=recording_id, kind="mark", value=value,
+                                action=action, actor=actor.name, reason=reason, at=now))
+            self._event(s, actor, f"recording.mark.{action}", [f"recording:{recording_id}"],
+                        {"mark": value, "reason": reason}, at=now)
+        return load_marks(self.catalog, [recording_id])[recording_id]
+
+    def categorize(self, actor: Actor, recording_id: str, *, category: str,
+                   reason: str) -> MarkState:
+        """Set the recording's retention category (the latest one counts)."""
+        value = category.strip()
+        if not value:
+            raise InvalidRequest("a category cannot be empty", recording=recording_id)
+        self._require_recording(actor, recording_id, reason)
+        now = self.clock()
+        with self.catalog.transaction() as s:
+            s.add(RecordingMark(recording_id=recording_id, kind="category", value=value,
+                                actor=actor.name, reason=reason, at=now))
+            self._event(s, actor, "recording.category", [f"recording:{recording_id}"],
+                        {"category": value, "reason": reason}, at=now)
+        return load_marks(self.catalog, [recording_id])[recording_id]
+
+    def _require_recording(self, actor: Actor, recording_id: str, reason: str) -> None:
+        if not self.book.recordings([recording_id]):
+            raise NotFound(f"no recording {recording_id}", recording=recording_id)
+        cases = self.book.sensitivity_of_recordings([recording_id])[recording_id]
+        require_recording(self.gate, actor, P.RECORDING_MARK, recording_id, cases)
+        if not reason.strip():
+            raise InvalidRequest("a reason is required", recording=recording_id)
+
+
+def _open_document(path: Path) -> int:
+    """An fd on ``path`` itself: never through a symlink, never a FIFO or device."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not hang; it is refused below anyway.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound(f"no file {path}", path=str(path)) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidRequest(f"{path} is a symbolic link; attach the file itself",
+                                 path=str(path)) from None
+        raise InvalidRequest(f"cannot open {path}: {exc.strerror}", path=str(path)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidRequest(f"{path} is not a regular file", path=str(path))
+    return fd
+
+
+def _check_range(start_us: int | None, end_us: int | None) -> None:
+    if start_us is not None and start_us < 0:
+        raise InvalidRequest("a link's start cannot be negative", start_us=start_us)
+    if start_us is not None and end_us is not None and end_us <= start_us:
+        raise InvalidRequest("a link's end must come after its start", start_us=start_us,
+                             end_us=end_us)
+
+
+__all__ = ["CaseDesk"]

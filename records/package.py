@@ -1,0 +1,216 @@
+"""Write a clip package: the covering segments, signed manifest, proofs, keys, BagIt.
+
+Segments are copied from the store, never re-encoded, and each copy is hashed on the way
+out and compared with the catalog, so a package can only carry the archived bytes. The
+package is assembled in a sibling temp directory and renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from archive.catalog import Catalog, Recording
+from archive.catalog.models import Rendition, Segment
+from archive.keystore import StationKeys
+from archive.store import ContentStore, fsync_dir
+from integrity import manifest as mf
+from integrity import package as pkg
+from integrity.digest import copy_and_hash
+from integrity.errors import DigestMismatch, EvidockError, NotFound
+from records.models import Export
+
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
+
+README = """evidock clip package / evidock 片段证据包
+
+EN: This folder holds segments of a body-worn camera recording exactly as archived, with
+the station's signed manifest. To verify it offline:
+    evidock verify THIS_FOLDER --key STATION_PUBLIC_KEY.pem
+Verification checks every segment's BLAKE3 digest against the signed manifest, each
+segment's Merkle inclusion proof, the Ed25519 signature, and that nothing was added,
+removed or reordered. Standard BagIt tools also check the SHA-256/SHA-512 manifests.
+Obtain the station's public key from the agency independently; the copy in keys/ only
+proves consistency, not origin.
+
+中文：本文件夹包含执法记录仪录像的分段文件（与归档内容逐字节一致）及工作站签名清单。
+离线校验方法：
+    evidock verify 本文件夹 --key 工作站公钥.pem
+校验内容：每个分段的 BLAKE3 摘要与签名清单一致、默克尔包含证明、Ed25519 签名，
+以及文件未被增加、删除或调换顺序。标准 BagIt 工具亦可校验 SHA-256/SHA-512 清单。
+请通过独立渠道向执法机关索取工作站公钥；keys/ 中的副本仅能证明一致性，不能证明来源。
+"""
+
+
+def parse_offset(text: str, camera_start: datetime | None) -> int:
+    """A time in the recording, in µs: seconds ('95.5'), clock ('1:35'), or ISO datetime."""
+    text = text.strip()
+    try:
+        return round(float(text) * 1e6)
+    except (ValueError, OverflowError):
+        pass
+    match = _CLOCK.match(text)
+    if match:
+        hours, minutes, seconds = match.groups()
+        return round(((int(hours or 0) * 60 + int(minutes)) * 60 + float(seconds)) * 1e6)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise NotFound(f"cannot read time {text!r}: use seconds, H:MM:SS or ISO 8601",
+                       value=text) from None
+    if moment.tzinfo is None or camera_start is None:
+        raise NotFound("an absolute time needs a zone and a recording with a known start",
+                       value=text)
+    return round((moment - camera_start).total_seconds() * 1e6)
+
+
+def covering(segments: list[Segment], start_us: int, end_us: int) -> list[Segment]:
+    """The segments that overlap [start, end); at least one if the range touches any."""
+    if end_us <= start_us:
+        raise NotFound("the clip's end must come after its start", start_us=start_us,
+                       end_us=end_us)
+    chosen = [s for s in segments if s.end_us > start_us and s.start_us < end_us]
+    if not chosen:
+        raise NotFound("no segment overlaps the requested range", start_us=start_us,
+                       end_us=end_us)
+    return chosen
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    export_id: str
+    path: Path
+    segments: tuple[str, ...]
+    start_us: int
+    end_us: int
+
+
+class Exporter:
+    def __init__(self, *, store: ContentStore, catalog: Catalog, keys: StationKeys,
+                 clock: Callable[[], datetime], station_id: str,
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self.store, self.catalog, self.keys = store, catalog, keys
+        self.clock, self.station_id, self.new_id = clock, station_id, new_id
+
+    def _load(self, recording_id: str) -> tuple[Recording, Rendition, list[Segment]]:
+        with Session(self.catalog.engine) as s:
+            rec = s.get(Recording, recording_id)
+            if rec is None:
+                raise NotFound(f"no recording {recording_id}", recording=recording_id)
+            rendition = s.exec(select(Rendition).where(
+                Rendition.recording_id == recording_id, Rendition.status == "ok")).first()
+            if rendition is None:
+                raise NotFound(f"recording {recording_id} has no rendition yet; run "
+                               "`evidock process`", recording=recording_id)
+            segs = list(s.exec(select(Segment).where(Segment.rendition_id == rendition.id)
+                               .order_by(Segment.index)))  # type: ignore[arg-type]
+        return rec, rendition, segs
+
+    def export(self, recording_id: str, *, start: str, end: str, out: Path, actor: str,
+               purpose: str = "", request_id: str | None = None,
+               provenance: dict[str, object] | None = None) -> ExportResult:
+        """``provenance`` (the approved request: who asked, who approved, purpose,
+        recipient) goes into the package's clip.json, covered by its digests."""
+        rec, rendition, segs = self._load(recording_id)
+        start_us = parse_offset(start, rec.camera_start)
+        end_us = parse_offset(end, rec.camera_start)
+        chosen = covering(segs, start_us, end_us)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise EvidockError(f"{out} exists and is not an empty directory", path=str(out))
+        assert rendition.manifest_blake3 is not None
+        manifest_bytes = self.store.path_for(rendition.manifest_blake3).read_bytes()
+        signed = mf.load_signed(manifest_bytes)
+        export = Export(id=self.new_id(), recording_id=rec.id, rendition_id=rendition.id,
+                        start_us=start_us, end_us=end_us, segments=[s.index for s in chosen],
+                        destination=str(out), actor=actor, purpose=purpose,
+                        request_id=request_id, created_at=self.clock())
+        tmp = out.with_name(f".{out.name}.partial-{export.id}")
+        try:
+            self._write(tmp, rec=rec, signed=signed, manifest_bytes=manifest_bytes,
+                        chosen=chosen, export=export, provenance=provenance)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if out.exists():
+                out.rmdir()
+            tmp.rename(out)
+            fsync_dir(out.parent)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        with self.catalog.transaction() as s:
+            s.add(export)
+        return ExportResult(export.id, out, tuple(s.name for s in chosen), start_us, end_us)
+
+    def _write(self, tmp: Path, *, rec: Recording, signed: mf.SignedManifest,
+               manifest_bytes: bytes, chosen: list[Segment], export: Export,
+               provenance: dict[str, object] | None = None) -> None:
+        data = tmp / "data"
+        (data / "segments").mkdir(parents=True)
+        (data / "keys").mkdir()
+        for seg in chosen:
+            self._copy_segment(seg, data / "segments" / seg.name)
+        proofs = {s.name: signed.manifest.inclusion_proof(s.index).to_dict() for s in chosen}
+        original = next(o for o in signed.manifest.originals if o.recording_id == rec.id)
+        clip = {"format": pkg.CLIP_FORMAT, "export_id": export.id, "recording_id": rec.id,
+                "station_id": self.station_id, "created_at": mf.format_utc(export.created_at),
+                "range_us": [export.start_us, export.end_us], "original": original.to_dict(),
+                "camera_start": rec.camera_start.isoformat() if rec.camera_start else None,
+                "segments": [s.name for s in chosen], "key_id": signed.key_id,
+                "request": provenance}
+        files = {
+            "README.txt": README.encode("utf-8"),
+            "clip.json": _json(clip),
+            "manifest.json": manifest_bytes,
+            "proofs.json": _json({"merkle_root": signed.manifest.merkle_root,
+                                  "proofs": proofs}),
+            "keys/keyring.json": _json(self.keys.keyring().to_dict()),
+        }
+        for name, content in files.items():
+            (data / name).write_bytes(content)
+        _write_bag(tmp, export)
+
+    def _copy_segment(self, seg: Segment, dest: Path) -> None:
+        with open(self.store.path_for(seg.blake3), "rb") as src, open(dest, "wb") as out:
+            digests = copy_and_hash(src, out)
+        if digests.blake3 != seg.blake3:
+            raise DigestMismatch(f"stored segment {seg.name} does not match the catalog; "
+                                 "run `evidock fixity`", expected=seg.blake3,
+                                 actual=digests.blake3)
+
+
+def _json(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def _write_bag(root: Path, export: Export) -> None:
+    payload = sorted(p for p in (root / "data").rglob("*") if p.is_file())
+    sums: dict[str, dict[str, str]] = {a: {} for a in pkg.BAG_ALGOS}
+    total = 0
+    for path in payload:
+        rel = pkg.relpath(root, path)
+        hashers = {a: hashlib.new(a) for a in pkg.BAG_ALGOS}
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                total += len(chunk)
+                for h in hashers.values():
+                    h.update(chunk)
+        for algo, h in hashers.items():
+            sums[algo][rel] = h.hexdigest()
+    (root / "bagit.txt").write_bytes(pkg.BAGIT_TXT)
+    info = (f"Bag-Software-Agent: evidock\nBagging-Date: {export.created_at.date()}\n"
+            f"External-Identifier: {export.id}\nPayload-Oxum: {total}.{len(payload)}\n")
+    (root / "bag-info.txt").write_text(info, encoding="utf-8")
+    for algo in pkg.BAG_ALGOS:
+        (root / f"manifest-{algo}.txt").write_bytes(pkg.bag_manifest_lines(sums[algo]))
+    for algo in pkg.BAG_ALGOS:
+        tags = {}
+        for name in ("bagit.txt", "bag-info.txt", *(f"manifest-{a}.txt" for a in pkg.BAG_ALGOS)):
+            tags[name] = hashlib.new(algo, (root / name).read_bytes()).hexdigest()
+        (root / f"tagmanifest-{algo}.txt").write_bytes(pkg.bag_manifest_lines(tags))

@@ -1,0 +1,174 @@
+"""Who may do what: users, roles, permissions, units and sensitivity — in one place.
+
+The CLI and (later) the HTTP layer both ask :class:`Gate`; neither decides by itself.
+Every read it is told about and every refusal is an audit event with the actor, and a
+refusal is committed to the log before the error reaches the user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from archive.audit.log import AuditLog
+from config.access import SENSITIVITIES, AccessSettings, UserEntry
+from integrity.errors import Forbidden, UnknownUser
+
+
+class P(StrEnum):
+    """Permissions, one per action."""
+
+    CASE_CREATE = "case.create"
+    CASE_VIEW = "case.view"  # list, show, find
+    CASE_LINK = "case.link"  # link, unlink, stage times
+    CASE_ATTACH = "case.attach"
+    CASE_CLOSE = "case.close"  # close, reopen, relabel sensitivity
+    RECORDING_VIEW = "recording.view"
+    RECORDING_PLAY = "recording.play"
+    RECORDING_MARK = "recording.mark"  # evidence marks, retention category
+    EXPORT_REQUEST = "export.request"
+    EXPORT_APPROVE = "export.approve"
+    EXPORT_RUN = "export.run"  # write the package of an approved request
+    COVERAGE_VIEW = "coverage.view"
+    HOLD_PLACE = "hold.place"
+    HOLD_RELEASE = "hold.release"
+    RETENTION_PLAN = "retention.plan"
+    RETENTION_APPROVE = "retention.approve"
+    RETENTION_RUN = "retention.run"
+    AUDIT_VIEW = "audit.view"
+
+
+_READ = (P.CASE_VIEW, P.RECORDING_VIEW, P.RECORDING_PLAY)
+DEFAULT_ROLES: Mapping[str, frozenset[P]] = {
+    "officer": frozenset({*_READ, P.EXPORT_REQUEST}),
+    "clerk": frozenset({*_READ, P.CASE_CREATE, P.CASE_LINK, P.CASE_ATTACH, P.CASE_CLOSE,
+                        P.RECORDING_MARK, P.EXPORT_REQUEST}),
+    "inspector": frozenset({*_READ, P.EXPORT_REQUEST, P.EXPORT_RUN, P.COVERAGE_VIEW}),
+    "legal_reviewer": frozenset({*_READ, P.EXPORT_APPROVE, P.COVERAGE_VIEW, P.HOLD_PLACE,
+                                 P.HOLD_RELEASE, P.RECORDING_MARK}),
+    "supervisor": frozenset({*_READ, P.EXPORT_APPROVE, P.COVERAGE_VIEW, P.HOLD_PLACE,
+                             P.HOLD_RELEASE, P.RETENTION_PLAN, P.RETENTION_APPROVE,
+                             P.AUDIT_VIEW}),
+    # Runs the system; sees no footage unless also given a reading role.
+    "admin": frozenset({P.RETENTION_PLAN, P.RETENTION_RUN, P.AUDIT_VIEW, P.COVERAGE_VIEW}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    name: str
+    display: str
+    roles: tuple[str, ...]
+    permissions: frozenset[P]
+    units: frozenset[str]  # empty: every unit
+    clearances: frozenset[str]
+
+    @property
+    def audit_name(self) -> str:
+        # User names cannot contain ":" (config pattern), so "system:…" is only ever a
+        # built-in actor such as the scheduler.
+        return self.name if self.name.startswith("system:") else f"user:{self.name}"
+
+    def may(self, permission: P) -> bool:
+        return permission in self.permissions
+
+    def sees(self, *, unit: str | None, sensitivity: str) -> bool:
+        """Unit and clearance only (the permission is checked separately)."""
+        if unit is not None and self.units and unit not in self.units:
+            return False
+        return sensitivity == "none" or sensitivity in self.clearances
+
+
+def _actor(user: UserEntry, roles: Mapping[str, Iterable[str]]) -> Actor:
+    perms: set[P] = set()
+    for role in user.roles:
+        perms.update(P(p) for p in roles.get(role, DEFAULT_ROLES[role]))
+    return Actor(name=user.name, display=user.display or user.name, roles=user.roles,
+                 permissions=frozenset(perms), units=frozenset(user.units),
+                 clearances=frozenset(user.clearances))
+
+
+def os_account() -> str:
+    """The account of the effective uid (not $LOGNAME/$USER, which anyone can set)."""
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def strictest(labels: Iterable[str]) -> str:
+    """The most restricted of some sensitivity labels ("none" when there are none)."""
+    ranked = [SENSITIVITIES.index(x) for x in labels if x in SENSITIVITIES]
+    return SENSITIVITIES[max(ranked)] if ranked else "none"
+
+
+class Gate:
+    """Identifies the user and decides; audits reads and refusals."""
+
+    def __init__(self, *, access: AccessSettings, audit: AuditLog,
+                 clock: Callable[[], datetime]) -> None:
+        for role, names in access.roles.items():
+            for name in names:
+                P(name)  # unknown permission names fail here, at start-up
+            del role
+        self.access, self.audit, self.clock = access, audit, clock
+
+    def identify(self, *, account: str | None = None,
+                 env: Mapping[str, str] | None = None) -> Actor:
+        """The evidock user for an OS account (or EVIDOCK_USER when trusted)."""
+        env = os.environ if env is None else env
+        roles: dict[str, tuple[str, ...]] = {str(k): tuple(v) for k, v in
+                                             self.access.roles.items()}
+        if self.access.trust_env_user and env.get("EVIDOCK_USER"):
+            wanted = env["EVIDOCK_USER"]
+            for user in self.access.users:
+                if user.name == wanted:
+                    return _actor(user, roles)
+            return self._unknown(f"env:{wanted}")
+        account = account or os_account()
+        for user in self.access.users:
+            if account in user.os_users:
+                return _actor(user, roles)
+        return self._unknown(account)
+
+    def _unknown(self, account: str) -> Actor:
+        event = self.audit.record(actor=f"os:{account}", action="access.refused",
+                                  subjects=[], details={"code": UnknownUser.code},
+                                  at=self.clock())
+        raise UnknownUser(f"OS account {account!r} is not an evidock user; an admin adds it "
+                          "to [[access.users]] (os_users) in the config", account=account,
+                          audit_seq=event.seq)
+
+    def require(self, actor: Actor, permission: P, *, subjects: Sequence[str] = (),
+                unit: str | None = None, sensitivity: str = "none") -> None:
+        """Pass, or record the refusal and raise :class:`Forbidden`."""
+        if not actor.may(permission):
+            self.refuse(actor, permission, subjects,
+                        f"{actor.name} ({', '.join(actor.roles)}) lacks {permission.value}")
+        if not actor.sees(unit=unit, sensitivity=sensitivity):
+            self.refuse(actor, permission, subjects,
+                        f"{actor.name} may not see this record (unit {unit or '-'}, "
+                        f"sensitivity {sensitivity})")
+
+    def refuse(self, actor: Actor, permission: P, subjects: Sequence[str],
+               why: str, *, error: type[Forbidden] = Forbidden) -> None:
+        event = self.audit.record(actor=actor.audit_name, action="access.refused",
+                                  subjects=list(subjects),
+                                  details={"permission": permission.value, "why": why,
+                                           "code": error.code},
+                                  at=self.clock())
+        raise error(f"refused: {why} (audit event {event.seq})", actor=actor.name,
+                    permission=permission.value, subjects=list(subjects),
+                    audit_seq=event.seq)
+
+    def read(self, actor: Actor, action: str, subjects: Sequence[str],
+             details: Mapping[str, Any] | None = None) -> None:
+        """Record a read (list, view, play, export) of records as one audit event."""
+        self.audit.record(actor=actor.audit_name, action=f"read.{action}",
+                          subjects=list(subjects), details=dict(details or {}),
+                          at=self.clock())
+
+
+__all__ = ["DEFAULT_ROLES", "P", "Actor", "Gate", "os_account", "strictest"]

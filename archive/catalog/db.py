@@ -1,14 +1,17 @@
-"""Engine creation and schema set-up for the catalog (SQLite by default, PostgreSQL too)."""
+"""Engine creation for the catalog (SQLite by default, PostgreSQL too).
+
+The schema is not made here: see :mod:`archive.catalog.migrations`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, event, text
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 from integrity.errors import CatalogError
 
@@ -61,63 +64,9 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def _guard_sql(dialect: str, table: str) -> list[str]:
-    """Triggers that refuse UPDATE and DELETE on an evidence table."""
-    if dialect == "sqlite":
-        return [
-            f"CREATE TRIGGER IF NOT EXISTS no_{op.lower()}_{table} BEFORE {op} ON {table} "
-            f"BEGIN SELECT RAISE(ABORT, 'evidock: {table} is append-only ({op} refused)'); END"
-            for op in ("UPDATE", "DELETE")
-        ]
-    if dialect == "postgresql":
-        return [
-            "CREATE OR REPLACE FUNCTION evidock_refuse() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'evidock: % is append-only (% refused)', "
-            "TG_TABLE_NAME, TG_OP; END $$",
-            f"DROP TRIGGER IF EXISTS no_change_{table} ON {table}",
-            f"CREATE TRIGGER no_change_{table} BEFORE UPDATE OR DELETE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION evidock_refuse()",
-            # Row triggers do not see TRUNCATE; a statement trigger does.
-            f"DROP TRIGGER IF EXISTS no_truncate_{table} ON {table}",
-            f"CREATE TRIGGER no_truncate_{table} BEFORE TRUNCATE ON {table} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION evidock_refuse()",
-        ]
-    return []
-
-
-def guarded_tables() -> tuple[str, ...]:
-    """Every append-only table (marked ``info={"append_only": True}``) now registered."""
-    # Imported here, not at the top, to register the vault's own tables before create_all.
-    from archive import fixity  # noqa: F401
-    from archive.audit import log  # noqa: F401
-    from archive.replica import queue  # noqa: F401
-
-    return tuple(t.name for t in SQLModel.metadata.sorted_tables if t.info.get("append_only"))
-
-
-def _widen_integers() -> None:
-    """Make every integer column that is not a primary key 64-bit.
-
-    SQLModel maps ``int`` to INTEGER, which is 32-bit on PostgreSQL: file sizes over
-    2 GiB, nanosecond mtimes and microsecond times past 35 minutes would not fit. SQLite
-    stores both alike, so existing catalogs are unaffected.
-    """
-    for table in SQLModel.metadata.tables.values():
-        for column in table.columns:
-            if type(column.type) is Integer and not column.primary_key:
-                column.type = BigInteger()
-
-
-def create_schema(engine: Engine) -> None:
-    """Create tables (idempotent) and the append-only guards on evidence tables."""
-    tables = guarded_tables()  # also registers the audit and fixity tables
-    _widen_integers()
-    try:
-        # One write transaction: two processes opening a new catalog do not race.
-        with writer(engine).begin() as conn:
-            SQLModel.metadata.create_all(conn)
-            for table in tables:
-                for stmt in _guard_sql(engine.dialect.name, table):
-                    conn.execute(text(stmt))
-    except SQLAlchemyError as exc:
-        raise CatalogError(f"cannot create catalog schema: {exc}") from exc
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite catalog URL; None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)

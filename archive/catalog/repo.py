@@ -10,7 +10,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
-from archive.catalog.db import create_schema, make_engine, writer
+from archive.catalog import migrations
+from archive.catalog.db import make_engine, sqlite_path, writer
+from archive.catalog.migrations import Migrated
 from archive.catalog.models import (
     Blob,
     Device,
@@ -34,9 +36,53 @@ class Catalog:
 
     @classmethod
     def open(cls, url: str) -> Catalog:
+        """The catalog at ``url``; refused (SchemaOutdated) unless its schema is at this
+        evidock's revision. Creates nothing: see :meth:`create`."""
+        path = sqlite_path(url)
+        if path is not None and not path.exists():  # do not leave an empty file behind
+            raise migrations.uninitialised(migrations.shown(url))
         engine = make_engine(url)
-        create_schema(engine)
+        try:
+            migrations.require_head(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine=engine)
+
+    @classmethod
+    def create(cls, url: str) -> Catalog:
+        """The catalog at ``url`` after bringing its schema to head (new or existing)."""
+        engine = make_engine(url)
+        try:
+            migrations.upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine=engine)
+
+    @staticmethod
+    def migrate(url: str) -> Migrated:
+        """Bring the schema at ``url`` to head; what was done."""
+        engine = make_engine(url)
+        try:
+            return migrations.upgrade(engine)
+        finally:
+            engine.dispose()
+
+    @staticmethod
+    def revision(url: str) -> tuple[str | None, str]:
+        """(the catalog's schema revision, this evidock's head); None: no schema."""
+        path = sqlite_path(url)
+        if path is not None and not path.exists():
+            return None, migrations.head()
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                return migrations.current(conn), migrations.head()
+        except SQLAlchemyError as exc:
+            raise CatalogError(f"cannot read catalog {migrations.shown(url)}: {exc}") from exc
+        finally:
+            engine.dispose()
 
     def close(self) -> None:
         self.engine.dispose()

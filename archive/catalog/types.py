@@ -6,14 +6,34 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, Table, Text, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field
+from sqlmodel import Field, SQLModel
 
 #: ``__table_args__`` of a table whose rows are never updated or deleted: the schema
 #: migrations put refusing triggers on every table so marked (and a test checks it).
 APPEND_ONLY: dict[str, Any] = {"info": {"append_only": True}}
+
+
+@event.listens_for(Column, "after_parent_attach")
+def _widen_integers(column: Column[Any], table: Any) -> None:
+    # SQLModel maps ``int`` to INTEGER, 32-bit on PostgreSQL (and psycopg casts binds to
+    # it): file sizes over 2 GiB and nanosecond mtimes would not fit. Every integer of a
+    # catalog table that is not a primary key is BIGINT, as the migrations create it;
+    # done as each column is declared, so no table is missed whatever the import order.
+    if (isinstance(table, Table) and table.metadata is SQLModel.metadata
+            and type(column.type) is Integer and not column.primary_key):
+        column.type = BigInteger()
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core :class:`~sqlalchemy.Table` of a table model, for Core queries."""
+    # SQLModel's metaclass sets __table__ on table models but its class type declares none.
+    table = model.__table__  # type: ignore[attr-defined]  # undeclared by sqlmodel
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
 
 
 def utc_field(nullable: bool = False) -> Any:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
+from evidock_testing import migrated
 
 from archive.audit.log import AuditLog, HeadSigner
 from archive.catalog import Catalog
@@ -19,7 +20,7 @@ T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 
 def make_log(tmp: Path, *, signer: bool = True) -> AuditLog:
-    catalog = Catalog.open(f"sqlite:///{tmp / 'catalog.sqlite3'}")
+    catalog = Catalog.open(migrated(f"sqlite:///{tmp / 'catalog.sqlite3'}"))
     keys = StationKeys(directory=tmp / "keys")
     if signer:
         keys.init()

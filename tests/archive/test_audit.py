@@ -15,6 +15,7 @@ from pathlib import Path
 import blake3
 import pytest
 from audit_support import T0, cli_app, fill, make_log, run_together
+from evidock_testing import migrated_home
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
@@ -150,7 +151,7 @@ def test_head_is_not_signed_over_a_doctored_frontier(tmp_path: Path) -> None:
 
 
 def test_refused_verbs_are_audited_through_the_cli(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    home = migrated_home(tmp_path / "home")
     env = {"EVIDOCK_HOME": str(home), "EVIDOCK_ACTOR": "user:mallory"}
     runner = CliRunner()
     res = runner.invoke(cli_app(), ["delete", "recording", "abc123", "--force"], env=env)

@@ -4,12 +4,6 @@ fixity, gap-free concurrent appends, and triggers refusing UPDATE/DELETE/TRUNCAT
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -17,85 +11,31 @@ from pathlib import Path
 
 import pytest
 from audit_support import T0
+from evidock_testing import migrated, open_services
+from pg_support import connect, pg_cluster, psycopg
 
 from archive.audit.log import AuditLog, HeadSigner
 from archive.audit.verify import verify_log
 from archive.catalog import Catalog
-from archive.catalog.db import guarded_tables
 from archive.fixity import Fixity, FixityPlan
 from config import load_settings
+from evidock.schema import append_only, metadata
 from evidock.wiring import Services
 from ingest.offload import Offloader
 from ingest.outcome import OffloadRequest
 
-psycopg = pytest.importorskip(
-    "psycopg", reason="psycopg not installed: pip install 'psycopg[binary]' (dev extra)")
-
-
-def _bindir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(p.split("/")[4]))
-    return Path(found[-1]).parent if found else None
-
-
-def _as_user() -> tuple[list[str], str | None]:
-    """PostgreSQL refuses to run as root: run it as `postgres` (or `nobody`) then."""
-    if os.geteuid() != 0:
-        return [], None
-    for name in ("postgres", "nobody"):
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return ["runuser", "-u", name, "--"], name
-    pytest.skip("running as root and no unprivileged user to run PostgreSQL as")
-
 
 @pytest.fixture(scope="module")
 def new_database() -> Iterator[Callable[[], str]]:
-    """Start a throwaway cluster; yields a factory of fresh, empty databases (URLs)."""
-    bindir = _bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries missing: scripts/setup.sh installs the "
-                    "Debian package `postgresql`")
-    prefix, user = _as_user()
-    base = Path(tempfile.mkdtemp(prefix="evidock-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    if user is not None:
-        entry = pwd.getpwnam(user)
-        for path in (base, sock):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-    env = dict(os.environ, LC_ALL="C", LANG="C")
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust",
-                    "-U", "evidock", "-E", "UTF8", "--locale=C", "--no-sync"],
-                   check=True, capture_output=True, env=env, timeout=120)
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60",
-                    "-l", str(base / "server.log"), "-o",
-                    f"-k {sock} -c listen_addresses= -c fsync=off", "start"],
-                   check=True, capture_output=True, env=env, timeout=120)
-    counter = iter(range(1000))
-
-    def make() -> str:
-        name = f"evidock_{next(counter)}"
-        with psycopg.connect(host=str(sock), user="evidock", dbname="postgres",
-                             autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        return f"postgresql+psycopg://evidock@/{name}?host={sock}"
-
-    try:
+    with pg_cluster() as make:
         yield make
-    finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "stop"], capture_output=True, env=env, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
 def pg_services(new_database: Callable[[], str], tmp_path: Path) -> Iterator[Services]:
     settings = load_settings(environ={"EVIDOCK_HOME": str(tmp_path / "home"),
                                       "EVIDOCK_PATHS__CATALOG_URL": new_database()})
-    svc = Services.from_config(settings)
+    svc = open_services(settings)
     svc.keys.init()
     yield svc
     svc.close()
@@ -142,10 +82,8 @@ def test_triggers_refuse_update_delete_truncate_on_postgres(pg_services: Service
     audit = _ingest(pg_services, camera)
     Fixity(catalog=pg_services.catalog, store=pg_services.store, audit=audit,
            clock=lambda: T0).run(FixityPlan("all"), actor="u")
-    url = pg_services.catalog.engine.url
-    params = {"host": url.query["host"], "user": url.username, "dbname": url.database}
-    with psycopg.connect(**params, autocommit=True) as conn:
-        for table in guarded_tables():
+    with connect(pg_services.catalog.engine.url) as conn:
+        for table in append_only(metadata()):
             count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             statements = [f"TRUNCATE {table} CASCADE"]
             if count:  # row triggers fire only on rows
@@ -153,7 +91,7 @@ def test_triggers_refuse_update_delete_truncate_on_postgres(pg_services: Service
                                f"UPDATE {table} SET {_column(conn, table)} = "
                                f"{_column(conn, table)}"]
             for sql in statements:
-                with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                with pytest.raises(psycopg().errors.RaiseException, match="append-only"):
                     conn.execute(sql)
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == count
         for table in ("auditevent", "treehead", "fixitycheck", "blob", "recording", "wipe"):
@@ -169,7 +107,7 @@ def _column(conn: object, table: str) -> str:
 
 def test_concurrent_appends_stay_gap_free_on_postgres(new_database: Callable[[], str],
                                                       ) -> None:
-    url = new_database()
+    url = migrated(new_database())
     catalogs = [Catalog.open(url) for _ in range(3)]
     go = threading.Barrier(3)
     errors: list[BaseException] = []

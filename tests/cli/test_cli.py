@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from evidock_testing import migrated_home
 
 
 def evidock(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -28,7 +29,7 @@ def test_init_is_idempotent(tmp_path: Path) -> None:
 
 
 def test_ingest_json_shape_and_exit_codes(tmp_path: Path, camera: Path) -> None:
-    home = tmp_path / "h"
+    home = migrated_home(tmp_path / "h")
     run = evidock(home, "ingest", str(camera), "--device", "ZFY0001", "--json")
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
@@ -45,7 +46,7 @@ def test_ingest_json_shape_and_exit_codes(tmp_path: Path, camera: Path) -> None:
 
 
 def test_human_output_names_each_file(tmp_path: Path, camera: Path) -> None:
-    run = evidock(tmp_path / "h", "ingest", str(camera), "--device", "ZFY0001",
+    run = evidock(migrated_home(tmp_path / "h"), "ingest", str(camera), "--device", "ZFY0001",
                   COLUMNS="200")
     assert run.returncode == 0, run.stderr
     assert "completed" in run.stdout and "ingested" in run.stdout
@@ -57,7 +58,7 @@ def test_human_output_names_each_file(tmp_path: Path, camera: Path) -> None:
 ])
 def test_fatal_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str],
                                               code: str) -> None:
-    run = evidock(tmp_path / "h", *args)
+    run = evidock(migrated_home(tmp_path / "h"), *args)
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"evidock: {code}:")
@@ -84,8 +85,9 @@ def test_disk_full_is_fatal_and_leaves_camera_untouched(tmp_path: Path, camera: 
         pytest.skip(f"cannot mount tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         before = sorted(p.name for p in camera.rglob("*"))
-        run = evidock(tmp_path / "h", "ingest", str(camera), "--device", "ZFY0001", "--json",
-                      "--wipe-after-verify", EVIDOCK_PATHS__STORE=str(small / "store"))
+        run = evidock(migrated_home(tmp_path / "h"), "ingest", str(camera), "--device",
+                      "ZFY0001", "--json", "--wipe-after-verify",
+                      EVIDOCK_PATHS__STORE=str(small / "store"))
         out = json.loads(run.stdout)
         assert run.returncode == 2
         code = out["summary"]["error"]["code"] if "summary" in out else out["error"]["code"]

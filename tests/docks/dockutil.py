@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import blake3
+from evidock_testing import migrated_home
 
 from archive.catalog import Catalog
 from archive.store import ContentStore
@@ -68,7 +69,7 @@ class Hooks:
 class Daemon:
     def __init__(self, *, home: Path, dock_toml: Path, env: Mapping[str, str] | None = None,
                  ) -> None:
-        self.home = home
+        self.home = migrated_home(home)  # systemd starts the daemon after `evidock init`
         base = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
         base.update(EVIDOCK_HOME=str(home), EVIDOCK_DOCK_CONFIG=str(dock_toml),
                     PYTHONUNBUFFERED="1", EVIDOCK_INGEST__CHUNK_SIZE="65536")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import blake3
 import pytest
+from evidock_testing import migrated_home
 
 from archive.catalog import Catalog
 from archive.store import ContentStore
@@ -104,7 +105,7 @@ def _catalogued(home: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_sigkill_then_rerun_loses_nothing(point: str, camera: Path, tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    home = migrated_home(tmp_path / "home")
     original = _digests(camera)
     paused = Paused(tmp_path, camera, home, point)
     assert paused.wait_paused() == point.split(":", maxsplit=1)[0]
@@ -126,7 +127,7 @@ def test_sigkill_then_rerun_loses_nothing(point: str, camera: Path, tmp_path: Pa
 
 
 def test_camera_unplugged_mid_copy_interrupts_and_resumes(camera: Path, tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    home = migrated_home(tmp_path / "home")
     original = _digests(camera)
     paused = Paused(tmp_path, camera, home, "mid_copy:2")
     paused.wait_paused()

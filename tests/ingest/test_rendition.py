@@ -21,7 +21,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from evidock_testing import StepClock
+from evidock_testing import StepClock, open_services
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
@@ -124,8 +124,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(make, plan.values()))
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(root / "home")}),
-                               clock=StepClock())
+    svc = open_services(load_settings(environ={"EVIDOCK_HOME": str(root / "home")}),
+                        clock=StepClock())
     report = svc.offloader().run(OffloadRequest(source=camera, device_serial=SERIAL,
                                                 officer_id=OFFICER))
     by_rel = {os.fsdecode(f.relpath): f for f in report.files}

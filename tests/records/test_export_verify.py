@@ -15,7 +15,7 @@ from pathlib import Path
 
 import bagit
 import pytest
-from evidock_testing import StepClock
+from evidock_testing import StepClock, open_services
 from sqlmodel import Session, select
 
 from archive.catalog import Recording
@@ -79,8 +79,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     encode_clip(camera / rels["long"], LONG, creation_time=START + timedelta(minutes=1))
     encode_clip(camera / rels["short"], SHORT, creation_time=START + timedelta(minutes=2))
     write_photo(camera / rels["photo"], taken=START, height=240)
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(root / "home")}),
-                               clock=StepClock())
+    svc = open_services(load_settings(environ={"EVIDOCK_HOME": str(root / "home")}),
+                        clock=StepClock())
     report = svc.offloader().run(OffloadRequest(source=camera, device_serial=SERIAL,
                                                 officer_id=OFFICER))
     assert report.outcome == "completed"

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlmodel import SQLModel
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from evidock_testing import stored_blob  # noqa: E402
+from evidock_testing import migrated, stored_blob  # noqa: E402
 from s3server import CephRgw, WeedServer, find_weed  # noqa: E402
 from storage_support import (  # noqa: E402
     T0,
@@ -29,9 +28,7 @@ from storage_support import (  # noqa: E402
 )
 
 from archive.catalog import Catalog  # noqa: E402
-from archive.catalog.db import make_engine  # noqa: E402
 from archive.replica.objectstore import MiB, ObjectStore  # noqa: E402
-from archive.replica.queue import UploadEvent, UploadItem  # noqa: E402
 from archive.store import ContentStore  # noqa: E402
 
 NO_WEED = ("SeaweedFS `weed` not found on PATH or in the venv: "
@@ -76,13 +73,8 @@ def objects(weed: WeedServer, bucket: str) -> ObjectStore:
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    # Only the tables the uploader touches: independent of the rest of the schema.
-    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
-    tables = [SQLModel.metadata.tables[name] for name in ("blob", "uploaditem", "uploadevent",
-                                                        "tombstone")]
-    assert UploadItem.__tablename__ == "uploaditem" and UploadEvent.__tablename__ == "uploadevent"
-    SQLModel.metadata.create_all(engine, tables=tables)
-    cat = Catalog(engine=engine)
+    # The real, migrated schema (triggers included), like a station's.
+    cat = Catalog.open(migrated(f"sqlite:///{tmp_path / 'catalog.sqlite3'}"))
     yield cat
     cat.close()
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from evidock_testing import stored_blob
+from evidock_testing import migrated, open_services, stored_blob
 from s3server import S3Endpoint, WeedServer
 from sqlmodel import Session, col, select
 from storage_support import (
@@ -126,7 +126,7 @@ def test_wanted_locks_refuses_a_naive_now() -> None:
 def catalog(tmp_path: Path) -> Iterator[Catalog]:
     """The whole catalog (recordings, renditions, cases, holds, uploads), not only the
     uploader's tables: overrides conftest's ``catalog`` (``add_blob`` uses this one)."""
-    cat = Catalog.open(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
+    cat = Catalog.open(migrated(f"sqlite:///{tmp_path / 'catalog.sqlite3'}"))
     yield cat
     cat.close()
 
@@ -454,7 +454,7 @@ def test_the_scheduler_job_and_the_cli_apply_the_retention_plan(
            "EVIDOCK_UPLOAD__BUCKET": bucket, "EVIDOCK_UPLOAD__RETENTION_DAYS": "1",
            "EVIDOCK_UPLOAD__ACCESS_KEY_ID": weed.endpoint.access_key,
            "EVIDOCK_UPLOAD__SECRET_ACCESS_KEY": weed.endpoint.secret_key}
-    svc = Services.from_config(load_settings(environ=env))
+    svc = open_services(load_settings(environ=env))
     try:
         now = real_now()
         plain, held = (add_blob_to(svc, seed) for seed in (1, 2))

@@ -1,0 +1,1 @@
+"""Revisions of the catalog schema, oldest first (loaded by Alembic, not imported)."""

@@ -1,14 +1,14 @@
 """Local content-addressed evidence store: ``store/<b3[:2]>/<b3[2:4]>/<b3>``.
 
-A blob reaches its final name only complete, fsynced and verified (hard link from a
-staging file: atomic and never clobbers), so a name in the store always holds exactly
-the bytes its BLAKE3 names. Each writer stages in its own locked directory; leftovers of
-killed writers are swept on the next open.
+Every byte enters through staging (:mod:`archive.staging`): copied while hashed,
+fsynced, re-read from the disk and compared, and only then hard-linked (read-only, never
+clobbering) under its BLAKE3 name, the directory fsynced. So a name in the store always
+holds exactly the bytes its BLAKE3 names. Each writer stages in its own locked
+directory; leftovers of killed writers are swept on the next open.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import re
@@ -19,30 +19,37 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from integrity.digest import CHUNK_SIZE, Digests, hash_stream
-from integrity.errors import DigestMismatch, DiskFull, Refused, SizeMismatch, StoreError
+from archive.staging import (
+    WRITEBACK_EVERY,
+    BeforeReread,
+    Staged,
+    Stager,
+    StagingWriter,
+    Vouched,
+    Written,
+    fsync_dir,
+    mismatch,
+    never_vouched,
+    reread_file,
+    start_writeback,
+    store_error,
+)
+from integrity.digest import CHUNK_SIZE, Digests, Readable
+from integrity.errors import Refused
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_FATAL = {errno.ENOSPC: DiskFull, errno.EDQUOT: DiskFull}
 
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def store_error(exc: OSError, what: str) -> StoreError:
-    """Map an OSError on the store side to the fatal error an offload stops on."""
-    cls = _FATAL.get(exc.errno or 0, StoreError)
-    return cls(f"{what}: {exc.strerror}", errno=exc.errno, path=exc.filename)
+__all__ = ["WRITEBACK_EVERY", "ContentStore", "Staged", "Stager", "StagingWriter",
+           "Written", "fsync_dir", "reread_file", "start_writeback", "store_error"]
 
 
 class ContentStore:
-    def __init__(self, *, root: Path) -> None:
+    def __init__(self, *, root: Path, before_reread: BeforeReread | None = None) -> None:
+        """``before_reread`` is a test seam at the disk boundary, None in production:
+        it is called with every staged file after its fsync and before its re-read, so
+        a test can flip a byte there, as a disk that did not keep what it was given."""
         self.root = root
+        self.before_reread = before_reread
 
     def path_for(self, b3: str) -> Path:
         if not _HEX64.match(b3):
@@ -73,7 +80,8 @@ class ContentStore:
                 raise store_error(exc, f"cannot stage in {self.root}") from exc
             fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            yield Stager(store=self, directory=path)
+            yield Stager(store=self, directory=path,
+                         before_reread=self.before_reread)
         finally:
             shutil.rmtree(path, ignore_errors=True)
             os.close(lock)
@@ -109,38 +117,62 @@ class ContentStore:
             removed += 1
         return removed
 
-    def commit(self, staged: Path, b3: str) -> bool:
-        """Give a verified staged file its content name. False if the blob existed."""
+    def put(self, reader: Readable, *, vouched: Vouched = never_vouched,
+            chunk_size: int = CHUNK_SIZE) -> Digests:
+        """Store ``reader``'s bytes (read to the end) in one call; their digests."""
+        with self.stage() as stager:
+            return stager.put(reader, vouched=vouched, chunk_size=chunk_size)
+
+    def link(self, staged: Staged, *, vouched: Vouched = never_vouched) -> bool:
+        """Give a verified staged file its content name. True if our copy was linked.
+
+        If the name is taken, ``vouched(b3)`` is asked whether the catalog stands for
+        that blob; one it does not (a run killed between link and catalog commit, or a
+        planted file) is re-read, and if its bytes do not match its name it is
+        quarantined and replaced.
+        """
+        if not isinstance(staged, Staged) or staged.stager.store is not self:
+            raise TypeError("link takes a Staged made by this store's Stager.verify")
+        b3 = staged.digests.blake3
+        if not staged.unchanged():
+            self._recheck(staged)
         final = self.path_for(b3)
+        if self._link_new(staged.path, final):
+            return True
+        if vouched(b3):
+            return False
         try:
-            os.chmod(staged, 0o444)
+            if not _holds(final, staged.digests):
+                self.quarantine(b3)
+                return self._link_new(staged.path, final)
+            fsync_dir(final.parent)  # it may be a killed run's link, not yet durable
+        except OSError as exc:
+            raise store_error(exc, f"cannot check existing blob {b3}") from exc
+        return False
+
+    def _recheck(self, staged: Staged) -> None:
+        """The staged file was touched after its verify: link it only if still right."""
+        try:
+            got = reread_file(staged.path, evict=True, sha256=False)
+        except OSError as exc:
+            raise store_error(exc, f"cannot re-read staged file {staged.path.name}") from exc
+        want = staged.digests
+        if (got.size, got.blake3) != (want.size, want.blake3):
+            staged.path.unlink(missing_ok=True)
+            raise mismatch(staged.path.name, want, got, path=staged.path)
+
+    def _link_new(self, staged: Path, final: Path) -> bool:
+        """Hard link (atomic, never clobbers) and fsync the directory; False if taken."""
+        try:
             self._make_dirs(final.parent)
             try:
-                os.link(staged, final)
+                os.link(staged, final, follow_symlinks=False)
             except FileExistsError:
                 return False
             fsync_dir(final.parent)
         except OSError as exc:
-            raise store_error(exc, f"cannot commit blob {b3}") from exc
+            raise store_error(exc, f"cannot link blob {final.name}") from exc
         return True
-
-    def adopt(self, staged: Path, digests: Digests, *, trust_existing: bool) -> bool:
-        """Commit ``staged``; if the blob already exists, keep it only if it is right.
-
-        An existing blob the catalog does not vouch for (a run killed between link and
-        catalog commit, or a planted file) is re-hashed; if its bytes do not match its
-        name it is quarantined and replaced. True if our copy was linked in.
-        """
-        if self.commit(staged, digests.blake3):
-            return True
-        if trust_existing:
-            return False
-        try:
-            digests.check_against(self.reread(digests.blake3), subject=digests.blake3)
-        except (DigestMismatch, SizeMismatch):
-            self.quarantine(digests.blake3)
-            return self.commit(staged, digests.blake3)
-        return False
 
     def _make_dirs(self, directory: Path) -> None:
         for d in (directory.parent, directory):
@@ -158,9 +190,11 @@ class ContentStore:
         fsync_dir(self.path_for(b3).parent)
         return target
 
-    def reread(self, b3: str, *, evict: bool = True, chunk_size: int = CHUNK_SIZE) -> Digests:
-        """Digests of a stored blob read back from disk."""
-        return reread_file(self.path_for(b3), evict=evict, chunk_size=chunk_size)
+    def reread(self, b3: str, *, evict: bool = True, chunk_size: int = CHUNK_SIZE,
+               sha256: bool = True) -> Digests:
+        """Digests of a stored blob read back from disk (``sha256=False``: BLAKE3 only)."""
+        return reread_file(self.path_for(b3), evict=evict, chunk_size=chunk_size,
+                           sha256=sha256)
 
     def remove(self, b3: str, *, in_use: Callable[[str], bool]) -> bool:
         """Unlink a blob retention has tombstoned (the tombstone is committed first).
@@ -185,6 +219,14 @@ class ContentStore:
             os.close(fd)
 
 
+def _holds(final: Path, want: Digests) -> bool:
+    """Whether the file at a blob's name is a regular file holding exactly ``want``."""
+    if not stat.S_ISREG(os.lstat(final).st_mode):
+        return False
+    got = reread_file(final, evict=True, sha256=False)
+    return (got.size, got.blake3) == (want.size, want.blake3)
+
+
 def _unlink_blob(dir_fd: int, path: Path) -> bool:
     try:
         st = os.lstat(path.name, dir_fd=dir_fd)
@@ -202,69 +244,3 @@ def _unlink_blob(dir_fd: int, path: Path) -> bool:
             os.chmod(dir_fd, stat.S_IMODE(mode))
     os.fsync(dir_fd)
     return True
-
-
-def reread_file(path: Path, *, evict: bool, chunk_size: int = CHUNK_SIZE,
-                sha256: bool = True) -> Digests:
-    """Hash a file as the disk holds it: drop its cached pages first when ``evict``.
-
-    ``sha256=False``: BLAKE3 only (compare with ``check_against(..., sha256=False)``).
-    """
-    with open(path, "rb", buffering=0) as fh:
-        if evict:
-            # Pages are clean after fsync, so DONTNEED really drops them and the
-            # read below comes from the device, not from what we just wrote.
-            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-        return hash_stream(fh, chunk_size=chunk_size, sha256=sha256)
-
-
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing ``[offset, offset+length)`` of ``fd`` to disk now.
-
-    On Linux, POSIX_FADV_DONTNEED starts asynchronous writeback of dirty pages in the
-    range (and drops those already clean); it never waits and never loses data. Without
-    it a big copy only dirties the page cache (below vm.dirty_background_ratio nothing
-    is written) and the whole write happens inside the final fsync, with the CPU idle.
-    """
-    os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
-
-
-WRITEBACK_EVERY = 8 << 20
-
-
-class StagingWriter:
-    """Writes a staging file, starting writeback every ``every`` bytes so that the disk
-    writes overlap the copy and the fsync that ends it has little left to do."""
-
-    def __init__(self, fd: int, *, every: int = WRITEBACK_EVERY) -> None:
-        self._fd, self._every = fd, every
-        self._written = self._kicked = 0
-
-    def write(self, data: memoryview) -> int:
-        try:
-            n = os.write(self._fd, data)
-            self._written += n
-            if self._every and self._written - self._kicked >= self._every:
-                start_writeback(self._fd, self._kicked, self._written - self._kicked)
-                self._kicked = self._written
-        except OSError as exc:
-            raise store_error(exc, "cannot write to the store") from exc
-        return n
-
-
-class Stager:
-    """Creates staging files in one writer's private directory."""
-
-    def __init__(self, *, store: ContentStore, directory: Path) -> None:
-        self.store = store
-        self.directory = directory
-        self._n = 0
-
-    def new_file(self) -> tuple[int, Path]:
-        self._n += 1
-        path = self.directory / f"{self._n}.part"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise store_error(exc, "cannot create staging file") from exc
-        return fd, path

@@ -65,14 +65,12 @@ def build(home: Path, gib: float) -> None:
 
     from archive.catalog import Blob, Catalog
     from archive.store import ContentStore
-    from integrity.digest import copy_and_hash
 
-    store, catalog = ContentStore(root=home / "store"), Catalog.open(
+    store, catalog = ContentStore(root=home / "store"), Catalog.create(
         f"sqlite:///{home / 'catalog.sqlite3'}")
     rows = []
     with store.stage() as stager:
         for size in _sizes(int(gib * (1 << 30))):
-            fd, path = stager.new_file()
             left = size
 
             class Source:
@@ -83,9 +81,7 @@ def build(home: Path, gib: float) -> None:
                     left -= n
                     return n
 
-            with open(fd, "wb", buffering=0, closefd=True) as out:
-                digests = copy_and_hash(Source(), out)
-            store.commit(path, digests.blake3)
+            digests = stager.put(Source())
             rows.append(Blob(blake3=digests.blake3, sha256=digests.sha256,
                              size=digests.size, stored_at=datetime.now(UTC)))
     with catalog.transaction() as s:

@@ -177,6 +177,7 @@ def probe_duration(path: Path) -> float:
 def make_template(b: Bench, camera_file: Path) -> None:
     """Ingest the file once (no renditions) into a template home, with the station key."""
     home = b.scratch / "template"
+    _run_json(_evidock(home, "init", "--json"), home)
     _run_json(_evidock(home, "keys", "init", "--json"), home)
     camera = camera_file.parents[2]  # <root>/DCIM/100MEDIA/<file>
     out = _run_json(_evidock(home, "ingest", camera, "--device", DEVICE, "--no-process",
@@ -210,9 +211,9 @@ def child_render(home: str, recording_id: str) -> None:
     from sqlmodel import Session
 
     from archive.catalog import Recording
+    from archive.staging import Stager
     from config import load_settings
     from evidock.wiring import Services
-    from ingest import process
 
     phases: dict[str, float] = defaultdict(float)
 
@@ -225,26 +226,16 @@ def child_render(home: str, recording_id: str) -> None:
                 phases[name] += time.perf_counter() - t
         return wrapper
 
-    real_hash = process.hash_stream
-
-    def fsync_then_hash(path: Path) -> Any:
-        with open(path, "rb", buffering=0) as fh:
-            t = time.perf_counter()
-            os.fsync(fh.fileno())
-            phases["fsync segments + manifest"] += time.perf_counter() - t
-            t = time.perf_counter()
-            try:
-                return real_hash(fh)
-            finally:
-                phases["hash segments + manifest (BLAKE3+SHA-256)"] += time.perf_counter() - t
-
-    process._fsync_and_hash = fsync_then_hash  # type: ignore[assignment]
+    # Each segment and the manifest: fsync, hash, re-read from the disk, link.
+    Stager.put_file = timed(  # type: ignore[method-assign]
+        "store segments (fsync, hash, re-read, link)", Stager.put_file)
+    Stager.put = timed(  # type: ignore[method-assign]
+        "store manifest (copy, fsync, re-read, link)", Stager.put)
     svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": home}))
     renderer = svc.renderer()
     renderer.prober.probe = timed("ffprobe original", renderer.prober.probe)  # type: ignore
     for name, label in (("_cut", "ffmpeg segment"), ("_manifest", "manifest + sign")):
         setattr(renderer, name, timed(label, getattr(renderer, name)))
-    svc.store.adopt = timed("link into store", svc.store.adopt)  # type: ignore[method-assign]
     with Session(svc.catalog.engine) as s:
         rec = s.get(Recording, recording_id)
     assert rec is not None

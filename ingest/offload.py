@@ -15,13 +15,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 
 from sqlmodel import Session
 
 from archive.audit.log import AuditLog
 from archive.catalog import Blob, Catalog, DockSession, Recording, SessionFile, Wipe
-from archive.store import ContentStore, Stager, reread_file, store_error
+from archive.store import ContentStore, Staged, Stager, Written
 from config import Settings
 from ingest.hooks import Hooks
 from ingest.media import Prober
@@ -38,14 +37,15 @@ from ingest.outcome import (
 )
 from ingest.progress import NullProgress, Progress
 from ingest.source import GONE_ERRNOS, Entry, FileIdentity, SourceTree
-from integrity.digest import Digests, copy_and_hash
+from integrity.codes import Code
+from integrity.digest import Digests
 from integrity.errors import ConfigError, DigestMismatch, EvidockError, SizeMismatch, SourceGone
 
 _SKIP_CODES = {
-    "symlink": ("S_SYMLINK", "symbolic link: never followed"),
-    "special": ("S_NOT_REGULAR", "not a regular file (FIFO, socket or device): never opened"),
-    "too_deep": ("S_TOO_DEEP", "directory deeper than ingest.max_depth: not entered"),
-    "unreadable": ("S_UNREADABLE", "could not be listed or opened"),
+    "symlink": (Code.S_SYMLINK, "symbolic link: never followed"),
+    "special": (Code.S_NOT_REGULAR, "not a regular file (FIFO, socket or device): never opened"),
+    "too_deep": (Code.S_TOO_DEEP, "directory deeper than ingest.max_depth: not entered"),
+    "unreadable": (Code.S_UNREADABLE, "could not be listed or opened"),
 }
 
 
@@ -71,22 +71,16 @@ class _SourceReader:
             raise _SourceReadError(exc) from exc
 
 
-class _StoreWriter:
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-
-    def write(self, data: memoryview) -> int:
-        try:
-            return os.write(self._fd, data)
-        except OSError as exc:
-            raise store_error(exc, "cannot write to the store") from exc
-
-
 @dataclass(frozen=True)
-class _Staged:
-    path: Path
-    digests: Digests
+class _Copy:
+    """A camera file's verified staged copy and the camera file's identity."""
+
+    staged: Staged
     identity: FileIdentity
+
+    @property
+    def digests(self) -> Digests:
+        return self.staged.digests
 
 
 @dataclass
@@ -215,93 +209,87 @@ class Offloader:
                            size=d.size if d else None, blake3=d.blake3 if d else None,
                            sha256=d.sha256 if d else None)
 
-    def _copy(self, run: _Run, entry: Entry) -> _Staged | FileOutcome:
+    def _copy(self, run: _Run, entry: Entry) -> _Copy | FileOutcome:
         try:
             src = run.tree.open_file(entry)
         except OSError as exc:
             return self._source_error(run, entry, exc)
         try:
             before = FileIdentity.of(os.fstat(src))
-            digests, path = self._copy_fd(run, src)
+            written = self._copy_fd(run, src)
             after = FileIdentity.of(os.fstat(src))
         except _SourceReadError as exc:
             return self._source_error(run, entry, exc.os_error)
         finally:
             os.close(src)
+        digests = written.digests
         if not before == after == run.tree.identity_now(entry) or digests.size != before.size:
             if not run.tree.still_present():
                 raise SourceGone(f"camera gone during copy of {entry.display}",
                                  path=entry.display)
-            return self._failed(entry, "E_SOURCE_CHANGED",
+            return self._failed(entry, Code.E_SOURCE_CHANGED,
                                 "file changed on the camera while it was copied", digests)
-        return self._verify(entry, _Staged(path, digests, before))
+        return self._verify(run, entry, written, before)
 
-    def _copy_fd(self, run: _Run, src: int) -> tuple[Digests, Path]:
-        out, path = run.stager.new_file()
+    def _copy_fd(self, run: _Run, src: int) -> Written:
         os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
         def advance(n: int) -> None:
             run.bytes_copied += n
             run.progress.advance(n)
 
-        try:
-            digests = copy_and_hash(_SourceReader(src, self.hooks), _StoreWriter(out),
-                                    chunk_size=self.settings.ingest.chunk_size,
-                                    on_chunk=advance)
-            os.fsync(out)
-        except OSError as exc:
-            raise store_error(exc, "cannot write staging file") from exc
-        finally:
-            os.close(out)
-        return digests, path
+        return run.stager.copy(_SourceReader(src, self.hooks),
+                               chunk_size=self.settings.ingest.chunk_size, on_chunk=advance)
 
     def _source_error(self, run: _Run, entry: Entry, exc: OSError) -> FileOutcome:
         if exc.errno in GONE_ERRNOS or not run.tree.still_present():
             raise SourceGone(f"camera stopped answering while reading {entry.display}: "
                              f"{exc.strerror}", path=entry.display, errno=exc.errno) from exc
-        return self._failed(entry, "E_SOURCE_READ", f"read error: {exc.strerror}")
+        return self._failed(entry, Code.E_SOURCE_READ, f"read error: {exc.strerror}")
 
-    def _verify(self, entry: Entry, staged: _Staged) -> _Staged | FileOutcome:
+    def _verify(self, run: _Run, entry: Entry, written: Written, identity: FileIdentity,
+                ) -> _Copy | FileOutcome:
+        """Re-read the staged copy from the disk (BLAKE3; SHA-256 was taken while copying)."""
         try:
-            again = reread_file(staged.path, evict=self.settings.ingest.evict_before_verify,
-                                chunk_size=self.settings.ingest.chunk_size)
-            staged.digests.check_against(again, subject=entry.display)
-        except (DigestMismatch, SizeMismatch) as exc:
-            return self._failed(entry, "E_DIGEST_MISMATCH", exc.message, staged.digests)
-        except OSError as exc:
-            raise store_error(exc, "cannot re-read staged copy") from exc
-        return staged
+            staged = run.stager.verify(written, evict=self.settings.ingest.evict_before_verify,
+                                       chunk_size=self.settings.ingest.chunk_size,
+                                       subject=entry.display)
+        except DigestMismatch as exc:
+            return self._failed(entry, Code.E_DIGEST_MISMATCH, exc.message, written.digests)
+        return _Copy(staged, identity)
 
-    def _classify(self, run: _Run, entry: Entry, staged: _Staged,
+    def _classify(self, run: _Run, entry: Entry, staged: _Copy,
                   ) -> tuple[str, tuple[str, ...], str, ParsedName | None]:
         kind = self.settings.ingest.extensions.kind_of(entry.name)
         parsed = run.parser.parse(entry.name)
         flags: list[str] = []
         reasons: list[str] = []
         if staged.digests.size == 0:
-            flags.append("F_EMPTY")
+            flags.append(Code.F_EMPTY)
             reasons.append("zero-byte file")
         elif kind in ("video", "audio", "photo"):
             ext = entry.name.rpartition(b".")[2].decode("ascii", "replace")
-            verdict = self.prober.check(staged.path, kind=kind, ext=ext)
+            verdict = self.prober.check(staged.staged.path, kind=kind, ext=ext)
             flags.extend(verdict.flags)
             reasons.extend([verdict.reason] if verdict.flags else [])
         if parsed is None and not (kind == "log" and run.parser.is_known_log(entry.name)):
-            flags.append("F_NAME_UNPARSED")
+            flags.append(Code.F_NAME_UNPARSED)
             reasons.append(f"name matches no pattern of camera model {run.parser.model.name}")
         elif parsed and parsed.serial and parsed.serial != run.req.device_serial:
-            flags.append("F_SERIAL_MISMATCH")
+            flags.append(Code.F_SERIAL_MISMATCH)
             reasons.append(f"name says serial {parsed.serial}, docked {run.req.device_serial}")
         return kind, tuple(flags), "; ".join(reasons), parsed
 
-    def _store_file(self, run: _Run, entry: Entry, staged: _Staged) -> FileOutcome:
+    def _store_file(self, run: _Run, entry: Entry, staged: _Copy) -> FileOutcome:
         d = staged.digests
         known = self.catalog.find_recording(run.req.device_serial, entry.relpath, d.blake3)
-        restored = self._commit_blob(staged)
+        # A blob with no catalog row (left by a run killed between link and commit, or
+        # planted) is re-read by the store before it is trusted; a wrong one is replaced.
+        restored = self.store.link(staged.staged, vouched=self._vouched)
         if known is not None:
             note = "; blob was missing from the store and was restored" if restored else ""
             return self._record(run, FileOutcome(
-                entry.relpath, entry.display, DUPLICATE, "I_DUPLICATE",
+                entry.relpath, entry.display, DUPLICATE, Code.I_DUPLICATE,
                 "already in the catalog" + note, d.size, d.blake3, d.sha256, known.id,
                 tuple(known.flags)))
         kind, flags, reason, parsed = self._classify(run, entry, staged)
@@ -316,25 +304,12 @@ class Offloader:
             reason=reason or "ok")
         blob = Blob(blake3=d.blake3, sha256=d.sha256, size=d.size, stored_at=now)
         outcome = FileOutcome(entry.relpath, entry.display, rec.status,
-                              flags[0] if flags else "I_INGESTED", rec.reason, d.size,
+                              flags[0] if flags else Code.I_INGESTED, rec.reason, d.size,
                               d.blake3, d.sha256, rec.id, flags)
         return self._record(run, outcome, blob=blob, recording=rec)
 
-    def _commit_blob(self, staged: _Staged) -> bool:
-        """Link the staged copy into the store. True if the store lacked the blob."""
-        b3 = staged.digests.blake3
-        if self.store.commit(staged.path, b3):
-            return True
-        if self.catalog.blob(b3) is not None:
-            return False
-        # A blob with no catalog row: left by a run killed between link and commit, or
-        # planted. Adopt it only if it really holds these bytes.
-        try:
-            staged.digests.check_against(self.store.reread(b3), subject=b3)
-        except (DigestMismatch, SizeMismatch):
-            self.store.quarantine(b3)
-            return self.store.commit(staged.path, b3)
-        return False
+    def _vouched(self, b3: str) -> bool:
+        return self.catalog.blob(b3) is not None
 
     def _record(self, run: _Run, outcome: FileOutcome, *, blob: Blob | None = None,
                 recording: Recording | None = None) -> FileOutcome:
@@ -351,7 +326,7 @@ class Offloader:
              "flags": list(outcome.flags), "new_blob": blob is not None}, at))
         return outcome
 
-    def _wipe(self, run: _Run, entry: Entry, staged: _Staged, outcome: FileOutcome,
+    def _wipe(self, run: _Run, entry: Entry, staged: _Copy, outcome: FileOutcome,
               ) -> FileOutcome:
         """Delete the camera's file, but only once the stored blob is proven on disk."""
         b3 = staged.digests.blake3

@@ -18,7 +18,7 @@ from archive.catalog.models import Derivative
 from archive.store import ContentStore
 from ingest.media import Prober
 from ingest.tools import run_tool, tool_version
-from integrity.digest import hash_stream
+from integrity.codes import Code
 
 LABEL = "salvage: packets before the damage, stream-copied; NOT the original"
 
@@ -50,7 +50,7 @@ class Recoverer:
         src = self.store.path_for(rec.blake3)
         info, res = self.prober.probe(src)
         if info is None or not info.video:
-            return self._row(rec, "failed", "E_RECOVERY_UNAVAILABLE",
+            return self._row(rec, "failed", Code.E_RECOVERY_UNAVAILABLE,
                              f"index lost ({res.stderr_line()}): needs reference-based "
                              "reconstruction (untrunc + a healthy clip of this camera)")
         packets = run_tool(["ffprobe", "-v", "error", "-select_streams", "v:0",
@@ -58,7 +58,7 @@ class Recoverer:
                             "-of", "csv", str(src)], timeout=self.timeout_s)
         cut = last_whole_packet_time(packets.stdout.decode("ascii", "replace"), rec.size)
         if not cut:
-            return self._row(rec, "failed", "E_RECOVERY_EMPTY", "no whole video packet")
+            return self._row(rec, "failed", Code.E_RECOVERY_EMPTY, "no whole video packet")
         with self.store.stage() as stager:
             out = stager.directory / "salvage.mp4"
             argv = ["ffmpeg", "-nostdin", "-v", "error", "-err_detect", "ignore_err", "-i",
@@ -69,15 +69,14 @@ class Recoverer:
                 else None
             if check is None or check.flags:
                 why = made.stderr_line() if check is None else check.reason
-                return self._row(rec, "failed", "E_RECOVERY_FAILED", why)
-            with open(out, "rb") as fh:
-                digests = hash_stream(fh)
-            self.store.adopt(out, digests, trust_existing=False)
+                return self._row(rec, "failed", Code.E_RECOVERY_FAILED, why)
+            # fsynced, hashed, re-read from the disk and linked where ffmpeg wrote it
+            digests = stager.put_file(out)
         placeholder = [a if a not in (str(src), str(out)) else
                        ("{input}" if a == str(src) else "{output}") for a in argv]
         blob = Blob(blake3=digests.blake3, sha256=digests.sha256, size=digests.size,
                     stored_at=self.clock())
-        return self._row(rec, "ok", "R_SALVAGED", f"salvaged the first {cut:.3f} s",
+        return self._row(rec, "ok", Code.R_SALVAGED, f"salvaged the first {cut:.3f} s",
                          blob=blob, argv=placeholder, duration_s=cut)
 
     def _row(self, rec: Recording, status: str, code: str, reason: str, *,

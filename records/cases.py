@@ -20,9 +20,9 @@ from sqlmodel import Session, select
 
 from archive.audit.log import AuditLog
 from archive.catalog import Blob, Catalog, Recording
-from archive.store import ContentStore, StagingWriter, reread_file, store_error
+from archive.store import ContentStore
 from config.access import SENSITIVITIES, CaseSettings
-from integrity.digest import Digests, copy_and_hash
+from integrity.digest import Digests
 from integrity.errors import Conflict, InvalidRequest, NotFound
 from records.casebook import Casebook, CaseView, LinkView, fold_links
 from records.dossier import MarkState, fold_marks, load_marks, require_recording
@@ -226,36 +226,28 @@ class CaseDesk:
         return row
 
     def _store_document(self, fd: int, path: Path) -> Digests:
-        """Copy + hash into staging, check the source held still, re-read, commit by hash.
+        """Copy + hash into staging, check the source held still, re-read, link by hash.
 
         The blob is linked into the store before its catalog row commits, as for footage:
         a blob left without a row is re-hashed before anyone trusts it.
         """
         before = os.fstat(fd)
         with self.store.stage() as stager:
-            out, staged = stager.new_file()
             try:
                 with open(fd, "rb", buffering=0, closefd=False) as src:
-                    digests = copy_and_hash(src, StagingWriter(out))
-                os.fsync(out)
-            except OSError as exc:  # writes raise StoreError themselves: this is the source
+                    written = stager.copy(src)
+            except OSError as exc:  # the store raises StoreError itself: this is the source
                 raise InvalidRequest(f"cannot read {path}: {exc.strerror}",
                                      path=str(path)) from exc
-            finally:
-                os.close(out)
-            after = os.fstat(fd)
+            digests, after = written.digests, os.fstat(fd)
             if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) \
                     or digests.size != after.st_size:
                 raise Conflict(f"{path} changed while it was copied; attach it again",
                                path=str(path))
             if digests.size == 0:
                 raise InvalidRequest(f"{path} is empty", path=str(path))
-            try:
-                digests.check_against(reread_file(staged, evict=True), subject=path.name)
-            except OSError as exc:
-                raise store_error(exc, "cannot re-read the staged document") from exc
-            self.store.adopt(staged, digests,
-                             trust_existing=self.catalog.blob(digests.blake3) is not None)
+            staged = stager.verify(written, subject=path.name)
+            self.store.link(staged, vouched=lambda b3: self.catalog.blob(b3) is not None)
         return digests
 
     # ------------------------------------------------------------------ recordings

@@ -11,8 +11,72 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from archive.catalog import Catalog
     from archive.store import ContentStore
+    from config import Settings
+    from evidock.wiring import Services
 
 REPO = Path(__file__).resolve().parents[1]
+#: The template catalog of this test process (see :func:`migrated`), once made.
+_TEMPLATE: list[Path] = []
+
+
+def migrated(url: str) -> str:
+    """The catalog at ``url`` with its schema at head, as `evidock init` leaves it.
+
+    A new SQLite file is a copy of a template migrated once per test process (copying
+    takes ~1 ms, migrating ~40 ms); anything else is migrated in place. Returns ``url``.
+    """
+    import shutil
+
+    from archive.catalog import Catalog
+    from archive.catalog.db import sqlite_path
+
+    path = sqlite_path(url)
+    if path is None or path.exists():
+        Catalog.migrate(url)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_template(), path)
+    return url
+
+
+def _template() -> Path:
+    if not _TEMPLATE:
+        import atexit
+        import shutil
+        import tempfile
+
+        from archive.catalog import migrations
+        from archive.catalog.db import make_engine
+
+        tmp = Path(tempfile.mkdtemp(prefix="evidock-catalog-template-"))
+        atexit.register(shutil.rmtree, tmp, True)
+        engine = make_engine(f"sqlite:///{tmp / 'catalog.sqlite3'}")
+        try:
+            migrations.upgrade(engine)
+            raw = engine.raw_connection()  # autocommit: the checkpoint must not be in a txn
+            try:
+                # Everything into the main file, so a copy of that file alone is complete.
+                raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                raw.close()
+        finally:
+            engine.dispose()
+        _TEMPLATE.append(tmp / "catalog.sqlite3")
+    return _TEMPLATE[0]
+
+
+def migrated_home(home: Path) -> Path:
+    """``home`` with its default (SQLite) catalog migrated, as after `evidock init`."""
+    migrated(f"sqlite:///{home / 'catalog.sqlite3'}")
+    return home
+
+
+def open_services(settings: Settings, **kwargs: Any) -> Services:
+    """``Services.from_config`` on the settings' catalog, migrated first if need be."""
+    from evidock.wiring import Services
+
+    migrated(settings.catalog_url)
+    return Services.from_config(settings, **kwargs)
 
 
 class StepClock:
@@ -95,10 +159,12 @@ units = ["城东中队", "城西中队"]
 
 
 def write_agency_config(home: Path, extra: str = "") -> Path:
-    """EVIDOCK_HOME/evidock.toml with :data:`AGENCY_TOML` (+ extra TOML); returns it."""
+    """EVIDOCK_HOME/evidock.toml with :data:`AGENCY_TOML` (+ extra TOML), and the
+    default catalog migrated (as `evidock init` leaves a station); returns the file."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "evidock.toml"
     path.write_text(AGENCY_TOML + extra, encoding="utf-8")
+    migrated_home(home)
     return path
 
 
@@ -128,18 +194,10 @@ def offloaded_home(home: Path, camera: Path, *, extra_toml: str = "",
 def store_bytes(store: ContentStore, data: bytes) -> tuple[str, str]:
     """Commit bytes to the content store under their BLAKE3, as an offload does (minus
     the camera); returns (blake3, sha256). The catalog row is the caller's."""
-    import hashlib
-    import os
+    import io
 
-    import blake3
-
-    b3 = blake3.blake3(data).hexdigest()
-    with store.stage() as stager:
-        fd, staged = stager.new_file()
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        store.commit(staged, b3)
-    return b3, hashlib.sha256(data).hexdigest()
+    digests = store.put(io.BytesIO(data))
+    return digests.blake3, digests.sha256
 
 
 def stored_blob(store: ContentStore, catalog: Catalog, data: bytes, *,

@@ -1,0 +1,291 @@
+"""Staging: the one way bytes are made ready for the content store.
+
+A writer gets a private, locked staging directory (:meth:`ContentStore.stage`). Bytes go
+in by :meth:`Stager.copy` (hashed with BLAKE3 + SHA-256 while written, every write's
+count checked, fsynced) and become linkable only through :meth:`Stager.verify`, which
+drops the file's pages and re-reads it from the disk: only then is there a
+:class:`Staged`, the sole thing :meth:`ContentStore.link` accepts. The re-read hashes
+BLAKE3 alone: SHA-256 was taken once, over the same buffers as BLAKE3 while copying, so
+an equal size and BLAKE3 prove the disk holds the bytes both digests describe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from integrity.digest import CHUNK_SIZE, Digests, Readable, copy_and_hash, hash_stream
+from integrity.errors import DigestMismatch, DiskFull, StoreError
+
+_FATAL = {errno.ENOSPC: DiskFull, errno.EDQUOT: DiskFull}
+#: Called with a staged file after its fsync, before its re-read (test seam, see store).
+BeforeReread = Callable[[Path], None]
+#: Whether the catalog vouches for an existing blob of this BLAKE3 (see ContentStore.link).
+Vouched = Callable[[str], bool]
+
+
+def never_vouched(b3: str) -> bool:
+    return False
+
+
+class Linker(Protocol):
+    """The store side of staging (:class:`archive.store.ContentStore`)."""
+
+    def link(self, staged: Staged, *, vouched: Vouched = never_vouched) -> bool: ...
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def store_error(exc: OSError, what: str) -> StoreError:
+    """Map an OSError on the store side to the fatal error an offload stops on."""
+    cls = _FATAL.get(exc.errno or 0, StoreError)
+    return cls(f"{what}: {exc.strerror or exc}", errno=exc.errno, path=exc.filename)
+
+
+def reread_file(path: Path, *, evict: bool, chunk_size: int = CHUNK_SIZE,
+                sha256: bool = True) -> Digests:
+    """Hash a file as the disk holds it: drop its cached pages first when ``evict``.
+
+    ``sha256=False``: BLAKE3 only (compare with ``check_against(..., sha256=False)``).
+    """
+    with open(path, "rb", buffering=0) as fh:
+        if evict:
+            # Pages are clean after fsync, so DONTNEED really drops them and the
+            # read below comes from the device, not from what we just wrote.
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        return hash_stream(fh, chunk_size=chunk_size, sha256=sha256)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing ``[offset, offset+length)`` of ``fd`` to disk now.
+
+    On Linux, POSIX_FADV_DONTNEED starts asynchronous writeback of dirty pages in the
+    range (and drops those already clean); it never waits and never loses data. Without
+    it a big copy only dirties the page cache (below vm.dirty_background_ratio nothing
+    is written) and the whole write happens inside the final fsync, with the CPU idle.
+    """
+    os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+WRITEBACK_EVERY = 8 << 20
+
+
+class StagingWriter:
+    """Writes a staging file, starting writeback every ``every`` bytes so that the disk
+    writes overlap the copy and the fsync that ends it has little left to do.
+
+    Writes all of ``data`` or raises: a short write is retried for the rest, a write
+    that takes nothing is an error, never silently dropped bytes.
+    """
+
+    def __init__(self, fd: int, *, every: int = WRITEBACK_EVERY) -> None:
+        self._fd, self._every = fd, every
+        self._written = self._kicked = 0
+
+    def write(self, data: memoryview) -> int:
+        try:
+            done = 0
+            while done < len(data):
+                n = os.write(self._fd, data[done:])
+                if n <= 0:
+                    raise OSError(errno.EIO, "write took no bytes")
+                done += n
+            self._written += done
+            if self._every and self._written - self._kicked >= self._every:
+                start_writeback(self._fd, self._kicked, self._written - self._kicked)
+                self._kicked = self._written
+        except OSError as exc:
+            raise store_error(exc, "cannot write to the store") from exc
+        return done
+
+
+#: What a verified staged file looked like: (dev, ino, size, mtime_ns, ctime_ns).
+_Seal = tuple[int, int, int, int, int]
+_ISSUED = object()  # only this module makes a Staged
+
+
+def _seal_of(st: os.stat_result) -> _Seal:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A staging file copied and fsynced but not yet read back: it cannot be linked."""
+
+    path: Path
+    digests: Digests
+
+
+@dataclass(frozen=True, eq=False)
+class Staged:
+    """A staging file read back from the disk and proven to hold ``digests``.
+
+    Only :meth:`Stager.verify` makes one (after the fsync and the re-read compare);
+    :meth:`ContentStore.link` accepts nothing else. The file is already read-only.
+    """
+
+    path: Path
+    digests: Digests
+    stager: Stager = field(repr=False)
+    seal: _Seal = field(repr=False)
+    key: object = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if self.key is not _ISSUED:
+            raise TypeError("a Staged is made only by Stager.verify")
+
+    def unchanged(self) -> bool:
+        """Whether the file is still the one verified (nothing wrote to or replaced it)."""
+        try:
+            return _seal_of(os.lstat(self.path)) == self.seal
+        except OSError:
+            return False
+
+
+class Stager:
+    """One writer's private staging directory: copy in, verify, then link by the store."""
+
+    def __init__(self, *, store: Linker, directory: Path,
+                 before_reread: BeforeReread | None = None) -> None:
+        self.store = store
+        self.directory = directory
+        self._before_reread = before_reread
+        self._n = 0
+
+    def _new_file(self) -> tuple[int, Path]:
+        self._n += 1
+        path = self.directory / f"{self._n}.part"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise store_error(exc, "cannot create staging file") from exc
+        return fd, path
+
+    def copy(self, reader: Readable, *, chunk_size: int = CHUNK_SIZE,
+             on_chunk: Callable[[int], None] | None = None) -> Written:
+        """Copy ``reader`` to its end into a new staging file, hashing while writing.
+
+        Errors of the store side raise :class:`StoreError` (``DiskFull`` on ENOSPC);
+        whatever ``reader`` raises passes through unchanged. Either way the partial
+        file is removed: nothing half-written is left to link.
+        """
+        fd, path = self._new_file()
+        try:
+            digests = copy_and_hash(reader, StagingWriter(fd), chunk_size=chunk_size,
+                                    on_chunk=on_chunk)
+            _fsync(fd, "cannot fsync staging file")
+        except BaseException:
+            os.close(fd)
+            _discard(path)
+            raise
+        try:
+            os.close(fd)
+        except OSError as exc:  # a deferred write error (NFS, some FUSE) shows here
+            _discard(path)
+            raise store_error(exc, "cannot close staging file") from exc
+        return Written(path, digests)
+
+    def verify(self, written: Written, *, evict: bool = True, chunk_size: int = CHUNK_SIZE,
+               subject: str | None = None) -> Staged:
+        """Make the file read-only, drop its pages, re-read it from the disk, compare.
+
+        Raises :class:`DigestMismatch` (and removes the file) if the disk does not hold
+        the bytes that were hashed while writing. ``evict=False`` re-reads whatever the
+        page cache holds (a weaker check, for benchmarks and tmpfs).
+        """
+        path, want = written.path, written.digests
+        self._check_mine(path)
+        if self._before_reread is not None:
+            self._before_reread(path)
+        try:
+            os.chmod(path, 0o444)  # read-only from here on, as it will be in the store
+            got, seal = _reread(path, evict=evict, chunk_size=chunk_size)
+        except OSError as exc:
+            raise store_error(exc, f"cannot re-read staged file {path.name}") from exc
+        if (got.size, got.blake3) != (want.size, want.blake3):
+            _discard(path)
+            raise mismatch(subject or path.name, want, got, path=path)
+        return Staged(path, want, self, seal, _ISSUED)
+
+    def put(self, reader: Readable, *, vouched: Vouched = never_vouched,
+            chunk_size: int = CHUNK_SIZE) -> Digests:
+        """Copy, verify and link ``reader``'s bytes; their digests."""
+        staged = self.verify(self.copy(reader, chunk_size=chunk_size))
+        self.store.link(staged, vouched=vouched)
+        return staged.digests
+
+    def put_file(self, path: Path, *, vouched: Vouched = never_vouched) -> Digests:
+        """Store a file a tool (ffmpeg) wrote inside this staging directory, in place.
+
+        No second copy: the file is fsynced and hashed where it is, then verified and
+        linked like a copied one.
+        """
+        self._check_mine(path)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise store_error(exc, f"cannot open staged file {path.name}") from exc
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StoreError(f"staged {path.name} is not a regular file", path=str(path))
+            _fsync(fd, f"cannot fsync staged file {path.name}")
+            with open(fd, "rb", buffering=0, closefd=False) as fh:
+                digests = hash_stream(fh)
+        except OSError as exc:
+            raise store_error(exc, f"cannot read staged file {path.name}") from exc
+        finally:
+            os.close(fd)
+        staged = self.verify(Written(path, digests))
+        self.store.link(staged, vouched=vouched)
+        return digests
+
+    def _check_mine(self, path: Path) -> None:
+        # Only files of this writer's own directory: never link a file from elsewhere.
+        if not path.resolve().is_relative_to(self.directory.resolve()):
+            raise StoreError(f"{path} is not in this writer's staging directory",
+                             path=str(path), staging=str(self.directory))
+
+
+def mismatch(subject: str, want: Digests, got: Digests, **data: object) -> DigestMismatch:
+    return DigestMismatch(
+        f"{subject}: read back {got.size} bytes with BLAKE3 {got.blake3[:16]}…, "
+        f"wrote {want.size} bytes with BLAKE3 {want.blake3[:16]}…",
+        subject=subject, expected=want.blake3, actual=got.blake3,
+        expected_size=want.size, actual_size=got.size, **data)
+
+
+def _reread(path: Path, *, evict: bool, chunk_size: int) -> tuple[Digests, _Seal]:
+    with open(path, "rb", buffering=0, opener=_nofollow) as fh:
+        if evict:
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        got = hash_stream(fh, chunk_size=chunk_size, sha256=False)
+        return got, _seal_of(os.fstat(fh.fileno()))
+
+
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def _fsync(fd: int, what: str) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise store_error(exc, what) from exc
+
+
+def _discard(path: Path) -> None:
+    # Best effort: the writer's staging directory is removed on exit, or swept later.
+    with contextlib.suppress(OSError):
+        path.unlink()

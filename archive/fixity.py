@@ -44,20 +44,21 @@ from sqlmodel import Field, Session, SQLModel
 
 from archive.audit.log import AuditLog
 from archive.catalog import Blob, Catalog
-from archive.catalog.types import APPEND_ONLY, UTCDateTime
+from archive.catalog.types import APPEND_ONLY, UTCDateTime, table_of
 from archive.store import ContentStore
 from archive.tombstones import live_references, tombstoned_blobs
+from integrity.codes import Code
 from integrity.digest import Digests, hash_stream
 from integrity.errors import FixityError
 from integrity.findings import Finding
 
-E_FIXITY_MISSING = "E_FIXITY_MISSING"
-E_FIXITY_ALTERED = "E_FIXITY_ALTERED"
-E_FIXITY_UNREADABLE = "E_FIXITY_UNREADABLE"
-E_FIXITY_UNEXPECTED = "E_FIXITY_UNEXPECTED"
-E_FIXITY_TOMBSTONED_PRESENT = "E_FIXITY_TOMBSTONED_PRESENT"
-I_FIXITY_OK = "I_FIXITY_OK"
-I_FIXITY_TOMBSTONED = "I_FIXITY_TOMBSTONED"
+E_FIXITY_MISSING = Code.E_FIXITY_MISSING
+E_FIXITY_ALTERED = Code.E_FIXITY_ALTERED
+E_FIXITY_UNREADABLE = Code.E_FIXITY_UNREADABLE
+E_FIXITY_UNEXPECTED = Code.E_FIXITY_UNEXPECTED
+E_FIXITY_TOMBSTONED_PRESENT = Code.E_FIXITY_TOMBSTONED_PRESENT
+I_FIXITY_OK = Code.I_FIXITY_OK
+I_FIXITY_TOMBSTONED = Code.I_FIXITY_TOMBSTONED
 MODES = ("all", "sample", "since")
 IGNORED = frozenset({".staging", ".quarantine", ".staging.lock"})
 CHUNK = 4 << 20
@@ -212,8 +213,8 @@ class Fixity:
         return sorted(chosen, key=lambda r: r.blake3)  # read in store order
 
     def _refs(self, since: datetime | None) -> list[BlobRef]:
-        fc = FixityCheck.__table__  # type: ignore[attr-defined]
-        b = Blob.__table__  # type: ignore[attr-defined]
+        fc = table_of(FixityCheck)
+        b = table_of(Blob)
         query = (select(b.c.blake3, b.c.sha256, b.c.size, b.c.stored_at, func.max(fc.c.at))
                  .select_from(b.outerjoin(fc, and_(fc.c.blake3 == b.c.blake3, fc.c.ok)))
                  .group_by(b.c.blake3, b.c.sha256, b.c.size, b.c.stored_at)
@@ -291,7 +292,7 @@ class Fixity:
         return buf
 
     @staticmethod
-    def _bad(ref: BlobRef | None, rel: str, code: str, message: str, **details: Any,
+    def _bad(ref: BlobRef | None, rel: str, code: Code, message: str, **details: Any,
              ) -> _Result:
         subject = ref.blake3 if ref is not None else rel
         return _Result(ref, rel, code, Finding(code, message, subject,
@@ -323,7 +324,7 @@ class Fixity:
                         yield self._stray(f"{rel}/{leaf.name}")
 
     def _names_with_prefix(self, prefix: str) -> set[str]:
-        b = Blob.__table__  # type: ignore[attr-defined]
+        b = table_of(Blob)
         upper = format(int(prefix, 16) + 1, "02x") if prefix != "ff" else "g"
         with self.catalog.engine.connect() as conn:
             return set(conn.execute(select(b.c.blake3).where(

@@ -6,18 +6,19 @@ and its agreement with the catalog, then the digests (which read every byte).
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from archive.catalog import Catalog, Recording
 from archive.catalog.models import Rendition, Segment
 from archive.keystore import StationKeys
 from archive.store import ContentStore
 from integrity import manifest as mf
+from integrity.codes import Code
 from integrity.errors import EvidockError, NotFound
 from integrity.findings import E_DIGEST_MISMATCH, Finding
 from integrity.package import E_MISSING_FILE, E_ORIGINAL_MISMATCH, E_SIZE_MISMATCH, blake3_file
 
-E_CATALOG_MISMATCH = "E_CATALOG_MISMATCH"
+E_CATALOG_MISMATCH = Code.E_CATALOG_MISMATCH
 
 
 class StoredVerifier:
@@ -33,7 +34,7 @@ class StoredVerifier:
                 Rendition.recording_id == recording_id, Rendition.status == "ok")).first()
             segs = [] if rendition is None else list(s.exec(
                 select(Segment).where(Segment.rendition_id == rendition.id)
-                .order_by(Segment.index)))  # type: ignore[arg-type]
+                .order_by(col(Segment.index))))
         return rec, rendition, segs
 
     def verify(self, recording_id: str) -> list[Finding]:

@@ -31,6 +31,7 @@ from docks.settings import CameraEntry, DockSettings
 from docks.status import StatusBoard
 from ingest.names import NameParser
 from ingest.outcome import DUPLICATE, INGESTED, FileOutcome, OffloadReport, OffloadRequest
+from integrity.codes import Code
 from integrity.errors import EvidockError, SourceInvalid
 
 log = logging.getLogger("evidock.dock")
@@ -144,7 +145,7 @@ class Job:
             event("failed", bay=t.bay, key=t.key, error=exc.code, message=exc.message)
         except Exception as exc:  # a bug in one bay must not take the daemon down
             log.exception("bay %s failed", t.bay)
-            self.update(state="failed", last_error=f"E_INTERNAL: {exc!r}")
+            self.update(state="failed", last_error=f"{Code.E_INTERNAL}: {exc!r}")
 
     def _run(self) -> None:
         identity, drift = self._identify()
@@ -244,7 +245,7 @@ class Job:
             self.update(state="processing", eta_s=None)
             failures = self.ctx.pipeline.process(report)
         self.update(state="done", last_error=(
-            f"E_RENDITION: {failures} rendition(s) failed" if failures else None))
+            f"{Code.E_RENDITION}: {failures} rendition(s) failed" if failures else None))
         event("done", bay=self.target.bay, key=self.target.key, outcome=report.outcome,
               session=report.session_id, wiped=wiped,
               rendition_failures=failures)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from integrity.codes import Code
 from integrity.errors import EvidockError
 
 SAFE = "nosuid,nodev,noexec"
@@ -24,7 +25,7 @@ _NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class MountError(EvidockError):
-    code = "E_MOUNT"
+    code = Code.E_MOUNT
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from ingest.outcome import OffloadReport, OffloadRequest
 from ingest.progress import Progress
+from integrity.codes import Code
 from integrity.errors import SourceGone
 
 
@@ -30,4 +31,4 @@ class DockStopping(SourceGone):
     the next dock resumes (already stored files come back as duplicates).
     """
 
-    code = "E_DOCK_STOPPING"
+    code = Code.E_DOCK_STOPPING

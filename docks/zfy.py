@@ -38,6 +38,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from docks.drivers import CameraIdentity
+from integrity.codes import Code
 from integrity.errors import EvidockError
 
 MAGIC = b"\x5a\xa5"
@@ -50,7 +51,7 @@ MAX_PAYLOAD = 4096
 
 
 class DriverError(EvidockError):
-    code = "E_DRIVER"
+    code = Code.E_DRIVER
 
 
 def checksum(body: bytes) -> int:

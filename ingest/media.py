@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.tools import ToolResult, run_tool
+from integrity.codes import Code
 
 # Container families ffprobe reports (format_name is a comma list) per file extension.
 _EXPECTED_FORMATS = {
@@ -143,14 +144,14 @@ class Prober:
             return Validity((), "not media; stored as is")
         info, res = self.probe(path)
         if info is None:
-            return Validity(("F_UNPLAYABLE",), f"ffprobe: {res.stderr_line()}")
+            return Validity((Code.F_UNPLAYABLE,), f"ffprobe: {res.stderr_line()}")
         expected = _EXPECTED_FORMATS.get(ext.lower())
         if expected and not expected & set(info.format_names):
             found = ",".join(info.format_names)
-            return Validity(("F_FORMAT_MISMATCH",), f"named .{ext} but is {found}", info)
+            return Validity((Code.F_FORMAT_MISMATCH,), f"named .{ext} but is {found}", info)
         wanted = {"video": info.video, "audio": info.audio, "photo": info.video}[kind]
         if not wanted:
-            return Validity(("F_NO_STREAM",), f"no {kind} stream found", info)
+            return Validity((Code.F_NO_STREAM,), f"no {kind} stream found", info)
         if kind == "photo":
             return Validity((), "ok", info)
         return self._demux_check(path, info)
@@ -160,5 +161,5 @@ class Prober:
         res = run_tool([self.ffmpeg, "-nostdin", "-v", "error", "-xerror", "-i", str(path),
                         "-map", "0", "-c", "copy", "-f", "null", "-"], timeout=self.timeout_s)
         if res.returncode != 0:
-            return Validity(("F_TRUNCATED",), f"demux failed: {res.stderr_line()}", info)
+            return Validity((Code.F_TRUNCATED,), f"demux failed: {res.stderr_line()}", info)
         return Validity((), "ok", info)

@@ -7,31 +7,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from integrity.codes import Code
 from integrity.errors import EvidockError
 
 # Every file ends in exactly one of these.
 INGESTED, DUPLICATE, FLAGGED, SKIPPED, FAILED = (
     "ingested", "duplicate", "flagged", "skipped", "failed")
 
-# Stable codes with their meaning (also listed in docs/ARCHITECTURE.md).
-CODES = {
-    "I_INGESTED": "copied, verified by re-reading from disk, stored and catalogued",
-    "I_DUPLICATE": "this camera file is already in the catalog; nothing new stored",
-    "F_EMPTY": "zero-byte file (stored, flagged)",
-    "F_NAME_UNPARSED": "name matches no pattern of the camera model (stored, flagged)",
-    "F_SERIAL_MISMATCH": "serial in the name differs from the docked device (stored, flagged)",
-    "F_UNPLAYABLE": "ffprobe cannot read it as media (stored, flagged)",
-    "F_FORMAT_MISMATCH": "content is not the format its extension claims (stored, flagged)",
-    "F_NO_STREAM": "media file without the expected stream (stored, flagged)",
-    "F_TRUNCATED": "header readable but packets missing or corrupt (stored, flagged)",
-    "S_SYMLINK": "symbolic link: never followed",
-    "S_NOT_REGULAR": "FIFO, socket or device file: never opened",
-    "S_TOO_DEEP": "directory below ingest.max_depth: not entered",
-    "S_UNREADABLE": "could not be listed or opened (permissions)",
-    "E_SOURCE_CHANGED": "file changed on the camera during the copy: not recorded, not wiped",
-    "E_SOURCE_READ": "read error on the camera: not recorded, not wiped",
-    "E_DIGEST_MISMATCH": "the re-read copy differs from what was read: not recorded, not wiped",
-}
+# The codes a file can end with; their meanings are in the registry (integrity.codes).
+CODES = {c: c.meaning for c in (
+    Code.I_INGESTED, Code.I_DUPLICATE, Code.F_EMPTY, Code.F_NAME_UNPARSED,
+    Code.F_SERIAL_MISMATCH, Code.F_UNPLAYABLE, Code.F_FORMAT_MISMATCH, Code.F_NO_STREAM,
+    Code.F_TRUNCATED, Code.S_SYMLINK, Code.S_NOT_REGULAR, Code.S_TOO_DEEP, Code.S_UNREADABLE,
+    Code.E_SOURCE_CHANGED, Code.E_SOURCE_READ, Code.E_DIGEST_MISMATCH)}
 
 
 @dataclass(frozen=True)

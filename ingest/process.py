@@ -1,23 +1,24 @@
 """Make, hash, sign and store the archival rendition of a recording.
 
 ffmpeg writes segments into a private staging directory; each is fsynced, hashed
-(BLAKE3 + SHA-256) and linked into the content store like any blob. The signed manifest
-is a blob too. Rendition, segment and blob rows are committed in one transaction, so a
-rendition either exists completely or not at all. Attempts are never edited: a failure
-is a row, a later success is another row.
+(BLAKE3 + SHA-256), re-read from the disk and linked into the content store like any
+blob (:meth:`archive.staging.Stager.put_file`). The signed manifest is a blob too.
+Rendition, segment and blob rows are committed in one transaction, so a rendition
+either exists completely or not at all. Attempts are never edited: a failure is a row,
+a later success is another row.
 """
 
 from __future__ import annotations
 
 import csv
-import os
+import io
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditLog
 from archive.catalog import Blob, Catalog, Recording
@@ -29,8 +30,16 @@ from ingest.media import MediaInfo, Prober
 from ingest.rendition import RenditionPlan, output_pattern, plan_rendition, segment_argv
 from ingest.tools import run_tool, tool_version
 from integrity import manifest as mf
-from integrity.digest import Digests, hash_stream
-from integrity.errors import MediaError
+from integrity.digest import Digests
+from integrity.errors import (
+    MediaError,
+    RenditionDiscontinuous,
+    RenditionEmpty,
+    RenditionFailed,
+    RenditionIncomplete,
+    RenditionTimeout,
+    RenditionToolFailed,
+)
 
 DONE_STATES = ("ok", "none")
 
@@ -43,12 +52,6 @@ class CutSegment:
     end_us: int
 
 
-class RenditionFailed(Exception):
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
-
-
 def read_segment_list(list_path: Path, directory: Path) -> list[CutSegment]:
     """Parse ffmpeg's csv segment list (name,start,end in seconds) into µs spans."""
     with open(list_path, newline="", encoding="utf-8") as fh:
@@ -57,11 +60,12 @@ def read_segment_list(list_path: Path, directory: Path) -> list[CutSegment]:
             for i, (name, start, end) in enumerate(rows)]
     for prev, cur in zip(cuts, cuts[1:], strict=False):
         if cur.start_us != prev.end_us:
-            raise RenditionFailed("E_RENDITION_DISCONTINUOUS",
-                                  f"segment {cur.index} starts at {cur.start_us} µs, "
-                                  f"previous ends at {prev.end_us} µs")
+            raise RenditionDiscontinuous(f"segment {cur.index} starts at {cur.start_us} µs, "
+                                         f"previous ends at {prev.end_us} µs",
+                                         segment=cur.index, start_us=cur.start_us,
+                                         previous_end_us=prev.end_us)
     if not cuts:
-        raise RenditionFailed("E_RENDITION_EMPTY", "ffmpeg produced no segments")
+        raise RenditionEmpty("ffmpeg produced no segments")
     return cuts
 
 
@@ -73,9 +77,9 @@ def check_coverage(cuts: list[CutSegment], info: MediaInfo | None) -> None:
     expected_us = round(info.duration_s * 1e6)
     # Tolerance: AAC priming and the last frame's duration, well under half a second.
     if covered_us < expected_us - 500_000:
-        raise RenditionFailed("E_RENDITION_INCOMPLETE",
-                              f"segments cover {covered_us / 1e6:.3f} s of "
-                              f"{expected_us / 1e6:.3f} s")
+        raise RenditionIncomplete(f"segments cover {covered_us / 1e6:.3f} s of "
+                                  f"{expected_us / 1e6:.3f} s",
+                                  covered_us=covered_us, expected_us=expected_us)
 
 
 class Renderer:
@@ -98,16 +102,15 @@ class Renderer:
         with Session(self.catalog.engine) as s:
             return s.exec(select(Rendition).where(
                 Rendition.recording_id == recording_id,
-                Rendition.status.in_(DONE_STATES))).first()  # type: ignore[attr-defined]
+                col(Rendition.status).in_(DONE_STATES))).first()
 
     def pending(self) -> list[Recording]:
         """Recordings with no finished rendition (never tried, or only failed tries)."""
         with Session(self.catalog.engine) as s:
             finished = select(Rendition.recording_id).where(
-                Rendition.status.in_(DONE_STATES))  # type: ignore[attr-defined]
-            return list(s.exec(select(Recording).where(
-                Recording.id.not_in(finished))  # type: ignore[union-attr]
-                .order_by(Recording.ingested_at)))  # type: ignore[arg-type]
+                col(Rendition.status).in_(DONE_STATES))
+            return list(s.exec(select(Recording).where(col(Recording.id).not_in(finished))
+                               .order_by(col(Recording.ingested_at))))
 
     def render(self, recording: Recording) -> Rendition:
         """The recording's rendition; made now unless one is already finished."""
@@ -126,7 +129,7 @@ class Renderer:
             return self._make(recording, plan, info)
         except RenditionFailed as exc:
             return self._record(recording, plan, status="failed", code=exc.code,
-                                reason=exc.reason, info=info)
+                                reason=exc.message, info=info)
 
     def _make(self, recording: Recording, plan: RenditionPlan, info: MediaInfo | None,
               ) -> Rendition:
@@ -135,9 +138,10 @@ class Renderer:
             work.mkdir()
             cuts = self._cut(recording, plan, work)
             check_coverage(cuts, info)
-            entries, blobs = self._commit_segments(cuts, plan)
+            entries, blobs = self._commit_segments(stager, cuts, plan)
             signed = self._manifest(recording, plan, entries)
-            manifest_blob = self._commit_bytes(stager, mf.dump_signed(signed))
+            manifest_blob = self._blob(stager.put(io.BytesIO(mf.dump_signed(signed)),
+                                                  vouched=self._vouched))
         rendition = self._row(recording, plan, status="ok", code=plan.code, reason=plan.reason,
                               info=info, root=signed.manifest.merkle_root,
                               manifest=manifest_blob.blake3, key_id=signed.key_id)
@@ -163,18 +167,16 @@ class Renderer:
         try:
             res = run_tool(argv, timeout=policy.timeout_s)
         except MediaError as exc:
-            raise RenditionFailed("E_RENDITION_TIMEOUT", exc.message) from exc
+            raise RenditionTimeout(exc.message, **exc.details) from exc
         if res.returncode != 0:
-            raise RenditionFailed("E_RENDITION_FFMPEG", f"ffmpeg: {res.stderr_line()}")
+            raise RenditionToolFailed(f"ffmpeg: {res.stderr_line()}", returncode=res.returncode)
         return read_segment_list(seg_list, work)
 
-    def _commit_segments(self, cuts: list[CutSegment], plan: RenditionPlan,
+    def _commit_segments(self, stager: Stager, cuts: list[CutSegment], plan: RenditionPlan,
                          ) -> tuple[list[mf.SegmentEntry], list[Blob]]:
         entries, blobs = [], []
         for cut in cuts:
-            digests = _fsync_and_hash(cut.path)
-            self.store.adopt(cut.path, digests,
-                             trust_existing=self.catalog.blob(digests.blake3) is not None)
+            digests = stager.put_file(cut.path, vouched=self._vouched)
             entries.append(mf.SegmentEntry(index=cut.index, start_us=cut.start_us,
                                            end_us=cut.end_us, size=digests.size,
                                            blake3=digests.blake3,
@@ -185,17 +187,8 @@ class Renderer:
     def _blob(self, d: Digests) -> Blob:
         return Blob(blake3=d.blake3, sha256=d.sha256, size=d.size, stored_at=self.clock())
 
-    def _commit_bytes(self, stager: Stager, data: bytes) -> Blob:
-        fd, path = stager.new_file()
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        digests = _fsync_and_hash(path)
-        self.store.adopt(path, digests,
-                         trust_existing=self.catalog.blob(digests.blake3) is not None)
-        return self._blob(digests)
+    def _vouched(self, b3: str) -> bool:
+        return self.catalog.blob(b3) is not None
 
     def _manifest(self, recording: Recording, plan: RenditionPlan,
                   entries: list[mf.SegmentEntry]) -> mf.SignedManifest:
@@ -237,12 +230,6 @@ class Renderer:
                                    "merkle_root": row.merkle_root, "key_id": row.key_id,
                                    "manifest": row.manifest_blake3, "segments": segments},
                           at=row.created_at)
-
-
-def _fsync_and_hash(path: Path) -> Digests:
-    with open(path, "rb", buffering=0) as fh:
-        os.fsync(fh.fileno())
-        return hash_stream(fh)
 
 
 def _media_json(info: MediaInfo | None) -> dict[str, object]:

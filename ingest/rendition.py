@@ -16,10 +16,12 @@ import ffmpeg  # ffmpeg-python: builds the argv; we run it ourselves with a time
 
 from config.settings import RenditionSettings
 from ingest.media import MediaInfo, StreamInfo
+from integrity.codes import Code
 
 INPUT, OUTPUT, LIST = "{input}", "{output}", "{list}"
 # Flags from ingest that mean the original cannot be read as media.
-UNREADABLE_FLAGS = ("F_EMPTY", "F_UNPLAYABLE", "F_TRUNCATED", "F_FORMAT_MISMATCH", "F_NO_STREAM")
+UNREADABLE_FLAGS = (Code.F_EMPTY, Code.F_UNPLAYABLE, Code.F_TRUNCATED, Code.F_FORMAT_MISMATCH,
+                    Code.F_NO_STREAM)
 _PCM_PREFIX = "pcm_"
 
 
@@ -41,10 +43,10 @@ def plan_rendition(*, kind: str, flags: tuple[str, ...], info: MediaInfo | None,
                    policy: RenditionSettings) -> RenditionPlan:
     """Decide what to make of one recording. Pure: values in, a plan out."""
     if kind not in ("video", "audio"):
-        return RenditionPlan("none", "R_NONE", f"{kind} files are archived as originals only")
+        return RenditionPlan("none", Code.R_NONE, f"{kind} files are archived as originals only")
     bad = [f for f in flags if f in UNREADABLE_FLAGS]
     if bad or info is None:
-        return RenditionPlan("fail", "E_RENDITION_SOURCE_INVALID",
+        return RenditionPlan("fail", Code.E_RENDITION_SOURCE_INVALID,
                              f"original is not readable media ({', '.join(bad) or 'probe'});"
                              " kept bit-exact and flagged")
     if kind == "video":
@@ -54,31 +56,31 @@ def plan_rendition(*, kind: str, flags: tuple[str, ...], info: MediaInfo | None,
 
 def _plan_video(info: MediaInfo, policy: RenditionSettings) -> RenditionPlan:
     if not info.video:
-        return RenditionPlan("fail", "E_RENDITION_SOURCE_INVALID", "no video stream")
+        return RenditionPlan("fail", Code.E_RENDITION_SOURCE_INVALID, "no video stream")
     video = info.video[0]
     copy_v = video.codec in policy.accept_video
     copy_a = all(a.codec in policy.accept_audio for a in info.audio)
     pcm = copy_a and any(a.codec.startswith(_PCM_PREFIX) for a in info.audio)
     container, ext = ("mov", "mov") if pcm else ("mp4", "mp4")
     if copy_v and copy_a:
-        return RenditionPlan("remux", "R_REMUX", "codecs accepted: stream copy", "remux",
+        return RenditionPlan("remux", Code.R_REMUX, "codecs accepted: stream copy", "remux",
                              container, ext, video, info.audio)
     what = [] if copy_v else [f"video {video.codec}"]
     what += [] if copy_a else [f"audio {','.join(a.codec for a in info.audio)}"]
-    return RenditionPlan("transcode", "R_TRANSCODE", f"transcoding {' and '.join(what)}",
+    return RenditionPlan("transcode", Code.R_TRANSCODE, f"transcoding {' and '.join(what)}",
                          "transcode", "mp4", "mp4", video, info.audio, copy_v, copy_a)
 
 
 def _plan_audio(info: MediaInfo, policy: RenditionSettings) -> RenditionPlan:
     if not info.audio:
-        return RenditionPlan("fail", "E_RENDITION_SOURCE_INVALID", "no audio stream")
+        return RenditionPlan("fail", Code.E_RENDITION_SOURCE_INVALID, "no audio stream")
     audio = info.audio[:1]
     codec = audio[0].codec
     if codec in policy.accept_audio:
         container, ext = ("wav", "wav") if codec.startswith(_PCM_PREFIX) else ("mp4", "m4a")
-        return RenditionPlan("remux", "R_AUDIO", "audio codec accepted: stream copy", "audio",
+        return RenditionPlan("remux", Code.R_AUDIO, "audio codec accepted: stream copy", "audio",
                              container, ext, None, audio)
-    return RenditionPlan("transcode", "R_AUDIO_TRANSCODE", f"transcoding audio {codec}",
+    return RenditionPlan("transcode", Code.R_AUDIO_TRANSCODE, f"transcoding audio {codec}",
                          "audio", "mp4", "m4a", None, audio, True, False)
 
 

@@ -1,19 +1,22 @@
 """The one error hierarchy of evidock.
 
-Every error carries a stable ``code`` (documented in docs/ARCHITECTURE.md) and the data
-that failed, so entry points can print one line for people and JSON for machines. It
-lives in ``integrity`` because that is the leaf every other package may import.
+Every error carries a stable ``code`` (a member of :class:`integrity.codes.Code`, the
+one list of codes with their meanings, docs/CODES.md) and the data that failed, so entry
+points can print one line for people and JSON for machines. It lives in ``integrity``
+because that is the leaf every other package may import.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from integrity.codes import Code
+
 
 class EvidockError(Exception):
     """Base of all evidock errors. Subclasses set ``code``; ``details`` hold the data."""
 
-    code: ClassVar[str] = "E_EVIDOCK"
+    code: ClassVar[Code] = Code.E_EVIDOCK
     #: exit code an entry point should use when this error ends a command
     exit_code: ClassVar[int] = 2
 
@@ -23,7 +26,9 @@ class EvidockError(Exception):
         self.details: dict[str, Any] = details
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "details": _jsonable(self.details)}
+        # str(): the plain string, exactly as before codes were an enum
+        return {"code": str(self.code), "message": self.message,
+                "details": _jsonable(self.details)}
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -42,100 +47,107 @@ def _jsonable(value: Any) -> Any:
 
 
 class ConfigError(EvidockError):
-    code = "E_CONFIG"
+    code = Code.E_CONFIG
 
 
 class DigestMismatch(EvidockError):
-    code = "E_DIGEST_MISMATCH"
+    code = Code.E_DIGEST_MISMATCH
 
 
 class SizeMismatch(EvidockError):
-    code = "E_SIZE_MISMATCH"
+    code = Code.E_SIZE_MISMATCH
 
 
 class SignatureInvalid(EvidockError):
-    code = "E_SIGNATURE_INVALID"
+    code = Code.E_SIGNATURE_INVALID
 
 
 class KeyError_(EvidockError):
     """Key material missing, unreadable or of the wrong kind."""
 
-    code = "E_KEY"
+    code = Code.E_KEY
 
 
 class ManifestInvalid(EvidockError):
-    code = "E_MANIFEST_INVALID"
+    code = Code.E_MANIFEST_INVALID
 
 
 class ProofInvalid(EvidockError):
-    code = "E_PROOF_INVALID"
+    code = Code.E_PROOF_INVALID
 
 
 class StoreError(EvidockError):
     """The evidence store cannot be written: fatal for an offload."""
 
-    code = "E_STORE_UNWRITABLE"
+    code = Code.E_STORE_UNWRITABLE
 
 
 class DiskFull(StoreError):
-    code = "E_DISK_FULL"
+    code = Code.E_DISK_FULL
 
 
 class CatalogError(EvidockError):
-    code = "E_CATALOG"
+    code = Code.E_CATALOG
+
+
+class SchemaOutdated(CatalogError):
+    """The catalog's schema is not the revision this evidock needs (or it has none):
+    nothing was read or written; `evidock admin migrate` (or `evidock init`) fixes it."""
+
+    code = Code.E_SCHEMA_OUTDATED
 
 
 class SourceGone(EvidockError):
     """The camera (source tree) disappeared or stopped answering mid-offload."""
 
-    code = "E_SOURCE_GONE"
+    code = Code.E_SOURCE_GONE
 
 
 class SourceInvalid(EvidockError):
     """The source given to an offload is not a readable directory."""
 
-    code = "E_SOURCE_INVALID"
+    code = Code.E_SOURCE_INVALID
 
 
 class MediaError(EvidockError):
-    code = "E_MEDIA"
+    code = Code.E_MEDIA
 
 
 class ToolMissing(EvidockError):
     """A required external tool (ffmpeg, ffprobe) is not installed."""
 
-    code = "E_TOOL_MISSING"
+    code = Code.E_TOOL_MISSING
 
 
 class NotFound(EvidockError):
-    code = "E_NOT_FOUND"
+    code = Code.E_NOT_FOUND
     exit_code = 1
 
 
 class Refused(EvidockError):
     """An action evidock never performs on evidence (edit, delete) or a denied permission."""
 
-    code = "E_REFUSED"
+    code = Code.E_REFUSED
     exit_code = 3
 
 
 class AuditError(EvidockError):
     """The audit log cannot be appended to, proven or signed as asked."""
 
-    code = "E_AUDIT"
+    code = Code.E_AUDIT
 
 
 class FixityError(EvidockError):
     """A fixity run cannot be carried out as asked (bad selection, unreadable store)."""
 
-    code = "E_FIXITY"
+    code = Code.E_FIXITY
 
 
 class UploadError(EvidockError):
     """An upload to object storage failed and trying again will not help by itself
     (access denied, no such bucket, bucket without Object Lock, unreadable local blob)."""
 
-    code = "E_UPLOAD"
+    code = Code.E_UPLOAD
     retryable: ClassVar[bool] = False
 
 
@@ -143,7 +155,7 @@ class UploadUnavailable(UploadError):
     """The object store cannot be reached or is overloaded (connection refused or reset,
     timeout, HTTP 5xx, throttling): retried later with backoff, nothing is lost."""
 
-    code = "E_UPLOAD_UNAVAILABLE"
+    code = Code.E_UPLOAD_UNAVAILABLE
     retryable = True
 
 
@@ -151,7 +163,7 @@ class UploadChecksumError(UploadError):
     """The bytes the object store holds (or received) do not match our SHA-256: the store
     rejected our checksum (BadDigest) or returned a different one. Retried a few times."""
 
-    code = "E_UPLOAD_CHECKSUM"
+    code = Code.E_UPLOAD_CHECKSUM
     retryable = True
 
 
@@ -159,14 +171,14 @@ class UploadUnverifiable(UploadError):
     """The object store accepted the upload but does not return SHA-256 checksums, so the
     copy cannot be verified remotely (e.g. Ceph RGW before Squid)."""
 
-    code = "E_UPLOAD_UNVERIFIABLE"
+    code = Code.E_UPLOAD_UNVERIFIABLE
 
 
 class InvalidRequest(EvidockError):
     """A request that cannot be carried out as given (bad case number, unknown stage,
     a range outside the recording): nothing was changed."""
 
-    code = "E_INVALID"
+    code = Code.E_INVALID
     exit_code = 1
 
 
@@ -174,30 +186,65 @@ class Conflict(EvidockError):
     """The request contradicts the record (case number already exists, link already
     removed, hold already released, request already decided)."""
 
-    code = "E_CONFLICT"
+    code = Code.E_CONFLICT
     exit_code = 1
 
 
 class UnknownUser(Refused):
     """The OS account running evidock is not mapped to an evidock user."""
 
-    code = "E_UNKNOWN_USER"
+    code = Code.E_UNKNOWN_USER
 
 
 class Forbidden(Refused):
     """The user lacks the permission, unit or clearance for this action (audited)."""
 
-    code = "E_FORBIDDEN"
+    code = Code.E_FORBIDDEN
 
 
 class SelfApproval(Forbidden):
     """The second person of a two-person rule must be someone else."""
 
-    code = "E_SELF_APPROVAL"
+    code = Code.E_SELF_APPROVAL
 
 
 class NotApproved(Refused):
     """An export or deletion was attempted without a valid (approved, unexpired,
     unused) approval."""
 
-    code = "E_NOT_APPROVED"
+    code = Code.E_NOT_APPROVED
+
+
+class RetentionInvariantError(EvidockError):
+    """The planner was about to delete before the legal minimum or before ``now``: a bug."""
+
+    code = Code.E_RETENTION_INVARIANT
+
+
+class RenditionFailed(EvidockError):
+    """A rendition could not be made. Never escapes the renderer: the attempt becomes a
+    ``failed`` rendition row with the subclass's code; the original is untouched."""
+
+    code = Code.E_RENDITION
+
+
+class RenditionDiscontinuous(RenditionFailed):
+    code = Code.E_RENDITION_DISCONTINUOUS
+
+
+class RenditionEmpty(RenditionFailed):
+    code = Code.E_RENDITION_EMPTY
+
+
+class RenditionIncomplete(RenditionFailed):
+    code = Code.E_RENDITION_INCOMPLETE
+
+
+class RenditionTimeout(RenditionFailed):
+    code = Code.E_RENDITION_TIMEOUT
+
+
+class RenditionToolFailed(RenditionFailed):
+    """ffmpeg exited with an error while cutting the segments."""
+
+    code = Code.E_RENDITION_FFMPEG

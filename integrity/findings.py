@@ -1,7 +1,7 @@
 """Findings: what a verifier reports instead of raising, so one run lists every problem.
 
-Shared by every verifier in the project. A finding's ``code`` uses the same "E_..." space
-as :mod:`integrity.errors`; codes that exist only as findings are defined here.
+Shared by every verifier in the project. A finding's ``code`` is an
+:class:`integrity.codes.Code`, the same list the errors' codes come from.
 """
 
 from __future__ import annotations
@@ -9,30 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from integrity.errors import (
-    DigestMismatch,
-    EvidockError,
-    ManifestInvalid,
-    ProofInvalid,
-    SignatureInvalid,
-    _jsonable,
-)
+from integrity.codes import Code
+from integrity.errors import EvidockError, _jsonable
 
-# Finding-only codes (no exception class raises them).
-E_KEY_UNKNOWN = "E_KEY_UNKNOWN"
-E_MERKLE_ROOT_MISMATCH = "E_MERKLE_ROOT_MISMATCH"
-# Codes shared with exception classes, re-exported so verifiers need one import.
-E_SIGNATURE_INVALID = SignatureInvalid.code
-E_MANIFEST_INVALID = ManifestInvalid.code
-E_DIGEST_MISMATCH = DigestMismatch.code
-E_PROOF_INVALID = ProofInvalid.code
+# Re-exported so verifiers need one import (the codes themselves live in the registry).
+E_KEY_UNKNOWN = Code.E_KEY_UNKNOWN
+E_MERKLE_ROOT_MISMATCH = Code.E_MERKLE_ROOT_MISMATCH
+E_SIGNATURE_INVALID = Code.E_SIGNATURE_INVALID
+E_MANIFEST_INVALID = Code.E_MANIFEST_INVALID
+E_DIGEST_MISMATCH = Code.E_DIGEST_MISMATCH
+E_PROOF_INVALID = Code.E_PROOF_INVALID
 
 
 @dataclass(frozen=True)
 class Finding:
     """One verification problem. ``subject`` names what it is about (a file, a segment)."""
 
-    code: str
+    code: Code
     message: str
     subject: str | None = None
     # hash=False: a dict is unhashable, and findings are still comparable by value.
@@ -40,7 +33,7 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "code": self.code,
+            "code": str(self.code),  # the plain string, as before codes were an enum
             "message": self.message,
             "subject": self.subject,
             "details": _jsonable(self.details),

@@ -27,6 +27,7 @@ import blake3
 
 from integrity import manifest as mf
 from integrity import merkle
+from integrity.codes import Code
 from integrity.errors import EvidockError, ManifestInvalid
 from integrity.findings import E_DIGEST_MISMATCH, E_KEY_UNKNOWN, E_PROOF_INVALID, Finding
 from integrity.keys import Keyring, PublicKey
@@ -36,17 +37,17 @@ FIXED_DATA = ("README.txt", "clip.json", "manifest.json", "proofs.json", "keys/k
 BAG_ALGOS = ("sha256", "sha512")
 CLIP_FORMAT = "evidock-clip/1"
 
-E_PACKAGE_MISSING = "E_PACKAGE_MISSING"
-E_PACKAGE_INVALID = "E_PACKAGE_INVALID"
-E_MISSING_FILE = "E_MISSING_FILE"
-E_EXTRA_FILE = "E_EXTRA_FILE"
-E_SIZE_MISMATCH = "E_SIZE_MISMATCH"
-E_SEGMENT_UNKNOWN = "E_SEGMENT_UNKNOWN"
-E_SEGMENT_ORDER = "E_SEGMENT_ORDER"
-E_SEGMENT_GAP = "E_SEGMENT_GAP"
-E_ORIGINAL_MISMATCH = "E_ORIGINAL_MISMATCH"
-E_KEY_MISMATCH = "E_KEY_MISMATCH"
-W_KEY_UNTRUSTED = "W_KEY_UNTRUSTED"
+E_PACKAGE_MISSING = Code.E_PACKAGE_MISSING
+E_PACKAGE_INVALID = Code.E_PACKAGE_INVALID
+E_MISSING_FILE = Code.E_MISSING_FILE
+E_EXTRA_FILE = Code.E_EXTRA_FILE
+E_SIZE_MISMATCH = Code.E_SIZE_MISMATCH
+E_SEGMENT_UNKNOWN = Code.E_SEGMENT_UNKNOWN
+E_SEGMENT_ORDER = Code.E_SEGMENT_ORDER
+E_SEGMENT_GAP = Code.E_SEGMENT_GAP
+E_ORIGINAL_MISMATCH = Code.E_ORIGINAL_MISMATCH
+E_KEY_MISMATCH = Code.E_KEY_MISMATCH
+W_KEY_UNTRUSTED = Code.W_KEY_UNTRUSTED
 
 
 def blake3_file(path: Path) -> str:
@@ -77,7 +78,7 @@ class _Check:
         self.trusted = trusted
         self.findings: list[Finding] = []
 
-    def add(self, code: str, message: str, subject: str | None = None, **details: Any) -> None:
+    def add(self, code: Code, message: str, subject: str | None = None, **details: Any) -> None:
         self.findings.append(Finding(code, message, subject, details))
 
     def run(self) -> list[Finding]:

@@ -12,17 +12,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from integrity.codes import Code
 from retention.models import RetentionAction
 from retention.policy import Decision
 
 # Run outcome codes.
-I_RETENTION_DELETED = "I_RETENTION_DELETED"
-I_RETENTION_WOULD_DELETE = "I_RETENTION_WOULD_DELETE"  # dry run
-I_RETENTION_CANCELLED = "I_RETENTION_CANCELLED"  # re-planned at run time: no longer due
-I_RETENTION_NOT_DUE = "I_RETENTION_NOT_DUE"  # grace period not over
-I_RETENTION_AWAITING_APPROVAL = "I_RETENTION_AWAITING_APPROVAL"
-I_RETENTION_RACED = "I_RETENTION_RACED"  # another run or approval changed it meanwhile
-E_RETENTION_UNVERIFIED = "E_RETENTION_UNVERIFIED"  # a blob is missing or not what it says
+I_RETENTION_DELETED = Code.I_RETENTION_DELETED
+I_RETENTION_WOULD_DELETE = Code.I_RETENTION_WOULD_DELETE  # dry run
+I_RETENTION_CANCELLED = Code.I_RETENTION_CANCELLED  # re-planned at run time: no longer due
+I_RETENTION_NOT_DUE = Code.I_RETENTION_NOT_DUE  # grace period not over
+I_RETENTION_AWAITING_APPROVAL = Code.I_RETENTION_AWAITING_APPROVAL
+I_RETENTION_RACED = Code.I_RETENTION_RACED  # another run or approval changed it meanwhile
+E_RETENTION_UNVERIFIED = Code.E_RETENTION_UNVERIFIED  # a blob is missing or not what it says
 
 VERBS = {"scheduled": "schedule", "approved": "approve", "cancelled": "cancel",
          "executed": "execute"}

@@ -41,6 +41,7 @@ from archive.replica.queue import UploadEvent, UploadItem
 from archive.store import ContentStore
 from archive.tombstones import content_of, live_references, tombstoned_blobs
 from config.retention import RetentionSettings
+from integrity.codes import Code
 from integrity.errors import (
     Conflict,
     EvidockError,
@@ -77,8 +78,8 @@ from retention.policy import Decision, plan, summarize
 #: would delete before the period ends.
 CLOCK_SKEW = timedelta(minutes=5)
 #: Upload-event codes of remote deletions (a failed call records its error code).
-I_REMOTE_DELETED = "I_REMOTE_DELETED"
-W_REMOTE_DELETE_DEFERRED = "W_REMOTE_DELETE_DEFERRED"
+I_REMOTE_DELETED = Code.I_REMOTE_DELETED
+W_REMOTE_DELETE_DEFERRED = Code.W_REMOTE_DELETE_DEFERRED
 #: Remote copies, identified as in the upload events: (blob, version id).
 CopyId = tuple[str, str | None]
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from config.retention import LEGAL_FLOOR_DAYS, RetentionSettings
-from integrity.errors import EvidockError
+from integrity.errors import RetentionInvariantError  # re-exported: callers catch it here
 
 Action = Literal["keep", "delete"]
 HoldScope = Literal["case", "recording", "officer"]
@@ -43,12 +43,6 @@ RULES: tuple[str, ...] = (
     "category",
     "base",
 )
-
-
-class RetentionInvariantError(EvidockError):
-    """The planner was about to delete before the legal minimum or before ``now``: a bug."""
-
-    code = "E_RETENTION_INVARIANT"
 
 
 def _aware(name: str, value: datetime | None) -> None:

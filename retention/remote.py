@@ -37,6 +37,7 @@ from archive.catalog import Catalog, Recording
 from archive.catalog.models import Derivative, Rendition, Segment
 from archive.replica.objectstore import LockChange, ObjectStore
 from archive.replica.queue import UploadEvent, UploadItem
+from integrity.codes import Code
 from integrity.errors import EvidockError, UploadUnavailable
 from records.casebook import fold_links
 from records.models import CaseLink
@@ -45,8 +46,8 @@ from retention.models import Hold, HoldRelease
 from retention.policy import Decision
 
 INDEFINITE = timedelta(days=36_500)
-W_REMOTE_HOLD_FOREIGN = "W_REMOTE_HOLD_FOREIGN"
-W_REMOTE_HOLD_GONE = "W_REMOTE_HOLD_GONE"
+W_REMOTE_HOLD_FOREIGN = Code.W_REMOTE_HOLD_FOREIGN
+W_REMOTE_HOLD_GONE = Code.W_REMOTE_HOLD_GONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +264,9 @@ class RemoteRetention:
                 now: datetime, *, code: str = "") -> None:
         retention = change.what == "retention"
         until = change.after if retention and isinstance(change.after, datetime) else None
-        code = code or ("I_REMOTE_RETENTION_EXTENDED" if retention else
-                        "I_REMOTE_LEGAL_HOLD_ON" if change.after else "I_REMOTE_LEGAL_HOLD_OFF")
+        code = code or (Code.I_REMOTE_RETENTION_EXTENDED if retention
+                        else Code.I_REMOTE_LEGAL_HOLD_ON if change.after
+                        else Code.I_REMOTE_LEGAL_HOLD_OFF)
         s.add(UploadEvent(blake3=item.blake3, key=item.key, bucket=self.objects.bucket,
                           event=change.what, code=code, detail=_show(change.before),
                           attempt=item.attempts, size=0, sha256="",
@@ -300,7 +302,7 @@ class RemoteRetention:
             rows = s.exec(select(UploadEvent.blake3, UploadEvent.code)
                           .where(UploadEvent.event == "legal_hold")
                           .order_by(col(UploadEvent.id))).all()
-        return {b3: code == "I_REMOTE_LEGAL_HOLD_ON" for b3, code in rows}
+        return {b3: code == Code.I_REMOTE_LEGAL_HOLD_ON for b3, code in rows}
 
 
 def _show(value: datetime | bool | None) -> str:

@@ -39,17 +39,19 @@ from archive.audit.log import (
     iso,
     leaf_hex,
 )
+from archive.catalog.types import table_of
+from integrity.codes import Code
 from integrity.errors import AuditError, EvidockError
 from integrity.findings import Finding
 from integrity.keys import Keyring
 from integrity.merkle import InclusionProof, MerkleAccumulator, verify_inclusion
 
-E_AUDIT_EVENT_CHANGED = "E_AUDIT_EVENT_CHANGED"
-E_AUDIT_GAP = "E_AUDIT_GAP"
-E_AUDIT_CHAIN_BROKEN = "E_AUDIT_CHAIN_BROKEN"
-E_AUDIT_ORDER = "E_AUDIT_ORDER"
-E_AUDIT_TRUNCATED = "E_AUDIT_TRUNCATED"
-E_AUDIT_ROOT_MISMATCH = "E_AUDIT_ROOT_MISMATCH"
+E_AUDIT_EVENT_CHANGED = Code.E_AUDIT_EVENT_CHANGED
+E_AUDIT_GAP = Code.E_AUDIT_GAP
+E_AUDIT_CHAIN_BROKEN = Code.E_AUDIT_CHAIN_BROKEN
+E_AUDIT_ORDER = Code.E_AUDIT_ORDER
+E_AUDIT_TRUNCATED = Code.E_AUDIT_TRUNCATED
+E_AUDIT_ROOT_MISMATCH = Code.E_AUDIT_ROOT_MISMATCH
 _FLUSH = 8192
 _ROWS = ("SELECT seq, at, actor, action, subjects, details, prev_hash, leaf_hash "
          "FROM auditevent ORDER BY seq")
@@ -117,7 +119,7 @@ def verify_log(engine: Engine, *, keyring: Keyring | None,
 
 
 def _stored_heads(conn: Connection) -> list[tuple[str, SignedHead]]:
-    table = TreeHead.__table__  # type: ignore[attr-defined]
+    table = table_of(TreeHead)
     rows = conn.execute(table.select().order_by(table.c.id)).all()
     return [(f"head:{r.id}", head_of(r)) for r in rows]
 
@@ -271,7 +273,7 @@ def check_proof(doc: dict[str, Any], keyring: Keyring | None) -> list[Finding]:
     except EvidockError as exc:
         return [Finding.from_error(exc, subject)]
     except (KeyError, TypeError, ValueError) as exc:
-        return [Finding("E_PROOF_INVALID", f"malformed proof document: {exc}", subject)]
+        return [Finding(Code.E_PROOF_INVALID, f"malformed proof document: {exc}", subject)]
     if doc.get("head") is None:
         return []
     head = SignedHead.from_dict(doc["head"])

@@ -12,8 +12,8 @@ Two catalog tables:
   Object Lock, local blob damaged, checksum mismatch on ``checksum_attempts`` tries);
   ``withdrawn`` when retention removed the blob (a ``Tombstone`` names it) before it was
   uploaded: it is never uploaded, and a blob retention removed is never queued at all.
-- ``uploadevent`` is the history, append-only (UPDATE/DELETE refused by the catalog's
-  triggers once listed in ``guarded_tables``): every verification with the remote
+- ``uploadevent`` is the history, append-only (UPDATE/DELETE refused by the triggers
+  the schema migrations put on it): every verification with the remote
   version, checksum, ETag and retain-until date, every failed attempt with its code, every
   withdrawal (and, written by the retention executor, every deletion of a remote copy).
 
@@ -39,6 +39,7 @@ from archive.replica.objectstore import ObjectStore
 from archive.replica.s3 import BlobRef, MultipartState, PartRecord, Uploaded
 from archive.store import ContentStore
 from archive.tombstones import live_references, tombstoned_blobs
+from integrity.codes import Code
 from integrity.errors import (
     DigestMismatch,
     EvidockError,
@@ -51,7 +52,7 @@ from integrity.errors import (
 #: What one upload attempt may end with (anything else is not the item's fault).
 _ATTEMPT_ERRORS = (UploadError, DigestMismatch, SizeMismatch, Refused)
 STATES = ("queued", "uploading", "verified", "failed", "withdrawn")
-I_UPLOAD_WITHDRAWN = "I_UPLOAD_WITHDRAWN"
+I_UPLOAD_WITHDRAWN = Code.I_UPLOAD_WITHDRAWN
 
 
 
@@ -328,12 +329,12 @@ class UploadQueue:
             row.retain_until = max(row.retain_until, done.retain_until)
             s.add(row)
             self._event(s, row, now, event="verified",
-                        code="I_UPLOAD_REUSED" if done.reused else "I_UPLOAD_VERIFIED",
+                        code=Code.I_UPLOAD_REUSED if done.reused else Code.I_UPLOAD_VERIFIED,
                         size=done.size, sha256=sha256, remote_checksum=done.checksum,
                         checksum_type=done.checksum_type, version_id=done.version_id,
                         etag=done.etag, upload_id=done.upload_id, parts=done.parts,
                         retain_until=done.retain_until)
-        return ItemOutcome(item.blake3, "verified", "I_UPLOAD_VERIFIED", row.attempts)
+        return ItemOutcome(item.blake3, "verified", Code.I_UPLOAD_VERIFIED, row.attempts)
 
     def _failed_attempt(self, item: UploadItem, exc: EvidockError, now: datetime, *,
                         size: int = 0, sha256: str = "") -> ItemOutcome:

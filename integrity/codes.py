@@ -1,0 +1,368 @@
+"""Every stable code evidock raises, reports or records: the one list, with its meaning.
+
+Codes end up in exit messages, JSON output, catalog rows and signed audit events, so a
+code once shipped keeps its spelling and meaning for good. Modules use ``Code.X`` (a
+``StrEnum``: it is the plain string in JSON, in the database and in comparisons).
+``tests/test_codes.py`` fails on any code in the shipped source that is not here, and on a
+stale docs/CODES.md; regenerate that with ``python -m integrity.codes > docs/CODES.md``.
+
+The prefix says what kind of code it is: ``E_`` something is wrong, ``F_`` stored but
+flagged, ``S_`` skipped, ``W_`` holds but needs attention, ``I_``/``R_`` all well. The
+category refines ``E_``: raised (stops the step), a verifier's finding, or one item's
+recorded failure.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    ERROR = "error"
+    FINDING = "finding"
+    FAILURE = "failure"
+    FLAG = "flag"
+    SKIP = "skip"
+    WARNING = "warning"
+    OUTCOME = "outcome"
+
+    @property
+    def meaning(self) -> str:
+        return _CATEGORY_INFO[self]
+
+
+_CATEGORY_INFO: dict[Category, str] = {
+    Category.ERROR: "raised as an EvidockError: the command or step stops (entry points "
+                    "turn it into an exit code)",
+    Category.FINDING: "reported by a verifier, which goes on and lists every problem",
+    Category.FAILURE: "one item (file, rendition, salvage, deletion, job) failed; recorded "
+                      "with this code, the run goes on",
+    Category.FLAG: "stored bit-exact and catalogued, but marked as doubtful",
+    Category.SKIP: "found on the camera but never opened or entered",
+    Category.WARNING: "holds, but a person should look",
+    Category.OUTCOME: "what happened, all well",
+}
+
+
+class Code(StrEnum):
+    # raised: integrity.errors and the docks' own errors
+    E_EVIDOCK = "E_EVIDOCK"
+    E_CONFIG = "E_CONFIG"
+    E_DIGEST_MISMATCH = "E_DIGEST_MISMATCH"
+    E_SIZE_MISMATCH = "E_SIZE_MISMATCH"
+    E_SIGNATURE_INVALID = "E_SIGNATURE_INVALID"
+    E_KEY = "E_KEY"
+    E_MANIFEST_INVALID = "E_MANIFEST_INVALID"
+    E_PROOF_INVALID = "E_PROOF_INVALID"
+    E_STORE_UNWRITABLE = "E_STORE_UNWRITABLE"
+    E_DISK_FULL = "E_DISK_FULL"
+    E_CATALOG = "E_CATALOG"
+    E_SCHEMA_OUTDATED = "E_SCHEMA_OUTDATED"
+    E_SOURCE_GONE = "E_SOURCE_GONE"
+    E_SOURCE_INVALID = "E_SOURCE_INVALID"
+    E_MEDIA = "E_MEDIA"
+    E_TOOL_MISSING = "E_TOOL_MISSING"
+    E_NOT_FOUND = "E_NOT_FOUND"
+    E_REFUSED = "E_REFUSED"
+    E_AUDIT = "E_AUDIT"
+    E_FIXITY = "E_FIXITY"
+    E_UPLOAD = "E_UPLOAD"
+    E_UPLOAD_UNAVAILABLE = "E_UPLOAD_UNAVAILABLE"
+    E_UPLOAD_CHECKSUM = "E_UPLOAD_CHECKSUM"
+    E_UPLOAD_UNVERIFIABLE = "E_UPLOAD_UNVERIFIABLE"
+    E_INVALID = "E_INVALID"
+    E_CONFLICT = "E_CONFLICT"
+    E_UNKNOWN_USER = "E_UNKNOWN_USER"
+    E_FORBIDDEN = "E_FORBIDDEN"
+    E_SELF_APPROVAL = "E_SELF_APPROVAL"
+    E_NOT_APPROVED = "E_NOT_APPROVED"
+    E_RETENTION_INVARIANT = "E_RETENTION_INVARIANT"
+    E_RENDITION = "E_RENDITION"
+    E_RENDITION_DISCONTINUOUS = "E_RENDITION_DISCONTINUOUS"
+    E_RENDITION_EMPTY = "E_RENDITION_EMPTY"
+    E_RENDITION_INCOMPLETE = "E_RENDITION_INCOMPLETE"
+    E_RENDITION_TIMEOUT = "E_RENDITION_TIMEOUT"
+    E_RENDITION_FFMPEG = "E_RENDITION_FFMPEG"
+    E_DRIVER = "E_DRIVER"
+    E_MOUNT = "E_MOUNT"
+    E_DOCK_STOPPING = "E_DOCK_STOPPING"
+    # verification findings: packages, stored recordings, audit log, fixity
+    E_KEY_UNKNOWN = "E_KEY_UNKNOWN"
+    E_MERKLE_ROOT_MISMATCH = "E_MERKLE_ROOT_MISMATCH"
+    E_KEY_MISMATCH = "E_KEY_MISMATCH"
+    E_PACKAGE_MISSING = "E_PACKAGE_MISSING"
+    E_PACKAGE_INVALID = "E_PACKAGE_INVALID"
+    E_MISSING_FILE = "E_MISSING_FILE"
+    E_EXTRA_FILE = "E_EXTRA_FILE"
+    E_SEGMENT_UNKNOWN = "E_SEGMENT_UNKNOWN"
+    E_SEGMENT_ORDER = "E_SEGMENT_ORDER"
+    E_SEGMENT_GAP = "E_SEGMENT_GAP"
+    E_ORIGINAL_MISMATCH = "E_ORIGINAL_MISMATCH"
+    E_CATALOG_MISMATCH = "E_CATALOG_MISMATCH"
+    E_AUDIT_TRUNCATED = "E_AUDIT_TRUNCATED"
+    E_AUDIT_ROOT_MISMATCH = "E_AUDIT_ROOT_MISMATCH"
+    E_AUDIT_GAP = "E_AUDIT_GAP"
+    E_AUDIT_EVENT_CHANGED = "E_AUDIT_EVENT_CHANGED"
+    E_AUDIT_CHAIN_BROKEN = "E_AUDIT_CHAIN_BROKEN"
+    E_AUDIT_ORDER = "E_AUDIT_ORDER"
+    E_FIXITY_MISSING = "E_FIXITY_MISSING"
+    E_FIXITY_ALTERED = "E_FIXITY_ALTERED"
+    E_FIXITY_UNREADABLE = "E_FIXITY_UNREADABLE"
+    E_FIXITY_UNEXPECTED = "E_FIXITY_UNEXPECTED"
+    E_FIXITY_TOMBSTONED_PRESENT = "E_FIXITY_TOMBSTONED_PRESENT"
+    # one item failed, recorded, the run goes on
+    E_SOURCE_CHANGED = "E_SOURCE_CHANGED"
+    E_SOURCE_READ = "E_SOURCE_READ"
+    E_RENDITION_SOURCE_INVALID = "E_RENDITION_SOURCE_INVALID"
+    E_RECOVERY_UNAVAILABLE = "E_RECOVERY_UNAVAILABLE"
+    E_RECOVERY_EMPTY = "E_RECOVERY_EMPTY"
+    E_RECOVERY_FAILED = "E_RECOVERY_FAILED"
+    E_RETENTION_UNVERIFIED = "E_RETENTION_UNVERIFIED"
+    E_INTERNAL = "E_INTERNAL"
+    # ingest flags and skips
+    F_EMPTY = "F_EMPTY"
+    F_NAME_UNPARSED = "F_NAME_UNPARSED"
+    F_SERIAL_MISMATCH = "F_SERIAL_MISMATCH"
+    F_UNPLAYABLE = "F_UNPLAYABLE"
+    F_FORMAT_MISMATCH = "F_FORMAT_MISMATCH"
+    F_NO_STREAM = "F_NO_STREAM"
+    F_TRUNCATED = "F_TRUNCATED"
+    S_SYMLINK = "S_SYMLINK"
+    S_NOT_REGULAR = "S_NOT_REGULAR"
+    S_TOO_DEEP = "S_TOO_DEEP"
+    S_UNREADABLE = "S_UNREADABLE"
+    # warnings
+    W_KEY_UNTRUSTED = "W_KEY_UNTRUSTED"
+    W_REMOTE_DELETE_DEFERRED = "W_REMOTE_DELETE_DEFERRED"
+    W_REMOTE_HOLD_FOREIGN = "W_REMOTE_HOLD_FOREIGN"
+    W_REMOTE_HOLD_GONE = "W_REMOTE_HOLD_GONE"
+    # all well
+    I_INGESTED = "I_INGESTED"
+    I_DUPLICATE = "I_DUPLICATE"
+    I_FIXITY_OK = "I_FIXITY_OK"
+    I_FIXITY_TOMBSTONED = "I_FIXITY_TOMBSTONED"
+    I_UPLOAD_VERIFIED = "I_UPLOAD_VERIFIED"
+    I_UPLOAD_REUSED = "I_UPLOAD_REUSED"
+    I_UPLOAD_WITHDRAWN = "I_UPLOAD_WITHDRAWN"
+    I_REMOTE_DELETED = "I_REMOTE_DELETED"
+    I_REMOTE_RETENTION_EXTENDED = "I_REMOTE_RETENTION_EXTENDED"
+    I_REMOTE_LEGAL_HOLD_ON = "I_REMOTE_LEGAL_HOLD_ON"
+    I_REMOTE_LEGAL_HOLD_OFF = "I_REMOTE_LEGAL_HOLD_OFF"
+    I_RETENTION_DELETED = "I_RETENTION_DELETED"
+    I_RETENTION_WOULD_DELETE = "I_RETENTION_WOULD_DELETE"
+    I_RETENTION_CANCELLED = "I_RETENTION_CANCELLED"
+    I_RETENTION_NOT_DUE = "I_RETENTION_NOT_DUE"
+    I_RETENTION_AWAITING_APPROVAL = "I_RETENTION_AWAITING_APPROVAL"
+    I_RETENTION_RACED = "I_RETENTION_RACED"
+    R_REMUX = "R_REMUX"
+    R_TRANSCODE = "R_TRANSCODE"
+    R_AUDIO = "R_AUDIO"
+    R_AUDIO_TRANSCODE = "R_AUDIO_TRANSCODE"
+    R_NONE = "R_NONE"
+    R_SALVAGED = "R_SALVAGED"
+
+    @property
+    def category(self) -> Category:
+        return _INFO[self][0]
+
+    @property
+    def meaning(self) -> str:
+        return _INFO[self][1]
+
+
+_E, _FD, _FL = Category.ERROR, Category.FINDING, Category.FAILURE
+_INFO: dict[Code, tuple[Category, str]] = {
+    Code.E_EVIDOCK: (_E, "an evidock error with no more specific code (e.g. an export "
+                         "target that is not an empty directory)"),
+    Code.E_CONFIG: (_E, "config file unreadable, not TOML, or a key fails validation (the "
+                        "key is named)"),
+    Code.E_DIGEST_MISMATCH: (_E, "bytes differ from their digest: the re-read copy of a "
+                                 "camera file (not recorded, not wiped), a stored blob, a "
+                                 "package file, an upload"),
+    Code.E_SIZE_MISMATCH: (_E, "a file's size differs from the one recorded or read"),
+    Code.E_SIGNATURE_INVALID: (_E, "a signature (manifest, audit tree head) does not verify"),
+    Code.E_KEY: (_E, "key material missing, unreadable or of the wrong kind"),
+    Code.E_MANIFEST_INVALID: (_E, "a signed document is malformed or not canonical JSON"),
+    Code.E_PROOF_INVALID: (_E, "a Merkle inclusion or consistency proof is malformed or "
+                               "does not hold"),
+    Code.E_STORE_UNWRITABLE: (_E, "the evidence store cannot be written: the offload stops, "
+                                  "nothing further is wiped"),
+    Code.E_DISK_FULL: (_E, "the evidence store's disk is full: the offload stops"),
+    Code.E_CATALOG: (_E, "the catalog cannot be opened or written"),
+    Code.E_SCHEMA_OUTDATED: (_E, "the catalog's schema is not at this evidock's revision "
+                                 "(or it has none): run `evidock admin migrate` "
+                                 "(`evidock init` for a new station)"),
+    Code.E_SOURCE_GONE: (_E, "the camera vanished or stopped answering mid-offload: session "
+                             "interrupted, the next offload resumes"),
+    Code.E_SOURCE_INVALID: (_E, "the offload source is not a readable directory"),
+    Code.E_MEDIA: (_E, "ffmpeg/ffprobe timed out"),
+    Code.E_TOOL_MISSING: (_E, "a required external tool (ffmpeg, ffprobe) is not installed"),
+    Code.E_NOT_FOUND: (_E, "no such record (recording, case, request, ...); exit 1"),
+    Code.E_REFUSED: (_E, "an action evidock never performs on evidence (edit, delete), or "
+                         "access refused; audited, exit 3"),
+    Code.E_AUDIT: (_E, "the audit log cannot be appended to, proven or signed as asked"),
+    Code.E_FIXITY: (_E, "a fixity run cannot be carried out as asked (bad selection, "
+                        "unreadable store)"),
+    Code.E_UPLOAD: (_E, "an upload failed and retrying alone will not help (access denied, "
+                        "no bucket, no Object Lock, unreadable local blob)"),
+    Code.E_UPLOAD_UNAVAILABLE: (_E, "the object store is unreachable or overloaded: retried "
+                                    "later with backoff"),
+    Code.E_UPLOAD_CHECKSUM: (_E, "the object store rejected or returned a SHA-256 other "
+                                 "than ours: retried a few times"),
+    Code.E_UPLOAD_UNVERIFIABLE: (_E, "the object store returns no SHA-256, so the copy "
+                                     "cannot be verified remotely"),
+    Code.E_INVALID: (_E, "a request that cannot be carried out as given (bad case number, "
+                         "unknown stage, range outside the recording); nothing changed"),
+    Code.E_CONFLICT: (_E, "the request contradicts the record (case exists, link removed, "
+                          "hold released, request decided); nothing changed"),
+    Code.E_UNKNOWN_USER: (_E, "the OS account is not mapped to an evidock user; audited, "
+                              "exit 3"),
+    Code.E_FORBIDDEN: (_E, "the user lacks the permission, unit or clearance; audited, "
+                           "exit 3"),
+    Code.E_SELF_APPROVAL: (_E, "two-person rule: the second person must be someone else; "
+                               "audited, exit 3"),
+    Code.E_NOT_APPROVED: (_E, "export or deletion without a valid (approved, unexpired, "
+                              "unused) approval; audited, exit 3"),
+    Code.E_RETENTION_INVARIANT: (_E, "the retention planner was about to delete before the "
+                                     "legal minimum or before now (a bug): nothing deleted"),
+    Code.E_RENDITION: (_E, "renditions failed after a dock offload (each failed rendition "
+                           "row has its own E_RENDITION_* code)"),
+    Code.E_RENDITION_DISCONTINUOUS: (_E, "ffmpeg's segments do not join up in time"),
+    Code.E_RENDITION_EMPTY: (_E, "ffmpeg produced no segments"),
+    Code.E_RENDITION_INCOMPLETE: (_E, "the segments cover less of the original than its "
+                                      "duration (more than 0.5 s short)"),
+    Code.E_RENDITION_TIMEOUT: (_E, "ffmpeg took longer than rendition.timeout_s"),
+    Code.E_RENDITION_FFMPEG: (_E, "ffmpeg failed while cutting the rendition"),
+    Code.E_DRIVER: (_E, "the camera's dock control protocol failed (port, frame, checksum, "
+                        "refusal, timeout)"),
+    Code.E_MOUNT: (_E, "a docked camera's storage could not be mounted or unmounted, or "
+                       "its filesystem is not allowed"),
+    Code.E_DOCK_STOPPING: (_E, "the dock daemon is stopping or the camera left the bay: "
+                               "offload paused between files, session interrupted"),
+    Code.E_KEY_UNKNOWN: (_FD, "the signing key is not in the keyring"),
+    Code.E_MERKLE_ROOT_MISMATCH: (_FD, "the segment digests do not hash to the manifest's "
+                                       "Merkle root"),
+    Code.E_KEY_MISMATCH: (_FD, "the package was not signed by the key given with --key"),
+    Code.E_PACKAGE_MISSING: (_FD, "not a clip package, or a required file of it is missing"),
+    Code.E_PACKAGE_INVALID: (_FD, "a package file is malformed (bad JSON, unsafe name, "
+                                  "symbolic link, unusable keyring)"),
+    Code.E_MISSING_FILE: (_FD, "a file the package or the catalog lists is missing"),
+    Code.E_EXTRA_FILE: (_FD, "a file in the package that it does not list"),
+    Code.E_SEGMENT_UNKNOWN: (_FD, "a segment is not in the signed manifest"),
+    Code.E_SEGMENT_ORDER: (_FD, "segments are listed out of order"),
+    Code.E_SEGMENT_GAP: (_FD, "consecutive segments are not contiguous in time"),
+    Code.E_ORIGINAL_MISMATCH: (_FD, "the original named (clip.json, catalog) is not the one "
+                                    "the manifest signs"),
+    Code.E_CATALOG_MISMATCH: (_FD, "the catalog's segments differ from the signed manifest"),
+    Code.E_AUDIT_TRUNCATED: (_FD, "a tree head covers more events than the audit log holds"),
+    Code.E_AUDIT_ROOT_MISMATCH: (_FD, "the audit events no longer hash to a signed head's "
+                                      "root, or the head is for another tree"),
+    Code.E_AUDIT_GAP: (_FD, "audit sequence numbers are missing (events deleted)"),
+    Code.E_AUDIT_EVENT_CHANGED: (_FD, "an audit event's fields no longer hash to its leaf "
+                                      "hash (edited)"),
+    Code.E_AUDIT_CHAIN_BROKEN: (_FD, "an audit event chains to no event, or past its "
+                                     "predecessor (inserted, or predecessor removed)"),
+    Code.E_AUDIT_ORDER: (_FD, "an audit event chains to an event elsewhere in the log "
+                              "(reordered)"),
+    Code.E_FIXITY_MISSING: (_FD, "a blob the catalog names is missing from the store"),
+    Code.E_FIXITY_ALTERED: (_FD, "a stored blob's size or digest differs, or it is no "
+                                 "longer a regular file"),
+    Code.E_FIXITY_UNREADABLE: (_FD, "a stored blob cannot be read (I/O or permission error)"),
+    Code.E_FIXITY_UNEXPECTED: (_FD, "something in the store that no catalog row names"),
+    Code.E_FIXITY_TOMBSTONED_PRESENT: (_FD, "a blob retention removed is still in the store"),
+    Code.E_SOURCE_CHANGED: (_FL, "file changed on the camera during the copy: not "
+                                 "recorded, not wiped"),
+    Code.E_SOURCE_READ: (_FL, "read error on the camera: not recorded, not wiped"),
+    Code.E_RENDITION_SOURCE_INVALID: (_FL, "no rendition: the original is not readable "
+                                           "media or lacks the stream (kept, flagged)"),
+    Code.E_RECOVERY_UNAVAILABLE: (_FL, "salvage not attempted: the file's index is lost "
+                                       "(needs reference-based reconstruction)"),
+    Code.E_RECOVERY_EMPTY: (_FL, "salvage found no whole video packet"),
+    Code.E_RECOVERY_FAILED: (_FL, "the salvaged file is not playable media"),
+    Code.E_RETENTION_UNVERIFIED: (_FL, "a due deletion stopped: a blob is missing or not "
+                                       "what the catalog says"),
+    Code.E_INTERNAL: (_FL, "an unexpected exception (a bug) ended a scheduled job or a "
+                           "dock bay"),
+    Code.F_EMPTY: (Category.FLAG, "zero-byte file"),
+    Code.F_NAME_UNPARSED: (Category.FLAG, "name matches no pattern of the camera model"),
+    Code.F_SERIAL_MISMATCH: (Category.FLAG, "serial in the name differs from the docked "
+                                            "device"),
+    Code.F_UNPLAYABLE: (Category.FLAG, "ffprobe cannot read it as media"),
+    Code.F_FORMAT_MISMATCH: (Category.FLAG, "content is not the format its extension "
+                                            "claims"),
+    Code.F_NO_STREAM: (Category.FLAG, "media file without the expected stream"),
+    Code.F_TRUNCATED: (Category.FLAG, "header readable but packets missing or corrupt"),
+    Code.S_SYMLINK: (Category.SKIP, "symbolic link: never followed"),
+    Code.S_NOT_REGULAR: (Category.SKIP, "FIFO, socket or device file: never opened"),
+    Code.S_TOO_DEEP: (Category.SKIP, "directory below ingest.max_depth: not entered"),
+    Code.S_UNREADABLE: (Category.SKIP, "could not be listed or opened (permissions)"),
+    Code.W_KEY_UNTRUSTED: (Category.WARNING, "the signature holds only against the key "
+                                             "shipped in the package (no --key given)"),
+    Code.W_REMOTE_DELETE_DEFERRED: (Category.WARNING, "a remote copy was not deleted yet "
+                                                      "(locked, or the store unavailable or "
+                                                      "not configured)"),
+    Code.W_REMOTE_HOLD_FOREIGN: (Category.WARNING, "a legal hold evidock did not place is "
+                                                   "on a remote copy: left on"),
+    Code.W_REMOTE_HOLD_GONE: (Category.WARNING, "the legal hold evidock placed on a remote "
+                                                "copy is no longer on"),
+    Code.I_INGESTED: (Category.OUTCOME, "copied, verified by re-reading from disk, stored "
+                                        "and catalogued"),
+    Code.I_DUPLICATE: (Category.OUTCOME, "this camera file is already in the catalog; "
+                                         "nothing new stored"),
+    Code.I_FIXITY_OK: (Category.OUTCOME, "blob present with its catalogued size and digests"),
+    Code.I_FIXITY_TOMBSTONED: (Category.OUTCOME, "a blob retention removed is absent, as "
+                                                 "expected"),
+    Code.I_UPLOAD_VERIFIED: (Category.OUTCOME, "uploaded under Object Lock; the store's "
+                                               "SHA-256 matches ours"),
+    Code.I_UPLOAD_REUSED: (Category.OUTCOME, "already in the store with our SHA-256 (an "
+                                             "earlier run died before recording it)"),
+    Code.I_UPLOAD_WITHDRAWN: (Category.OUTCOME, "not uploaded: retention removed the blob"),
+    Code.I_REMOTE_DELETED: (Category.OUTCOME, "a remote copy whose lock ran out was "
+                                              "deleted"),
+    Code.I_REMOTE_RETENTION_EXTENDED: (Category.OUTCOME, "a remote copy's Object Lock "
+                                                         "retain-until date was extended"),
+    Code.I_REMOTE_LEGAL_HOLD_ON: (Category.OUTCOME, "a legal hold was placed on a remote "
+                                                    "copy"),
+    Code.I_REMOTE_LEGAL_HOLD_OFF: (Category.OUTCOME, "evidock's legal hold on a remote copy "
+                                                     "was released"),
+    Code.I_RETENTION_DELETED: (Category.OUTCOME, "deleted by retention (a tombstone "
+                                                 "records it)"),
+    Code.I_RETENTION_WOULD_DELETE: (Category.OUTCOME, "dry run: would be deleted"),
+    Code.I_RETENTION_CANCELLED: (Category.OUTCOME, "re-planned at run time: no longer due, "
+                                                   "deletion cancelled"),
+    Code.I_RETENTION_NOT_DUE: (Category.OUTCOME, "deletion scheduled, grace period not over"),
+    Code.I_RETENTION_AWAITING_APPROVAL: (Category.OUTCOME, "deletion due, waiting for its "
+                                                           "approvals"),
+    Code.I_RETENTION_RACED: (Category.OUTCOME, "another run or approval changed this "
+                                               "deletion meanwhile; left as is"),
+    Code.R_REMUX: (Category.OUTCOME, "video rendition by stream copy (codecs accepted)"),
+    Code.R_TRANSCODE: (Category.OUTCOME, "video rendition transcoded to H.264/AAC"),
+    Code.R_AUDIO: (Category.OUTCOME, "audio rendition by stream copy (codec accepted)"),
+    Code.R_AUDIO_TRANSCODE: (Category.OUTCOME, "audio rendition transcoded"),
+    Code.R_NONE: (Category.OUTCOME, "no rendition for this kind of file (photo, log, "
+                                    "other): archived as original only"),
+    Code.R_SALVAGED: (Category.OUTCOME, "salvaged derivative made (labelled NOT the "
+                                        "original)"),
+}
+
+
+def markdown_table() -> str:
+    """docs/CODES.md: every code with its category and meaning, in registry order."""
+    rows = [f"| `{c}` | {c.category} | {c.meaning} |" for c in Code]
+    return "\n".join([
+        "# evidock codes",
+        "",
+        "Generated from `integrity/codes.py` by `python -m integrity.codes > docs/CODES.md`;",
+        "`tests/test_codes.py` fails when this file is stale.",
+        "",
+        *[f"- **{c}**: {c.meaning}" for c in Category],
+        "",
+        "| code | category | meaning |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ])
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

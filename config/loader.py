@@ -1,8 +1,10 @@
-"""The one configuration loader: packaged defaults, a TOML file, environment overrides."""
+"""The one configuration loader: packaged defaults, a TOML file, the dock file, environment
+overrides. Every command, the dock daemon and the scheduler load settings through it."""
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -15,8 +17,10 @@ from config.settings import Settings
 from integrity.errors import ConfigError
 
 ENV_PREFIX = "EVIDOCK_"
-_RESERVED = {"EVIDOCK_HOME", "EVIDOCK_CONFIG"}
+_RESERVED = {"EVIDOCK_HOME", "EVIDOCK_CONFIG", "EVIDOCK_DOCK_CONFIG"}
 DEFAULT_HOME = Path.home() / ".local" / "share" / "evidock"
+# A model-level check names its key at the start of its message ("dock.cameras: ...").
+_KEYED_MESSAGE = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*): (.+)$", re.DOTALL)
 
 
 def default_toml() -> str:
@@ -26,7 +30,13 @@ def default_toml() -> str:
 def load_settings(
     *, config_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Build Settings; any problem raises ConfigError naming the key at fault."""
+    """Build Settings; any problem raises ConfigError naming the key at fault.
+
+    Layers, later ones winning: built-in defaults; ``config_file`` (else EVIDOCK_CONFIG,
+    else $EVIDOCK_HOME/evidock.toml when present); the ``[dock]`` table of the dock file
+    (EVIDOCK_DOCK_CONFIG, else $EVIDOCK_HOME/dock.toml when present), which keeps a
+    station's bay map apart from the shared config; EVIDOCK_<SECTION>__<KEY> variables.
+    """
     env = os.environ if environ is None else environ
     home = Path(env.get("EVIDOCK_HOME") or DEFAULT_HOME).expanduser().absolute()
     data = _parse(default_toml(), "built-in defaults")
@@ -35,9 +45,27 @@ def load_settings(
         chosen = home / "evidock.toml"
     if chosen is not None:
         data = _merge(data, _read_file(chosen))
+    data = _merge(data, _dock_layer(home, env))
     data = _merge(data, _env_overrides(env))
     data["home"] = str(home)
-    return _validate(data)
+    return validate_settings(data)
+
+
+def with_dock_table(settings: Settings, table: Mapping[str, Any]) -> Settings:
+    """``settings`` with its ``[dock]`` table replaced, checked exactly as when loaded."""
+    return validate_settings({**dict(settings), "dock": dict(table)})
+
+
+def _dock_layer(home: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    """``{"dock": table}`` from the dock file; nothing when the default one is absent."""
+    named = env.get("EVIDOCK_DOCK_CONFIG")
+    path = Path(named) if named else home / "dock.toml"
+    if not named and not path.is_file():
+        return {}
+    table = _read_file(path).get("dock", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [dock] must be a table", key="dock", file=str(path))
+    return {"dock": table}
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -56,7 +84,7 @@ def _parse(text: str, origin: str) -> dict[str, Any]:
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge tables; arrays (camera_models) are replaced, not appended."""
+    """Deep-merge tables; arrays (camera_models, dock.bays) are replaced, not appended."""
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
@@ -88,13 +116,18 @@ def _literal(raw: str) -> Any:
         return raw
 
 
-def _validate(data: dict[str, Any]) -> Settings:
+def validate_settings(data: Mapping[str, Any]) -> Settings:
+    """Settings from parsed TOML; the first problem becomes one ConfigError line."""
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
+        keyed = _KEYED_MESSAGE.match(message)
+        if not key and keyed:
+            key, message = keyed.groups()
+        key = key or "(top level)"
         raise ConfigError(f"config key {key}: {message}", key=key, errors=len(exc.errors())) \
             from exc
 

@@ -10,13 +10,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from config.jobs import JOB_IDS  # each has a field ``<job>_every_s`` below
+
 #: A job runs at most this often (seconds); longer than a day needs no finer control.
 MIN_INTERVAL_S = 60
 MAX_INTERVAL_S = 366 * 86400
-#: The job ids, in the order `evidock scheduler jobs` lists them. Each has a field
-#: ``<job>_every_s`` below.
-JOB_IDS: tuple[str, ...] = ("retention_plan", "remote_retention", "fixity", "upload",
-                            "overdue", "audit_head")
 
 
 def _every(default: int) -> Any:

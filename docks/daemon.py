@@ -13,19 +13,20 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 from config import Settings
-from docks.drivers import CameraIdentity, Driver, clock_drift_s, make_driver
+from docks.drivers import CameraIdentity, Driver, MassStorageDriver, clock_drift_s
 from docks.folders import FolderSource, WatchedBay
 from docks.job import Job, JobContext, Target, event
 from docks.mount import Mounter
 from docks.registry import CameraLike, Ignored, Registered, bay_for_port, bay_label, classify
 from docks.runner import Pipeline
-from docks.settings import DockSettings
+from docks.settings import CameraEntry, DockSettings, mount_dir, status_file
 from docks.sources import Docked, Source, SourceEvent, UdevSource, Undocked
 from docks.status import ACTIVE, StatusBoard
+from docks.zfy import ZfyDriver
 
 log = logging.getLogger("evidock.dock")
 
@@ -53,14 +54,14 @@ class Dock:
         self._sources: list[Source] = []
         self._noted: set[str] = set()  # devices handled once until removed (not jobs)
         dock = config.dock
-        self.board = StatusBoard(path=dock.status_file(config.settings), clock=clock,
+        self.board = StatusBoard(path=status_file(config.settings), clock=clock,
                                  monotonic=monotonic, interval_s=dock.status_interval_s,
                                  bays=tuple(str(b.number) for b in dock.bays))
         self._slots = threading.Semaphore(dock.max_parallel)
 
     def _context(self) -> JobContext:
         cfg = self.config
-        mounter = Mounter(directory=cfg.dock.mount_dir(cfg.settings),
+        mounter = Mounter(directory=mount_dir(cfg.settings),
                           timeout_s=cfg.dock.mount_timeout_s, filesystems=cfg.dock.filesystems)
         return JobContext(settings=cfg.settings, dock=cfg.dock, pipeline=self.pipeline,
                           mounter=mounter, board=self.board, slots=self._slots,
@@ -238,6 +239,17 @@ def default_sources(config: Config) -> list[Source]:
                      for b in dock.bays if b.folder)
         out.append(FolderSource(bays=bays, settle_s=dock.settle_s))
     return out
+
+
+def make_driver(entry: CameraEntry | None, *, serial: str, control_port: str,
+                zone: tzinfo, timeout_s: float = 5.0) -> Driver:
+    """The driver for a registered camera (mass storage when none is registered)."""
+    if entry is None or entry.driver == "mass-storage" or not control_port:
+        # No vendor protocol, or already a disk with no control line known: what udev
+        # says is all there is.
+        return MassStorageDriver(serial=serial)
+    return ZfyDriver.open(Path(control_port), password=entry.password, zone=zone,
+                          timeout_s=timeout_s)
 
 
 def default_driver(target: Target, config: Config) -> Driver:

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
-from pathlib import Path
+from datetime import datetime
 from typing import Protocol
-
-from docks.settings import CameraEntry
 
 
 @dataclass(frozen=True)
@@ -68,20 +65,6 @@ class MassStorageDriver:
 
 
 DriverFactory = Callable[..., Driver]
-
-
-def make_driver(entry: CameraEntry | None, *, serial: str, control_port: str,
-                zone: tzinfo, timeout_s: float = 5.0) -> Driver:
-    """The driver for a registered camera (mass storage when none is registered)."""
-    if entry is None or entry.driver == "mass-storage":
-        return MassStorageDriver(serial=serial)
-    from docks.zfy import ZfyDriver
-
-    if not control_port:
-        # Already a disk and no control line known: what udev says is all there is.
-        return MassStorageDriver(serial=serial)
-    return ZfyDriver.open(Path(control_port), password=entry.password, zone=zone,
-                          timeout_s=timeout_s)
 
 
 def clock_drift_s(driver: Driver, now: datetime) -> float | None:

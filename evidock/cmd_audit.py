@@ -9,94 +9,76 @@ Wired into the main app by evidock/cli.py::
 
 from __future__ import annotations
 
-import getpass
-import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from archive.audit.log import AuditLog, HeadSigner, parse_iso, refuse
-from archive.audit.verify import load_heads, verify_log
-from archive.fixity import Fixity, FixityPlan
-from config import load_settings
-from evidock.output import emit_json, guarded
-from evidock.wiring import Services
+from evidock.cli_base import (
+    ConfigOpt,
+    JsonOpt,
+    Reply,
+    actor_name,
+    command,
+    json_command,
+    services,
+)
 from integrity.errors import FixityError, KeyError_
-from integrity.keys import Keyring
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",
-                                                envvar="EVIDOCK_CONFIG")]
+if TYPE_CHECKING:
+    from archive.fixity import FixityPlan
+    from evidock.wiring import Services
+    from integrity.keys import Keyring
+
 REFUSED_VERBS = ("delete", "edit", "rm")
 
 audit_app = typer.Typer(no_args_is_help=True, add_completion=False,
                         help="The tamper-evident audit log: signed heads, proofs, verify.")
 
 
-def _services(config: Path | None) -> Services:
-    return Services.from_config(load_settings(config_file=config))
-
-
-def audit_log(svc: Services) -> AuditLog:
-    """The audit log with the station key as head signer."""
-    return AuditLog(catalog=svc.catalog,
-                    signer=HeadSigner(keys=svc.keys, station_id=svc.settings.station.id))
-
-
-def actor_name() -> str:
-    """Who runs this command: EVIDOCK_ACTOR, else the login user."""
-    return os.environ.get("EVIDOCK_ACTOR") or f"user:{getpass.getuser()}"
-
-
-def _with_services(config: Path | None, as_json: bool, fn: Callable[[Services], None]) -> None:
-    def body() -> None:
-        svc = _services(config)
-        try:
-            fn(svc)
-        finally:
-            svc.close()
-    guarded(as_json, body)
-
-
-
-def _print_findings(findings: object, summary: str) -> None:
+def _findings_printer(findings: Iterable[object], summary: str) -> Callable[[], None]:
     """Every finding on its own line, then one summary line."""
-    for finding in findings:  # type: ignore[attr-defined]
-        typer.echo(str(finding))
-    typer.echo(summary)
+    def print_them() -> None:
+        for finding in findings:
+            typer.echo(str(finding))
+        typer.echo(summary)
+    return print_them
+
 
 @audit_app.command("head")
-def head(config: ConfigOpt = None) -> None:
+@json_command
+def head(config: ConfigOpt = None) -> Reply:
     """Print the current signed tree head as JSON (signing and storing a new one if the
     log grew). Save the output elsewhere: `audit verify --against` detects truncation."""
-    def run(svc: Services) -> None:
-        log = audit_log(svc)
+    with services(config) as svc:
+        log = svc.audit()
         latest = log.latest_head()
         current = latest if latest is not None and latest.size == log.size() else \
             log.sign_head(at=svc.clock())
-        emit_json(current.to_dict())
-    _with_services(config, True, run)
+        return Reply(current.to_dict())
 
 
 @audit_app.command("proof")
+@json_command
 def proof(seq: Annotated[int, typer.Argument(help="Sequence number of the event.")],
           size: Annotated[int | None, typer.Option("--size", help="Tree size to prove "
                                                    "against (default: latest head).")] = None,
-          config: ConfigOpt = None) -> None:
+          config: ConfigOpt = None) -> Reply:
     """Print an inclusion proof for event SEQ (JSON, O(log n) hashes)."""
-    _with_services(config, True,
-                   lambda svc: emit_json(audit_log(svc).prove(seq, tree_size=size)))
+    with services(config) as svc:
+        return Reply(svc.audit().prove(seq, tree_size=size))
 
 
 @audit_app.command("consistency")
+@json_command
 def consistency(old: Annotated[int, typer.Argument(help="Older tree size.")],
                 new: Annotated[int | None, typer.Argument(help="Newer size (default: now).")]
-                = None, config: ConfigOpt = None) -> None:
+                = None, config: ConfigOpt = None) -> Reply:
     """Print a consistency proof between two tree sizes (JSON)."""
-    _with_services(config, True, lambda svc: emit_json(audit_log(svc).consistency(old, new)))
+    with services(config) as svc:
+        return Reply(svc.audit().consistency(old, new))
 
 
 def _keyring(svc: Services) -> Keyring | None:
@@ -107,36 +89,35 @@ def _keyring(svc: Services) -> Keyring | None:
 
 
 @audit_app.command("verify")
+@command
 def verify(against: Annotated[list[Path] | None, typer.Option(
                "--against", help="A saved head (JSON from `audit head`); repeatable.")] = None,
-           config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+           config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Recompute the whole log; report every inconsistency. Exit 1 on any finding."""
-    code = 0
+    from archive.audit.verify import load_heads, verify_log
 
-    def run(svc: Services) -> None:
-        nonlocal code
+    try:
         saved = load_heads(p.read_bytes() for p in against or [])
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read saved head: {exc}") from exc
+    with services(config) as svc:
         report = verify_log(svc.catalog.engine, keyring=_keyring(svc), saved=saved)
-        event = audit_log(svc).record(
+        event = svc.audit().record(
             actor=actor_name(), action="audit.verify", subjects=[],
             details={"ok": report.ok, "events": report.events, "heads": report.heads,
                      "codes": sorted({f.code for f in report.findings})}, at=svc.clock())
-        if as_json:
-            emit_json({**report.to_dict(), "audit_seq": event.seq})
-        else:
-            _print_findings(report.findings, f"{'ok' if report.ok else 'FINDINGS'}: "
-                            f"{report.events} events, {report.heads} heads, "
-                            f"{len(report.findings)} findings")
-        code = report.exit_code
-    try:
-        _with_services(config, as_json, run)
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read saved head: {exc}") from exc
-    raise typer.Exit(code)
+        summary = (f"{'ok' if report.ok else 'FINDINGS'}: {report.events} events, "
+                   f"{report.heads} heads, {len(report.findings)} findings")
+        return Reply({**report.to_dict(), "audit_seq": event.seq},
+                     human=_findings_printer(report.findings, summary),
+                     exit_code=report.exit_code)
 
 
 def _plan(all_: bool, sample: int | None, since: str | None, seed: int | None,
           sha256: bool) -> FixityPlan:
+    from archive.audit.format import parse_iso
+    from archive.fixity import FixityPlan
+
     chosen = [name for name, on in (("--all", all_), ("--sample", sample is not None),
                                     ("--since", since is not None)) if on]
     if len(chosen) > 1:
@@ -149,6 +130,7 @@ def _plan(all_: bool, sample: int | None, since: str | None, seed: int | None,
     return FixityPlan("all", seed, sha256=sha256)
 
 
+@command
 def fixity(
     all_: Annotated[bool, typer.Option("--all", help="Every blob (the default).")] = False,
     sample: Annotated[int | None, typer.Option("--sample", help="N blobs, never or least "
@@ -160,36 +142,32 @@ def fixity(
     sha256: Annotated[bool, typer.Option("--sha256", help="Also check SHA-256 (slower).")]
     = False,
     config: ConfigOpt = None, as_json: JsonOpt = False,
-) -> None:
+) -> Reply:
     """Re-hash stored objects from disk against the catalog; find missing, altered and
     unexpected ones. Exit 1 on any finding."""
-    code = 0
+    from archive.fixity import Fixity
 
-    def run(svc: Services) -> None:
-        nonlocal code
+    with services(config) as svc:
         plan = _plan(all_, sample, since, seed, sha256)
-        report = Fixity(catalog=svc.catalog, store=svc.store, audit=audit_log(svc),
+        report = Fixity(catalog=svc.catalog, store=svc.store, audit=svc.audit(),
                         clock=svc.clock).run(plan, actor=actor_name())
-        if as_json:
-            emit_json(report.to_dict())
-        else:
-            _print_findings(report.findings, f"fixity {plan.mode} (seed {plan.seed}): "
-                            f"{report.checked} objects, {report.bytes_read / 1e6:.1f} MB, "
-                            f"{len(report.findings)} findings")
-        code = report.exit_code
-    _with_services(config, as_json, run)
-    raise typer.Exit(code)
+        summary = (f"fixity {plan.mode} (seed {plan.seed}): {report.checked} objects, "
+                   f"{report.bytes_read / 1e6:.1f} MB, {len(report.findings)} findings")
+        return Reply(report.to_dict(), human=_findings_printer(report.findings, summary),
+                     exit_code=report.exit_code)
 
 
 def _refusal(verb: str) -> Callable[..., None]:
-    def command(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = False,
+    @command
+    def refused(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = False,
                 ) -> None:
-        def run(svc: Services) -> None:
-            raise refuse(audit_log(svc), verb=verb, target=" ".join(ctx.args) or "(none)",
+        from archive.audit.log import refuse
+
+        with services(config) as svc:
+            raise refuse(svc.audit(), verb=verb, target=" ".join(ctx.args) or "(none)",
                          actor=actor_name(), at=svc.clock())
-        _with_services(config, as_json, run)
-    command.__doc__ = f"Refused: evidence is never {verb}-ed (the attempt is audited)."
-    return command
+    refused.__doc__ = f"Refused: evidence is never {verb}-ed (the attempt is audited)."
+    return refused
 
 
 def install_refusals(app: typer.Typer) -> None:
@@ -197,3 +175,6 @@ def install_refusals(app: typer.Typer) -> None:
     for verb in REFUSED_VERBS:
         app.command(verb, hidden=True, context_settings={
             "allow_extra_args": True, "ignore_unknown_options": True})(_refusal(verb))
+
+
+__all__ = ["REFUSED_VERBS", "audit_app", "fixity", "install_refusals"]

@@ -9,34 +9,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from evidock.acting import as_user
-from evidock.output import emit_json
-from evidock.output import show as _show
-from evidock.wiring import Services
+from evidock.cli_base import ConfigOpt, JsonOpt, ReasonOpt, Reply, acting, command
 from integrity.errors import InvalidRequest
-from records.casebook import CaseView, LinkView
-from records.dossier import CaseDossier, Found, RecordingSummary
-from records.package import parse_offset
-from records.permissions import Actor
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",
-                                                envvar="EVIDOCK_CONFIG")]
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from records.casebook import CaseView
+    from records.dossier import CaseDossier, Found, RecordingSummary
+
 NumberArg = Annotated[str, typer.Argument(help="Case number as written (or case id).")]
-ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the record).")]
 RecordingArg = Annotated[str, typer.Argument(help="Recording id.")]
 
 case_app = typer.Typer(no_args_is_help=True,
                        help="Case records: create, link footage, stages, documents, find.")
 recording_app = typer.Typer(no_args_is_help=True,
                             help="Marks and retention categories on recordings.")
-
 
 
 def _moment(text: str, zone: tzinfo, *, name: str) -> datetime:
@@ -66,21 +58,22 @@ def _when(value: datetime | None) -> str:
 
 
 @case_app.command("create")
+@command
 def create(number: Annotated[str, typer.Argument(help="e.g. 邵城管罚〔2019〕第001号.")],
            case_type: Annotated[str, typer.Option("--type", help="Case type (cases.types).")],
            unit: Annotated[str, typer.Option("--unit", help="Unit owning the case.")],
            title: Annotated[str, typer.Option("--title")] = "",
            sensitivity: Annotated[str, typer.Option(
                "--sensitivity", help="none, 个人隐私, 商业秘密 or 国家秘密.")] = "none",
-           config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+           config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Open a case under its number as the agency writes it."""
-    case = as_user(config, as_json, lambda svc, actor: svc.cases().create(
-        actor, number=number, case_type=case_type, unit=unit, title=title,
-        sensitivity=sensitivity))
-    _show(case.to_json(), as_json)
+    with acting(config) as (svc, actor):
+        return svc.cases().create(actor, number=number, case_type=case_type, unit=unit,
+                                  title=title, sensitivity=sensitivity).to_json()
 
 
 @case_app.command("link")
+@command
 def link(number: NumberArg, recording: RecordingArg,
          stage: Annotated[str, typer.Option("--stage", help="Stage (cases.stages).")],
          reason: ReasonOpt,
@@ -88,69 +81,73 @@ def link(number: NumberArg, recording: RecordingArg,
              "--start", help="Seconds, H:MM:SS or zoned ISO time.")] = None,
          end: Annotated[str | None, typer.Option(
              "--end", help="Seconds, H:MM:SS or zoned ISO time.")] = None,
-         config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+         config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Link a recording (or [start, end) of it) to a case at a stage."""
-    def fn(svc: Services, actor: Actor) -> LinkView:
+    from records.package import parse_offset
+
+    with acting(config) as (svc, actor):
         camera_start = svc.catalog.recording(recording).camera_start
         return svc.cases().link(
             actor, number, recording, stage=stage, reason=reason,
             start_us=None if start is None else parse_offset(start, camera_start),
-            end_us=None if end is None else parse_offset(end, camera_start))
-    _show(as_user(config, as_json, fn).to_json(), as_json)
+            end_us=None if end is None else parse_offset(end, camera_start)).to_json()
 
 
 @case_app.command("unlink")
+@command
 def unlink(link_id: Annotated[int, typer.Argument(help="Link id (from `case show`).")],
-           reason: ReasonOpt, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+           reason: ReasonOpt, config: ConfigOpt = None, as_json: JsonOpt = False,
+           ) -> dict[str, object]:
     """Remove a link; the link and its removal stay in the case's history."""
-    view = as_user(config, as_json, lambda svc, actor: svc.cases().unlink(
-        actor, link_id, reason=reason))
-    _show(view.to_json(), as_json)
+    with acting(config) as (svc, actor):
+        return svc.cases().unlink(actor, link_id, reason=reason).to_json()
 
 
 @case_app.command("attach")
+@command
 def attach(number: NumberArg,
            file: Annotated[Path, typer.Argument(help="Document (PDF, DOCX, scan…).")],
            description: Annotated[str, typer.Option("--description")] = "",
-           config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+           config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Store a document of the case by its hash, as footage is stored."""
-    row = as_user(config, as_json, lambda svc, actor: svc.cases().attach(
-        actor, number, file, description=description))
-    _show({"attachment": row.id, "filename": row.filename, "size": row.size,
-           "blake3": row.blake3, "sha256": row.sha256, "description": row.description},
-          as_json)
+    with acting(config) as (svc, actor):
+        row = svc.cases().attach(actor, number, file, description=description)
+        return {"attachment": row.id, "filename": row.filename, "size": row.size,
+                "blake3": row.blake3, "sha256": row.sha256, "description": row.description}
 
 
 @case_app.command("close")
+@command
 def close(number: NumberArg, reason: ReasonOpt,
           when: Annotated[str | None, typer.Option(
               "--date", help="Closing date as recorded (ISO; default now).")] = None,
-          config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+          config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Close a case (retention periods run from the closing date)."""
-    case = as_user(config, as_json, lambda svc, actor: svc.cases().close(
-        actor, number, reason=reason,
-        closed_at=_maybe_moment(when, svc.settings.station.zone, name="--date")))
-    _show(case.to_json(), as_json)
+    with acting(config) as (svc, actor):
+        return svc.cases().close(
+            actor, number, reason=reason,
+            closed_at=_maybe_moment(when, svc.settings.station.zone, name="--date")).to_json()
 
 
 @case_app.command("reopen")
+@command
 def reopen(number: NumberArg, reason: ReasonOpt, config: ConfigOpt = None,
-           as_json: JsonOpt = False) -> None:
+           as_json: JsonOpt = False) -> dict[str, object]:
     """Reopen a closed case."""
-    case = as_user(config, as_json, lambda svc, actor: svc.cases().reopen(
-        actor, number, reason=reason))
-    _show(case.to_json(), as_json)
+    with acting(config) as (svc, actor):
+        return svc.cases().reopen(actor, number, reason=reason).to_json()
 
 
 @case_app.command("stage")
+@command
 def stage(number: NumberArg,
           name: Annotated[str, typer.Argument(help="Stage (cases.stages).")],
           start: Annotated[str, typer.Option("--start", help="ISO time (local if no zone).")],
           end: Annotated[str, typer.Option("--end", help="ISO time (local if no zone).")],
           note: Annotated[str, typer.Option("--note")] = "",
-          config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+          config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Record when a stage took place, from the written case record."""
-    def fn(svc: Services, actor: Actor) -> dict[str, object]:
+    with acting(config) as (svc, actor):
         zone = svc.settings.station.zone
         row = svc.cases().stage(actor, number, stage=name,
                                 start_at=_moment(start, zone, name="--start"),
@@ -158,60 +155,60 @@ def stage(number: NumberArg,
         return {"stage_id": row.id, "case": number, "stage": row.stage,
                 "start_at": row.start_at.astimezone(UTC).isoformat(),
                 "end_at": row.end_at.astimezone(UTC).isoformat(), "note": note}
-    _show(as_user(config, as_json, fn), as_json)
 
 
 @recording_app.command("mark")
+@command
 def mark(recording: RecordingArg,
          value: Annotated[str, typer.Argument(help="Mark, e.g. 作为证据使用.")],
          reason: ReasonOpt,
          remove: Annotated[bool, typer.Option("--remove", help="Take the mark off.")] = False,
-         config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+         config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Put a mark on a recording (or take it off with --remove)."""
-    state = as_user(config, as_json, lambda svc, actor: svc.cases().mark(
-        actor, recording, mark=value, reason=reason, remove=remove))
-    _show(state.to_json(), as_json)
+    with acting(config) as (svc, actor):
+        return svc.cases().mark(actor, recording, mark=value, reason=reason,
+                                remove=remove).to_json()
 
 
 @recording_app.command("categorize")
+@command
 def categorize(recording: RecordingArg,
                category: Annotated[str, typer.Argument(help="Retention category.")],
-               reason: ReasonOpt, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+               reason: ReasonOpt, config: ConfigOpt = None, as_json: JsonOpt = False,
+               ) -> dict[str, object]:
     """Set a recording's retention category (the latest one counts)."""
-    state = as_user(config, as_json, lambda svc, actor: svc.cases().categorize(
-        actor, recording, category=category, reason=reason))
-    _show(state.to_json(), as_json)
+    with acting(config) as (svc, actor):
+        return svc.cases().categorize(actor, recording, category=category,
+                                      reason=reason).to_json()
 
 
 # ---------------------------------------------------------------------- reading
 
 
 @case_app.command("show")
-def show(number: NumberArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+@command
+def show(number: NumberArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Everything about a case: links (with removed ones), footage, stages, documents."""
-    dossier = as_user(config, as_json, lambda svc, actor: svc.dossier().show(actor, number))
-    if as_json:
-        emit_json(dossier.to_json())
-    else:
-        _print_dossier(dossier)
+    with acting(config) as (svc, actor):
+        dossier = svc.dossier().show(actor, number)
+    return Reply(dossier.to_json(), human=lambda: _print_dossier(dossier))
 
 
 @case_app.command("list")
+@command
 def list_cases(unit: Annotated[str | None, typer.Option("--unit")] = None,
                status: Annotated[str | None, typer.Option("--status",
                                                           help="open or closed.")] = None,
                case_type: Annotated[str | None, typer.Option("--type")] = None,
-               config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+               config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """The cases you may see."""
-    cases = as_user(config, as_json, lambda svc, actor: svc.dossier().list(
-        actor, unit=unit, status=status, case_type=case_type))
-    if as_json:
-        emit_json({"cases": [c.to_json() for c in cases]})
-    else:
-        _print_cases(cases)
+    with acting(config) as (svc, actor):
+        cases = svc.dossier().list(actor, unit=unit, status=status, case_type=case_type)
+    return Reply({"cases": [c.to_json() for c in cases]}, human=lambda: _print_cases(cases))
 
 
 @case_app.command("find")
+@command
 def find(case: Annotated[str | None, typer.Option("--case", help="Case number.")] = None,
          officer: Annotated[str | None, typer.Option("--officer", help="Police number.")]
          = None,
@@ -223,25 +220,25 @@ def find(case: Annotated[str | None, typer.Option("--case", help="Case number.")
          = None,
          until: Annotated[str | None, typer.Option("--until", help="ISO time (exclusive).")]
          = None,
-         config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+         config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Footage matching every given filter (camera start time, else ingest time)."""
-    def fn(svc: Services, actor: Actor) -> list[Found]:
+    with acting(config) as (svc, actor):
         zone = svc.settings.station.zone
-        return svc.dossier().find(actor, case=case, officer=officer, device=device,
-                                  unit=unit, stage=stage,
-                                  since=_maybe_moment(since, zone, name="--since"),
-                                  until=_maybe_moment(until, zone, name="--until"))
-    found = as_user(config, as_json, fn)
-    if as_json:
-        emit_json({"recordings": [f.to_json() for f in found]})
-    else:
-        _print_found(found)
+        found = svc.dossier().find(actor, case=case, officer=officer, device=device,
+                                   unit=unit, stage=stage,
+                                   since=_maybe_moment(since, zone, name="--since"),
+                                   until=_maybe_moment(until, zone, name="--until"))
+    return Reply({"recordings": [f.to_json() for f in found]},
+                 human=lambda: _print_found(found))
 
 
 # ---------------------------------------------------------------------- printing
 
 
 def _print_cases(cases: list[CaseView]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"{len(cases)} case(s)")
     table.add_column("number", no_wrap=True)  # copied into other commands: never cut
     for name in ("type", "unit", "status", "sensitivity", "title", "created"):
@@ -254,6 +251,8 @@ def _print_cases(cases: list[CaseView]) -> None:
 
 def _recording_table(title: str, rows: list[RecordingSummary],
                      cases: list[str] | None = None) -> Table:
+    from rich.table import Table
+
     # Ids are what people copy into `case link`: never cut. The file name already
     # carries the camera serial and police number.
     table = Table(title=title)
@@ -273,6 +272,9 @@ def _recording_table(title: str, rows: list[RecordingSummary],
 
 
 def _print_dossier(d: CaseDossier) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console, c = Console(), d.case
     console.print(f"{c.number}  {c.title}\n{c.case_type} · {c.unit} · {c.status}"
                   f"{' ' + _when(c.closed_at) if c.closed_at else ''} · {c.sensitivity}")
@@ -302,6 +304,8 @@ def _print_dossier(d: CaseDossier) -> None:
 
 
 def _print_found(found: list[Found]) -> None:
+    from rich.console import Console
+
     cases = ["\n".join(f"{x.case_number} {x.stage}" for x in f.links) for f in found]
     Console().print(_recording_table(f"{len(found)} recording(s)",
                                      [f.recording for f in found], cases))

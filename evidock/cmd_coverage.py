@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from config import load_settings
-from evidock.output import emit_json, guarded
-from evidock.wiring import Services
+from evidock.cli_base import ConfigOpt, JsonOpt, Reply, acting, command
 from integrity.errors import InvalidRequest
-from records.coverage import CaseFinding, CoverageReport, StageFinding, Tally
-from records.coverage_load import CoverageDesk
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",
-                                                envvar="EVIDOCK_CONFIG")]
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from records.coverage import CaseFinding, CoverageReport, StageFinding, Tally
 
 
 def _since(text: str | None, zone: tzinfo) -> datetime | None:
@@ -34,13 +29,14 @@ def _since(text: str | None, zone: tzinfo) -> datetime | None:
     return when if when.utcoffset() is not None else when.replace(tzinfo=zone)
 
 
+@command
 def coverage(
     case: Annotated[str | None, typer.Option("--case", help="One case, by number.")] = None,
     unit: Annotated[str | None, typer.Option("--unit", help="Cases of this unit.")] = None,
     since: Annotated[str | None, typer.Option(
         "--since", help="Cases created or active since (ISO; no zone: station zone).")] = None,
     config: ConfigOpt = None, as_json: JsonOpt = False,
-) -> None:
+) -> Reply:
     """Which required stages of which cases have footage (音像记录事项清单).
 
     Per case: each required stage covered or missing, gaps in full-process
@@ -52,22 +48,15 @@ def coverage(
     it; also bad input or an unknown case); 3 refused (no coverage.view, or
     the named case is hidden from you).
     """
-    def body() -> tuple[CoverageReport, tzinfo]:
-        svc = Services.from_config(load_settings(config_file=config))
-        try:
-            desk = CoverageDesk(catalog=svc.catalog, gate=svc.gate(),
-                                settings=svc.settings.coverage, clock=svc.clock)
-            zone = svc.settings.station.zone
-            return desk.run(svc.actor(), number=case, unit=unit,
-                            since=_since(since, zone)), zone
-        finally:
-            svc.close()
-    result, zone = guarded(as_json, body)
-    if as_json:
-        emit_json(result.to_json())
-    else:
-        _print(result, zone)
-    raise typer.Exit(0 if result.complete else 1)
+    from records.coverage_load import CoverageDesk
+
+    with acting(config) as (svc, actor):
+        desk = CoverageDesk(catalog=svc.catalog, gate=svc.gate(),
+                            settings=svc.settings.coverage, clock=svc.clock)
+        zone = svc.settings.station.zone
+        result = desk.run(actor, number=case, unit=unit, since=_since(since, zone))
+    return Reply(result.to_json(), human=lambda: _print(result, zone),
+                 exit_code=0 if result.complete else 1)
 
 
 def _t(when: datetime | None, zone: tzinfo) -> str:
@@ -91,6 +80,8 @@ def _stage_row(s: StageFinding, zone: tzinfo) -> list[str]:
 
 
 def _print_case(console: Console, c: CaseFinding, zone: tzinfo) -> None:
+    from rich.table import Table
+
     table = Table("stage", "requirement", "status", "footage", "gaps",
                   title=f"{c.number} ({c.case_type}, {c.unit}, {c.status})")
     for s in c.stages:
@@ -105,6 +96,8 @@ def _print_case(console: Console, c: CaseFinding, zone: tzinfo) -> None:
 
 
 def _summary(title: str, rows: tuple[tuple[str | None, Tally], ...]) -> Table:
+    from rich.table import Table
+
     table = Table(title, "cases", "required", "covered", "missing", "gaps", "late",
                   "unknown time", title=f"by {title}")
     for key, t in rows:
@@ -113,6 +106,8 @@ def _summary(title: str, rows: tuple[tuple[str | None, Tally], ...]) -> Table:
 
 
 def _print(result: CoverageReport, zone: tzinfo) -> None:
+    from rich.console import Console
+
     console = Console()
     for c in result.cases:
         _print_case(console, c, zone)

@@ -6,35 +6,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from config import load_settings
-from evidock.output import emit_json, guarded
-from evidock.wiring import Services
-from records.exports import ExportDesk, RequestView
-from records.permissions import Actor
+from evidock.cli_base import ConfigOpt, JsonOpt, Reply, acting, command
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from records.exportbook import Package, RequestView
+    from records.exports import ExportDesk
+    from records.permissions import Actor
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",
-                                                envvar="EVIDOCK_CONFIG")]
 IdArg = Annotated[str, typer.Argument(help="Export request id.")]
 
 export_app = typer.Typer(no_args_is_help=True, help="Exports need an approved request "
                          "(未经批准不得擅自对外提供): request, approve/reject, run, list, show.")
 
 
-def _with_desk(config: Path | None, act: Callable[[ExportDesk, Actor], T]) -> T:
-    svc = Services.from_config(load_settings(config_file=config))
-    try:
-        return act(svc.exports(), svc.actor())
-    finally:
-        svc.close()
+@contextmanager
+def _desk(config: Path | None) -> Iterator[tuple[ExportDesk, Actor]]:
+    with acting(config) as (svc, actor):
+        yield svc.exports(), actor
 
 
 def _print_request(req: RequestView) -> None:
@@ -52,16 +47,14 @@ def _print_request(req: RequestView) -> None:
         typer.echo(f"  skipped {note}")
 
 
-def _request_out(config: Path | None, as_json: bool,
-                 act: Callable[[ExportDesk, Actor], RequestView]) -> None:
-    req = guarded(as_json, lambda: _with_desk(config, act))
-    if as_json:
-        emit_json(req.to_json())
-    else:
-        _print_request(req)
+def _request_out(config: Path | None, act: Callable[[ExportDesk, Actor], RequestView]) -> Reply:
+    with _desk(config) as (desk, actor):
+        req = act(desk, actor)
+    return Reply(req.to_json(), human=lambda: _print_request(req))
 
 
 @export_app.command("request")
+@command
 def request(
     purpose: Annotated[str, typer.Option("--purpose", help="One of exports.purposes, e.g. "
                                                            "行政复议.")],
@@ -75,46 +68,51 @@ def request(
                                                           "(recording only).")] = None,
     reason: Annotated[str, typer.Option("--reason")] = "",
     config: ConfigOpt = None, as_json: JsonOpt = False,
-) -> None:
+) -> Reply:
     """Ask to take a case's footage, or (a range of) a recording, out of the archive."""
-    _request_out(config, as_json, lambda d, a: d.request(
+    return _request_out(config, lambda d, a: d.request(
         a, case=case, recording=recording, start=start, end=end, purpose=purpose,
         recipient=recipient, reason=reason))
 
 
 @export_app.command("approve")
+@command
 def approve(request_id: IdArg, reason: Annotated[str, typer.Option("--reason")] = "",
-            config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+            config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Approve someone else's pending request (valid for exports.approval_valid_h)."""
-    _request_out(config, as_json, lambda d, a: d.approve(a, request_id, reason=reason))
+    return _request_out(config, lambda d, a: d.approve(a, request_id, reason=reason))
 
 
 @export_app.command("reject")
+@command
 def reject(request_id: IdArg, reason: Annotated[str, typer.Option("--reason")],
-           config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+           config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Reject someone else's pending request."""
-    _request_out(config, as_json, lambda d, a: d.reject(a, request_id, reason=reason))
+    return _request_out(config, lambda d, a: d.reject(a, request_id, reason=reason))
 
 
 @export_app.command("show")
-def show(request_id: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+@command
+def show(request_id: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """One request: status, decisions and what it covers."""
-    _request_out(config, as_json, lambda d, a: d.show(a, request_id))
+    return _request_out(config, lambda d, a: d.show(a, request_id))
 
 
 @export_app.command("list")
+@command
 def list_(
     status: Annotated[str | None, typer.Option("--status", help="pending, approved, "
                                                "rejected, expired or used.")] = None,
     case: Annotated[str | None, typer.Option("--case", help="Case number or id.")] = None,
     config: ConfigOpt = None, as_json: JsonOpt = False,
-) -> None:
+) -> Reply:
     """Requests you may see, oldest first."""
-    reqs = guarded(as_json, lambda: _with_desk(config, lambda d, a: [
-        r.to_json() for r in d.list(a, status=status, case=case)]))
-    if as_json:
-        emit_json({"requests": reqs})
-        return
+    with _desk(config) as (desk, actor):
+        reqs = [r.to_json() for r in desk.list(actor, status=status, case=case)]
+    return Reply({"requests": reqs}, human=lambda: _print_list(reqs))
+
+
+def _print_list(reqs: list[dict[str, object]]) -> None:
     for r in reqs:
         scope = r["case_number"] if r["case_id"] else r["recording_id"]
         typer.echo(f"{r['id']}  {r['status']:8} {r['purpose']}  {scope}  "
@@ -122,16 +120,19 @@ def list_(
 
 
 @export_app.command("run")
+@command
 def run(request_id: IdArg,
         out: Annotated[Path, typer.Option("--out", help="New (or empty) directory.")],
-        config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+        config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Write the packages of an approved request (once)."""
-    packages = guarded(as_json, lambda: _with_desk(
-        config, lambda d, a: d.run(a, request_id, out=out)))
-    if as_json:
-        emit_json({"request_id": request_id, "out": str(out),
-                   "packages": [p.to_json() for p in packages]})
-        return
+    with _desk(config) as (desk, actor):
+        packages = desk.run(actor, request_id, out=out)
+    return Reply({"request_id": request_id, "out": str(out),
+                  "packages": [p.to_json() for p in packages]},
+                 human=lambda: _print_packages(packages))
+
+
+def _print_packages(packages: list[Package]) -> None:
     for p in packages:
         typer.echo(f"{p.path}  export {p.export_id}  {', '.join(p.segments)}")
 

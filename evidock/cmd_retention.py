@@ -8,24 +8,16 @@ Every command acts as the evidock user running it (`Services.actor()`) at the cl
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from evidock.acting import as_user
-from evidock.output import emit_json
-from evidock.output import show as _show
-from evidock.wiring import Services
+from evidock.cli_base import ConfigOpt, JsonOpt, ReasonOpt, Reply, acting, command
 from integrity.errors import InvalidRequest
-from records.permissions import Actor
-from retention.actions import PendingView, RunReport
-from retention.holds import HoldView
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.",
-                                                envvar="EVIDOCK_CONFIG")]
-ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the record).")]
+if TYPE_CHECKING:
+    from retention.actions import PendingView, PlanReport, RunReport, ScheduleReport
+    from retention.holds import HoldView
 
 retention_app = typer.Typer(no_args_is_help=True,
                             help="Retention: plan, schedule, approve and run deletions.")
@@ -33,31 +25,34 @@ hold_app = typer.Typer(no_args_is_help=True,
                        help="Legal holds: nothing a hold covers is deleted.")
 
 
-
 # ---------------------------------------------------------------------- retention
 
 
 @retention_app.command("plan")
-def plan(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+@command
+def plan(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Dry run: what the rules decide for every recording now (nothing changes)."""
-    report = as_user(config, as_json,
-                  lambda svc, actor: svc.retention().plan(actor, svc.clock()))
-    if as_json:
-        emit_json(report.to_dict())
-        return
+    with acting(config) as (svc, actor):
+        report = svc.retention().plan(actor, svc.clock())
+    return Reply(report.to_dict(), human=lambda: _print_plan(report))
+
+
+def _print_plan(report: PlanReport) -> None:
     for d in report.decisions:
         typer.echo(f"{d.action:6} {d.rule:22} {d.recording_id}  {d.reason}")
     typer.echo(", ".join(f"{k} {v}" for k, v in report.summary.items()))
 
 
 @retention_app.command("schedule")
-def schedule(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+@command
+def schedule(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Schedule each due deletion (the grace period starts); cancel those now kept."""
-    report = as_user(config, as_json,
-                  lambda svc, actor: svc.retention().schedule(actor, svc.clock()))
-    if as_json:
-        emit_json(report.to_dict())
-        return
+    with acting(config) as (svc, actor):
+        report = svc.retention().schedule(actor, svc.clock())
+    return Reply(report.to_dict(), human=lambda: _print_schedule(report))
+
+
+def _print_schedule(report: ScheduleReport) -> None:
     for c in report.changes:
         typer.echo(f"{c.step:9} {c.recording_id}  due {c.due_at.isoformat()}  {c.reason}")
     out = report.to_dict()
@@ -66,15 +61,17 @@ def schedule(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @retention_app.command("pending")
-def pending(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+@command
+def pending(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Scheduled deletions, their due dates and approvals."""
-    def fn(svc: Services, actor: Actor) -> tuple[datetime, list[PendingView]]:
+    with acting(config) as (svc, actor):
         now = svc.clock()
-        return now, svc.retention().pending(now, actor=actor)
-    now, views = as_user(config, as_json, fn)
-    if as_json:
-        emit_json({"now": now.isoformat(), "pending": [v.to_json(now) for v in views]})
-        return
+        views = svc.retention().pending(now, actor=actor)
+    return Reply({"now": now.isoformat(), "pending": [v.to_json(now) for v in views]},
+                 human=lambda: _print_pending(now, views))
+
+
+def _print_pending(now: datetime, views: list[PendingView]) -> None:
     for v in views:
         approvals = "approved by " + ", ".join(v.approvals) if v.approved else "not approved"
         typer.echo(f"{'due' if v.due(now) else 'grace':5} {v.due_at.isoformat()}  "
@@ -83,26 +80,24 @@ def pending(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @retention_app.command("approve")
+@command
 def approve(recording: Annotated[str, typer.Argument(help="Recording id.")],
-            config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+            config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Approve a scheduled deletion (a different user from the one who scheduled it)."""
-    view = as_user(config, as_json,
-                lambda svc, actor: svc.retention().approve(actor, recording))
-    _show(view.to_json(), as_json)
+    with acting(config) as (svc, actor):
+        return svc.retention().approve(actor, recording).to_json()
 
 
 @retention_app.command("run")
+@command
 def run(dry_run: Annotated[bool, typer.Option("--dry-run",
                                               help="Report what would be deleted.")] = False,
-        config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+        config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Delete the due, approved recordings' content, leaving a tombstone for each."""
-    report = as_user(config, as_json,
-                  lambda svc, actor: svc.retention().run(actor, svc.clock(), dry_run=dry_run))
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        _print_run(report)
-    raise typer.Exit(report.exit_code)
+    with acting(config) as (svc, actor):
+        report = svc.retention().run(actor, svc.clock(), dry_run=dry_run)
+    return Reply(report.to_dict(), human=lambda: _print_run(report),
+                 exit_code=report.exit_code)
 
 
 def _print_run(report: RunReport) -> None:
@@ -126,43 +121,45 @@ def _print_hold(view: HoldView) -> None:
 
 
 @hold_app.command("add")
+@command
 def hold_add(reason: ReasonOpt,
              case: Annotated[str | None, typer.Option("--case", help="Case number.")] = None,
              recording: Annotated[str | None, typer.Option("--recording",
                                                            help="Recording id.")] = None,
              officer: Annotated[str | None, typer.Option("--officer",
                                                          help="Police number.")] = None,
-             config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+             config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Place a legal hold on a case, a recording or an officer's footage."""
-    def fn(svc: Services, actor: Actor) -> HoldView:
+    with acting(config) as (svc, actor):
         given = [(s, t) for s, t in (("case", case), ("recording", recording),
                                      ("officer", officer)) if t is not None]
         if len(given) != 1:
             raise InvalidRequest("name exactly one of --case, --recording, --officer")
         scope, target = given[0]
-        return svc.holds().add(actor, scope=scope, target=target, reason=reason)
-    _show(as_user(config, as_json, fn).to_json(), as_json)
+        return svc.holds().add(actor, scope=scope, target=target, reason=reason).to_json()
 
 
 @hold_app.command("release")
+@command
 def hold_release(hold: Annotated[str, typer.Argument(help="Hold id.")], reason: ReasonOpt,
-                 config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+                 config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Release a hold (a different user from the one who placed it)."""
-    view = as_user(config, as_json,
-                lambda svc, actor: svc.holds().release(actor, hold, reason=reason))
-    _show(view.to_json(), as_json)
+    with acting(config) as (svc, actor):
+        return svc.holds().release(actor, hold, reason=reason).to_json()
 
 
 @hold_app.command("list")
+@command
 def hold_list(all_holds: Annotated[bool, typer.Option("--all",
                                                       help="Released holds too.")] = False,
-              config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+              config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Holds in force (or all of them)."""
-    views = as_user(config, as_json,
-                 lambda svc, actor: svc.holds().list(actor, active_only=not all_holds))
-    if as_json:
-        emit_json({"holds": [v.to_json() for v in views]})
-        return
+    with acting(config) as (svc, actor):
+        views = svc.holds().list(actor, active_only=not all_holds)
+    return Reply({"holds": [v.to_json() for v in views]}, human=lambda: _print_holds(views))
+
+
+def _print_holds(views: list[HoldView]) -> None:
     for v in views:
         _print_hold(v)
     typer.echo(f"{len(views)} hold(s)")

@@ -23,12 +23,12 @@ from typing import Any
 
 from archive.fixity import Fixity, FixityPlan
 from archive.replica.queue import ItemOutcome
-from config import Settings, load_settings
+from config import load_settings
 from config.access import SENSITIVITIES
 from config.scheduler import JOB_IDS
 from docks.overdue import overdue
-from docks.settings import DockSettings, dock_config_file, load_dock_settings, read_dock_table
 from evidock.wiring import Services
+from integrity.codes import Code
 from integrity.errors import EvidockError
 from records.permissions import Actor, P
 from retention.remote import (
@@ -123,15 +123,15 @@ def upload(ctx: JobContext) -> Outcome:
     if not up.enabled:
         return "skipped", {"reason": "upload.enabled is false"}
     added, done = upload_pass(svc, limit=svc.settings.scheduler.upload_limit)
-    counts = {s: sum(1 for i in done if i.state == s) for s in ("verified", "queued", "failed")}
-    counts |= {"enqueued": added, "attempted": len(done),
-               "codes": sorted({i.code for i in done if i.state != "verified"})}
-    return ("ok" if counts["verified"] == len(done) else "findings"), counts
+    states = {s: sum(1 for i in done if i.state == s) for s in ("verified", "queued", "failed")}
+    counts: dict[str, Any] = {**states, "enqueued": added, "attempted": len(done),
+                              "codes": sorted({i.code for i in done if i.state != "verified"})}
+    return ("ok" if states["verified"] == len(done) else "findings"), counts
 
 
 def overdue_report(ctx: JobContext) -> Outcome:
     """Cameras and officers not offloaded within dock.overdue_window_h."""
-    window = timedelta(hours=_dock_settings(ctx.svc.settings).overdue_window_h)
+    window = timedelta(hours=ctx.svc.settings.dock.overdue_window_h)
     rows = overdue(ctx.svc.catalog, now=ctx.now, window=window)
     counts: dict[str, Any] = {"window_s": int(window.total_seconds()), "overdue": len(rows)}
     for kind in ("camera", "officer"):
@@ -190,7 +190,7 @@ def execute(job: str, svc: Services, *, actor: str = ACTOR, full: bool = False) 
         result = JobResult(job, "failed", code=exc.code, message=exc.message,
                            exit_code=exc.exit_code)
     except Exception as exc:
-        _audit(svc, JobResult(job, "failed", code="E_INTERNAL",
+        _audit(svc, JobResult(job, "failed", code=Code.E_INTERNAL,
                               message=f"{type(exc).__name__}: {exc}"[:500]), actor)
         raise
     return _audit(svc, result, actor)
@@ -241,17 +241,6 @@ def run_audit_head(config: str | None = None) -> dict[str, Any]:
 
 #: Job id → textual reference stored in the job store.
 JOB_REFS: Mapping[str, str] = {job: f"evidock.jobs:run_{job}" for job in JOB_IDS}
-
-
-# ------------------------------------------------------------------ helpers
-
-
-def _dock_settings(settings: Settings) -> DockSettings:
-    """As `evidock dock` loads them: dock.toml when present, else the [dock] table."""
-    path = dock_config_file(settings)
-    if path.is_file():
-        return load_dock_settings(settings, read_dock_table(path))
-    return DockSettings.model_validate(settings.dock.model_dump())
 
 
 __all__ = ["ACTOR", "BODIES", "JOB_REFS", "SYSTEM_ACTOR", "JobContext", "JobResult",

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import typer
 
 from integrity.errors import EvidockError
-
-T = TypeVar("T")
 
 
 def emit_json(obj: Any) -> None:
@@ -29,16 +26,9 @@ def show(obj: dict[str, object], as_json: bool) -> None:
 
 
 def fail(exc: EvidockError, *, as_json: bool) -> NoReturn:
+    """End the command with ``exc``: its exit code and one line (or the JSON error)."""
     if as_json:
         emit_json({"error": exc.to_dict()})
     else:
         typer.echo(f"evidock: {exc.code}: {exc.message}", err=True)
     raise typer.Exit(exc.exit_code)
-
-
-def guarded(as_json: bool, body: Callable[[], T]) -> T:
-    """Run a command body; turn our errors into the exit code and one line they carry."""
-    try:
-        return body()
-    except EvidockError as exc:
-        fail(exc, as_json=as_json)

@@ -69,7 +69,7 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.astimezone(UTC).isoformat()
 
 
-class _Scheduler(BackgroundScheduler):
+class _Scheduler(BackgroundScheduler):  # type: ignore[misc]  # APScheduler 3 has no stubs
     """APScheduler 3.11 runs one more ``_process_jobs`` pass after ``shutdown()`` (its
     main loop waits, then processes, then checks the state). That pass submits due jobs
     to the executors just shut down ("cannot schedule new futures after shutdown") and
@@ -83,7 +83,7 @@ class _Scheduler(BackgroundScheduler):
         with self._jobstores_lock:
             if self.state == STATE_STOPPED:
                 return None
-            return super()._process_jobs()  # type: ignore[no-any-return]
+            return super()._process_jobs()  # type: ignore[no-any-return]  # no stubs
 
 
 class JobScheduler:

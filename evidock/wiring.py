@@ -24,7 +24,6 @@ from records.dossier import Dossier
 from records.exports import ExportDesk
 from records.package import Exporter
 from records.permissions import Actor, Gate
-from retention import models as _retention_tables  # noqa: F401  (registers the tables)
 from retention.executor import RetentionExecutor
 from retention.holds import HoldDesk
 
@@ -45,6 +44,8 @@ class Services:
     @classmethod
     def from_config(cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now,
                     ) -> Services:
+        """Everything wired; refused (SchemaOutdated) unless the catalog's schema is at
+        this evidock's revision: `evidock init` / `evidock admin migrate` make it so."""
         return cls(
             settings=settings,
             catalog=Catalog.open(settings.catalog_url),

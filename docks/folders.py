@@ -24,9 +24,13 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from docks.sources import Docked, Sink, Undocked
 from ingest.names import NameParser
+
+if TYPE_CHECKING:  # watchdog itself is imported only when a folder source starts
+    from watchdog.observers.api import BaseObserver
 
 log = logging.getLogger("evidock.dock")
 _FOLDER_SERIAL = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -98,7 +102,7 @@ class FolderSource:
         self._timers: dict[Path, threading.Timer] = {}
         self._shapes: dict[Path, tuple[int, int, int] | None] = {}
         self._present: set[Path] = set()
-        self._observer: object | None = None
+        self._observer: BaseObserver | None = None
         self._sink: Sink | None = None
         self._stopped = False
 
@@ -203,6 +207,6 @@ class FolderSource:
             self._timers.clear()
         observer = self._observer
         if observer is not None:
-            observer.stop()  # type: ignore[attr-defined]
-            observer.join()  # type: ignore[attr-defined]
+            observer.stop()
+            observer.join()
             self._observer = None

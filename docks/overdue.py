@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from archive.catalog import Catalog, Device, DockSession, Officer
 
@@ -64,8 +64,7 @@ def _latest(rows: list[DockSession], key: str) -> dict[str, tuple[datetime | Non
 def overdue(catalog: Catalog, *, now: datetime, window: timedelta) -> list[Overdue]:
     """Every known camera and officer whose last finished offload is older than window."""
     with Session(catalog.engine) as s:
-        sessions = list(s.exec(select(DockSession).order_by(
-            DockSession.started_at)))  # type: ignore[arg-type]
+        sessions = list(s.exec(select(DockSession).order_by(col(DockSession.started_at))))
         devices = [d.serial for d in s.exec(select(Device))]
         officers = [o.police_number for o in s.exec(select(Officer))]
     out: list[Overdue] = []

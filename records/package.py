@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from archive.catalog import Catalog, Recording
 from archive.catalog.models import Rendition, Segment
@@ -112,7 +112,7 @@ class Exporter:
                 raise NotFound(f"recording {recording_id} has no rendition yet; run "
                                "`evidock process`", recording=recording_id)
             segs = list(s.exec(select(Segment).where(Segment.rendition_id == rendition.id)
-                               .order_by(Segment.index)))  # type: ignore[arg-type]
+                               .order_by(col(Segment.index))))
         return rec, rendition, segs
 
     def export(self, recording_id: str, *, start: str, end: str, out: Path, actor: str,

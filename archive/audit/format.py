@@ -83,18 +83,18 @@ def _plain(value: object) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
-        kind = type(item)
-        if kind is str or kind is bool or item is None:
+        # isinstance for str: both encoders dump a str subclass (a Code) as its text
+        if isinstance(item, str) or type(item) is bool or item is None:
             continue
-        if kind is int:
-            if not -MAX_SAFE_INT <= item <= MAX_SAFE_INT:  # type: ignore[operator]
+        if type(item) is int:  # exact types, not isinstance: no IntEnum or other subclass
+            if not -MAX_SAFE_INT <= item <= MAX_SAFE_INT:
                 return False
-        elif kind is dict:
-            if not all(type(k) is str for k in item):  # type: ignore[attr-defined]
+        elif type(item) is dict:
+            if not all(type(k) is str for k in item):
                 return False
-            stack.extend(item.values())  # type: ignore[attr-defined]
-        elif kind is list:
-            stack.extend(item)  # type: ignore[arg-type]
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
         else:
             return False
     return True

@@ -46,7 +46,7 @@ from archive.audit.format import (
 from archive.audit.proofs import prove_consistency, prove_inclusion
 from archive.catalog import Catalog
 from archive.catalog.db import WRITE_OPTION
-from archive.catalog.types import APPEND_ONLY, JSONText, UTCDateTime
+from archive.catalog.types import APPEND_ONLY, JSONText, UTCDateTime, table_of
 from integrity.errors import AuditError, ProofInvalid, Refused
 from integrity.merkle import MerkleAccumulator
 
@@ -100,8 +100,8 @@ class TreeHead(SQLModel, table=True):
 
 # --------------------------------------------------------------------------- the log
 
-_T = AuditEvent.__table__  # type: ignore[attr-defined]
-_H = TreeHead.__table__  # type: ignore[attr-defined]
+_T = table_of(AuditEvent)
+_H = table_of(TreeHead)
 _LAST = select(_T.c.seq, _T.c.leaf_hash).order_by(_T.c.seq.desc()).limit(1)
 _INSERT = insert(_T)
 _HEAD_KEY = "evidock.audit.head"
@@ -307,7 +307,9 @@ def _insert(conn: Connection, row: dict[str, Any]) -> None:
     sql, processors = _FAST[dialect.name]
     params = tuple(row[c] if f is None else f(row[c]) for c, f in zip(_COLUMNS, processors,
                                                                     strict=True))
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None  # None only once the connection is closed or invalidated
+    cursor = dbapi.cursor()
     try:
         cursor.execute(sql, params)
     except dialect.loaded_dbapi.Error as exc:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import blake3
 
@@ -36,13 +36,20 @@ from archive.replica.s3 import (
 )
 from integrity.errors import DigestMismatch, SizeMismatch, UploadChecksumError, UploadError
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        CompleteMultipartUploadOutputTypeDef,
+    )
+
 OnState = Callable[[MultipartState], None]
 
 
 class MultipartUpload:
     """One multipart upload of one blob to ``bucket/key``; :meth:`run` does it."""
 
-    def __init__(self, *, client: Any, bucket: str, key: str, blob: BlobRef, part_size: int,
+    def __init__(self, *, client: S3Client, bucket: str, key: str, blob: BlobRef, part_size: int,
                  concurrency: int, on_state: OnState) -> None:
         self.client = client
         self.bucket = bucket
@@ -55,7 +62,8 @@ class MultipartUpload:
         self._server_parts: dict[int, tuple[str, int]] = {}
 
     def run(self, *, resume: MultipartState | None, retain_until: datetime,
-            opener: Callable[[str], BinaryIO]) -> tuple[MultipartState, str, dict[str, Any]]:
+            opener: Callable[[str], BinaryIO],
+            ) -> tuple[MultipartState, str, CompleteMultipartUploadOutputTypeDef]:
         """Upload every part and complete; returns (state, expected composite, response)."""
         self._start(resume, retain_until)
         assert self.state is not None
@@ -68,8 +76,9 @@ class MultipartUpload:
                 "not completed remotely", subject=self.blob.blake3,
                 expected=self.blob.blake3, actual=content_name)
         expected = composite_sha256([p.sha256 for p in self.state.parts])
-        parts = [{"PartNumber": p.number, "ETag": p.etag, "ChecksumSHA256": p.sha256}
-                 for p in self.state.parts]
+        parts: list[CompletedPartTypeDef] = [
+            {"PartNumber": p.number, "ETag": p.etag, "ChecksumSHA256": p.sha256}
+            for p in self.state.parts]
         with s3_errors("CompleteMultipartUpload", self.key):
             resp = self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=self.key, UploadId=self.state.upload_id,

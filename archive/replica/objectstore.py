@@ -36,7 +36,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 import blake3
 
@@ -62,6 +62,16 @@ from integrity.errors import (
     UploadError,
     UploadUnverifiable,
 )
+
+if TYPE_CHECKING:  # boto3-stubs[s3], a dev extra: never imported at run time
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import (
+        GetObjectLegalHoldRequestTypeDef,
+        GetObjectRetentionRequestTypeDef,
+        HeadObjectRequestTypeDef,
+        PutObjectLegalHoldRequestTypeDef,
+        PutObjectRetentionRequestTypeDef,
+    )
 
 MiB = 1 << 20
 MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
@@ -119,7 +129,7 @@ class RemoteDeletion:
 
 
 class ObjectStore:
-    def __init__(self, *, client: Any, bucket: str, key_prefix: str = "",
+    def __init__(self, *, client: S3Client, bucket: str, key_prefix: str = "",
                  part_size: int = 16 * MiB, multipart_threshold: int = 32 * MiB,
                  max_concurrency: int = 4,
                  opener: Callable[[str], BinaryIO] = _open_binary) -> None:
@@ -169,7 +179,8 @@ class ObjectStore:
 
     def head(self, key: str, *, version_id: str | None = None) -> RemoteObject | None:
         """HEAD with checksums; None if there is no such object (or version)."""
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ChecksumMode": "ENABLED"}
+        params: HeadObjectRequestTypeDef = {"Bucket": self.bucket, "Key": key,
+                                            "ChecksumMode": "ENABLED"}
         if version_id:
             params["VersionId"] = version_id
         try:
@@ -317,7 +328,7 @@ class ObjectStore:
 
     def retention(self, key: str, *, version_id: str | None = None) -> datetime | None:
         """The version's retain-until date (None if it has no retention)."""
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        params: GetObjectRetentionRequestTypeDef = {"Bucket": self.bucket, "Key": key}
         if version_id:
             params["VersionId"] = version_id
         try:
@@ -341,22 +352,24 @@ class ObjectStore:
                           key=key, version_id=version_id, current=current, asked=new_until)
         if current is not None and new_until == current:
             return current
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Retention": {
-            "Mode": "COMPLIANCE", "RetainUntilDate": new_until}}
+        params: PutObjectRetentionRequestTypeDef = {"Bucket": self.bucket, "Key": key,
+            "Retention": {"Mode": "COMPLIANCE", "RetainUntilDate": new_until}}
         if version_id:
             params["VersionId"] = version_id
-        self._lock_call("PutObjectRetention", key, version_id, params)
+        self._lock_call("PutObjectRetention", key, version_id,
+                        lambda: self.client.put_object_retention(**params))
         return new_until
 
     def set_legal_hold(self, key: str, on: bool, *, version_id: str | None = None) -> None:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key,
-                                  "LegalHold": {"Status": "ON" if on else "OFF"}}
+        params: PutObjectLegalHoldRequestTypeDef = {
+            "Bucket": self.bucket, "Key": key, "LegalHold": {"Status": "ON" if on else "OFF"}}
         if version_id:
             params["VersionId"] = version_id
-        self._lock_call("PutObjectLegalHold", key, version_id, params)
+        self._lock_call("PutObjectLegalHold", key, version_id,
+                        lambda: self.client.put_object_legal_hold(**params))
 
     def legal_hold(self, key: str, *, version_id: str | None = None) -> bool:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        params: GetObjectLegalHoldRequestTypeDef = {"Bucket": self.bucket, "Key": key}
         if version_id:
             params["VersionId"] = version_id
         try:
@@ -378,11 +391,12 @@ class ObjectStore:
         current = self.retention(key, version_id=version_id)
         if current is not None and current >= floor:
             return LockChange(key, version_id, "retention", current, current)
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Retention": {
-            "Mode": "COMPLIANCE", "RetainUntilDate": until}}
+        params: PutObjectRetentionRequestTypeDef = {"Bucket": self.bucket, "Key": key,
+            "Retention": {"Mode": "COMPLIANCE", "RetainUntilDate": until}}
         if version_id:
             params["VersionId"] = version_id
-        self._lock_call("PutObjectRetention", key, version_id, params)
+        self._lock_call("PutObjectRetention", key, version_id,
+                        lambda: self.client.put_object_retention(**params))
         return LockChange(key, version_id, "retention", current, until)
 
     def ensure_legal_hold(self, key: str, on: bool, *,
@@ -394,12 +408,11 @@ class ObjectStore:
         return LockChange(key, version_id, "legal_hold", current, on)
 
     def _lock_call(self, op: str, key: str, version_id: str | None,
-                   params: dict[str, Any]) -> None:
-        method = {"PutObjectRetention": self.client.put_object_retention,
-                  "PutObjectLegalHold": self.client.put_object_legal_hold}[op]
+                   call: Callable[[], object]) -> None:
+        """Make one Object Lock change (``call``); the store's AccessDenied is Refused."""
         try:
             with s3_errors(op, key):
-                method(**params)
+                call()
         except UploadError as exc:
             if s3_code(exc) == "AccessDenied":
                 raise Refused(f"{op} {key}: the store refused it (Object Lock)", key=key,

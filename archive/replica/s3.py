@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import boto3
 from botocore.config import Config
@@ -28,6 +28,9 @@ from integrity.errors import (
     UploadUnavailable,
 )
 
+if TYPE_CHECKING:  # boto3-stubs[s3], a dev extra: never imported at run time
+    from mypy_boto3_s3 import S3Client
+
 #: S3 error codes meaning "the bytes received are not the bytes described".
 CHECKSUM_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch",
                             "XAmzContentChecksumMismatch", "InvalidChecksum"})
@@ -35,6 +38,7 @@ CHECKSUM_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mism
 TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
                              "InternalError", "ServiceUnavailable", "RequestLimitExceeded",
                              "TooManyRequests", "OperationAborted"})
+AddressingStyle = Literal["path", "virtual", "auto"]
 
 
 def b64_of_hex(hex_digest: str) -> str:
@@ -193,7 +197,7 @@ class UploadSettingsLike(Protocol):
     @property
     def secret_access_key(self) -> str: ...
     @property
-    def addressing_style(self) -> str: ...
+    def addressing_style(self) -> AddressingStyle: ...
     @property
     def part_size(self) -> int: ...
     @property
@@ -208,8 +212,8 @@ class UploadSettingsLike(Protocol):
 
 def make_s3_client(*, endpoint_url: str = "", region: str = "us-east-1",
                    access_key_id: str = "", secret_access_key: str = "",
-                   addressing_style: str = "path", connect_timeout_s: float = 10.0,
-                   read_timeout_s: float = 120.0, max_pool_connections: int = 10) -> Any:
+                   addressing_style: AddressingStyle = "path", connect_timeout_s: float = 10.0,
+                   read_timeout_s: float = 120.0, max_pool_connections: int = 10) -> S3Client:
     """A boto3 S3 client as the uploader needs it: one attempt per call, our checksums.
 
     Empty credentials mean boto3's usual chain (environment, ~/.aws, instance role).

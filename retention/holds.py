@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from archive.audit.log import AuditLog
 from archive.catalog import Catalog, Recording
 from archive.tombstones import tombstoned_recordings
-from integrity.errors import Conflict, InvalidRequest, NotFound, SelfApproval
+from integrity.errors import CatalogError, Conflict, InvalidRequest, NotFound, SelfApproval
 from records.casebook import Casebook
 from records.permissions import Actor, Gate, P
 from retention.models import Hold, HoldRelease
@@ -56,6 +56,14 @@ class HoldView:
                 else self.released_at.isoformat()}
 
 
+def _stored_scope(hold: Hold) -> HoldScope:
+    """A stored hold's scope (a str column); :meth:`HoldDesk.add` writes only SCOPES."""
+    if hold.scope in SCOPES:
+        return hold.scope
+    raise CatalogError(f"hold {hold.id}: stored scope {hold.scope!r} is not one of {SCOPES}",
+                       hold=hold.id)
+
+
 def fold_holds(holds: Iterable[Hold], releases: Iterable[HoldRelease],
                labels: dict[str, str] | None = None) -> list[HoldView]:
     """Every hold with its release (if any), in the order placed."""
@@ -65,7 +73,7 @@ def fold_holds(holds: Iterable[Hold], releases: Iterable[HoldRelease],
     for h in sorted(holds, key=lambda h: (h.placed_at, h.id)):
         r = released.get(h.id)
         out.append(HoldView(
-            id=h.id, scope=h.scope, target=h.target,  # type: ignore[arg-type]
+            id=h.id, scope=_stored_scope(h), target=h.target,
             label=labels.get(h.target, h.target) if h.scope == "case" else h.target,
             reason=h.reason, placed_by=h.placed_by, placed_at=h.placed_at,
             released_by=r.released_by if r else None, release_reason=r.reason if r else None,

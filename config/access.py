@@ -37,9 +37,6 @@ class UserEntry(_Frozen):
 
 class AccessSettings(_Frozen):
     users: tuple[UserEntry, ...] = ()
-    # Test/development only: take the evidock user from EVIDOCK_USER instead of the OS
-    # account. Anyone who can set the environment could then act as anyone.
-    trust_env_user: bool = False
     # Role → permissions, replacing the built-in map of a role when given.
     roles: dict[Role, tuple[str, ...]] = Field(default_factory=dict)
 

@@ -38,17 +38,42 @@ def load_settings(
     station's bay map apart from the shared config; EVIDOCK_<SECTION>__<KEY> variables.
     """
     env = os.environ if environ is None else environ
-    home = Path(env.get("EVIDOCK_HOME") or DEFAULT_HOME).expanduser().absolute()
+    home = _home(env)
     data = _parse(default_toml(), "built-in defaults")
-    chosen = config_file or (Path(env["EVIDOCK_CONFIG"]) if env.get("EVIDOCK_CONFIG") else None)
-    if chosen is None and (home / "evidock.toml").is_file():
-        chosen = home / "evidock.toml"
+    chosen = _config_path(config_file, env, home)
     if chosen is not None:
         data = _merge(data, _read_file(chosen))
     data = _merge(data, _dock_layer(home, env))
     data = _merge(data, _env_overrides(env))
     data["home"] = str(home)
     return validate_settings(data)
+
+
+def config_files(*, config_file: Path | None = None,
+                 environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """The files :func:`load_settings` reads with these arguments (for trust checks)."""
+    env = os.environ if environ is None else environ
+    home = _home(env)
+    chosen = _config_path(config_file, env, home)
+    dock = _dock_path(home, env)
+    return tuple(p for p in (chosen, dock) if p is not None)
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    return Path(env.get("EVIDOCK_HOME") or DEFAULT_HOME).expanduser().absolute()
+
+
+def _config_path(config_file: Path | None, env: Mapping[str, str], home: Path) -> Path | None:
+    chosen = config_file or (Path(env["EVIDOCK_CONFIG"]) if env.get("EVIDOCK_CONFIG") else None)
+    if chosen is None and (home / "evidock.toml").is_file():
+        chosen = home / "evidock.toml"
+    return chosen
+
+
+def _dock_path(home: Path, env: Mapping[str, str]) -> Path | None:
+    named = env.get("EVIDOCK_DOCK_CONFIG")
+    path = Path(named) if named else home / "dock.toml"
+    return path if named or path.is_file() else None
 
 
 def with_dock_table(settings: Settings, table: Mapping[str, Any]) -> Settings:
@@ -58,9 +83,8 @@ def with_dock_table(settings: Settings, table: Mapping[str, Any]) -> Settings:
 
 def _dock_layer(home: Path, env: Mapping[str, str]) -> dict[str, Any]:
     """``{"dock": table}`` from the dock file; nothing when the default one is absent."""
-    named = env.get("EVIDOCK_DOCK_CONFIG")
-    path = Path(named) if named else home / "dock.toml"
-    if not named and not path.is_file():
+    path = _dock_path(home, env)
+    if path is None:
         return {}
     table = _read_file(path).get("dock", {})
     if not isinstance(table, dict):

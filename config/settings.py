@@ -14,6 +14,7 @@ from config.access import AccessSettings, CaseSettings, CoverageSettings, Export
 from config.dock import DockSettings, check_regex
 from config.retention import RetentionSettings
 from config.scheduler import SchedulerSettings
+from config.service import ServiceSettings
 
 
 class _Frozen(BaseModel):
@@ -160,6 +161,7 @@ class Settings(_Frozen):
     coverage: CoverageSettings = CoverageSettings()
     retention: RetentionSettings = RetentionSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    service: ServiceSettings = ServiceSettings()
     camera_models: tuple[CameraModel, ...] = ()
 
     @model_validator(mode="after")

@@ -20,10 +20,11 @@ from evidock import (
     cmd_media,
     cmd_retention,
     cmd_scheduler,
+    cmd_serve,
     cmd_upload,
     cmd_verify,
 )
-from evidock.cli_base import ConfigOpt, JsonOpt, acting, command
+from evidock.cli_base import ConfigOpt, JsonOpt, command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="evidock: verified ingest and integrity for body-worn camera footage.")
@@ -57,14 +58,15 @@ def init(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object
 @command
 def whoami(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """The evidock user this OS account maps to, with roles and permissions."""
-    with acting(config) as (_, actor):
-        return {"user": actor.name, "display": actor.display, "roles": list(actor.roles),
-                "units": sorted(actor.units) or "all",
-                "clearances": ["none", *sorted(actor.clearances)],
-                "permissions": sorted(p.value for p in actor.permissions)}
+    from evidock.client import station
+
+    with station(config) as st:
+        answer: dict[str, object] = st.get("/whoami")
+    return answer
 
 
 app.command()(cmd_ingest.ingest)
+app.command()(cmd_serve.serve)
 app.add_typer(cmd_media.keys_app, name="keys")
 app.add_typer(cmd_audit.audit_app, name="audit")
 app.add_typer(cmd_upload.upload_app, name="upload")

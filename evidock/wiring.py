@@ -23,7 +23,7 @@ from records.cases import CaseDesk
 from records.dossier import Dossier
 from records.exports import ExportDesk
 from records.package import Exporter
-from records.permissions import Actor, Gate
+from records.permissions import Actor, Gate, os_account
 from retention.executor import RetentionExecutor
 from retention.holds import HoldDesk
 
@@ -110,8 +110,9 @@ class Services:
         return Dossier(catalog=self.catalog, gate=self.gate(), clock=self.clock)
 
     def actor(self) -> Actor:
-        """The evidock user running this process (refused and audited when unknown)."""
-        return self.gate().identify()
+        """The evidock user of this process's own account (the service account for the
+        dock daemon and the scheduler; refused and audited when unmapped)."""
+        return self.gate().identify(account=os_account())
 
     def close(self) -> None:
         self.catalog.close()

@@ -73,6 +73,7 @@ class Code(StrEnum):
     E_INVALID = "E_INVALID"
     E_CONFLICT = "E_CONFLICT"
     E_UNKNOWN_USER = "E_UNKNOWN_USER"
+    E_SERVICE_UNAVAILABLE = "E_SERVICE_UNAVAILABLE"
     E_FORBIDDEN = "E_FORBIDDEN"
     E_SELF_APPROVAL = "E_SELF_APPROVAL"
     E_NOT_APPROVED = "E_NOT_APPROVED"
@@ -217,6 +218,8 @@ _INFO: dict[Code, tuple[Category, str]] = {
                           "hold released, request decided); nothing changed"),
     Code.E_UNKNOWN_USER: (_E, "the OS account is not mapped to an evidock user; audited, "
                               "exit 3"),
+    Code.E_SERVICE_UNAVAILABLE: (_E, "the station service (evidock serve) cannot be "
+                                     "reached on its socket; nothing was done"),
     Code.E_FORBIDDEN: (_E, "the user lacks the permission, unit or clearance; audited, "
                            "exit 3"),
     Code.E_SELF_APPROVAL: (_E, "two-person rule: the second person must be someone else; "

@@ -190,6 +190,12 @@ class Conflict(EvidockError):
     exit_code = 1
 
 
+class ServiceUnavailable(EvidockError):
+    """The client could not reach the station service; the request was not made."""
+
+    code = Code.E_SERVICE_UNAVAILABLE
+
+
 class UnknownUser(Refused):
     """The OS account running evidock is not mapped to an evidock user."""
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 from archive.audit.log import AuditLog
 from config.access import SENSITIVITIES, AccessSettings, UserEntry
@@ -115,25 +115,30 @@ class Gate:
             del role
         self.access, self.audit, self.clock = access, audit, clock
 
-    def identify(self, *, account: str | None = None,
-                 env: Mapping[str, str] | None = None) -> Actor:
-        """The evidock user for an OS account (or EVIDOCK_USER when trusted)."""
-        env = os.environ if env is None else env
-        roles: dict[str, tuple[str, ...]] = {str(k): tuple(v) for k, v in
-                                             self.access.roles.items()}
-        if self.access.trust_env_user and env.get("EVIDOCK_USER"):
-            wanted = env["EVIDOCK_USER"]
-            for user in self.access.users:
-                if user.name == wanted:
-                    return _actor(user, roles)
-            return self._unknown(f"env:{wanted}")
-        account = account or os_account()
+    def identify(self, *, account: str) -> Actor:
+        """The evidock user an OS account maps to (``[[access.users]] os_users``).
+
+        The account comes from the kernel (the station socket's peer credentials) or
+        from the process's own effective uid (:func:`os_account`), never from anything
+        a client can set.
+        """
         for user in self.access.users:
             if account in user.os_users:
-                return _actor(user, roles)
-        return self._unknown(account)
+                return _actor(user, self._roles())
+        self.unknown(account)
 
-    def _unknown(self, account: str) -> Actor:
+    def by_name(self, name: str) -> Actor:
+        """The evidock user of a verified login (a session the service issued)."""
+        for user in self.access.users:
+            if user.name == name:
+                return _actor(user, self._roles())
+        self.unknown(f"user:{name}")
+
+    def _roles(self) -> dict[str, tuple[str, ...]]:
+        return {str(k): tuple(v) for k, v in self.access.roles.items()}
+
+    def unknown(self, account: str) -> NoReturn:
+        """Record the refusal of someone who is no evidock user, then raise."""
         event = self.audit.record(actor=f"os:{account}", action="access.refused",
                                   subjects=[], details={"code": UnknownUser.code},
                                   at=self.clock())

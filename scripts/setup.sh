@@ -13,7 +13,7 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v b3sum >/dev/null 2>&1 || missing+=(b3sum)
-python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+{ [ -x /usr/bin/python3 ] && p3=/usr/bin/python3 || p3=python3; "$p3" -c 'import venv, ensurepip' >/dev/null 2>&1; } || missing+=(python3-venv)
 if [ "${EVIDOCK_MINIMAL:-0}" != 1 ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v umockdev-run >/dev/null 2>&1 || missing+=(umockdev)
@@ -31,8 +31,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
 fi
 
+# The venv is built on Debian's python3 when there is one: evidock runs as several OS
+# accounts (the service account, and people's accounts for the CLI), and an interpreter
+# under another account's home (pyenv in /root) cannot be run by them.
+base=python3
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 \
+  && base=/usr/bin/python3
+want_home=$(dirname "$(command -v "$base")")
+if [ -x .venv/bin/python ] && ! grep -qx "home = $want_home" .venv/pyvenv.cfg 2>/dev/null; then
+  echo "setup: rebuilding .venv on $base" >&2
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
+  "$base" -m venv .venv
 fi
 stamp=.venv/.evidock-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)

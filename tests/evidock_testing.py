@@ -113,43 +113,55 @@ def tree_snapshot(root: Path) -> dict[bytes, tuple[int, int, bytes]]:
     return snap
 
 
-#: A small agency: one user per role, two units, one restricted user. Tests act as a
-#: user with EVIDOCK_USER (trust_env_user is a test-only switch) or Gate.identify(env=).
+#: The agency's users; each is the real OS account ``evt-<name>`` (tests/service_support).
+AGENCY_USERS = ("clerk", "clerk2", "inspector", "legal", "supervisor", "supervisor2", "admin",
+                "officer")
+
+#: A small agency: one user per role, two units, one restricted user. The CLI runs as
+#: the user's OS account against a real service (tests/service_support.py); desk-level
+#: tests take the user from ``Gate.by_name`` (see :func:`as_user`).
 AGENCY_TOML = """
 [access]
-trust_env_user = true
 [[access.users]]
 name = "clerk"
+os_users = ["evt-clerk"]
 display = "张文书"
 roles = ["clerk"]
 clearances = ["个人隐私"]
 [[access.users]]
 name = "clerk2"
+os_users = ["evt-clerk2"]
 roles = ["clerk"]
 units = ["城西中队"]
 [[access.users]]
 name = "inspector"
+os_users = ["evt-inspector"]
 display = "李督察"
 roles = ["inspector"]
 clearances = ["个人隐私", "商业秘密"]
 [[access.users]]
 name = "legal"
+os_users = ["evt-legal"]
 display = "王法制"
 roles = ["legal_reviewer"]
 clearances = ["个人隐私", "商业秘密"]
 [[access.users]]
 name = "supervisor"
+os_users = ["evt-supervisor"]
 roles = ["supervisor"]
 clearances = ["个人隐私", "商业秘密", "国家秘密"]
 [[access.users]]
 name = "supervisor2"
+os_users = ["evt-supervisor2"]
 roles = ["supervisor"]
 clearances = ["个人隐私"]
 [[access.users]]
 name = "admin"
+os_users = ["evt-admin"]
 roles = ["admin"]
 [[access.users]]
 name = "officer"
+os_users = ["evt-officer"]
 roles = ["officer"]
 police_number = "123456"
 

@@ -51,7 +51,7 @@ def _link_case(home: Path, recording_id: str) -> None:
     """Case CASE with the first two seconds of the recording linked (as a clerk)."""
     svc = _services(home)
     try:
-        clerk = svc.gate().identify(env={"EVIDOCK_USER": "clerk"})
+        clerk = svc.gate().by_name("clerk")
         svc.cases().create(clerk, number=CASE, case_type="行政处罚", unit="城东中队")
         svc.cases().link(clerk, CASE, recording_id, stage="调查取证", reason="现场检查",
                          start_us=0, end_us=2_000_000)
@@ -212,9 +212,9 @@ def test_export_errors_are_json(station: Station, tmp_path: Path) -> None:
     svc = _services(home)
     try:
         desk, gate = svc.exports(), svc.gate()
-        rid = desk.request(gate.identify(env=as_user("inspector")), recording=station.video_id,
+        rid = desk.request(gate.by_name("inspector"), recording=station.video_id,
                            start="0", end="1", purpose="行政诉讼", recipient="法院").id
-        desk.approve(gate.identify(env=as_user("supervisor")), rid)
+        desk.approve(gate.by_name("supervisor"), rid)
     finally:
         svc.close()
     busy = tmp_path / "busy"

@@ -69,7 +69,7 @@ class World:
     links: dict[str, int]
 
     def who(self, name: str) -> Actor:
-        return self.svc.gate().identify(env={"EVIDOCK_USER": name})
+        return self.svc.gate().by_name(name)
 
     def request(self, by: str = "inspector", **kw: Any) -> str:
         kw.setdefault("purpose", "行政复议")
@@ -139,8 +139,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(root / "home")}),
                                clock=clock)
     recs = _ingest(root, svc)
-    cases, clerk = svc.cases(), svc.gate().identify(env={"EVIDOCK_USER": "clerk"})
-    secretary = svc.gate().identify(env={"EVIDOCK_USER": "secretary"})
+    cases, clerk = svc.cases(), svc.gate().by_name("clerk")
+    secretary = svc.gate().by_name("secretary")
     cases.create(clerk, number=CASE, case_type="行政处罚", unit="城东中队")
     cases.create(secretary, number=SECRET_CASE, case_type="行政处罚", unit="城东中队",
                  sensitivity="国家秘密")

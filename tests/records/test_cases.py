@@ -65,7 +65,7 @@ class Station:
     recordings: list[Recording]
 
     def who(self, name: str) -> Actor:
-        return self.svc.gate().identify(env={"EVIDOCK_USER": name})
+        return self.svc.gate().by_name(name)
 
     def count(self, model: type, *where: Any) -> int:
         with Session(self.svc.catalog.engine) as s:

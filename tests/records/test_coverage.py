@@ -340,7 +340,7 @@ class Station:
     svc: Services
 
     def who(self, name: str) -> Actor:
-        return self.svc.gate().identify(env={"EVIDOCK_USER": name})
+        return self.svc.gate().by_name(name)
 
     def desk(self) -> CoverageDesk:
         return CoverageDesk(catalog=self.svc.catalog, gate=self.svc.gate(),
@@ -363,7 +363,7 @@ def _populate(svc: Services) -> None:
     _footage(svc, "rec-b3", start=None, offloaded=off, duration_s=60)  # camera time unknown
     _footage(svc, "rec-c1", start=DAY, offloaded=off, duration_s=300, segments=False)
     _footage(svc, "rec-x", start=DAY, offloaded=off, duration_s=None)  # no rendition yet
-    desk, clerk = svc.cases(), svc.gate().identify(env={"EVIDOCK_USER": "clerk"})
+    desk, clerk = svc.cases(), svc.gate().by_name("clerk")
     desk.create(clerk, number=A, case_type="行政处罚", unit="城东中队")
     desk.create(clerk, number=B, case_type="行政强制", unit="城西中队")
     desk.create(clerk, number=C, case_type="行政检查", unit="城东中队", sensitivity="个人隐私")

@@ -161,7 +161,7 @@ class Station:
     asked: list[tuple[str, str]]  # (operation, key) the executor sent to the store
 
     def who(self, name: str) -> Actor:
-        return self.svc.gate().identify(env={"EVIDOCK_USER": name})
+        return self.svc.gate().by_name(name)
 
     def recording(self, seed: int) -> tuple[str, str]:
         """A recording ingested 200 days ago (due for deletion), its blob stored."""

@@ -1,0 +1,34 @@
+"""`evidock serve`: run the station service (systemd runs it as the service account)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evidock.cli_base import ConfigOpt, command
+
+
+@command
+def serve(config: ConfigOpt = None,
+          socket: Annotated[Path | None, typer.Option(
+              "--socket", help="Unix socket to listen on (default: [service] socket).")] = None,
+          ) -> None:
+    """Run the station service: the one process that opens the catalog, the store and the
+    keys and decides every request. SIGTERM stops it after the requests in flight."""
+    from config import load_settings
+    from config.loader import config_files
+    from evidock.service import server
+    from evidock.service.trust import check_trusted
+    from evidock.wiring import Services
+
+    # The rules are the administrator's: refuse files anyone else could have edited.
+    check_trusted(config_files(config_file=config), service_uid=os.geteuid())
+    settings = load_settings(config_file=config)
+    svc = Services.from_config(settings)
+    try:
+        server.serve(svc, socket=socket or Path(settings.service.socket))
+    finally:
+        svc.close()

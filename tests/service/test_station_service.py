@@ -1,0 +1,71 @@
+"""The station service: who is asking comes from the kernel, never from the client."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from service_support import run_as, serving
+
+from archive.audit.log import AuditLog
+from archive.catalog import Catalog
+from evidock_testing import write_agency_config
+
+
+def _events(home: Path, action: str) -> list[tuple[str, dict[str, object]]]:
+    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
+    try:
+        log = AuditLog(catalog=catalog)
+        events = [log.event(i) for i in range(log.size())]
+    finally:
+        catalog.close()
+    return [(e.actor, e.details) for e in events if e is not None and e.action == action]
+
+
+def test_whoami_is_the_os_account_the_kernel_reports(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    write_agency_config(home)
+    with serving(home) as svc:
+        run = svc.cli("whoami", "--json", user="legal")
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["user"] == "legal"
+        # What the client sets in its environment changes nothing: not the user, not
+        # the rules (the old escape hatches).
+        forged = svc.cli("whoami", "--json", user="clerk", env={
+            "EVIDOCK_USER": "legal", "EVIDOCK_ACCESS__TRUST_ENV_USER": "true",
+            "EVIDOCK_ACTOR": "user:legal"})
+        assert forged.returncode == 0, forged.stderr
+        assert json.loads(forged.stdout)["user"] == "clerk"
+
+
+def test_an_unmapped_account_is_refused_and_audited(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    write_agency_config(home)
+    with serving(home) as svc:
+        run = svc.cli("whoami", "--json", user="evt-nobody")
+    assert run.returncode == 3, run.stderr
+    assert json.loads(run.stdout)["error"]["code"] == "E_UNKNOWN_USER"
+    assert ("os:evt-nobody", {"code": "E_UNKNOWN_USER"}) in _events(home, "access.refused")
+
+
+def test_no_service_is_a_clear_error_and_does_nothing(tmp_path: Path) -> None:
+    run = run_as("evt-clerk", [sys.executable, "-m", "evidock", "whoami", "--json"],
+                 env={"EVIDOCK_SOCKET": str(tmp_path / "absent.sock")})
+    assert run.returncode == 2
+    assert json.loads(run.stdout)["error"]["code"] == "E_SERVICE_UNAVAILABLE"
+
+
+def test_the_service_refuses_rules_others_could_edit(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    config = write_agency_config(home)
+    config.chmod(0o664)
+    env = {**os.environ, "EVIDOCK_HOME": str(home)}
+    import subprocess
+
+    run = subprocess.run([sys.executable, "-m", "evidock", "serve", "--socket",
+                          str(tmp_path / "s.sock")], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 2
+    assert "E_CONFIG" in run.stderr and str(config) in run.stderr and "0664" in run.stderr

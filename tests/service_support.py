@@ -1,0 +1,165 @@
+"""A real `evidock serve` for tests, and the CLI run as real OS accounts against it.
+
+Nothing here fakes who is asking: each agency user of :data:`AGENCY_TOML` is a real OS
+account (``evt-<name>``, created once as root), the CLI runs as that account, and the
+service learns who it is from the kernel (SO_PEERCRED on its socket). The service is
+started as a child process and is ready when it says so on a NOTIFY_SOCKET the test
+binds (systemd's protocol): no polling, no sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from evidock_testing import AGENCY_USERS, REPO
+
+#: The account a station's service runs as in tests (production: "evidock").
+SERVICE_ACCOUNT = "evt-service"
+#: Every OS account the tests use: one per agency user, plus the service's and one that
+#: maps to nobody.
+ACCOUNTS = (SERVICE_ACCOUNT, "evt-nobody", *(f"evt-{u}" for u in AGENCY_USERS))
+READY_TIMEOUT_S = 60.0
+
+
+def account(user: str) -> str:
+    """The OS account of an agency user (as mapped in AGENCY_TOML)."""
+    return user if user.startswith("evt-") else f"evt-{user}"
+
+
+def ensure_accounts() -> None:
+    """Create the test accounts (system accounts, no home, no login shell) if missing."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the service tests need root to create OS accounts (CI runs as root)")
+        pytest.skip("the service tests need root to create OS accounts")
+    for name in ACCOUNTS:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                            "/usr/sbin/nologin", name], check=True, capture_output=True)
+
+
+def open_dir(prefix: str) -> Path:
+    """A new directory every account can traverse (pytest's own tmp is root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+@dataclass
+class RunningService:
+    home: Path
+    socket: Path
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def cli(self, *args: str, user: str = "clerk", env: Mapping[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """`evidock ARGS` run as the user's OS account against this service."""
+        return run_as(account(user), [sys.executable, "-m", "evidock", *args],
+                      env={"EVIDOCK_SOCKET": str(self.socket), **(env or {})},
+                      timeout=timeout)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=60)
+
+
+def run_as(os_account: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+           timeout: float = 300, cwd: Path | None = None,
+           ) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as ``os_account`` (real uid and gid, no supplementary groups)."""
+    pw = pwd.getpwnam(os_account)
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+            "HOME": "/nonexistent", "COLUMNS": "200", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": str(REPO), "CI": os.environ.get("CI", "")}
+    return subprocess.run(list(argv), capture_output=True, text=True, encoding="utf-8",
+                          timeout=timeout, env={**base, **(env or {})},
+                          cwd=str(cwd or "/"), user=pw.pw_uid, group=pw.pw_gid,
+                          extra_groups=[])
+
+
+@contextmanager
+def serving(home: Path, *, config: Path | None = None, run_as_account: str | None = None,
+            env: Mapping[str, str] | None = None) -> Iterator[RunningService]:
+    """`evidock serve` over ``home`` until the block ends (then SIGTERM).
+
+    By default the service runs as this (root) process, which suits tests of the API
+    and the CLI; ``run_as_account`` runs it as that account (the home must be its own),
+    as systemd does in production.
+    """
+    ensure_accounts()
+    sockdir = open_dir("evidock-sock-")
+    sock = sockdir / "evidock.sock"
+    notify = sockdir / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify))
+    notify.chmod(0o666)
+    listener.settimeout(READY_TIMEOUT_S)
+    child_env = {**os.environ, "EVIDOCK_HOME": str(home), "NOTIFY_SOCKET": str(notify),
+                 "PYTHONPATH": str(REPO), **(env or {})}
+    if config is not None:
+        child_env["EVIDOCK_CONFIG"] = str(config)
+    argv = [sys.executable, "-m", "evidock", "serve", "--socket", str(sock)]
+    kwargs: dict[str, object] = {}
+    if run_as_account is not None:
+        pw = pwd.getpwnam(run_as_account)
+        kwargs = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        child_env["HOME"] = "/nonexistent"
+    proc = subprocess.Popen(argv, env=child_env, cwd="/", stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, **kwargs)  # type: ignore[call-overload]
+    service = RunningService(home=home, socket=sock, proc=proc, env=child_env)
+    try:
+        _wait_ready(listener, proc)
+        yield service
+    finally:
+        try:
+            service.stop()
+        except subprocess.TimeoutExpired:
+            service.kill()
+        listener.close()
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def _wait_ready(listener: socket.socket, proc: subprocess.Popen[bytes]) -> None:
+    """Until the service sends READY=1; fail at once if it exits first."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(listener, selectors.EVENT_READ)
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            ready = sel.select(timeout=READY_TIMEOUT_S)
+            if not ready:
+                proc.kill()
+                raise AssertionError("evidock serve did not become ready in time")
+            for key, _ in ready:
+                if key.fileobj is listener:
+                    if "READY=1" in listener.recv(4096).decode("utf-8", "replace").split("\n"):
+                        return
+                else:  # output before READY: an error (it logs only warnings)
+                    out = proc.stdout.read1(65536) if proc.poll() is None else b""
+                    if proc.poll() is not None or not out:
+                        rest = proc.communicate(timeout=30)[0]
+                        raise AssertionError("evidock serve exited before it was ready:\n"
+                                             + (out + rest).decode("utf-8", "replace"))

@@ -336,7 +336,7 @@ def test_an_attached_document_flipped_on_disk_is_refused(home: Path, tmp_path: P
     write_agency_config(home)
     svc: Services = request.getfixturevalue("services")
     desk = svc.cases()
-    clerk: Actor = svc.gate().identify(env={"EVIDOCK_USER": "clerk"})
+    clerk: Actor = svc.gate().by_name("clerk")
     desk.create(clerk, number="邵城管罚〔2019〕第001号", case_type="行政处罚", unit="城东中队")
     doc = tmp_path / "询问笔录.pdf"
     data = b"%PDF-1.4 " + os.urandom(200 * 1024)

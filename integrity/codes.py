@@ -72,11 +72,16 @@ class Code(StrEnum):
     E_UPLOAD_UNVERIFIABLE = "E_UPLOAD_UNVERIFIABLE"
     E_INVALID = "E_INVALID"
     E_CONFLICT = "E_CONFLICT"
+    E_RANGE_NOT_SATISFIABLE = "E_RANGE_NOT_SATISFIABLE"
     E_UNKNOWN_USER = "E_UNKNOWN_USER"
     E_SERVICE_UNAVAILABLE = "E_SERVICE_UNAVAILABLE"
+    E_TRANSFER = "E_TRANSFER"
     E_FORBIDDEN = "E_FORBIDDEN"
     E_SELF_APPROVAL = "E_SELF_APPROVAL"
     E_NOT_APPROVED = "E_NOT_APPROVED"
+    E_LOGIN_FAILED = "E_LOGIN_FAILED"
+    E_LOGIN_THROTTLED = "E_LOGIN_THROTTLED"
+    E_CSRF = "E_CSRF"
     E_RETENTION_INVARIANT = "E_RETENTION_INVARIANT"
     E_RENDITION = "E_RENDITION"
     E_RENDITION_DISCONTINUOUS = "E_RENDITION_DISCONTINUOUS"
@@ -87,6 +92,7 @@ class Code(StrEnum):
     E_DRIVER = "E_DRIVER"
     E_MOUNT = "E_MOUNT"
     E_DOCK_STOPPING = "E_DOCK_STOPPING"
+    E_NOT_OPERATOR = "E_NOT_OPERATOR"
     # verification findings: packages, stored recordings, audit log, fixity
     E_KEY_UNKNOWN = "E_KEY_UNKNOWN"
     E_MERKLE_ROOT_MISMATCH = "E_MERKLE_ROOT_MISMATCH"
@@ -99,6 +105,18 @@ class Code(StrEnum):
     E_SEGMENT_ORDER = "E_SEGMENT_ORDER"
     E_SEGMENT_GAP = "E_SEGMENT_GAP"
     E_ORIGINAL_MISMATCH = "E_ORIGINAL_MISMATCH"
+    E_PACKAGE_LINK = "E_PACKAGE_LINK"
+    E_PACKAGE_SPECIAL = "E_PACKAGE_SPECIAL"
+    E_PACKAGE_PATH_UNSAFE = "E_PACKAGE_PATH_UNSAFE"
+    E_PACKAGE_LIMIT = "E_PACKAGE_LIMIT"
+    E_PACKAGE_ENCODING = "E_PACKAGE_ENCODING"
+    E_PACKAGE_UNREADABLE = "E_PACKAGE_UNREADABLE"
+    E_BAG_INVALID = "E_BAG_INVALID"
+    E_BAG_UNLISTED = "E_BAG_UNLISTED"
+    E_BAG_DIGEST_MISMATCH = "E_BAG_DIGEST_MISMATCH"
+    E_BAG_OXUM = "E_BAG_OXUM"
+    E_REQUEST_MISMATCH = "E_REQUEST_MISMATCH"
+    E_KEY_REFUSED = "E_KEY_REFUSED"
     E_CATALOG_MISMATCH = "E_CATALOG_MISMATCH"
     E_AUDIT_TRUNCATED = "E_AUDIT_TRUNCATED"
     E_AUDIT_ROOT_MISMATCH = "E_AUDIT_ROOT_MISMATCH"
@@ -216,16 +234,28 @@ _INFO: dict[Code, tuple[Category, str]] = {
                          "unknown stage, range outside the recording); nothing changed"),
     Code.E_CONFLICT: (_E, "the request contradicts the record (case exists, link removed, "
                           "hold released, request decided); nothing changed"),
+    Code.E_RANGE_NOT_SATISFIABLE: (_E, "a byte range (HTTP Range) that no byte of the stored "
+                                       "segment answers: HTTP 416, nothing read or audited"),
     Code.E_UNKNOWN_USER: (_E, "the OS account is not mapped to an evidock user; audited, "
                               "exit 3"),
     Code.E_SERVICE_UNAVAILABLE: (_E, "the station service (evidock serve) cannot be "
                                      "reached on its socket; nothing was done"),
+    Code.E_TRANSFER: (_E, "a package download from the station service failed its checks "
+                          "(broken off, an unsafe or unlisted entry, a size or SHA-256 that "
+                          "differs from the service's listing): nothing was written at the "
+                          "destination"),
     Code.E_FORBIDDEN: (_E, "the user lacks the permission, unit or clearance; audited, "
                            "exit 3"),
     Code.E_SELF_APPROVAL: (_E, "two-person rule: the second person must be someone else; "
                                "audited, exit 3"),
     Code.E_NOT_APPROVED: (_E, "export or deletion without a valid (approved, unexpired, "
                               "unused) approval; audited, exit 3"),
+    Code.E_LOGIN_FAILED: (_E, "network login refused: wrong user name or password, or no "
+                              "password set; audited (access.login_failed), exit 3"),
+    Code.E_LOGIN_THROTTLED: (_E, "too many failed logins for the account or the client "
+                                 "address in the last minute; audited, exit 3"),
+    Code.E_CSRF: (_E, "a state-changing request made with a session cookie lacked the "
+                      "session's CSRF token (X-CSRF-Token); audited, exit 3"),
     Code.E_RETENTION_INVARIANT: (_E, "the retention planner was about to delete before the "
                                      "legal minimum or before now (a bug): nothing deleted"),
     Code.E_RENDITION: (_E, "renditions failed after a dock offload (each failed rendition "
@@ -242,6 +272,10 @@ _INFO: dict[Code, tuple[Category, str]] = {
                        "its filesystem is not allowed"),
     Code.E_DOCK_STOPPING: (_E, "the dock daemon is stopping or the camera left the bay: "
                                "offload paused between files, session interrupted"),
+    Code.E_NOT_OPERATOR: (_E, "a command that touches the station's files directly (init, "
+                              "admin migrate, keys init/rotate, the daemons) run by an "
+                              "account other than root or the service account; exit 3 "
+                              "(not audited: such an account cannot reach the log)"),
     Code.E_KEY_UNKNOWN: (_FD, "the signing key is not in the keyring"),
     Code.E_MERKLE_ROOT_MISMATCH: (_FD, "the segment digests do not hash to the manifest's "
                                        "Merkle root"),
@@ -256,6 +290,31 @@ _INFO: dict[Code, tuple[Category, str]] = {
     Code.E_SEGMENT_GAP: (_FD, "consecutive segments are not contiguous in time"),
     Code.E_ORIGINAL_MISMATCH: (_FD, "the original named (clip.json, catalog) is not the one "
                                     "the manifest signs"),
+    Code.E_PACKAGE_LINK: (_FD, "a symbolic link in a clip package, or a package directory "
+                               "that is one: never followed"),
+    Code.E_PACKAGE_SPECIAL: (_FD, "a FIFO, socket or device file in a clip package: never "
+                                  "opened"),
+    Code.E_PACKAGE_PATH_UNSAFE: (_FD, "a path a package names (manifest line, segment name) "
+                                      "is absolute, has '..' or empty parts or leaves its "
+                                      "place: never opened"),
+    Code.E_PACKAGE_LIMIT: (_FD, "a package file, manifest line, file count or nesting depth "
+                                "(directories, JSON) is over the verifier's bound: not read "
+                                "further"),
+    Code.E_PACKAGE_ENCODING: (_FD, "a package's manifest, tag file or JSON is not UTF-8"),
+    Code.E_PACKAGE_UNREADABLE: (_FD, "a package file or directory could not be listed or "
+                                     "read (permissions, I/O error, changed while verified)"),
+    Code.E_BAG_INVALID: (_FD, "bagit.txt or bag-info.txt is not a BagIt 1.0 declaration, or "
+                              "a payload or tag manifest is malformed"),
+    Code.E_BAG_UNLISTED: (_FD, "a package file the bag's payload manifests (data/) or tag "
+                               "manifests (everything else) do not cover"),
+    Code.E_BAG_DIGEST_MISMATCH: (_FD, "a file's SHA-256 or SHA-512 differs from the bag's "
+                                      "payload or tag manifest"),
+    Code.E_BAG_OXUM: (_FD, "bag-info.txt's Payload-Oxum (bytes.files) differs from the "
+                           "payload"),
+    Code.E_REQUEST_MISMATCH: (_FD, "a case export's request.json says something its "
+                                   "packages' clip.json do not"),
+    Code.E_KEY_REFUSED: (_FD, "the --key file is a symbolic link, not a regular file or too "
+                              "large: refused unread (the package's own keyring is used)"),
     Code.E_CATALOG_MISMATCH: (_FD, "the catalog's segments differ from the signed manifest"),
     Code.E_AUDIT_TRUNCATED: (_FD, "a tree head covers more events than the audit log holds"),
     Code.E_AUDIT_ROOT_MISMATCH: (_FD, "the audit events no longer hash to a signed head's "

@@ -190,10 +190,23 @@ class Conflict(EvidockError):
     exit_code = 1
 
 
+class RangeNotSatisfiable(InvalidRequest):
+    """A byte range no byte of the stored blob can answer (HTTP 416)."""
+
+    code = Code.E_RANGE_NOT_SATISFIABLE
+
+
 class ServiceUnavailable(EvidockError):
     """The client could not reach the station service; the request was not made."""
 
     code = Code.E_SERVICE_UNAVAILABLE
+
+
+class TransferFailed(EvidockError):
+    """A package download broke off or did not match what the service listed; the
+    client wrote nothing at the destination."""
+
+    code = Code.E_TRANSFER
 
 
 class UnknownUser(Refused):
@@ -219,6 +232,25 @@ class NotApproved(Refused):
     unused) approval."""
 
     code = Code.E_NOT_APPROVED
+
+
+class LoginFailed(Refused):
+    """A network login with a wrong user name or password (the answer does not say
+    which; the audit event does)."""
+
+    code = Code.E_LOGIN_FAILED
+
+
+class LoginThrottled(Refused):
+    """Too many failed logins for the account or the client address within a minute."""
+
+    code = Code.E_LOGIN_THROTTLED
+
+
+class CsrfRejected(Forbidden):
+    """A state-changing request rode on a session cookie without the session's token."""
+
+    code = Code.E_CSRF
 
 
 class RetentionInvariantError(EvidockError):
@@ -254,3 +286,12 @@ class RenditionToolFailed(RenditionFailed):
     """ffmpeg exited with an error while cutting the segments."""
 
     code = Code.E_RENDITION_FFMPEG
+
+
+class NotOperator(EvidockError):
+    """A command that opens the station's files directly, run by an account that is
+    neither root nor the service account (the file modes would stop it anyway; this
+    says so clearly, before anything is touched)."""
+
+    code = Code.E_NOT_OPERATOR
+    exit_code = 3

@@ -41,13 +41,15 @@ class P(StrEnum):
     RETENTION_APPROVE = "retention.approve"
     RETENTION_RUN = "retention.run"
     AUDIT_VIEW = "audit.view"
+    INGEST_RUN = "ingest.run"  # offload a camera at the station, renditions, salvage
+    UPLOAD_RUN = "upload.run"  # WORM copies: queue status, upload runs, remote retention
 
 
 _READ = (P.CASE_VIEW, P.RECORDING_VIEW, P.RECORDING_PLAY)
 DEFAULT_ROLES: Mapping[str, frozenset[P]] = {
-    "officer": frozenset({*_READ, P.EXPORT_REQUEST}),
+    "officer": frozenset({*_READ, P.EXPORT_REQUEST, P.INGEST_RUN}),
     "clerk": frozenset({*_READ, P.CASE_CREATE, P.CASE_LINK, P.CASE_ATTACH, P.CASE_CLOSE,
-                        P.RECORDING_MARK, P.EXPORT_REQUEST}),
+                        P.RECORDING_MARK, P.EXPORT_REQUEST, P.INGEST_RUN}),
     "inspector": frozenset({*_READ, P.EXPORT_REQUEST, P.EXPORT_RUN, P.COVERAGE_VIEW}),
     "legal_reviewer": frozenset({*_READ, P.EXPORT_APPROVE, P.COVERAGE_VIEW, P.HOLD_PLACE,
                                  P.HOLD_RELEASE, P.RECORDING_MARK}),
@@ -55,7 +57,8 @@ DEFAULT_ROLES: Mapping[str, frozenset[P]] = {
                              P.HOLD_RELEASE, P.RETENTION_PLAN, P.RETENTION_APPROVE,
                              P.AUDIT_VIEW}),
     # Runs the system; sees no footage unless also given a reading role.
-    "admin": frozenset({P.RETENTION_PLAN, P.RETENTION_RUN, P.AUDIT_VIEW, P.COVERAGE_VIEW}),
+    "admin": frozenset({P.RETENTION_PLAN, P.RETENTION_RUN, P.AUDIT_VIEW, P.COVERAGE_VIEW,
+                        P.UPLOAD_RUN}),
 }
 
 

@@ -248,3 +248,21 @@ def ok_json(run: subprocess.CompletedProcess[str], code: int = 0) -> Any:
 
     assert run.returncode == code, (run.returncode, run.stdout, run.stderr)
     return json.loads(run.stdout)
+
+
+def verify_offline(target: Path, *args: str,
+                   timeout: float = 60) -> tuple[int, Any, subprocess.CompletedProcess[str]]:
+    """`python -m evidock verify TARGET ARGS --json` as anyone would run it on a package:
+    no EVIDOCK_HOME, no service. ``timeout`` is the guard against a hang (never a sleep).
+    Returns (exit code, the printed JSON, the run); there must be no traceback."""
+    import json
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    run = subprocess.run([sys.executable, "-m", "evidock", "verify", str(target), *args,
+                          "--json"], capture_output=True, text=True, encoding="utf-8",
+                         timeout=timeout, env=env, cwd=REPO)
+    assert "Traceback" not in run.stderr and run.stderr == "", run.stderr
+    return run.returncode, json.loads(run.stdout), run

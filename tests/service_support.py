@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import selectors
 import shutil
 import signal
@@ -24,14 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from evidock_testing import AGENCY_USERS, REPO
 
 #: The account a station's service runs as in tests (production: "evidock").
 SERVICE_ACCOUNT = "evt-service"
-#: Every OS account the tests use: one per agency user, plus the service's and one that
-#: maps to nobody.
-ACCOUNTS = (SERVICE_ACCOUNT, "evt-nobody", *(f"evt-{u}" for u in AGENCY_USERS))
+#: Every OS account the tests use: one per agency user, plus the service's, one that
+#: maps to nobody, and "chief" (both sides of the two-person rule, mapped only by
+#: tests/records/test_approvals.py).
+ACCOUNTS = (SERVICE_ACCOUNT, "evt-nobody", "evt-chief", *(f"evt-{u}" for u in AGENCY_USERS))
 READY_TIMEOUT_S = 60.0
 
 
@@ -61,12 +62,42 @@ def open_dir(prefix: str) -> Path:
     return path
 
 
+def audit_events(home: Path, action: str) -> list[tuple[str, dict[str, object]]]:
+    """(actor, details) of every audit event ``action`` in the catalog of ``home``."""
+    from archive.audit.log import AuditLog
+    from archive.catalog import Catalog
+
+    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
+    try:
+        log = AuditLog(catalog=catalog)
+        events = [log.event(i) for i in range(log.size())]
+    finally:
+        catalog.close()
+    return [(e.actor, e.details) for e in events if e is not None and e.action == action]
+
+
+@contextmanager
+def open_copy(src: Path, prefix: str = "evidock-cam-") -> Iterator[Path]:
+    """A copy of ``src`` (a camera) that every test account can read, in a root-owned
+    0755 directory (so nobody but root can swap it), removed afterwards."""
+    parent = open_dir(prefix)
+    try:
+        dest = parent / src.name
+        shutil.copytree(src, dest, symlinks=True)
+        yield dest
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 @dataclass
 class RunningService:
     home: Path
     socket: Path
     proc: subprocess.Popen[bytes]
     env: dict[str, str] = field(default_factory=dict)
+    #: "http(s)://HOST:PORT" when it also listens on TCP ([service] listen), from the
+    #: STATUS it sends with READY=1 (so port 0 works: the kernel's choice is reported).
+    url: str = ""
 
     def cli(self, *args: str, user: str = "clerk", env: Mapping[str, str] | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -102,12 +133,13 @@ def run_as(os_account: str, argv: Sequence[str], *, env: Mapping[str, str] | Non
 
 @contextmanager
 def serving(home: Path, *, config: Path | None = None, run_as_account: str | None = None,
-            env: Mapping[str, str] | None = None) -> Iterator[RunningService]:
+            env: Mapping[str, str] | None = None,
+            listen: str | None = None) -> Iterator[RunningService]:
     """`evidock serve` over ``home`` until the block ends (then SIGTERM).
 
     By default the service runs as this (root) process, which suits tests of the API
     and the CLI; ``run_as_account`` runs it as that account (the home must be its own),
-    as systemd does in production.
+    as systemd does in production. ``listen`` ("127.0.0.1:0") is ``[service] listen``.
     """
     ensure_accounts()
     sockdir = open_dir("evidock-sock-")
@@ -121,17 +153,22 @@ def serving(home: Path, *, config: Path | None = None, run_as_account: str | Non
                  "PYTHONPATH": str(REPO), **(env or {})}
     if config is not None:
         child_env["EVIDOCK_CONFIG"] = str(config)
+    if listen is not None:
+        child_env["EVIDOCK_SERVICE__LISTEN"] = f'"{listen}"'
     argv = [sys.executable, "-m", "evidock", "serve", "--socket", str(sock)]
     kwargs: dict[str, object] = {}
     if run_as_account is not None:
         pw = pwd.getpwnam(run_as_account)
         kwargs = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        os.chown(sockdir, pw.pw_uid, pw.pw_gid)  # it binds its socket there
         child_env["HOME"] = "/nonexistent"
     proc = subprocess.Popen(argv, env=child_env, cwd="/", stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, **kwargs)  # type: ignore[call-overload]
     service = RunningService(home=home, socket=sock, proc=proc, env=child_env)
     try:
-        _wait_ready(listener, proc)
+        status = _wait_ready(listener, proc)
+        found = re.search(r"https?://\S+", status)
+        service.url = found.group(0) if found else ""
         yield service
     finally:
         try:
@@ -142,8 +179,9 @@ def serving(home: Path, *, config: Path | None = None, run_as_account: str | Non
         shutil.rmtree(sockdir, ignore_errors=True)
 
 
-def _wait_ready(listener: socket.socket, proc: subprocess.Popen[bytes]) -> None:
-    """Until the service sends READY=1; fail at once if it exits first."""
+def _wait_ready(listener: socket.socket, proc: subprocess.Popen[bytes]) -> str:
+    """Until the service sends READY=1 (returns that message); fail at once if it exits
+    first."""
     assert proc.stdout is not None
     with selectors.DefaultSelector() as sel:
         sel.register(listener, selectors.EVENT_READ)
@@ -155,8 +193,9 @@ def _wait_ready(listener: socket.socket, proc: subprocess.Popen[bytes]) -> None:
                 raise AssertionError("evidock serve did not become ready in time")
             for key, _ in ready:
                 if key.fileobj is listener:
-                    if "READY=1" in listener.recv(4096).decode("utf-8", "replace").split("\n"):
-                        return
+                    message = listener.recv(4096).decode("utf-8", "replace")
+                    if "READY=1" in message.split("\n"):
+                        return message
                 else:  # output before READY: an error (it logs only warnings)
                     out = proc.stdout.read1(65536) if proc.poll() is None else b""
                     if proc.poll() is not None or not out:

@@ -54,6 +54,10 @@ NOT_EVIDOCK_ERRORS = {
     # source read failure from a store write failure; caught in the same module, turned
     # into an E_SOURCE_READ outcome or SourceGone, never escapes.
     "ingest.offload._SourceReadError",
+    # Why the package verifier did not read something (a link, FIFO, oversized or
+    # undecodable file); it carries a finding of any code and is caught inside
+    # integrity's verifier, which reports that finding: it never escapes.
+    "integrity.safefs.Refused",
 }
 
 

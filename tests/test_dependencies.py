@@ -91,6 +91,8 @@ def third_party(trees: Iterable[str], local: set[str]) -> dict[str, set[str]]:
             for top, typing_only in imports(path):
                 if top in sys.stdlib_module_names or top in local:
                     continue
+                if top == "_typeshed" and typing_only:  # the stdlib's own stubs (mypy)
+                    continue
                 key = f"{top} (type-only)" if typing_only else top
                 found.setdefault(key, set()).add(str(path.relative_to(REPO)))
     return found

@@ -14,14 +14,20 @@ from integrity.errors import (
     EvidockError,
     Forbidden,
     InvalidRequest,
+    LoginFailed,
+    LoginThrottled,
     NotFound,
+    Refused,
     UnknownUser,
 )
 
 #: Most specific first: the first class the error is an instance of decides.
 _STATUS: tuple[tuple[type[EvidockError], int], ...] = (
     (UnknownUser, 401),
+    (LoginFailed, 401),
+    (LoginThrottled, 429),
     (Forbidden, 403),
+    (Refused, 403),  # actions evidock never performs (delete, edit): refused, audited
     (NotFound, 404),
     (Conflict, 409),
     (InvalidRequest, 422),

@@ -4,6 +4,7 @@ verification of stored recordings."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import bagit
 import pytest
-from evidock_testing import StepClock, open_services
+from evidock_testing import StepClock, open_services, verify_offline, write_agency_config
 from sqlmodel import Session, select
 
 from archive.catalog import Recording
@@ -28,6 +29,7 @@ from fixtures.media import ClipSpec, encode_clip, write_photo
 from ingest.outcome import OffloadRequest
 from integrity import package as pkg
 from integrity.canonical import canonical_bytes
+from integrity.codes import Code
 from integrity.errors import DigestMismatch, EvidockError, NotFound
 from integrity.findings import (
     E_DIGEST_MISMATCH,
@@ -46,6 +48,13 @@ START = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
 LONG = ClipSpec(duration_s=25.0, height=240)
 SHORT = ClipSpec(duration_s=3.0, height=240)
 SEGS = ("seg00000.mp4", "seg00001.mp4", "seg00002.mp4")
+# What an approved request puts in clip.json (records.exports), for the package below.
+PROVENANCE = {"request_id": "r-1", "case_id": None, "case_number": None, "purpose": "court",
+              "recipient": "人民法院", "requested_by": "inspector",
+              "requested_at": "2026-11-23T08:00:00+00:00", "reason": "",
+              "approved_by": "legal", "approved_at": "2026-11-23T08:01:00+00:00",
+              "valid_until": "2026-11-26T08:01:00+00:00", "exported_by": "inspector",
+              "skipped": [], "link_id": None}
 
 
 @dataclass
@@ -79,6 +88,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     encode_clip(camera / rels["long"], LONG, creation_time=START + timedelta(minutes=1))
     encode_clip(camera / rels["short"], SHORT, creation_time=START + timedelta(minutes=2))
     write_photo(camera / rels["photo"], taken=START, height=240)
+    write_agency_config(root / "home")  # the people of the case export below
     svc = open_services(load_settings(environ={"EVIDOCK_HOME": str(root / "home")}),
                         clock=StepClock())
     report = svc.offloader().run(OffloadRequest(source=camera, device_serial=SERIAL,
@@ -102,9 +112,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def full_package(world: World) -> Path:
-    """The whole 25 s recording: three segments. Copy it before changing it."""
+    """The whole 25 s recording: three segments, an approved request in its clip.json.
+    Copy it before changing it."""
     out = world.root / "full"
-    res = world.exporter.export(world.long.id, start="0", end="25", out=out, actor="test")
+    res = world.exporter.export(world.long.id, start="0", end="25", out=out, actor="test",
+                                provenance=PROVENANCE)
     assert res.segments == SEGS
     return out
 
@@ -243,6 +255,14 @@ def test_export_refuses_an_existing_file_as_destination(world: World, tmp_path: 
 
 
 # --------------------------------------------------------------------------- tampering
+#
+# Every kind of file a package holds is changed, added or removed, and the real CLI
+# (`python -m evidock verify PKG --key PEM --json`, a plain subprocess, no station) must
+# name it with its stable code and exit 1. The expected sets are exact: a finding too
+# many is as wrong as one too few.
+
+C = Code
+OXUM = (C.E_BAG_OXUM, "bag-info.txt")  # the payload's byte or file count changed
 
 
 def _flip(path: Path, offset: int | None = None) -> None:
@@ -257,9 +277,42 @@ def _seg(p: Path, name: str) -> Path:
 
 
 def _edit_json(path: Path, change: Callable[[dict], None]) -> None:
+    """Change a JSON file, written back the way the exporter writes it."""
     obj = json.loads(path.read_bytes())
     change(obj)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
+                    encoding="utf-8")
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, (path, old)
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def _manifest_line(p: Path, manifest: str, listed: str) -> str:
+    lines = (p / manifest).read_text(encoding="utf-8").splitlines(keepends=True)
+    [line] = [x for x in lines if x.rstrip("\n").endswith(" " + listed)]
+    return line
+
+
+def _change_digest(p: Path, manifest: str, listed: str) -> None:
+    """Another (well-formed) digest for one entry of a payload or tag manifest."""
+    line = _manifest_line(p, manifest, listed)
+    digest, _, rest = line.partition(" ")
+    _replace(p / manifest, line, ("0" if digest[0] != "0" else "1") + digest[1:] + " " + rest)
+
+
+def _on(change: Callable[..., None], *args: str) -> Callable[[Path], None]:
+    return lambda p: change(p, *args)
+
+
+def _flip_segment(p: Path, name: str) -> None:
+    _flip(_seg(p, name))
+
+
+def _remove(p: Path, name: str) -> None:
+    (p / name).unlink()
 
 
 def _swap_names(p: Path) -> None:
@@ -270,14 +323,17 @@ def _swap_names(p: Path) -> None:
     tmp.rename(b)
 
 
-def _reorder(p: Path) -> None:
-    _edit_json(p / "data" / "clip.json",
-               lambda c: c.__setitem__("segments", [SEGS[1], SEGS[0], SEGS[2]]))
+def _clip(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    return lambda p: _edit_json(p / "data" / "clip.json", change)
+
+
+def _reorder(c: dict) -> None:
+    c["segments"] = [SEGS[1], SEGS[0], SEGS[2]]
 
 
 def _drop_middle(p: Path) -> None:
-    _edit_json(p / "data" / "clip.json",
-               lambda c: c.__setitem__("segments", [SEGS[0], SEGS[2]]))
+    _edit_json(p / "data" / "clip.json", lambda c: c.__setitem__("segments",
+                                                                 [SEGS[0], SEGS[2]]))
     _seg(p, SEGS[1]).unlink()
 
 
@@ -301,10 +357,6 @@ def _pretty_manifest(p: Path) -> None:
     _edit_json(p / "data" / "manifest.json", lambda _: None)  # same content, not canonical
 
 
-def _extra_file(p: Path) -> None:
-    (p / "data" / "notes.txt").write_text("added later\n")
-
-
 def _tamper_proof(p: Path) -> None:
     def change(doc: dict) -> None:
         proof = doc["proofs"][SEGS[1]]
@@ -319,32 +371,147 @@ def _proof_for_other_leaf(p: Path) -> None:
                lambda d: d["proofs"].__setitem__(SEGS[1], d["proofs"][SEGS[0]]))
 
 
-TAMPERS: dict[str, tuple[Callable[[Path], None], set[tuple[str, str | None]]]] = {
-    "flip-byte": (lambda p: _flip(_seg(p, SEGS[1])), {(E_DIGEST_MISMATCH, SEGS[1])}),
+def _foreign_keyring(p: Path) -> None:
+    ring = new_keyring(KeyPair.generate().public)
+    _edit_json(p / "data" / "keys" / "keyring.json", lambda d: (d.clear(),
+                                                                  d.update(ring.to_dict())))
+
+
+def _drop_manifest_line(manifest: str, listed: str) -> Callable[[Path], None]:
+    return lambda p: _replace(p / manifest, _manifest_line(p, manifest, listed), "")
+
+
+def _same_length(text: str) -> str:
+    """Another value of the same length (a size check alone cannot see the change)."""
+    return ("y" if text[0] == "x" else "x") + text[1:]
+
+
+def _set_request(field: str) -> Callable[[dict], None]:
+    return lambda c: c["request"].__setitem__(field, _same_length(c["request"][field]))
+
+
+CLIP = (C.E_BAG_DIGEST_MISMATCH, "data/clip.json")
+Expect = set[tuple[str, str | None]]
+TAMPERS: dict[str, tuple[Callable[[Path], None], Expect]] = {
+    # the segments
+    **{f"flip-{name}": (_on(_flip_segment, name), {(E_DIGEST_MISMATCH, name)})
+       for name in SEGS},
     "flip-first-byte": (lambda p: _flip(_seg(p, SEGS[2]), 0), {(E_DIGEST_MISMATCH, SEGS[2])}),
     "truncate": (lambda p: os.truncate(_seg(p, SEGS[1]), 1000),
-                 {(pkg.E_SIZE_MISMATCH, SEGS[1])}),
+                 {(pkg.E_SIZE_MISMATCH, SEGS[1]), OXUM}),
     "delete": (lambda p: _seg(p, SEGS[1]).unlink(),
-               {(pkg.E_MISSING_FILE, f"segments/{SEGS[1]}")}),
-    "reorder": (_reorder, {(pkg.E_SEGMENT_ORDER, SEGS[0]), (pkg.E_SEGMENT_GAP, SEGS[2])}),
-    "drop-middle": (_drop_middle, {(pkg.E_SEGMENT_GAP, SEGS[2])}),
-    "edit-manifest-value": (_edit_manifest_value, {(E_SIGNATURE_INVALID, "manifest.json")}),
-    "edit-manifest-times": (_edit_manifest_times, {(E_SIGNATURE_INVALID, "manifest.json")}),
-    "pretty-manifest": (_pretty_manifest, {(E_MANIFEST_INVALID, "manifest.json")}),
-    "extra-file": (_extra_file, {(pkg.E_EXTRA_FILE, "notes.txt")}),
+               {(pkg.E_MISSING_FILE, f"data/segments/{SEGS[1]}"), OXUM}),
     "extra-segment": (lambda p: shutil.copy(_seg(p, SEGS[0]), _seg(p, "seg00003.mp4")),
-                      {(pkg.E_EXTRA_FILE, "segments/seg00003.mp4")}),
-    "tampered-proof": (_tamper_proof, {(E_PROOF_INVALID, SEGS[1])}),
-    "proof-of-other-leaf": (_proof_for_other_leaf, {(E_PROOF_INVALID, SEGS[1])}),
+                      {(pkg.E_EXTRA_FILE, "data/segments/seg00003.mp4"), OXUM}),
+    # clip.json: its order, its fields, the approved request it records
+    "reorder": (_clip(_reorder), {(pkg.E_SEGMENT_ORDER, SEGS[0]),
+                                  (pkg.E_SEGMENT_GAP, SEGS[2]), CLIP}),
+    "drop-middle": (_drop_middle, {(pkg.E_SEGMENT_GAP, SEGS[2]), CLIP, OXUM,
+                                   (pkg.E_MISSING_FILE, f"data/segments/{SEGS[1]}")}),
+    "clip-approver": (_clip(_set_request("approved_by")), {CLIP}),
+    "clip-purpose": (_clip(_set_request("purpose")), {CLIP}),
+    "clip-requester": (_clip(_set_request("requested_by")), {CLIP}),
+    "clip-range": (_clip(lambda c: c["range_us"].__setitem__(0, 1)), {CLIP}),
+    "clip-camera-start": (_clip(lambda c: c.__setitem__(
+        "camera_start", c["camera_start"].replace("08:31", "08:32"))), {CLIP}),
+    "clip-original": (_clip(lambda c: c["original"].__setitem__(
+        "blake3", _same_length(c["original"]["blake3"]))),
+        {CLIP, (pkg.E_ORIGINAL_MISMATCH, "clip.json")}),
+    "clip-longer": (_clip(lambda c: c["request"].__setitem__("purpose", "court, amended")),
+                    {CLIP, OXUM}),
+    # the signed manifest, the proofs, the keyring, README.txt
+    "edit-manifest-value": (_edit_manifest_value,
+                            {(E_SIGNATURE_INVALID, "manifest.json"),
+                             (C.E_BAG_DIGEST_MISMATCH, "data/manifest.json")}),
+    "edit-manifest-times": (_edit_manifest_times,
+                            {(E_SIGNATURE_INVALID, "manifest.json"), OXUM,
+                             (C.E_BAG_DIGEST_MISMATCH, "data/manifest.json")}),
+    "pretty-manifest": (_pretty_manifest, {(E_MANIFEST_INVALID, "manifest.json"), OXUM,
+                                           (C.E_BAG_DIGEST_MISMATCH, "data/manifest.json")}),
+    "tampered-proof": (_tamper_proof, {(E_PROOF_INVALID, SEGS[1]),
+                                       (C.E_BAG_DIGEST_MISMATCH, "data/proofs.json")}),
+    "proof-of-other-leaf": (_proof_for_other_leaf,
+                            {(E_PROOF_INVALID, SEGS[1]),  # a proof of the same length
+                             (C.E_BAG_DIGEST_MISMATCH, "data/proofs.json")}),
+    "foreign-keyring": (_foreign_keyring,
+                        {(C.E_BAG_DIGEST_MISMATCH, "data/keys/keyring.json")}),
+    "readme": (lambda p: _replace(p / "data" / "README.txt", "offline", "online!"),
+               {(C.E_BAG_DIGEST_MISMATCH, "data/README.txt")}),
+    # the bag's own files
+    "bagit-version": (lambda p: _replace(p / "bagit.txt", "1.0", "0.97"),
+                      {(C.E_BAG_INVALID, "bagit.txt"),
+                       (C.E_BAG_DIGEST_MISMATCH, "bagit.txt")}),
+    "bag-info": (lambda p: _replace(p / "bag-info.txt", "evidock", "someone"),
+                 {(C.E_BAG_DIGEST_MISMATCH, "bag-info.txt")}),
+    **{f"digest-in-{m}": (_on(_change_digest, m, "data/clip.json"),
+                          {CLIP, (C.E_BAG_DIGEST_MISMATCH, m)})
+       for m in ("manifest-sha256.txt", "manifest-sha512.txt")},
+    **{f"digest-in-{m}": (_on(_change_digest, m, "bagit.txt"),
+                          {(C.E_BAG_DIGEST_MISMATCH, "bagit.txt")})
+       for m in ("tagmanifest-sha256.txt", "tagmanifest-sha512.txt")},
+    "unlisted-in-manifest": (_drop_manifest_line("manifest-sha512.txt", "data/README.txt"),
+                             {(C.E_BAG_UNLISTED, "data/README.txt"),
+                              (C.E_BAG_DIGEST_MISMATCH, "manifest-sha512.txt")}),
+    "unlisted-in-tagmanifest": (_drop_manifest_line("tagmanifest-sha256.txt", "bag-info.txt"),
+                                {(C.E_BAG_UNLISTED, "bag-info.txt")}),
+    "manifest-line-garbled": (lambda p: _replace(p / "manifest-sha256.txt", " data/README.txt",
+                                                 "data/README.txt"),
+                              {(C.E_BAG_INVALID, "manifest-sha256.txt"),
+                               (C.E_BAG_UNLISTED, "data/README.txt"),
+                               (C.E_BAG_DIGEST_MISMATCH, "manifest-sha256.txt")}),
+    # files added or removed anywhere
+    "extra-file": (lambda p: (p / "data" / "notes.txt").write_text("added later\n"),
+                   {(pkg.E_EXTRA_FILE, "data/notes.txt"), OXUM}),
+    "extra-tag-file": (lambda p: (p / "notes.txt").write_text("added later\n"),
+                       {(pkg.E_EXTRA_FILE, "notes.txt")}),
+    "extra-directory": (lambda p: (p / "data" / "more").mkdir(),
+                        {(pkg.E_EXTRA_FILE, "data/more/")}),
+    **{f"remove-{name}": (_on(_remove, name), {(pkg.E_MISSING_FILE, name), OXUM})
+       for name in ("data/README.txt", "data/clip.json", "data/manifest.json",
+                    "data/proofs.json", "data/keys/keyring.json")},
+    **{f"remove-{name}": (_on(_remove, name), {(pkg.E_MISSING_FILE, name)})
+       for name in ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sha512.txt",
+                    "tagmanifest-sha256.txt", "tagmanifest-sha512.txt")},
 }
 
 
+@pytest.fixture(scope="module")
+def pem(world: World) -> Path:
+    """The station's published key, as `evidock keys export-public` writes it."""
+    path = world.root / "station.pem"
+    path.write_bytes(world.svc.keys.keyring().current_key.to_pem())
+    return path
+
+
+def _cli_failures(target: Path, pem: Path) -> Expect:
+    code, out, _ = verify_offline(target, "--key", str(pem))
+    failures = {(f["code"], f["subject"]) for f in out["findings"]
+                if not f["code"].startswith("W_")}
+    assert code == (1 if failures else 0) and out["ok"] is (not failures), out
+    return failures
+
+
 @pytest.mark.parametrize("case", sorted(TAMPERS))
-def test_each_tamper_is_caught_and_named(world: World, package: Path, case: str) -> None:
+def test_each_tamper_is_caught_and_named(world: World, package: Path, pem: Path,
+                                         case: str) -> None:
     assert world.verify(package) == []
     tamper, expected = TAMPERS[case]
     tamper(package)
-    assert _failures(world.verify(package)) == expected
+    assert _cli_failures(package, pem) == expected
+    assert _failures(world.verify(package)) == expected  # the same in-process
+
+
+def test_the_reference_tool_agrees_a_tampered_bag_is_invalid(full_package: Path,
+                                                             tmp_path: Path) -> None:
+    """bagit-python's full validation as a second opinion: the untouched package passes,
+    a changed clip.json (the same size: bagit's fast mode would pass it) fails."""
+    assert bagit.Bag(str(full_package)).is_valid()
+    copy = tmp_path / "copy"
+    shutil.copytree(full_package, copy)
+    _clip(_set_request("approved_by"))(copy)
+    assert bagit.Bag(str(copy)).is_valid(fast=True)
+    with pytest.raises(bagit.BagValidationError):
+        bagit.Bag(str(copy)).validate()
 
 
 def test_swapped_segment_files_are_both_caught(world: World, package: Path) -> None:
@@ -369,6 +536,7 @@ def test_another_recordings_manifest_is_caught(world: World, package: Path,
         (E_PROOF_INVALID, SEGS[0]),
         (pkg.E_SEGMENT_UNKNOWN, SEGS[1]),
         (pkg.E_SEGMENT_UNKNOWN, SEGS[2]),
+        (C.E_BAG_DIGEST_MISMATCH, "data/manifest.json"), OXUM,
     }
 
 
@@ -379,29 +547,146 @@ def test_wrong_key_is_named(world: World, package: Path) -> None:
 
 
 def test_foreign_keyring_in_the_package_is_caught(world: World, package: Path) -> None:
-    ring = new_keyring(KeyPair.generate().public)
-    (package / "data" / "keys" / "keyring.json").write_text(json.dumps(ring.to_dict()))
-    assert _failures(pkg.verify_package(package)) == {(E_KEY_UNKNOWN, "manifest.json")}
-    assert world.verify(package) == []  # with the published key the package still holds
+    _foreign_keyring(package)
+    assert _failures(pkg.verify_package(package)) == {
+        (E_KEY_UNKNOWN, "manifest.json"), (C.E_BAG_DIGEST_MISMATCH, "data/keys/keyring.json")}
+    # With the published key the signature holds; the changed file is still named.
+    assert _failures(world.verify(package)) == {
+        (C.E_BAG_DIGEST_MISMATCH, "data/keys/keyring.json")}
 
 
-def test_several_tampers_are_all_reported(world: World, package: Path) -> None:
+def test_several_tampers_are_all_reported(world: World, package: Path, pem: Path) -> None:
     _flip(_seg(package, SEGS[0]))
     _seg(package, SEGS[2]).unlink()
-    _extra_file(package)
+    (package / "data" / "notes.txt").write_text("added later\n")
     _tamper_proof(package)
-    assert _failures(world.verify(package)) == {
+    _replace(package / "data" / "README.txt", "offline", "online!")
+    assert _cli_failures(package, pem) == {
         (E_DIGEST_MISMATCH, SEGS[0]),
-        (pkg.E_MISSING_FILE, f"segments/{SEGS[2]}"),
-        (pkg.E_EXTRA_FILE, "notes.txt"),
+        (pkg.E_MISSING_FILE, f"data/segments/{SEGS[2]}"),
+        (pkg.E_EXTRA_FILE, "data/notes.txt"),
         (E_PROOF_INVALID, SEGS[1]),
+        (C.E_BAG_DIGEST_MISMATCH, "data/proofs.json"),
+        (C.E_BAG_DIGEST_MISMATCH, "data/README.txt"),
+        OXUM,
     }
     with pytest.raises(bagit.BagValidationError):
         bagit.Bag(str(package)).validate()
 
 
-def test_a_directory_that_is_no_package_is_named(tmp_path: Path) -> None:
+def test_a_bag_digest_mismatch_names_each_manifest_and_both_digests(
+        world: World, package: Path) -> None:
+    _replace(package / "data" / "README.txt", "offline", "online!")
+    [found] = [f for f in world.verify(package) if f.code == C.E_BAG_DIGEST_MISMATCH]
+    assert set(found.details["manifests"]) == {"manifest-sha256.txt", "manifest-sha512.txt"}
+    sha512 = found.details["manifests"]["manifest-sha512.txt"]
+    assert sha512["actual"] == hashlib.sha512(
+        (package / "data" / "README.txt").read_bytes()).hexdigest()
+    assert sha512["expected"] != sha512["actual"] and len(sha512["expected"]) == 128
+
+
+def test_a_directory_that_is_no_package_is_named(tmp_path: Path, pem: Path) -> None:
     assert _failures(pkg.verify_package(tmp_path)) == {(pkg.E_PACKAGE_MISSING, str(tmp_path))}
+    assert _cli_failures(tmp_path, pem) == {(pkg.E_PACKAGE_MISSING, str(tmp_path))}
+
+
+# --------------------------------------------------------------------------- case exports
+#
+# A case export is NN-<recording>/ packages plus request.json, which no bag covers: each
+# of its claims must be one the packages' clip.json make under their digests.
+
+CASE = "邵城管罚〔2019〕第002号"
+
+
+@pytest.fixture(scope="module")
+def case_export(world: World) -> Path:
+    """A real case export run through the export desk: two linked ranges, two packages."""
+    svc, gate = world.svc, world.svc.gate()
+    cases = svc.cases()
+    cases.create(gate.by_name("clerk"), number=CASE, case_type="行政处罚", unit="城东中队")
+    for rec, start, end in ((world.long, 0, 4_000_000), (world.short, None, None)):
+        cases.link(gate.by_name("clerk"), CASE, rec.id, stage="调查取证", reason="现场取证",
+                   start_us=start, end_us=end)
+    desk = svc.exports()
+    rid = desk.request(gate.by_name("inspector"), case=CASE, purpose="行政复议",
+                       recipient="复议机关").id
+    desk.approve(gate.by_name("legal"), rid, reason="依法提供")
+    out = world.root / "case"
+    packages = desk.run(gate.by_name("inspector"), rid, out=out)
+    assert [p.path.name for p in packages] == [f"01-{world.long.id}", f"02-{world.short.id}"]
+    return out
+
+
+@pytest.fixture
+def case_copy(case_export: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "case"
+    shutil.copytree(case_export, dest)
+    return dest
+
+
+def _request(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    return lambda p: _edit_json(p / "request.json", change)
+
+
+def _first(p: Path) -> str:
+    return sorted(d.name for d in p.iterdir() if d.is_dir())[0]
+
+
+REQ = (C.E_REQUEST_MISMATCH, "request.json")
+CASE_TAMPERS: dict[str, tuple[Callable[[Path], None], Callable[[Path], Expect]]] = {
+    "purpose": (_request(lambda r: r.__setitem__("purpose", "行政诉讼")), lambda _: {REQ}),
+    "approver": (_request(lambda r: r.__setitem__("approved_by", "inspector")),
+                 lambda _: {REQ}),
+    "skipped": (_request(lambda r: r["skipped"].append("a link that was never skipped")),
+                lambda _: {REQ}),
+    "added-field": (_request(lambda r: r.__setitem__("note", "added")), lambda _: {REQ}),
+    "removed-field": (_request(lambda r: r.pop("recipient")), lambda _: {REQ}),
+    "package-range": (_request(lambda r: r["packages"][0].__setitem__("range_us", [0, 1])),
+                      lambda _: {REQ}),
+    "package-segments": (_request(lambda r: r["packages"][0]["segments"].append("x.mp4")),
+                         lambda _: {REQ}),
+    "package-export-id": (_request(lambda r: r["packages"][1].__setitem__("export_id", "x")),
+                          lambda _: {REQ}),
+    "package-link": (_request(lambda r: r["packages"][1].__setitem__("link_id", 999)),
+                     lambda _: {REQ}),
+    "package-unlisted": (_request(lambda r: r["packages"].pop()),
+                         lambda p: {(C.E_EXTRA_FILE, sorted(
+                             d.name for d in p.iterdir() if d.is_dir())[1] + "/")}),
+    "package-removed": (lambda p: shutil.rmtree(p / _first(p)),
+                        lambda p: {(C.E_MISSING_FILE, _removed(p) + "/")}),
+    "extra-file": (lambda p: (p / "notes.txt").write_text("x"),
+                   lambda _: {(C.E_EXTRA_FILE, "notes.txt")}),
+    "clip-inside-a-package": (  # request.json no longer agrees with it either
+        lambda p: _clip(_set_request("approved_by"))(p / _first(p)),
+        lambda p: {(C.E_BAG_DIGEST_MISMATCH, f"{_first(p)}/data/clip.json"), REQ}),
+    "both-sides-agree": (  # clip.json and request.json changed alike: the bag still sees it
+        lambda p: (_clip(lambda c: c["request"].__setitem__("purpose", "行政诉讼"))(
+            p / _first(p)), _request(lambda r: r.__setitem__("purpose", "行政诉讼"))(p)),
+        lambda p: {(C.E_BAG_DIGEST_MISMATCH, f"{_first(p)}/data/clip.json"), REQ}),
+}
+
+
+def _removed(p: Path) -> str:
+    listed = [d["dir"] for d in json.loads((p / "request.json").read_bytes())["packages"]]
+    return next(n for n in listed if not (p / n).exists())
+
+
+@pytest.mark.parametrize("case", sorted(CASE_TAMPERS))
+def test_each_case_export_tamper_is_named(world: World, case_copy: Path, pem: Path,
+                                          case: str) -> None:
+    assert _cli_failures(case_copy, pem) == set()
+    tamper, expected = CASE_TAMPERS[case]
+    tamper(case_copy)
+    assert _cli_failures(case_copy, pem) == expected(case_copy)
+
+
+def test_every_request_field_is_vouched_for_by_the_packages(case_export: Path) -> None:
+    request = json.loads((case_export / "request.json").read_bytes())
+    for item in request["packages"]:
+        clip = json.loads((case_export / item["dir"] / "data" / "clip.json").read_bytes())
+        assert {k: v for k, v in clip["request"].items() if k != "link_id"} == {
+            k: v for k, v in request.items() if k != "packages"}
+        assert item["link_id"] == clip["request"]["link_id"] is not None
 
 
 # --------------------------------------------------------------------------- times

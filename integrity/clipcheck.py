@@ -1,0 +1,283 @@
+"""One clip package checked: every file, every digest, every claim, cheapest first.
+
+The order: the listing (links, FIFOs, devices, depth and count bounds), the small files
+read once with bounds (tag files, manifests, JSON documents: their bag digests are taken
+from the very bytes that are parsed), the bag's declaration, Payload-Oxum and
+manifests, the file set (missing, extra, covered by no digest), segment sizes, then one
+read of every other file for its SHA-256, SHA-512 and (segments) BLAKE3, then proofs,
+signature, key, original digests, order and continuity. Every problem is a finding and
+the run goes on; nothing here raises for bad evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from integrity import bag, merkle, safejson
+from integrity import manifest as mf
+from integrity.codes import Code
+from integrity.errors import EvidockError
+from integrity.findings import Finding
+from integrity.keys import Keyring, PublicKey
+from integrity.safefs import Inventory, Kind, PackageDir, Refused, display
+
+FIXED_DATA = ("README.txt", "clip.json", "manifest.json", "proofs.json", "keys/keyring.json")
+DIRS = ("data", "data/keys", "data/segments")
+MAX_DOCUMENT = 32 << 20  # JSON documents and README.txt
+_LIMITS = {**{n: bag.MAX_TAG_FILE for n in ("bagit.txt", "bag-info.txt")},
+           **{n: bag.MAX_MANIFEST for n in (*bag.PAYLOAD_MANIFESTS, *bag.TAG_MANIFESTS)},
+           **{f"data/{n}": MAX_DOCUMENT for n in FIXED_DATA}}
+
+
+def looks_like_package(inventory: Inventory) -> bool:
+    return inventory.file("bagit.txt") is not None or "data" in inventory.entries
+
+
+class PackageCheck:
+    """One verification run over one opened package directory."""
+
+    def __init__(self, pkg: PackageDir, inventory: Inventory,
+                 trusted: Mapping[str, PublicKey] | None) -> None:
+        self.pkg, self.inv, self.trusted = pkg, inventory, trusted
+        self.findings: list[Finding] = list(inventory.findings)
+        self.texts: dict[str, bytes] = {}
+        self.unread: set[str] = set()  # refused on reading: never hashed either
+        self.expected: set[str] = set()  # the files the package should hold
+        self.misfit: set[str] = set()  # segments of the wrong size: not hashed
+        self.clip: Any = None
+
+    def add(self, code: Code, message: str, subject: str | None = None, **details: Any) -> None:
+        self.findings.append(Finding(code, message, subject, details))
+
+    def run(self) -> list[Finding]:
+        if not looks_like_package(self.inv):
+            self.add(Code.E_PACKAGE_MISSING, "not a clip package (no bagit.txt or data/)",
+                     str(self.pkg.root))
+            return self.findings
+        self._read_small_files()
+        manifests = self._bag_structure()
+        self.clip = self._json("data/clip.json")
+        proofs = self._json("data/proofs.json")
+        signed = self._load_manifest()
+        listed = self._listed_segments(self.clip)
+        self._check_files(listed, manifests)
+        entries = self._match_entries(signed.manifest, listed or []) if signed else []
+        sized = self._check_sizes(entries)
+        self._check_digests(manifests, sized)
+        if signed is not None:
+            self._check_proofs(signed.manifest, entries, proofs)
+            self._check_signature(signed)
+            self._check_original(signed.manifest, self.clip)
+            self._check_order(entries)
+        return self.findings
+
+    # ------------------------------------------------------------------ reading
+
+    def _read_small_files(self) -> None:
+        for path, limit in _LIMITS.items():
+            entry = self.inv.file(path)
+            if entry is None:
+                continue
+            try:
+                self.texts[path] = self.pkg.read(entry, limit)
+            except Refused as refused:
+                self.unread.add(path)
+                self.findings.append(refused.finding)
+
+    def _json(self, path: str) -> Any:
+        raw = self.texts.get(path)
+        if raw is None:
+            return None  # missing (the file set says so) or refused (already said)
+        try:
+            return safejson.loads(raw, path)
+        except Refused as refused:
+            self.findings.append(refused.finding)
+            return None
+
+    def _bag_structure(self) -> list[bag.BagManifest]:
+        if "bagit.txt" in self.texts:
+            self.findings.extend(bag.declaration_findings(self.texts["bagit.txt"]))
+        if "bag-info.txt" in self.texts:
+            self.findings.extend(bag.oxum_findings(self.texts["bag-info.txt"], self.inv))
+        manifests = []
+        for name in (*bag.PAYLOAD_MANIFESTS, *bag.TAG_MANIFESTS):
+            if name in self.texts:
+                parsed, found = bag.parse_manifest(name, self.texts[name])
+                manifests.extend([parsed] if parsed is not None else [])
+                self.findings.extend(found)
+        return manifests
+
+    def _load_manifest(self) -> mf.SignedManifest | None:
+        raw = self.texts.get("data/manifest.json")
+        if raw is None:
+            return None
+        try:
+            safejson.check_text(raw, "data/manifest.json")
+            return mf.load_signed(raw)
+        except Refused as refused:
+            self.findings.append(refused.finding)
+        except EvidockError as exc:
+            self.findings.append(Finding.from_error(exc, "manifest.json"))
+        return None
+
+    # ------------------------------------------------------------------ the file set
+
+    def _listed_segments(self, clip: Any) -> list[str] | None:
+        names = clip.get("segments") if isinstance(clip, dict) else None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            if clip is not None:
+                self.add(Code.E_PACKAGE_INVALID, "clip.json has no 'segments' list",
+                         "clip.json")
+            return None
+        for name in names:
+            if "/" in name or name.startswith(".") or "\0" in name or not name:
+                self.add(Code.E_PACKAGE_PATH_UNSAFE, "segment name in clip.json is not a "
+                         "plain file name: never opened", display(name))
+        return [n for n in names if n and "/" not in n and not n.startswith(".")
+                and "\0" not in n]
+
+    def _check_files(self, listed: list[str] | None,
+                     manifests: list[bag.BagManifest]) -> None:
+        expected = {*bag.BAG_FILES, *(f"data/{n}" for n in FIXED_DATA)}
+        if listed is not None:
+            expected |= {f"data/segments/{n}" for n in listed}
+        else:  # clip.json unusable (already a finding): judge segments by the bag alone
+            expected |= {p for m in manifests if not m.tag for p in m.digests
+                         if p.startswith("data/segments/")}
+        refused = {e.path for e in self.inv.entries.values() if e.kind in (Kind.LINK,
+                                                                          Kind.SPECIAL)}
+        self.findings.extend(bag.file_set_findings(self.inv, manifests, expected=expected,
+                                                   refused=refused))
+        self._check_directories()
+        self.expected = expected
+
+    def _check_directories(self) -> None:
+        """The topmost directory that is no part of the package, unless a file below it
+        was named already."""
+        files = [e.path for e in self.inv.files()]
+        for entry in self.inv.entries.values():
+            parent = entry.path.rpartition("/")[0]
+            if entry.kind is Kind.DIR and entry.path not in DIRS and parent in ("", *DIRS) \
+                    and not any(p.startswith(entry.path + "/") for p in files):
+                self.add(Code.E_EXTRA_FILE, "directory not part of the package",
+                         display(entry.path) + "/")
+
+    def _match_entries(self, manifest: mf.Manifest, listed: list[str],
+                       ) -> list[mf.SegmentEntry]:
+        by_name = {e.name: e for e in manifest.entries()}
+        found = []
+        for name in listed:
+            entry = by_name.get(name)
+            if entry is None:
+                self.add(Code.E_SEGMENT_UNKNOWN, "segment is not in the signed manifest",
+                         display(name))
+            else:
+                found.append(entry)
+        return found
+
+    def _check_sizes(self, entries: list[mf.SegmentEntry]) -> dict[str, mf.SegmentEntry]:
+        """The segments whose size is the signed one, by path (only they are hashed)."""
+        sized = {}
+        for e in entries:
+            file = self.inv.file(f"data/segments/{e.name}")
+            if file is None:
+                continue
+            if file.size != e.size:
+                self.misfit.add(file.path)
+                self.add(Code.E_SIZE_MISMATCH, f"size {file.size} != {e.size} in the "
+                         "manifest", e.name, expected=e.size, actual=file.size)
+            else:
+                sized[file.path] = e
+        return sized
+
+    # ------------------------------------------------------------------ digests
+
+    def _check_digests(self, manifests: list[bag.BagManifest],
+                       sized: Mapping[str, mf.SegmentEntry]) -> None:
+        jobs: list[bag.HashJob] = []
+        actual: dict[str, dict[str, str] | Finding] = {}
+        for file in self.inv.files():
+            algos = tuple(m.algo for m in bag.covering(file.path, manifests)
+                          if file.path in m.digests)
+            if file.path in self.texts:
+                actual[file.path] = bag.digest_bytes(self.texts[file.path], algos)
+            elif file.path in sized or (algos and file.path in self.expected
+                                        and file.path not in self.unread | self.misfit):
+                jobs.append(bag.HashJob(entry=file, algos=algos, blake3=file.path in sized))
+        actual.update(bag.hash_files(self.pkg, jobs))
+        for path in sorted(actual):
+            result = actual[path]
+            if isinstance(result, Finding):
+                self.findings.append(result)
+                continue
+            segment = sized.get(path)
+            if segment is not None and result["blake3"] != segment.blake3:
+                self.add(Code.E_DIGEST_MISMATCH, "BLAKE3 differs from the signed manifest",
+                         segment.name, expected=segment.blake3, actual=result["blake3"])
+                continue  # the signed digest names it; the bag's would say it again
+            self.findings.extend(bag.digest_findings(path, result, manifests))
+
+    # ------------------------------------------------------------------ signed claims
+
+    def _check_proofs(self, manifest: mf.Manifest, entries: list[mf.SegmentEntry],
+                      proofs: Any) -> None:
+        table = proofs.get("proofs") if isinstance(proofs, dict) else None
+        if not isinstance(table, dict):
+            if proofs is not None:
+                self.add(Code.E_PACKAGE_INVALID, "proofs.json has no 'proofs' object",
+                         "proofs.json")
+            return
+        root = bytes.fromhex(manifest.merkle_root)
+        for e in entries:
+            try:
+                proof = merkle.InclusionProof.from_dict(table[e.name])
+                if proof.leaf_index != e.index:
+                    raise ValueError(f"proof is for leaf {proof.leaf_index}, not {e.index}")
+                merkle.verify_inclusion(merkle.leaf_hash(e.digest), proof, root)
+            except (KeyError, ValueError, TypeError, EvidockError) as exc:
+                self.add(Code.E_PROOF_INVALID, f"inclusion proof does not hold: {exc}", e.name)
+
+    def _keys(self) -> Mapping[str, PublicKey]:
+        if self.trusted is not None:
+            return self.trusted
+        raw = self._json("data/keys/keyring.json")
+        if raw is None:
+            return {}  # missing or unreadable: said already; the signature's key is unknown
+        try:
+            return Keyring.from_dict(raw).by_id()
+        except (ValueError, TypeError, AttributeError, EvidockError) as exc:
+            self.add(Code.E_PACKAGE_INVALID, f"keyring unusable: {exc}", "keys/keyring.json")
+            return {}
+
+    def _check_signature(self, signed: mf.SignedManifest) -> None:
+        found = mf.verify_signed_manifest(signed, self._keys(), "manifest.json")
+        if self.trusted is not None:
+            found = [Finding(Code.E_KEY_MISMATCH, "manifest was not signed by the given key",
+                             f.subject, f.details) if f.code == Code.E_KEY_UNKNOWN else f
+                     for f in found]
+        elif not found:
+            self.add(Code.W_KEY_UNTRUSTED, "signature holds against the key shipped in the "
+                     "package; pass --key with the station's published key to trust it",
+                     "keys/keyring.json", key_id=signed.key_id)
+        self.findings.extend(found)
+
+    def _check_original(self, manifest: mf.Manifest, clip: Any) -> None:
+        if clip is None:
+            return  # missing or unreadable: said already
+        claimed = clip.get("original") if isinstance(clip, dict) else None
+        signed = [o.to_dict() for o in manifest.originals]
+        if not isinstance(claimed, dict) or claimed not in signed:
+            self.add(Code.E_ORIGINAL_MISMATCH, "clip.json's original is not the one the "
+                     "manifest signs", "clip.json", claimed=safejson.brief(claimed),
+                     signed=signed)
+
+    def _check_order(self, entries: list[mf.SegmentEntry]) -> None:
+        media = [e for e in entries if e.end_us > e.start_us]
+        for prev, cur in zip(media, media[1:], strict=False):
+            if cur.index <= prev.index:
+                self.add(Code.E_SEGMENT_ORDER, f"segment {cur.index} listed after "
+                         f"{prev.index}", cur.name)
+            elif cur.index != prev.index + 1 or cur.start_us != prev.end_us:
+                self.add(Code.E_SEGMENT_GAP, f"segments {prev.index}..{cur.index} are not"
+                         " contiguous", cur.name)

@@ -33,6 +33,9 @@ class UserEntry(_Frozen):
     units: tuple[str, ...] = ()  # empty: every unit
     clearances: tuple[Sensitivity, ...] = ()  # labels beyond "none" this user may see
     police_number: str | None = None
+    #: Client-certificate subjects (mutual TLS, ``[service] tls_client_ca``) that are this
+    #: user, as RFC 4514 strings: ``openssl x509 -noout -subject -nameopt RFC2253``.
+    cert_subjects: tuple[str, ...] = ()
 
 
 class AccessSettings(_Frozen):
@@ -48,6 +51,9 @@ class AccessSettings(_Frozen):
         accounts = [a for u in self.users for a in u.os_users]
         if len(set(accounts)) != len(accounts):
             raise ValueError("access.users: an OS account may map to only one user")
+        subjects = [c for u in self.users for c in u.cert_subjects]
+        if len(set(subjects)) != len(subjects):
+            raise ValueError("access.users: a certificate subject may map to only one user")
         return self
 
 

@@ -14,10 +14,14 @@ from evidock.cli_base import ConfigOpt, command
 @command
 def serve(config: ConfigOpt = None,
           socket: Annotated[Path | None, typer.Option(
-              "--socket", help="Unix socket to listen on (default: [service] socket).")] = None,
+              "--socket",
+              help="Unix socket to listen on (default: the config's service.socket).")] = None,
           ) -> None:
     """Run the station service: the one process that opens the catalog, the store and the
-    keys and decides every request. SIGTERM stops it after the requests in flight."""
+    keys and decides every request. It listens on the station socket (callers named by
+    the kernel) and, with service.listen set, on HOST:PORT for logins over the network
+    (HTTPS with tls_cert/tls_key, client certificates with tls_client_ca). SIGTERM stops
+    it after the requests in flight."""
     from config import load_settings
     from config.loader import config_files
     from evidock.service import server

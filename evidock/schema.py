@@ -30,6 +30,7 @@ import archive.audit.log
 import archive.catalog.models
 import archive.fixity
 import archive.replica.queue
+import records.credentials
 import records.models
 import retention.models
 from archive.catalog import migrations
@@ -43,6 +44,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     archive.fixity,
     archive.replica.queue,
     records.models,
+    records.credentials,
     retention.models,
 )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import shutil
 import socket
 import subprocess
@@ -154,28 +155,109 @@ def _systemd(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
 
 
-def test_systemd_unit_verifies(tmp_path: Path) -> None:
-    unit = (REPO / "systemd" / "evidock-dock.service").read_text()
+UNITS = ("evidock.service", "evidock-dock.service", "evidock-scheduler.service")
+
+
+def _installed(tmp_path: Path, name: str) -> Path:
+    """The unit as installed: ExecStart pointing at this checkout's evidock."""
     exe = shutil.which("evidock") or str(REPO / ".venv" / "bin" / "evidock")
     assert Path(exe).exists(), "the evidock console script is installed in the venv"
-    (tmp_path / "evidock-dock.service").write_text(
-        unit.replace("/opt/evidock/.venv/bin/evidock", exe))
-    res = _systemd("systemd-analyze", "verify", "--man=no",
-                   str(tmp_path / "evidock-dock.service"))
+    path = tmp_path / name
+    path.write_text(_unit_text(name).replace("/opt/evidock/.venv/bin/evidock", exe))
+    return path
+
+
+def _unit_text(name: str) -> str:
+    return (REPO / "systemd" / name).read_text()
+
+
+def _directives(name: str) -> dict[str, list[str]]:
+    """Each ``Key=value`` of the unit, values in order (a key may repeat)."""
+    out: dict[str, list[str]] = {}
+    for line in _unit_text(name).splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_systemd_unit_verifies(tmp_path: Path, name: str) -> None:
+    res = _systemd("systemd-analyze", "verify", "--man=no", str(_installed(tmp_path, name)))
     assert res.returncode == 0, res.stderr
-    assert "evidock-dock.service" not in res.stderr, res.stderr
-    for key in ("Type=notify", "WatchdogSec=", "ProtectSystem=strict", "NoNewPrivileges=yes",
-                "CapabilityBoundingSet=CAP_SYS_ADMIN", "DeviceAllow=block-sd rw",
-                "ReadWritePaths=/var/lib/evidock", "PrivateTmp=yes"):
-        assert key in unit
+    assert name not in res.stderr, res.stderr
+    unit = _directives(name)
+    for key, value in (("Type", "notify"), ("NoNewPrivileges", "yes"),
+                       ("ProtectSystem", "strict"), ("ReadWritePaths", "/var/lib/evidock"),
+                       ("PrivateTmp", "yes"), ("ProtectHome", "yes"),
+                       ("RestrictNamespaces", "yes"), ("SystemCallArchitectures", "native")):
+        assert unit.get(key) == [value], (name, key, unit.get(key))
+    assert unit["SystemCallFilter"][0].startswith("@system-service"), name
+
+
+@pytest.mark.parametrize("name", ["evidock.service", "evidock-scheduler.service"])
+def test_service_and_scheduler_run_as_the_service_account_without_privileges(
+        name: str) -> None:
+    unit = _directives(name)
+    assert unit["User"] == ["evidock"] and unit["Group"] == ["evidock"]
+    assert unit["CapabilityBoundingSet"] == [""] and unit["AmbientCapabilities"] == [""]
+    assert unit["PrivateDevices"] == ["yes"] and unit["UMask"] == ["0027"]
+    assert unit["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
+    assert "PrivateUsers" not in unit, "it would show root's config as nobody's"
+
+
+def test_the_service_unit_listens_where_the_cli_looks() -> None:
+    from config.service import DEFAULT_SOCKET
+
+    unit = _directives("evidock.service")
+    assert unit["ExecStart"] == ["/opt/evidock/.venv/bin/evidock serve"]
+    assert unit["RuntimeDirectory"] == ["evidock"] and unit["RuntimeDirectoryMode"] == ["0755"]
+    assert DEFAULT_SOCKET == "/run/evidock/evidock.sock"
+    assert "StateDirectory" not in unit, (
+        "systemd would chown a mismatched home recursively, the root-owned config with it")
+
+
+def test_the_dock_keeps_uid_0_for_mount_with_only_the_capabilities_it_uses() -> None:
+    unit = _directives("evidock-dock.service")
+    assert unit["User"] == ["root"] and unit["Group"] == ["evidock"]
+    assert unit["CapabilityBoundingSet"] == ["CAP_SYS_ADMIN CAP_DAC_OVERRIDE CAP_CHOWN"]
+    assert unit["AmbientCapabilities"] == unit["CapabilityBoundingSet"]
+    assert unit["WatchdogSec"] == ["2min"] and unit["DevicePolicy"] == ["closed"]
+    assert "block-sd rw" in unit["DeviceAllow"] and "char-ttyUSB rw" in unit["DeviceAllow"]
+    assert unit["UMask"] == ["0007"], "what it makes stays usable by the service's group"
+
+
+@pytest.mark.parametrize(("name", "ceiling"), [("evidock.service", 3.0),
+                                               ("evidock-scheduler.service", 3.0),
+                                               ("evidock-dock.service", 4.0)])
+def test_systemd_security_exposure(tmp_path: Path, name: str, ceiling: float,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    res = _systemd("systemd-analyze", "security", "--offline=yes", "--no-pager",
+                   str(_installed(tmp_path, name)))
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\S+)", res.stdout)
+    assert found is not None, (res.returncode, res.stdout[-500:], res.stderr)
+    score, label = float(found.group(1)), found.group(2)
+    with capsys.disabled():
+        print(f"\n{name}: systemd-analyze security exposure {score} {label} "
+              f"(ceiling {ceiling})")
+    assert score <= ceiling, res.stdout
 
 
 def test_tmpfiles_creates_the_private_tree(tmp_path: Path) -> None:
     conf = REPO / "systemd" / "evidock.tmpfiles.conf"
+    # Names are resolved in the --root's own account database, as on a station.
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text(
+        "root:x:0:0::/root:/bin/sh\nevidock:x:990:990::/var/lib/evidock:/usr/sbin/nologin\n")
+    (tmp_path / "etc" / "group").write_text("root:x:0:\nevidock:x:990:\n")
     res = _systemd("systemd-tmpfiles", "--create", f"--root={tmp_path}", str(conf))
     assert res.returncode == 0, res.stderr
-    mnt = tmp_path / "var" / "lib" / "evidock" / "run" / "mnt"
+    home = tmp_path / "var" / "lib" / "evidock"
+    st = home.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (990, 990, 0o750)
+    mnt = home / "run" / "mnt"
     assert mnt.is_dir() and (mnt.stat().st_mode & 0o777) == 0o700
+    assert mnt.stat().st_uid == 0
 
 
 def test_udev_rules_file_tags_and_hides_cameras() -> None:

@@ -1,6 +1,9 @@
-"""CLI: the audit log (head, proof, consistency, verify), fixity, and refused verbs.
+"""CLI: the audit log (head, proof, consistency, events, verify), fixity, refused verbs.
 
-Wired into the main app by evidock/cli.py::
+Thin clients of the station service (`/api/v1/audit/…`, `/api/v1/fixity`): the service
+identifies the user from the kernel, checks ``audit.view`` and records every read. The
+output is rendered from the JSON the service answers. Wired into the main app by
+evidock/cli.py::
 
     app.add_typer(cmd_audit.audit_app, name="audit")
     app.command()(cmd_audit.fixity)
@@ -9,55 +12,61 @@ Wired into the main app by evidock/cli.py::
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 
-from evidock.cli_base import (
-    ConfigOpt,
-    JsonOpt,
-    Reply,
-    actor_name,
-    command,
-    json_command,
-    services,
-)
-from integrity.errors import FixityError, KeyError_
+from evidock.cli_base import ConfigOpt, JsonOpt, Reply, command, json_command
+from integrity.errors import FixityError
 
-if TYPE_CHECKING:
-    from archive.fixity import FixityPlan
-    from evidock.wiring import Services
-    from integrity.keys import Keyring
-
+#: The same verbs as records.auditdesk.REFUSED_VERBS (kept here: the command tree is
+#: built without importing the desks).
 REFUSED_VERBS = ("delete", "edit", "rm")
 
 audit_app = typer.Typer(no_args_is_help=True, add_completion=False,
                         help="The tamper-evident audit log: signed heads, proofs, verify.")
 
 
-def _findings_printer(findings: Iterable[object], summary: str) -> Callable[[], None]:
+def finding_line(finding: Mapping[str, Any]) -> str:
+    """A finding as people read it (integrity.findings.Finding.__str__, from JSON)."""
+    subject = finding.get("subject")
+    where = f" [{subject}]" if subject else ""
+    return f"{finding.get('code')}{where}: {finding.get('message')}"
+
+
+def _findings_printer(findings: Sequence[Mapping[str, Any]], summary: str,
+                      ) -> Callable[[], None]:
     """Every finding on its own line, then one summary line."""
     def print_them() -> None:
         for finding in findings:
-            typer.echo(str(finding))
+            typer.echo(finding_line(finding))
         typer.echo(summary)
     return print_them
+
+
+def _get(config: Path | None, path: str, **params: Any) -> Any:
+    from evidock.client import station
+
+    with station(config) as st:
+        return st.get(path, **params)
+
+
+def _post(config: Path | None, path: str, body: Mapping[str, Any]) -> Any:
+    from evidock.client import station
+
+    with station(config) as st:
+        return st.post(path, body)
 
 
 @audit_app.command("head")
 @json_command
 def head(config: ConfigOpt = None) -> Reply:
-    """Print the current signed tree head as JSON (signing and storing a new one if the
-    log grew). Save the output elsewhere: `audit verify --against` detects truncation."""
-    with services(config) as svc:
-        log = svc.audit()
-        latest = log.latest_head()
-        current = latest if latest is not None and latest.size == log.size() else \
-            log.sign_head(at=svc.clock())
-        return Reply(current.to_dict())
+    """Print the signed tree head over the whole log, this read included (JSON).
+
+    Save the output elsewhere: `audit verify --against` detects truncation."""
+    return Reply(_get(config, "/audit/head"))
 
 
 @audit_app.command("proof")
@@ -67,8 +76,7 @@ def proof(seq: Annotated[int, typer.Argument(help="Sequence number of the event.
                                                    "against (default: latest head).")] = None,
           config: ConfigOpt = None) -> Reply:
     """Print an inclusion proof for event SEQ (JSON, O(log n) hashes)."""
-    with services(config) as svc:
-        return Reply(svc.audit().prove(seq, tree_size=size))
+    return Reply(_get(config, f"/audit/proof/{seq}", size=size))
 
 
 @audit_app.command("consistency")
@@ -77,15 +85,43 @@ def consistency(old: Annotated[int, typer.Argument(help="Older tree size.")],
                 new: Annotated[int | None, typer.Argument(help="Newer size (default: now).")]
                 = None, config: ConfigOpt = None) -> Reply:
     """Print a consistency proof between two tree sizes (JSON)."""
-    with services(config) as svc:
-        return Reply(svc.audit().consistency(old, new))
+    return Reply(_get(config, "/audit/consistency", old=old, new=new))
 
 
-def _keyring(svc: Services) -> Keyring | None:
-    try:
-        return svc.keys.keyring()
-    except KeyError_:
-        return None
+def _event_line(event: Mapping[str, Any]) -> str:
+    subjects = ",".join(str(s) for s in event.get("subjects") or []) or "-"
+    return (f"{event.get('seq'):>8}  {event.get('at')}  {event.get('actor')}  "
+            f"{event.get('action')}  {subjects}")
+
+
+@audit_app.command("events")
+@command
+def events(
+    action: Annotated[str | None, typer.Option("--action", help="Exact action, or a "
+                                               "prefix ending in * (read.*).")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="e.g. user:clerk.")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="One of the event's "
+                                                "subjects, e.g. case:ID.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="At or after (ISO, zoned).")]
+    = None,
+    until: Annotated[str | None, typer.Option("--until", help="Before (ISO, zoned).")]
+    = None,
+    after: Annotated[int | None, typer.Option("--after", help="Events after this sequence "
+                                              "number (paging).")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many (≤ 1000).")] = 100,
+    config: ConfigOpt = None, as_json: JsonOpt = False,
+) -> Reply:
+    """List audit events, oldest first; `--after` the printed cursor for the next page."""
+    page = _get(config, "/audit/events", action=action, actor=actor, subject=subject,
+                since=since, until=until, after=after, limit=limit)
+
+    def human() -> None:
+        for event in page["events"]:
+            typer.echo(_event_line(event))
+        more = page.get("next_after")
+        typer.echo(f"{len(page['events'])} events" +
+                   (f"; more: --after {more}" if more is not None else ""))
+    return Reply(page, human=human)
 
 
 @audit_app.command("verify")
@@ -94,40 +130,23 @@ def verify(against: Annotated[list[Path] | None, typer.Option(
                "--against", help="A saved head (JSON from `audit head`); repeatable.")] = None,
            config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Recompute the whole log; report every inconsistency. Exit 1 on any finding."""
-    from archive.audit.verify import load_heads, verify_log
-
-    try:
-        saved = load_heads(p.read_bytes() for p in against or [])
+    try:  # the client's files: read here, sent as text
+        saved = [p.read_bytes().decode("utf-8", "replace") for p in against or []]
     except OSError as exc:
         raise typer.BadParameter(f"cannot read saved head: {exc}") from exc
-    with services(config) as svc:
-        report = verify_log(svc.catalog.engine, keyring=_keyring(svc), saved=saved)
-        event = svc.audit().record(
-            actor=actor_name(), action="audit.verify", subjects=[],
-            details={"ok": report.ok, "events": report.events, "heads": report.heads,
-                     "codes": sorted({f.code for f in report.findings})}, at=svc.clock())
-        summary = (f"{'ok' if report.ok else 'FINDINGS'}: {report.events} events, "
-                   f"{report.heads} heads, {len(report.findings)} findings")
-        return Reply({**report.to_dict(), "audit_seq": event.seq},
-                     human=_findings_printer(report.findings, summary),
-                     exit_code=report.exit_code)
+    report = _post(config, "/audit/verify", {"against": saved})
+    summary = (f"{'ok' if report['ok'] else 'FINDINGS'}: {report['events']} events, "
+               f"{report['heads']} heads, {len(report['findings'])} findings")
+    return Reply(report, human=_findings_printer(report["findings"], summary),
+                 exit_code=0 if report["ok"] else 1)
 
 
-def _plan(all_: bool, sample: int | None, since: str | None, seed: int | None,
-          sha256: bool) -> FixityPlan:
-    from archive.audit.format import parse_iso
-    from archive.fixity import FixityPlan
-
+def _mode(all_: bool, sample: int | None, since: str | None) -> str:
     chosen = [name for name, on in (("--all", all_), ("--sample", sample is not None),
                                     ("--since", since is not None)) if on]
     if len(chosen) > 1:
         raise FixityError(f"choose one of --all, --sample, --since (got {chosen})")
-    seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
-    if sample is not None:
-        return FixityPlan("sample", seed, sample=sample, sha256=sha256)
-    if since is not None:
-        return FixityPlan("since", seed, since=parse_iso(since, "--since"), sha256=sha256)
-    return FixityPlan("all", seed, sha256=sha256)
+    return "sample" if sample is not None else "since" if since is not None else "all"
 
 
 @command
@@ -145,27 +164,22 @@ def fixity(
 ) -> Reply:
     """Re-hash stored objects from disk against the catalog; find missing, altered and
     unexpected ones. Exit 1 on any finding."""
-    from archive.fixity import Fixity
-
-    with services(config) as svc:
-        plan = _plan(all_, sample, since, seed, sha256)
-        report = Fixity(catalog=svc.catalog, store=svc.store, audit=svc.audit(),
-                        clock=svc.clock).run(plan, actor=actor_name())
-        summary = (f"fixity {plan.mode} (seed {plan.seed}): {report.checked} objects, "
-                   f"{report.bytes_read / 1e6:.1f} MB, {len(report.findings)} findings")
-        return Reply(report.to_dict(), human=_findings_printer(report.findings, summary),
-                     exit_code=report.exit_code)
+    mode = _mode(all_, sample, since)
+    report = _post(config, "/fixity", {"mode": mode, "sample": sample, "since": since,
+                                       "seed": seed, "sha256": sha256})
+    summary = (f"fixity {report['mode']} (seed {report['seed']}): {report['checked']} "
+               f"objects, {report['bytes'] / 1e6:.1f} MB, {len(report['findings'])} findings")
+    return Reply(report, human=_findings_printer(report["findings"], summary),
+                 exit_code=0 if report["ok"] else 1)
 
 
 def _refusal(verb: str) -> Callable[..., None]:
     @command
     def refused(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = False,
                 ) -> None:
-        from archive.audit.log import refuse
-
-        with services(config) as svc:
-            raise refuse(svc.audit(), verb=verb, target=" ".join(ctx.args) or "(none)",
-                         actor=actor_name(), at=svc.clock())
+        # The service records the attempt under the identified user, then refuses.
+        target = (" ".join(ctx.args) or "(none)")[:4096]
+        _post(config, "/audit/refusals", {"verb": verb, "target": target})
     refused.__doc__ = f"Refused: evidence is never {verb}-ed (the attempt is audited)."
     return refused
 
@@ -177,4 +191,4 @@ def install_refusals(app: typer.Typer) -> None:
             "allow_extra_args": True, "ignore_unknown_options": True})(_refusal(verb))
 
 
-__all__ = ["REFUSED_VERBS", "audit_app", "fixity", "install_refusals"]
+__all__ = ["REFUSED_VERBS", "audit_app", "finding_line", "fixity", "install_refusals"]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from archive.audit.group import GroupCommitter
 from archive.audit.log import AuditLog, HeadSigner
 from archive.catalog import Catalog
 from archive.keystore import StationKeys
@@ -40,6 +41,8 @@ class Services:
     prober: Prober
     keys: StationKeys
     clock: Callable[[], datetime]
+    #: The station service's batcher for audit events of their own (None: in-process).
+    committer: GroupCommitter | None = None
 
     @classmethod
     def from_config(cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now,
@@ -62,7 +65,14 @@ class Services:
 
     def audit(self) -> AuditLog:
         return AuditLog(catalog=self.catalog,
-                        signer=HeadSigner(keys=self.keys, station_id=self.settings.station.id))
+                        signer=HeadSigner(keys=self.keys, station_id=self.settings.station.id),
+                        committer=self.committer)
+
+    def start_group_commit(self) -> None:
+        """From now on, events recorded in transactions of their own (reads, refusals)
+        are committed in groups by one writer thread (the station service)."""
+        if self.committer is None:
+            self.committer = GroupCommitter(log=AuditLog(catalog=self.catalog))
 
     def renderer(self) -> Renderer:
         return Renderer(settings=self.settings, store=self.store, catalog=self.catalog,
@@ -115,4 +125,6 @@ class Services:
         return self.gate().identify(account=os_account())
 
     def close(self) -> None:
+        if self.committer is not None:
+            self.committer.close()  # commits what is queued before the catalog closes
         self.catalog.close()

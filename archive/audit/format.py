@@ -67,7 +67,7 @@ def encode_fast(body: Mapping[str, Any]) -> bytes:
     \\f \\r, lower-case \\u00xx) and, for ASCII keys, the same key order. Anything else
     takes the exact (and validating) path.
     """
-    if _plain(body):
+    if is_plain(body):
         try:
             text_ = json.dumps(body, sort_keys=True, ensure_ascii=False,
                                separators=(",", ":"), check_circular=False)
@@ -78,7 +78,7 @@ def encode_fast(body: Mapping[str, Any]) -> bytes:
     return encode(body)
 
 
-def _plain(value: object) -> bool:
+def is_plain(value: object) -> bool:
     """Only dicts with str keys, lists, str, bool, None and safe-range ints."""
     stack = [value]
     while stack:

@@ -23,9 +23,8 @@ root before it is trusted). Verification lives in :mod:`ingest.audit_verify`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, Column, Integer, insert, select, text
 from sqlalchemy.engine import Connection
@@ -44,15 +43,16 @@ from archive.audit.format import (
     parse_iso,
 )
 from archive.audit.proofs import prove_consistency, prove_inclusion
+from archive.audit.rows import Appended, EventSpec, chain
 from archive.catalog import Catalog
 from archive.catalog.db import WRITE_OPTION
 from archive.catalog.types import APPEND_ONLY, JSONText, UTCDateTime, table_of
 from integrity.errors import AuditError, ProofInvalid, Refused
 from integrity.merkle import MerkleAccumulator
 
-__all__ = ["GENESIS", "Appended", "AuditEvent", "AuditLog", "HeadSigner",
-           "SignedHead", "TreeHead", "encode", "encode_fast", "event_body", "head_of",
-           "iso", "leaf_hex", "parse_iso", "refuse"]
+__all__ = ["GENESIS", "Appended", "AuditEvent", "AuditLog", "EventSpec", "HeadSigner",
+           "Recorder", "SignedHead", "TreeHead", "encode", "encode_fast", "event_body",
+           "head_of", "iso", "leaf_hex", "parse_iso", "refuse"]
 
 # Transaction-scoped advisory lock key serialising appends on PostgreSQL ("evid").
 _PG_LOCK_KEY = 0x65766964
@@ -107,39 +107,52 @@ _INSERT = insert(_T)
 _HEAD_KEY = "evidock.audit.head"
 
 
-@dataclass(frozen=True)
-class Appended:
-    """What :meth:`AuditLog.append` added."""
+class Recorder(Protocol):
+    """Appends one event durably in a transaction of its own (see :mod:`.group`)."""
 
-    seq: int
-    leaf_hash: str
-    prev_hash: str
-    action: str
-    at: datetime
+    def record(self, event: EventSpec) -> Appended: ...
 
 
 class AuditLog:
-    def __init__(self, *, catalog: Catalog, signer: HeadSigner | None = None) -> None:
+    def __init__(self, *, catalog: Catalog, signer: HeadSigner | None = None,
+                 committer: Recorder | None = None) -> None:
         self.catalog = catalog
         self.signer = signer
+        # With a committer (the station service), record() events that write nothing
+        # else are committed together with other callers' events (group commit).
+        self.committer = committer
 
     def append(self, session: Session, *, actor: str, action: str, subjects: Sequence[str],
                details: Mapping[str, Any], at: datetime) -> Appended:
         """Add one event inside the caller's (write) transaction; it commits with it."""
-        if isinstance(subjects, str) or not all(isinstance(x, str) for x in subjects):
-            raise AuditError("audit subjects must be a list of strings", action=action)
+        (out,) = self.append_many(session, [EventSpec(actor, action, subjects, details, at)])
+        if isinstance(out, AuditError):
+            raise out
+        return out
+
+    def append_many(self, session: Session, events: Sequence[EventSpec],
+                    ) -> list[Appended | AuditError]:
+        """Append ``events`` in order inside the caller's (write) transaction, in one
+        statement. An event that is not valid gets its AuditError in its place and no
+        sequence number; the others chain on. A failed INSERT raises (nothing added)."""
         conn = session.connection()
-        seq, prev = self._next(session, conn)
-        body = event_body(at=at, actor=actor, action=action, subjects=subjects,
-                          details=details, prev=prev)
-        leaf = leaf_hex(encode_fast(body))
-        _insert(conn, {"seq": seq, "at": at, "actor": actor, "action": action,
-                       "subjects": body["subjects"], "details": body["details"],
-                       "prev_hash": prev, "leaf_hash": leaf})
-        # Later appends in this same transaction chain on without re-reading the head:
-        # nobody else can append while we hold the write lock.
-        session.info[_HEAD_KEY] = (_innermost(session), seq, leaf)
-        return Appended(seq, leaf, prev, action, at)
+        out = chain(conn, _T, events, *self._next(session, conn))
+        added = [a for a in out if isinstance(a, Appended)]
+        if added:
+            # Later appends in this same transaction chain on without re-reading the
+            # head: nobody else can append while we hold the write lock.
+            session.info[_HEAD_KEY] = (_innermost(session), added[-1].seq,
+                                       added[-1].leaf_hash)
+        return out
+
+    def append_batch(self, conn: Connection, events: Sequence[EventSpec],
+                     ) -> list[Appended | AuditError]:
+        """:meth:`append_many` on a Core connection in a write transaction (no ORM
+        session: the group committer's transactions write nothing else)."""
+        self._lock(conn)
+        last = conn.execute(_LAST).first()
+        seq, prev = (0, GENESIS) if last is None else (int(last[0]) + 1, str(last[1]))
+        return chain(conn, _T, events, seq, prev)
 
     def _next(self, session: Session, conn: Connection) -> tuple[int, str]:
         """Sequence number and prev hash for the next event (takes the append lock)."""
@@ -149,6 +162,13 @@ class AuditLog:
         self._lock(conn)
         last = conn.execute(_LAST).first()
         return (0, GENESIS) if last is None else (int(last[0]) + 1, str(last[1]))
+
+    def lock(self, session: Session) -> None:
+        """Take the append lock now, until ``session``'s write transaction ends. Every
+        audited write holds it when it commits (its event is appended in its own
+        transaction), so what this transaction reads afterwards no audited write can
+        change before it commits (on SQLite the write transaction already ensures that)."""
+        self._lock(session.connection())
 
     def _lock(self, conn: Connection) -> None:
         dialect = conn.dialect.name
@@ -160,7 +180,11 @@ class AuditLog:
 
     def record(self, *, actor: str, action: str, subjects: Sequence[str],
                details: Mapping[str, Any], at: datetime) -> Appended:
-        """Append in a transaction of its own (for actions that write nothing else)."""
+        """Append in a transaction of its own (for actions that write nothing else);
+        the event is committed when this returns."""
+        event = EventSpec(actor, action, subjects, details, at)
+        if self.committer is not None:
+            return self.committer.record(event)
         with self.catalog.transaction() as s:
             return self.append(s, actor=actor, action=action, subjects=subjects,
                                details=details, at=at)
@@ -271,6 +295,13 @@ class AuditLog:
                              "`evidock audit verify`", head=row.id)
         return acc
 
+    def current_head(self, *, at: datetime) -> SignedHead:
+        """The latest signed head if it covers the whole log, else a new one signed."""
+        latest = self.latest_head()
+        if latest is not None and latest.size == self.size():
+            return latest
+        return self.sign_head(at=at)
+
     def checkpoint(self, *, at: datetime, every: timedelta | None = None,
                    ) -> SignedHead | None:
         """Sign a head if the log grew since the last one (and, given ``every``, the last
@@ -283,40 +314,6 @@ class AuditLog:
                                  (every is not None and at - last.time < every)):
             return None
         return self.sign_head(at=at)
-
-
-_COLUMNS = ("seq", "at", "actor", "action", "subjects", "details", "prev_hash", "leaf_hash")
-_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
-_FAST: dict[str, tuple[str, list[Any]]] = {}
-
-
-def _insert(conn: Connection, row: dict[str, Any]) -> None:
-    """INSERT one event. On sqlite3 and psycopg straight through the DB-API cursor of
-    the same connection (same transaction) with the columns' own bind processors:
-    SQLAlchemy's per-statement overhead is most of an append otherwise."""
-    dialect = conn.dialect
-    mark = _PLACEHOLDER.get(dialect.paramstyle) if dialect.driver in ("pysqlite",
-                                                                     "psycopg") else None
-    if mark is None:
-        conn.execute(_INSERT, row)
-        return
-    if dialect.name not in _FAST:
-        sql = (f"INSERT INTO {_T.name} ({', '.join(_COLUMNS)}) "
-               f"VALUES ({', '.join([mark] * len(_COLUMNS))})")
-        _FAST[dialect.name] = (sql, [_T.c[c].type.bind_processor(dialect) for c in _COLUMNS])
-    sql, processors = _FAST[dialect.name]
-    params = tuple(row[c] if f is None else f(row[c]) for c, f in zip(_COLUMNS, processors,
-                                                                    strict=True))
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None  # None only once the connection is closed or invalidated
-    cursor = dbapi.cursor()
-    try:
-        cursor.execute(sql, params)
-    except dialect.loaded_dbapi.Error as exc:
-        raise AuditError(f"cannot append audit event {row['seq']}: {exc}",
-                         seq=row["seq"]) from exc
-    finally:
-        cursor.close()
 
 
 def _innermost(session: Session) -> object:

@@ -8,13 +8,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import typer
 from evidock_testing import migrated
 
 from archive.audit.log import AuditLog, HeadSigner
 from archive.catalog import Catalog
 from archive.keystore import StationKeys
-from evidock.cmd_audit import audit_app, fixity, install_refusals
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
@@ -54,15 +52,6 @@ def attacker(db: Path) -> Iterator[sqlite3.Connection]:
         yield conn
     finally:
         conn.close()
-
-
-def cli_app() -> typer.Typer:
-    """The audit commands as the lead wires them into `evidock` (see cmd_audit)."""
-    app = typer.Typer()
-    app.add_typer(audit_app, name="audit")
-    app.command()(fixity)
-    install_refusals(app)
-    return app
 
 
 def run_together(procs: list, *, timeout: float) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -14,19 +15,30 @@ from pathlib import Path
 
 import blake3
 import pytest
-from audit_support import T0, cli_app, fill, make_log, run_together
-from evidock_testing import migrated_home
+from audit_support import T0, fill, make_log, run_together
+from evidock_testing import write_agency_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from service_support import open_dir, serving
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, select
-from typer.testing import CliRunner
 
-from archive.audit.log import GENESIS, AuditEvent, AuditLog, HeadSigner, encode, encode_fast
+from archive.audit.log import (
+    GENESIS,
+    AuditEvent,
+    AuditLog,
+    EventSpec,
+    HeadSigner,
+    encode,
+    encode_fast,
+    event_body,
+    leaf_hex,
+)
 from archive.audit.proofs import prove_consistency, prove_inclusion
+from archive.audit.rows import build_row
 from archive.audit.verify import check_proof, verify_log
-from archive.catalog import Device, SessionFile, Wipe
-from config import load_settings
-from evidock.wiring import Services
+from archive.catalog import Catalog, Device, SessionFile, Wipe
+from archive.catalog.types import JSONText
 from integrity.errors import AuditError, CatalogError
 from integrity.merkle import ConsistencyProof, MerkleTree, verify_consistency
 
@@ -94,6 +106,31 @@ def test_fast_encoding_is_byte_identical_to_jcs(details: dict, actor: str) -> No
     assert encode_fast(body) == exact
 
 
+@settings(max_examples=300, deadline=None)
+@given(details=st.dictionaries(_text, _json, max_size=5), actor=_text, action=_text,
+       subjects=st.lists(_text, max_size=3))
+def test_stored_rows_hash_and_store_exactly_as_jcs(details: dict, actor: str, action: str,
+                                                   subjects: list[str]) -> None:
+    """The row builder's leaf (concatenated from the column texts for plain ASCII events)
+    is the JCS leaf, and its column texts are what the JSON columns store."""
+    at = T0 + timedelta(microseconds=7)
+    spec = EventSpec(actor, action, subjects, details, at)
+    body = event_body(at=at, actor=actor, action=action, subjects=subjects, details=details,
+                      prev=GENESIS)
+    try:
+        exact = leaf_hex(encode(body))
+    except AuditError:
+        with pytest.raises(AuditError):
+            build_row(0, GENESIS, spec)
+        return
+    row = build_row(0, GENESIS, spec)
+    assert row.leaf == exact
+    if row.texts is not None:
+        column = JSONText()
+        assert row.texts == (column.process_bind_param(subjects, sqlite.dialect()),
+                             column.process_bind_param(details, sqlite.dialect()))
+
+
 def test_signed_heads_inclusion_and_consistency_proofs(tmp_path: Path) -> None:
     log = make_log(tmp_path)
     ring = log.signer.keyring()  # type: ignore[union-attr]
@@ -151,48 +188,81 @@ def test_head_is_not_signed_over_a_doctored_frontier(tmp_path: Path) -> None:
 
 
 def test_refused_verbs_are_audited_through_the_cli(tmp_path: Path) -> None:
-    home = migrated_home(tmp_path / "home")
-    env = {"EVIDOCK_HOME": str(home), "EVIDOCK_ACTOR": "user:mallory"}
-    runner = CliRunner()
-    res = runner.invoke(cli_app(), ["delete", "recording", "abc123", "--force"], env=env)
-    assert res.exit_code == 3
-    assert "E_REFUSED" in res.output and "never deletes or edits" in res.output
-    res = runner.invoke(cli_app(), ["edit", "abc123", "--json"], env=env)
-    assert res.exit_code == 3 and json.loads(res.stdout)["error"]["code"] == "E_REFUSED"
-    svc = Services.from_config(load_settings(environ=env))
+    home = tmp_path / "home"
+    write_agency_config(home)
+    forged = {"EVIDOCK_ACTOR": "user:mallory", "EVIDOCK_USER": "admin"}
+    with serving(home) as svc:
+        res = svc.cli("delete", "recording", "abc123", "--force", user="clerk", env=forged)
+        assert res.returncode == 3
+        assert "E_REFUSED" in res.stderr and "never deletes or edits" in res.stderr
+        res = svc.cli("edit", "abc123", "--json", user="officer")
+        assert res.returncode == 3 and json.loads(res.stdout)["error"]["code"] == "E_REFUSED"
+        seq = json.loads(res.stdout)["error"]["details"]["audit_seq"]
+        nobody = svc.cli("rm", "abc123", user="evt-nobody")
+        assert nobody.returncode == 3 and "E_UNKNOWN_USER" in nobody.stderr
+    log = AuditLog(catalog=Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}"))
     try:
-        log = AuditLog(catalog=svc.catalog)
         events = [log.event(i) for i in range(log.size())]
     finally:
-        svc.close()
+        log.catalog.close()
+    # Recorded under the user the kernel identified, not whom the environment names.
     assert [(e.actor, e.action, e.subjects, e.details["code"]) for e in events if e] == [
-        ("user:mallory", "evidence.delete", ["recording abc123 --force"], "E_REFUSED"),
-        ("user:mallory", "evidence.edit", ["abc123"], "E_REFUSED")]
+        ("user:clerk", "evidence.delete", ["recording abc123 --force"], "E_REFUSED"),
+        ("user:officer", "evidence.edit", ["abc123"], "E_REFUSED"),
+        ("os:evt-nobody", "access.refused", [], "E_UNKNOWN_USER")]
+    assert events[seq] is not None and events[seq].action == "evidence.edit"
+
+
+def test_an_unchanged_log_keeps_its_head(tmp_path: Path) -> None:
+    log = make_log(tmp_path)
+    fill(log, 5)
+    head = log.current_head(at=T0)
+    assert head.size == 5 and log.current_head(at=T0 + timedelta(hours=1)) == head
+    fill(log, 1, start=5)
+    assert log.current_head(at=T0 + timedelta(hours=2)).size == 6
+    assert len(log.heads()) == 2
 
 
 def test_head_proof_verify_commands(tmp_path: Path) -> None:
     home = tmp_path / "home"
+    write_agency_config(home)
     log = make_log(home)
     fill(log, 12)
-    runner, env = CliRunner(), {"EVIDOCK_HOME": str(home)}
-    head = runner.invoke(cli_app(), ["audit", "head"], env=env)
-    assert head.exit_code == 0, head.output
-    saved = tmp_path / "head.json"
-    saved.write_text(head.stdout)
-    assert json.loads(head.stdout)["size"] == 12
-    again = runner.invoke(cli_app(), ["audit", "head"], env=env)
-    assert again.stdout == head.stdout, "an unchanged log keeps its head"
-    proof = runner.invoke(cli_app(), ["audit", "proof", "3"], env=env)
-    assert proof.exit_code == 0 and check_proof(json.loads(proof.stdout),
-                                                log.signer.keyring()) == []  # type: ignore[union-attr]
-    ver = runner.invoke(cli_app(), ["audit", "verify", "--against", str(saved), "--json"],
-                        env=env)
-    assert ver.exit_code == 0, ver.output
-    out = json.loads(ver.stdout)
-    assert out["ok"] and out["events"] == 12 and out["heads"] == 2
-    assert log.event(out["audit_seq"]).action == "audit.verify"  # type: ignore[union-attr]
-    missing = runner.invoke(cli_app(), ["audit", "proof", "999"], env=env)
-    assert missing.exit_code == 2 and "E_AUDIT" in missing.output
+    ring = log.signer.keyring()  # type: ignore[union-attr]
+    with serving(home) as svc:
+        head = svc.cli("audit", "head", user="admin")
+        assert head.returncode == 0, head.stderr
+        saved = open_dir("evidock-head-") / "head.json"  # the client's: the CLI reads it
+        saved.write_text(head.stdout)
+        saved.chmod(0o644)
+        first = json.loads(head.stdout)
+        # The head covers the log including the read that asked for it.
+        assert first["size"] == 13 and log.event(12).action == "read.audit.head"  # type: ignore[union-attr]
+        again = json.loads(svc.cli("audit", "head", user="admin").stdout)
+        assert again["size"] == 14, "each read is an event: the log grew by one"
+        cons = svc.cli("audit", "consistency", "13", "14", user="supervisor")
+        assert cons.returncode == 0, cons.stderr
+        verify_consistency(ConsistencyProof.from_dict(json.loads(cons.stdout)["proof"]),
+                           bytes.fromhex(first["root"]), bytes.fromhex(again["root"]))
+        proof = svc.cli("audit", "proof", "3", user="admin")
+        assert proof.returncode == 0 and check_proof(json.loads(proof.stdout), ring) == []
+        ver = svc.cli("audit", "verify", "--against", str(saved), "--json", user="admin",
+                      env={"EVIDOCK_ACTOR": "user:mallory"})
+        assert ver.returncode == 0, ver.stdout
+        out = json.loads(ver.stdout)
+        assert out["ok"] and out["events"] == 16 and out["heads"] == 3
+        missing = svc.cli("audit", "proof", "999", user="admin")
+        assert missing.returncode == 2 and "E_AUDIT" in missing.stdout
+        unreadable = svc.cli("audit", "verify", "--against", str(tmp_path / "absent.json"),
+                             user="admin")
+        assert unreadable.returncode == 2 and "cannot read saved head" in unreadable.stderr
+    shutil.rmtree(saved.parent)
+    verified = log.event(out["audit_seq"])
+    assert verified is not None and verified.action == "audit.verify"
+    assert verified.actor == "user:admin" and verified.details["saved"] == 1
+    assert [log.event(i).action for i in range(12, 17)] == [  # type: ignore[union-attr]
+        "read.audit.head", "read.audit.head", "read.audit.consistency",
+        "read.audit.proof", "audit.verify"]
 
 
 _APPENDER = textwrap.dedent("""

@@ -5,13 +5,15 @@ tampering with its stable code, and report all of them in one run."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from audit_support import T0, attacker, cli_app, fill, make_log
-from typer.testing import CliRunner
+from audit_support import T0, attacker, fill, make_log
+from evidock_testing import write_agency_config
+from service_support import open_dir, serving
 
 from archive.audit.log import AuditLog, SignedHead, encode, event_body, leaf_hex
 from archive.audit.verify import AuditReport, load_heads, verify_log
@@ -169,24 +171,27 @@ def test_forged_heads(world: tuple[AuditLog, Path, Path], tmp_path: Path) -> Non
 
 def test_everything_at_once_through_the_cli(world: tuple[AuditLog, Path, Path]) -> None:
     log, db, saved = world
+    write_agency_config(db.parent)  # the station's users; the catalog is the attacked one
     doctored = json.loads(saved.read_text())
     doctored["signature"] = "00" * 64
-    saved.write_text(json.dumps(doctored))
+    theirs = open_dir("evidock-head-") / "head.json"  # the auditor's copy, read by the CLI
+    theirs.write_text(json.dumps(doctored))
+    theirs.chmod(0o644)
     with attacker(db) as conn:
         conn.execute("UPDATE auditevent SET action = 'search' WHERE seq = 3")
         conn.execute("DELETE FROM auditevent WHERE seq = 20")
         conn.execute("DELETE FROM auditevent WHERE seq >= 30")
-    run = CliRunner().invoke(cli_app(), ["audit", "verify", "--against", str(saved),
-                                         "--json"],
-                             env={"EVIDOCK_HOME": str(db.parent)})
-    assert run.exit_code == 1, run.output
+    with serving(db.parent) as svc:
+        run = svc.cli("audit", "verify", "--against", str(theirs), "--json", user="admin")
+        human = svc.cli("audit", "verify", user="supervisor")
+    shutil.rmtree(theirs.parent)
+    assert run.returncode == 1, run.stdout
     codes = [f["code"] for f in json.loads(run.stdout)["findings"]]
     # Cheapest first: signatures, then truncation, then the pass over the events.
     assert codes == ["E_SIGNATURE_INVALID", "E_AUDIT_TRUNCATED", "E_AUDIT_TRUNCATED",
                      "E_AUDIT_EVENT_CHANGED", "E_AUDIT_GAP"]
-    human = CliRunner().invoke(cli_app(), ["audit", "verify"],
-                               env={"EVIDOCK_HOME": str(db.parent)})
-    assert human.exit_code == 1 and "E_AUDIT_GAP [seq:20]" in human.output
+    assert human.returncode == 1 and "E_AUDIT_GAP [seq:20]" in human.stdout
+    assert "FINDINGS:" in human.stdout
 
 
 def test_garbage_in_a_row_is_a_finding_not_a_crash(world: tuple[AuditLog, Path, Path]) -> None:

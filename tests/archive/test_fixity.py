@@ -7,16 +7,15 @@ import hashlib
 import json
 import os
 import random
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import blake3
 import pytest
-from audit_support import T0, cli_app, make_log
-from evidock_testing import store_bytes
+from audit_support import T0, make_log
+from evidock_testing import store_bytes, write_agency_config
+from service_support import serving
 from sqlmodel import Session, select
-from typer.testing import CliRunner
 
 from archive.audit.log import AuditLog
 from archive.audit.verify import verify_log
@@ -200,16 +199,25 @@ def test_since_selects_recent_blobs_and_hooks_add_checks(env: tuple[Fixity, list
 
 def test_fixity_command(env: tuple[Fixity, list[str], Path]) -> None:
     fixity, blobs, home = env
+    write_agency_config(home)
     fixity.store.path_for(blobs[2]).unlink()
-    invoke: Callable[..., object] = CliRunner().invoke
-    run = invoke(cli_app(), ["fixity", "--sample", "30", "--seed", "5", "--json"],
-                 env={"EVIDOCK_HOME": str(home)})
-    assert run.exit_code == 1, run.output  # type: ignore[attr-defined]
-    out = json.loads(run.stdout)  # type: ignore[attr-defined]
+    with serving(home) as svc:
+        run = svc.cli("fixity", "--sample", "30", "--seed", "5", "--json", user="admin",
+                      env={"EVIDOCK_ACTOR": "user:mallory"})
+        human = svc.cli("fixity", user="supervisor")
+        both = svc.cli("fixity", "--all", "--sample", "3", user="admin")
+        clerk = svc.cli("fixity", "--json", user="clerk")
+    assert run.returncode == 1, run.stdout
+    out = json.loads(run.stdout)
     assert out["seed"] == 5 and out["checked"] == 20
     assert [f["code"] for f in out["findings"]] == [E_FIXITY_MISSING]
-    human = invoke(cli_app(), ["fixity"], env={"EVIDOCK_HOME": str(home)})
-    assert human.exit_code == 1 and "(seed " in human.output  # type: ignore[attr-defined]
-    both = invoke(cli_app(), ["fixity", "--all", "--sample", "3"],
-                  env={"EVIDOCK_HOME": str(home)})
-    assert both.exit_code == 2 and "E_FIXITY" in both.output  # type: ignore[attr-defined]
+    assert human.returncode == 1 and "(seed " in human.stdout
+    assert f"{E_FIXITY_MISSING} [{blobs[2]}]" in human.stdout
+    assert both.returncode == 2 and "E_FIXITY" in both.stderr
+    assert clerk.returncode == 3
+    assert json.loads(clerk.stdout)["error"]["code"] == "E_FORBIDDEN"
+    runs = [e for e in (fixity.audit.event(i) for i in range(fixity.audit.size()))
+            if e is not None and e.action == "fixity.run"]
+    # Run by the identified users (the client's environment names nobody).
+    assert [(e.actor, e.details["seed"]) for e in runs][0] == ("user:admin", 5)
+    assert [e.actor for e in runs] == ["user:admin", "user:supervisor"]

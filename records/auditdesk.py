@@ -1,0 +1,112 @@
+"""The audit log and fixity as people ask for them, through the one gate.
+
+Every read of the log (its signed head, an inclusion or consistency proof, a list of
+events, a verification) needs ``audit.view`` and is itself an audit event with the
+actor: the log says who looked at the log. A fixity run is an operator's act and needs
+the same permission (its run and findings are audit events of their own). A refused
+verb (delete/edit/rm of evidence) is recorded with the identified user before the error
+is shown.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+from archive.audit.format import parse_iso
+from archive.audit.log import AuditLog, refuse
+from archive.audit.query import EventQuery, find_events
+from archive.audit.verify import load_heads, verify_log
+from archive.fixity import Fixity, FixityPlan, FixityReport
+from archive.keystore import StationKeys
+from archive.store import ContentStore
+from integrity.errors import KeyError_
+from integrity.keys import Keyring
+from records.permissions import Actor, Gate, P
+
+#: What evidock never does to evidence; asking is refused and audited.
+REFUSED_VERBS = ("delete", "edit", "rm")
+_LOG = "audit-log"
+
+
+class AuditDesk:
+    def __init__(self, *, gate: Gate, audit: AuditLog, store: ContentStore,
+                 keys: StationKeys, clock: Callable[[], datetime]) -> None:
+        self.gate, self.audit, self.store, self.keys = gate, audit, store, keys
+        self.clock = clock
+
+    def _require(self, actor: Actor, subjects: Sequence[str] = (_LOG,)) -> None:
+        self.gate.require(actor, P.AUDIT_VIEW, subjects=subjects)
+
+    def head(self, actor: Actor) -> dict[str, Any]:
+        """The signed head over the whole log, this read included (signed if need be)."""
+        self._require(actor)
+        self.gate.read(actor, "audit.head", [_LOG])
+        return self.audit.current_head(at=self.clock()).to_dict()
+
+    def proof(self, actor: Actor, seq: int, *, size: int | None = None) -> dict[str, Any]:
+        """An inclusion proof of event ``seq`` (the event itself is in it)."""
+        self._require(actor, [f"audit:{seq}"])
+        doc = self.audit.prove(seq, tree_size=size)
+        self.gate.read(actor, "audit.proof", [f"audit:{seq}"],
+                       {"tree_size": doc["proof"]["tree_size"]})
+        return doc
+
+    def consistency(self, actor: Actor, old: int, new: int | None = None,
+                    ) -> dict[str, Any]:
+        self._require(actor)
+        doc = self.audit.consistency(old, new)
+        self.gate.read(actor, "audit.consistency", [_LOG],
+                       {"old_size": doc["old_size"], "new_size": doc["new_size"]})
+        return doc
+
+    def events(self, actor: Actor, /, **filters: Any) -> dict[str, Any]:
+        """One page of events (:class:`EventQuery` filters and paging, evaluated by the
+        database)."""
+        self._require(actor)
+        query = EventQuery(**filters)
+        page = find_events(self.audit.catalog.engine, query)
+        self.gate.read(actor, "audit.events", [_LOG],
+                       {**query.to_dict(), "returned": len(page.events)})
+        return {**page.to_dict(), "filters": query.to_dict()}
+
+    def verify(self, actor: Actor, *, saved: Sequence[str] = ()) -> dict[str, Any]:
+        """Recompute the log against its stored heads and ``saved`` ones (the JSON text
+        `audit head` printed, kept elsewhere). The run is an audit event."""
+        self._require(actor)
+        heads = load_heads(text.encode("utf-8") for text in saved)
+        report = verify_log(self.audit.catalog.engine, keyring=self._keyring(), saved=heads)
+        event = self.audit.record(
+            actor=actor.audit_name, action="audit.verify", subjects=[],
+            details={"ok": report.ok, "events": report.events, "heads": report.heads,
+                     "saved": len(heads), "codes": sorted({f.code for f in report.findings})},
+            at=self.clock())
+        return {**report.to_dict(), "audit_seq": event.seq}
+
+    def _keyring(self) -> Keyring | None:
+        try:
+            return self.keys.keyring()
+        except KeyError_:
+            return None
+
+    def fixity(self, actor: Actor, *, mode: str = "all", seed: int | None = None,
+               sample: int | None = None, since: str | None = None, sha256: bool = False,
+               ) -> FixityReport:
+        """Re-hash stored blobs (``since``: an ISO time with a zone; no ``seed``: one is
+        drawn and reported); the run and each finding are audit events."""
+        self.gate.require(actor, P.AUDIT_VIEW, subjects=["store"])
+        seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
+        when = parse_iso(since, "--since") if since is not None else None
+        plan = FixityPlan(mode, seed, sample=sample, since=when, sha256=sha256)
+        return Fixity(catalog=self.audit.catalog, store=self.store, audit=self.audit,
+                      clock=self.clock).run(plan, actor=actor.audit_name)
+
+    def refuse(self, actor: Actor, *, verb: str, target: str) -> NoReturn:
+        """Record the attempt, then refuse it."""
+        raise refuse(self.audit, verb=verb, target=target, actor=actor.audit_name,
+                     at=self.clock())
+
+
+__all__ = ["REFUSED_VERBS", "AuditDesk"]

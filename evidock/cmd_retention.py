@@ -1,28 +1,41 @@
 """CLI: retention (`evidock retention plan|schedule|pending|approve|run`) and legal holds
 (`evidock hold add|release|list`).
 
-Every command acts as the evidock user running it (`Services.actor()`) at the clock's
-"now"; the executor and the hold desk check permissions and audit.
+Thin clients of the station service: it identifies the caller, acts at its own clock's
+"now", and its executor and hold desk check permissions and audit. What people see is
+rendered here from the JSON the service answers (the same JSON ``--json`` prints).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from evidock.cli_base import ConfigOpt, JsonOpt, ReasonOpt, Reply, acting, command
+from evidock.cli_base import ConfigOpt, JsonOpt, ReasonOpt, Reply, command
 from integrity.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from retention.actions import PendingView, PlanReport, RunReport, ScheduleReport
-    from retention.holds import HoldView
+    from evidock.client import Station
 
 retention_app = typer.Typer(no_args_is_help=True,
                             help="Retention: plan, schedule, approve and run deletions.")
 hold_app = typer.Typer(no_args_is_help=True,
                        help="Legal holds: nothing a hold covers is deleted.")
+
+Json = Mapping[str, Any]
+
+
+@contextmanager
+def station(config: Path | None) -> Iterator[Station]:
+    # Imported when a command runs: building the command tree stays light (no httpx).
+    from evidock.client import station as connect
+
+    with connect(config) as st:
+        yield st
 
 
 # ---------------------------------------------------------------------- retention
@@ -32,50 +45,49 @@ hold_app = typer.Typer(no_args_is_help=True,
 @command
 def plan(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Dry run: what the rules decide for every recording now (nothing changes)."""
-    with acting(config) as (svc, actor):
-        report = svc.retention().plan(actor, svc.clock())
-    return Reply(report.to_dict(), human=lambda: _print_plan(report))
+    with station(config) as st:
+        report: Json = st.get("/retention/plan")
+    return Reply(report, human=lambda: _print_plan(report))
 
 
-def _print_plan(report: PlanReport) -> None:
-    for d in report.decisions:
-        typer.echo(f"{d.action:6} {d.rule:22} {d.recording_id}  {d.reason}")
-    typer.echo(", ".join(f"{k} {v}" for k, v in report.summary.items()))
+def _print_plan(report: Json) -> None:
+    for d in report["decisions"]:
+        typer.echo(f"{d['action']:6} {d['rule']:22} {d['recording_id']}  {d['reason']}")
+    typer.echo(", ".join(f"{k} {v}" for k, v in report["summary"].items()))
 
 
 @retention_app.command("schedule")
 @command
 def schedule(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Schedule each due deletion (the grace period starts); cancel those now kept."""
-    with acting(config) as (svc, actor):
-        report = svc.retention().schedule(actor, svc.clock())
-    return Reply(report.to_dict(), human=lambda: _print_schedule(report))
+    with station(config) as st:
+        report: Json = st.post("/retention/schedule")
+    return Reply(report, human=lambda: _print_schedule(report))
 
 
-def _print_schedule(report: ScheduleReport) -> None:
-    for c in report.changes:
-        typer.echo(f"{c.step:9} {c.recording_id}  due {c.due_at.isoformat()}  {c.reason}")
-    out = report.to_dict()
-    typer.echo(f"{out['scheduled']} scheduled, {out['cancelled']} cancelled, "
-               f"{out['open']} pending")
+def _print_schedule(report: Json) -> None:
+    for c in report["changes"]:
+        typer.echo(f"{c['step']:9} {c['recording_id']}  due {c['due_at']}  {c['reason']}")
+    typer.echo(f"{report['scheduled']} scheduled, {report['cancelled']} cancelled, "
+               f"{report['open']} pending")
 
 
 @retention_app.command("pending")
 @command
 def pending(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Scheduled deletions, their due dates and approvals."""
-    with acting(config) as (svc, actor):
-        now = svc.clock()
-        views = svc.retention().pending(now, actor=actor)
-    return Reply({"now": now.isoformat(), "pending": [v.to_json(now) for v in views]},
-                 human=lambda: _print_pending(now, views))
+    with station(config) as st:
+        answer: Json = st.get("/retention/pending")
+    return Reply(answer, human=lambda: _print_pending(answer["pending"]))
 
 
-def _print_pending(now: datetime, views: list[PendingView]) -> None:
+def _print_pending(views: list[Json]) -> None:
     for v in views:
-        approvals = "approved by " + ", ".join(v.approvals) if v.approved else "not approved"
-        typer.echo(f"{'due' if v.due(now) else 'grace':5} {v.due_at.isoformat()}  "
-                   f"{v.recording_id}  scheduled by {v.scheduled_by}; {approvals}; {v.reason}")
+        approvals = ("approved by " + ", ".join(v["approvals"]) if v["approvals"]
+                     else "not approved")
+        typer.echo(f"{'due' if v['due'] else 'grace':5} {v['due_at']}  "
+                   f"{v['recording_id']}  scheduled by {v['scheduled_by']}; {approvals}; "
+                   f"{v['reason']}")
     typer.echo(f"{len(views)} pending")
 
 
@@ -84,8 +96,9 @@ def _print_pending(now: datetime, views: list[PendingView]) -> None:
 def approve(recording: Annotated[str, typer.Argument(help="Recording id.")],
             config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Approve a scheduled deletion (a different user from the one who scheduled it)."""
-    with acting(config) as (svc, actor):
-        return svc.retention().approve(actor, recording).to_json()
+    with station(config) as st:
+        answer: dict[str, object] = st.post("/retention/approve", {"recording": recording})
+    return answer
 
 
 @retention_app.command("run")
@@ -94,30 +107,33 @@ def run(dry_run: Annotated[bool, typer.Option("--dry-run",
                                               help="Report what would be deleted.")] = False,
         config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Delete the due, approved recordings' content, leaving a tombstone for each."""
-    with acting(config) as (svc, actor):
-        report = svc.retention().run(actor, svc.clock(), dry_run=dry_run)
-    return Reply(report.to_dict(), human=lambda: _print_run(report),
-                 exit_code=report.exit_code)
+    with station(config) as st:
+        report: Json = st.get("/retention/dry-run") if dry_run else st.post("/retention/run")
+    # Exit 1 when an item was blocked (its stored content does not match the catalog).
+    return Reply(report, human=lambda: _print_run(report),
+                 exit_code=1 if report["counts"].get("blocked") else 0)
 
 
-def _print_run(report: RunReport) -> None:
-    for o in report.outcomes:
-        extra = f" ({len(o.removed)} blobs, {len(o.kept)} kept)" if o.removed or o.kept else ""
-        typer.echo(f"{o.status:12} {o.code:30} {o.recording_id}{extra}  {o.reason}")
-    counts = report.to_dict()["counts"]
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing pending"
-    typer.echo(f"dry run: {summary}" if report.dry_run else summary)
-    if report.swept:
-        typer.echo(f"removed {len(report.swept)} blob(s) left by an interrupted run")
+def _print_run(report: Json) -> None:
+    for o in report["outcomes"]:
+        removed, kept = o["removed"], o["kept"]
+        extra = f" ({len(removed)} blobs, {len(kept)} kept)" if removed or kept else ""
+        typer.echo(f"{o['status']:12} {o['code']:30} {o['recording_id']}{extra}  "
+                   f"{o['reason']}")
+    summary = ", ".join(f"{n} {s}" for s, n in report["counts"].items() if n) \
+        or "nothing pending"
+    typer.echo(f"dry run: {summary}" if report["dry_run"] else summary)
+    if report["swept"]:
+        typer.echo(f"removed {len(report['swept'])} blob(s) left by an interrupted run")
 
 
 # ---------------------------------------------------------------------- holds
 
 
-def _print_hold(view: HoldView) -> None:
-    state = "active" if view.active else f"released by {view.released_by}"
-    typer.echo(f"{view.id}  {view.scope}:{view.label}  by {view.placed_by} "
-               f"{view.placed_at.isoformat()}  {state}  {view.reason}")
+def _print_hold(view: Json) -> None:
+    state = "active" if view["active"] else f"released by {view['released_by']}"
+    typer.echo(f"{view['id']}  {view['scope']}:{view['label']}  by {view['placed_by']} "
+               f"{view['placed_at']}  {state}  {view['reason']}")
 
 
 @hold_app.command("add")
@@ -130,13 +146,15 @@ def hold_add(reason: ReasonOpt,
                                                          help="Police number.")] = None,
              config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Place a legal hold on a case, a recording or an officer's footage."""
-    with acting(config) as (svc, actor):
-        given = [(s, t) for s, t in (("case", case), ("recording", recording),
-                                     ("officer", officer)) if t is not None]
-        if len(given) != 1:
-            raise InvalidRequest("name exactly one of --case, --recording, --officer")
-        scope, target = given[0]
-        return svc.holds().add(actor, scope=scope, target=target, reason=reason).to_json()
+    given = [(s, t) for s, t in (("case", case), ("recording", recording),
+                                 ("officer", officer)) if t is not None]
+    if len(given) != 1:
+        raise InvalidRequest("name exactly one of --case, --recording, --officer")
+    scope, target = given[0]
+    with station(config) as st:
+        answer: dict[str, object] = st.post("/holds", {"scope": scope, "target": target,
+                                                      "reason": reason})
+    return answer
 
 
 @hold_app.command("release")
@@ -144,8 +162,10 @@ def hold_add(reason: ReasonOpt,
 def hold_release(hold: Annotated[str, typer.Argument(help="Hold id.")], reason: ReasonOpt,
                  config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Release a hold (a different user from the one who placed it)."""
-    with acting(config) as (svc, actor):
-        return svc.holds().release(actor, hold, reason=reason).to_json()
+    with station(config) as st:
+        answer: dict[str, object] = st.post("/holds/release", {"hold": hold,
+                                                               "reason": reason})
+    return answer
 
 
 @hold_app.command("list")
@@ -154,12 +174,12 @@ def hold_list(all_holds: Annotated[bool, typer.Option("--all",
                                                       help="Released holds too.")] = False,
               config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Holds in force (or all of them)."""
-    with acting(config) as (svc, actor):
-        views = svc.holds().list(actor, active_only=not all_holds)
-    return Reply({"holds": [v.to_json() for v in views]}, human=lambda: _print_holds(views))
+    with station(config) as st:
+        answer: Json = st.get("/holds", all=all_holds)
+    return Reply(answer, human=lambda: _print_holds(answer["holds"]))
 
 
-def _print_holds(views: list[HoldView]) -> None:
+def _print_holds(views: list[Json]) -> None:
     for v in views:
         _print_hold(v)
     typer.echo(f"{len(views)} hold(s)")

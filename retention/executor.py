@@ -103,22 +103,35 @@ class RemoteResult:
                 "retain_until": d.retain_until.isoformat() if d.retain_until else None}
 
 
+def _nothing(_recording_id: str) -> None:
+    return None
+
+
 class RetentionExecutor:
+    """``before_tombstone(recording_id)`` is called inside the deletion transaction
+    between the re-plan and the tombstone (tests make another connection write there)."""
+
     def __init__(self, *, catalog: Catalog, store: ContentStore, audit: AuditLog, gate: Gate,
                  rules: RetentionSettings, clock: Callable[[], datetime],
-                 objects: ObjectStore | None = None) -> None:
+                 objects: ObjectStore | None = None,
+                 before_tombstone: Callable[[str], None] = _nothing) -> None:
         self.catalog, self.store, self.audit, self.gate = catalog, store, audit, gate
         self.rules, self.clock, self.objects = rules, clock, objects
+        self.before_tombstone = before_tombstone
         self.items = ItemSource(catalog=catalog)
         self.holds = HoldDesk(catalog=catalog, gate=gate, audit=audit, clock=clock)
 
     # ------------------------------------------------------------------ planning
 
-    def decide(self, now: datetime, recording_ids: Collection[str] | None = None,
-               ) -> tuple[Decision, ...]:
-        """The planner's decisions from the catalog as it is now (no permission check)."""
-        items = self.items.items(recording_ids=recording_ids)
-        return plan(items, rules=self.rules, holds=self.holds.active(), now=now)
+    def decide(self, now: datetime, recording_ids: Collection[str] | None = None, *,
+               session: Session | None = None) -> tuple[Decision, ...]:
+        """The planner's decisions from the catalog as it is now, read through
+        ``session`` when given (no permission check)."""
+        if session is None:
+            with Session(self.catalog.engine) as own:
+                return self.decide(now, recording_ids, session=own)
+        items = self.items.items(recording_ids=recording_ids, session=session)
+        return plan(items, rules=self.rules, holds=self.holds.active(session), now=now)
 
     def plan(self, actor: Actor, now: datetime) -> PlanReport:
         """Dry run: what the rules decide for every live recording at ``now``."""
@@ -137,6 +150,7 @@ class RetentionExecutor:
         due_at = now + timedelta(days=self.rules.grace_days)
         changes: list[Change] = []
         with self.catalog.transaction() as s:
+            self.audit.lock(s)  # no other step lands between reading and writing
             pending = fold_actions(s.exec(select(RetentionAction)).all())
             for d in decisions:
                 current = pending.get(d.recording_id)
@@ -202,6 +216,7 @@ class RetentionExecutor:
                            recording=recording_id)
         now = self.clock()
         with self.catalog.transaction() as s:
+            self.audit.lock(s)
             current = self._open(s, recording_id)
             if current is None or current.action_id != view.action_id:
                 raise Conflict(f"the deletion of {recording_id} changed meanwhile",
@@ -241,8 +256,9 @@ class RetentionExecutor:
                            "a second person has not approved this deletion")
         return None
 
-    def _replan(self, recording_id: str, now: datetime) -> Decision | None:
-        found = self.decide(now, [recording_id])
+    def _replan(self, recording_id: str, now: datetime, s: Session | None = None,
+                ) -> Decision | None:
+        found = self.decide(now, [recording_id], session=s)
         return found[0] if found else None
 
     def _one(self, actor: Actor, view: PendingView, now: datetime, *, dry_run: bool,
@@ -272,6 +288,7 @@ class RetentionExecutor:
             self._step(s, actor, change, now, {"at_run": True})
             return outcome
         with self.catalog.transaction() as tx:
+            self.audit.lock(tx)
             current = self._open(tx, view.recording_id)
             if current is None or current.action_id != view.action_id:
                 return _raced(view)
@@ -332,15 +349,20 @@ class RetentionExecutor:
                  now: datetime) -> Outcome:
         rid = view.recording_id
         with self.catalog.transaction() as s:
+            # The lock every audited write holds when it commits (a hold, link, mark or
+            # case event commits with its audit event): taken before reading, no such
+            # write commits between this re-plan and the tombstone (PostgreSQL too).
+            self.audit.lock(s)
             current = self._open(s, rid)
             if current is None or current.action_id != view.action_id:
                 return _raced(view)
-            decision = self._replan(rid, now)  # again, under the write lock
+            decision = self._replan(rid, now, s)  # again, in the deletion transaction
             if decision is None or decision.action != "delete":
                 return self._cancel(actor, view, decision, now, dry_run=False, s=s)
             removable, kept = self._split(rid, s)
             removable = [b for b in removable if b in verified]
             copies = _copies(s, removable)
+            self.before_tombstone(rid)
             tomb = self._tombstone(s, actor, current, decision, removable=removable,
                                    copies=copies, now=now)
             self._step(s, actor, Change(rid, "executed", decision.rule, decision.reason,

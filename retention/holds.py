@@ -102,6 +102,11 @@ class HoldDesk:
         row = Hold(id=self.new_id(), scope=scope, target=resolved, reason=reason,
                    placed_by=actor.name, placed_at=now)
         with self.catalog.transaction() as s:
+            # Ordered with retention runs (see RetentionExecutor): a recording deleted
+            # while this request was on its way is refused, never held after the fact.
+            self.audit.lock(s)
+            if scope == "recording" and tombstoned_recordings(s, [resolved]):
+                raise _deleted(resolved)
             s.add(row)
             self.audit.append(s, actor=actor.audit_name, action="hold.add",
                               subjects=[f"hold:{row.id}", f"{scope}:{resolved}"],
@@ -121,9 +126,6 @@ class HoldDesk:
             with Session(self.catalog.engine) as s:
                 if s.get(Recording, target) is None:
                     raise NotFound(f"no recording {target}", recording=target)
-                if tombstoned_recordings(s, [target]):
-                    raise Conflict(f"recording {target} was already deleted by retention",
-                                   recording=target)
         return target
 
     def release(self, actor: Actor, hold_id: str, *, reason: str) -> HoldView:
@@ -155,12 +157,7 @@ class HoldDesk:
     def views(self, ids: Iterable[str] | None = None) -> list[HoldView]:
         """Holds with their releases, no permission check (for the composition root)."""
         with Session(self.catalog.engine) as s:
-            query = select(Hold)
-            if ids is not None:
-                query = query.where(col(Hold.id).in_(list(ids)))
-            holds = s.exec(query).all()
-            releases = s.exec(select(HoldRelease).where(
-                col(HoldRelease.hold_id).in_([h.id for h in holds]))).all()
+            holds, releases = _rows(s, ids)
         cases = [h.target for h in holds if h.scope == "case"]
         labels = {c.id: c.number for c in self.book.cases() if c.id in cases} if cases else {}
         return fold_holds(holds, releases, labels)
@@ -171,9 +168,13 @@ class HoldDesk:
             raise NotFound(f"no hold {hold_id}", hold=hold_id)
         return found[0]
 
-    def active(self) -> tuple[HoldRef, ...]:
-        """The holds in force, for the planner."""
-        return tuple(v.ref() for v in self.views() if v.active)
+    def active(self, session: Session | None = None) -> tuple[HoldRef, ...]:
+        """The holds in force, for the planner (read through ``session`` if given: the
+        executor's deletion transaction)."""
+        if session is None:
+            with Session(self.catalog.engine) as own:
+                return self.active(own)
+        return tuple(v.ref() for v in fold_holds(*_rows(session, None)) if v.active)
 
     def list(self, actor: Actor, *, active_only: bool = True) -> _Views:
         """Holds (in force, or all), as a read audited for ``actor``."""
@@ -183,6 +184,22 @@ class HoldDesk:
         self.gate.read(actor, "hold.list", [f"hold:{v.id}" for v in views],
                        {"active_only": active_only})
         return views
+
+
+def _rows(s: Session, ids: Iterable[str] | None) -> tuple[list[Hold], list[HoldRelease]]:
+    """Holds (all, or those of ``ids``) and their releases."""
+    query = select(Hold)
+    if ids is not None:
+        query = query.where(col(Hold.id).in_(list(ids)))
+    holds = list(s.exec(query))
+    releases = list(s.exec(select(HoldRelease).where(
+        col(HoldRelease.hold_id).in_([h.id for h in holds]))))
+    return holds, releases
+
+
+def _deleted(recording_id: str) -> Conflict:
+    return Conflict(f"recording {recording_id} was already deleted by retention",
+                    recording=recording_id)
 
 
 __all__ = ["SCOPES", "HoldDesk", "HoldView", "fold_holds"]

@@ -1,5 +1,6 @@
 """The retention executor on a real catalog and store: schedule, grace, two-person approval,
-re-planning at run time, tombstones before unlinks, shared and damaged blobs, fixity.
+re-planning at run time, tombstones before unlinks, shared and damaged blobs, fixity;
+and the `evidock retention` commands as real users through a real station service.
 
 One camera is offloaded and rendered (1 s segments) once per module at T0; each test
 works on its own copy of that station with a clock it moves ~200 days ahead.
@@ -7,19 +8,24 @@ works on its own copy of that station with a clock it moves ~200 days ahead.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from evidock_testing import StepClock, offloaded_home, tree_snapshot
+from evidock_testing import (
+    StepClock,
+    offloaded_home,
+    ok_json,
+    tree_snapshot,
+    write_agency_config,
+)
+from service_support import serving
 from sqlalchemy import func, inspect
 from sqlmodel import Session, SQLModel, col, select
-from typer.testing import CliRunner
 
 from archive.audit.log import AuditEvent
 from archive.catalog import Blob, Recording
@@ -33,9 +39,8 @@ from archive.fixity import (
     FixityPlan,
 )
 from config import load_settings
-from evidock.cli import app
 from evidock.wiring import Services
-from fixtures.camera import CameraTree
+from fixtures.camera import CameraTree, ClipSpec, build_camera
 from ingest.outcome import OffloadRequest
 from integrity.errors import (
     Conflict,
@@ -49,6 +54,8 @@ from records.permissions import Actor
 from retention.actions import (
     E_RETENTION_UNVERIFIED,
     I_RETENTION_AWAITING_APPROVAL,
+    I_RETENTION_CANCELLED,
+    I_RETENTION_DELETED,
     I_RETENTION_NOT_DUE,
     RunReport,
 )
@@ -437,6 +444,15 @@ def test_a_flipped_byte_stops_that_deletion_and_is_reported(st: Station) -> None
     assert len(st.tombstones()) == 5  # the undamaged recordings went
 
 
+def test_a_hold_on_deleted_footage_is_refused(st: Station) -> None:
+    st.scheduled_and_approved(200)
+    assert _outcome(st.run(210), st.video.id) == ("deleted", "I_RETENTION_DELETED")
+    with pytest.raises(Conflict, match="already deleted by retention"):
+        st.svc.holds().add(st.who("legal"), scope="recording", target=st.video.id,
+                           reason="诉讼")
+    assert st.events("hold.add") == []
+
+
 def test_remove_refuses_a_blob_still_in_use(st: Station) -> None:
     with pytest.raises(Refused):
         st.svc.store.remove(st.video.blake3, in_use=lambda _b3: True)
@@ -447,20 +463,102 @@ def test_remove_refuses_a_blob_still_in_use(st: Station) -> None:
 
 
 def test_cli_plan_pending_and_dry_run(st: Station) -> None:
-    runner = CliRunner()
-    env = {"EVIDOCK_HOME": str(st.svc.settings.home), "EVIDOCK_USER": "admin"}
-    plan = runner.invoke(app, ["retention", "plan", "--json"], env=env)
-    assert plan.exit_code == 0, plan.output
-    out = json.loads(plan.stdout)
-    # The CLI runs on the real clock: only the shape is certain here.
-    assert len(out["decisions"]) == 6
-    assert out["summary"]["keep"] + out["summary"]["delete"] == 6
-    assert {d["rule"] for d in out["decisions"]} == {"base"}
-    pending = runner.invoke(app, ["retention", "pending", "--json"], env=env)
-    assert pending.exit_code == 0 and json.loads(pending.stdout)["pending"] == []
-    dry = runner.invoke(app, ["retention", "run", "--dry-run", "--json"], env=env)
-    assert dry.exit_code == 0 and json.loads(dry.stdout)["dry_run"] is True
-    refused = runner.invoke(app, ["retention", "run", "--json"],
-                            env={**env, "EVIDOCK_USER": "clerk"})
-    assert refused.exit_code == 3
-    assert json.loads(refused.stdout)["error"]["code"] == "E_FORBIDDEN"
+    with serving(st.svc.settings.home) as svc:
+        out = ok_json(svc.cli("retention", "plan", "--json", user="admin"))
+        # The service runs on the real clock: only the shape is certain here.
+        assert len(out["decisions"]) == 6
+        assert out["summary"]["keep"] + out["summary"]["delete"] == 6
+        assert {d["rule"] for d in out["decisions"]} == {"base"}
+        assert ok_json(svc.cli("retention", "pending", "--json", user="admin"))["pending"] == []
+        dry = ok_json(svc.cli("retention", "run", "--dry-run", "--json", user="admin"))
+        assert dry["dry_run"] is True
+        refused = svc.cli("retention", "run", "--json", user="clerk")
+        assert ok_json(refused, 3)["error"]["code"] == "E_FORBIDDEN"
+    [denied] = st.events("access.refused")
+    assert denied.actor == "user:clerk" and denied.details["permission"] == "retention.run"
+
+
+@pytest.fixture
+def aged(tmp_path: Path) -> Path:
+    """A station whose camera was offloaded 400 days ago by the real clock (the service's),
+    with no grace period: its footage is due for deletion now."""
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    camera = build_camera(tmp_path / "camera", start=long_ago,
+                          clips=(ClipSpec(duration_s=1.0, height=240),), audio=False)
+    home = tmp_path / "home"
+    write_agency_config(home, "[retention]\ngrace_days = 0\n")
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
+                               clock=StepClock(long_ago))
+    try:
+        report = svc.offloader().run(OffloadRequest(source=camera.root,
+                                                    device_serial="ZFY0001",
+                                                    officer_id="123456"))
+    finally:
+        svc.close()
+    assert report.outcome == "completed" and len(report.files) == 3
+    return home
+
+
+def _recordings(home: Path) -> list[Recording]:
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
+    try:
+        return sorted(svc.catalog.recordings(), key=lambda r: r.id)
+    finally:
+        svc.close()
+
+
+def _flip_a_byte(home: Path, b3: str) -> None:
+    path = home / "store" / b3[:2] / b3[2:4] / b3
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    path.chmod(0o444)
+
+
+def test_cli_schedule_approve_and_run_through_the_service(aged: Path) -> None:
+    held, altered, doomed = _recordings(aged)
+    with serving(aged) as svc:
+        planned = svc.cli("retention", "plan", user="admin")
+        assert planned.returncode == 0, planned.stderr
+        assert f"delete {'base':22} {held.id}  " in planned.stdout
+        assert planned.stdout.endswith("delete 3, delete:base 3, keep 0\n")
+        scheduled = svc.cli("retention", "schedule", user="supervisor")
+        assert scheduled.returncode == 0, scheduled.stderr
+        assert scheduled.stdout.endswith("3 scheduled, 0 cancelled, 3 pending\n")
+        assert f"scheduled {held.id}  due " in scheduled.stdout
+        own = svc.cli("retention", "approve", held.id, "--json", user="supervisor")
+        assert ok_json(own, 3)["error"]["code"] == "E_SELF_APPROVAL"
+        for rec in (held, altered, doomed):
+            approved = ok_json(svc.cli("retention", "approve", rec.id, "--json",
+                                       user="supervisor2"))
+            assert approved["approvals"] == ["supervisor2"]
+        pending = svc.cli("retention", "pending", user="supervisor")
+        assert pending.returncode == 0, pending.stderr
+        assert f"{doomed.id}  scheduled by supervisor; approved by supervisor2; " \
+            in pending.stdout and pending.stdout.endswith("3 pending\n")
+        ok_json(svc.cli("hold", "add", "--recording", held.id, "--reason", "诉讼", "--json",
+                        user="legal"))
+        _flip_a_byte(aged, altered.blake3)
+        dry = svc.cli("retention", "run", "--dry-run", user="admin")
+        assert dry.returncode == 1, dry.stderr  # the altered one would be blocked
+        assert "dry run: 1 would_delete, 1 cancelled, 1 blocked" in dry.stdout
+
+        ran = svc.cli("retention", "run", "--json", user="admin")
+
+        report = ok_json(ran, 1)
+        assert report["counts"] == {"deleted": 1, "would_delete": 0, "cancelled": 1,
+                                    "blocked": 1, "waiting": 0, "raced": 0}
+        status = {o["recording_id"]: (o["status"], o["code"]) for o in report["outcomes"]}
+        assert status == {held.id: ("cancelled", I_RETENTION_CANCELLED),
+                          altered.id: ("blocked", E_RETENTION_UNVERIFIED),
+                          doomed.id: ("deleted", I_RETENTION_DELETED)}
+    assert not (aged / "store" / doomed.blake3[:2] / doomed.blake3[2:4] / doomed.blake3).exists()
+    svc_after = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(aged)}))
+    try:
+        with Session(svc_after.catalog.engine) as s:
+            [tomb] = s.exec(select(Tombstone)).all()
+    finally:
+        svc_after.close()
+    assert (tomb.recording_id, tomb.actor, tomb.approvers) == (doomed.id, "admin",
+                                                               ["supervisor2"])

@@ -3,7 +3,6 @@ refused and audited), and each scope keeps footage that would otherwise be delet
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,14 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from evidock_testing import StepClock, offloaded_home
+from evidock_testing import StepClock, offloaded_home, ok_json
+from service_support import serving
 from sqlmodel import Session, col, select
-from typer.testing import CliRunner
 
 from archive.audit.log import AuditEvent
 from archive.catalog import Recording
 from config import load_settings
-from evidock.cli import app
 from evidock.wiring import Services
 from fixtures.camera import CameraTree
 from integrity.errors import Conflict, Forbidden, InvalidRequest, NotFound, SelfApproval
@@ -169,25 +167,31 @@ def test_a_case_hold_stores_the_case_id_and_shows_its_number(st: Station) -> Non
 
 
 def test_cli_hold_add_list_release(st: Station) -> None:
-    runner = CliRunner()
-    env = {"EVIDOCK_HOME": str(st.svc.settings.home)}
-    added = runner.invoke(app, ["hold", "add", "--officer", "123456", "--reason", "投诉",
-                                "--json"], env={**env, "EVIDOCK_USER": "legal"})
-    assert added.exit_code == 0, added.output
-    hold_id = json.loads(added.stdout)["id"]
-    both = runner.invoke(app, ["hold", "add", "--officer", "1", "--case", "x", "--reason",
-                               "r", "--json"], env={**env, "EVIDOCK_USER": "legal"})
-    assert both.exit_code == 1 and json.loads(both.stdout)["error"]["code"] == "E_INVALID"
-    listed = runner.invoke(app, ["hold", "list", "--json"],
-                           env={**env, "EVIDOCK_USER": "supervisor"})
-    assert [h["id"] for h in json.loads(listed.stdout)["holds"]] == [hold_id]
-    own = runner.invoke(app, ["hold", "release", hold_id, "--reason", "r", "--json"],
-                        env={**env, "EVIDOCK_USER": "legal"})
-    assert own.exit_code == 3
-    assert json.loads(own.stdout)["error"]["code"] == "E_SELF_APPROVAL"
-    done = runner.invoke(app, ["hold", "release", hold_id, "--reason", "结束"],
-                         env={**env, "EVIDOCK_USER": "supervisor"})
-    assert done.exit_code == 0 and "released_by: supervisor" in done.stdout
-    every = runner.invoke(app, ["hold", "list", "--all", "--json"],
-                          env={**env, "EVIDOCK_USER": "supervisor"})
-    assert [h["active"] for h in json.loads(every.stdout)["holds"]] == [False]
+    with serving(st.svc.settings.home) as svc:
+        added = svc.cli("hold", "add", "--officer", "123456", "--reason", "投诉", "--json",
+                        user="legal")
+        hold_id = ok_json(added)["id"]
+        both = svc.cli("hold", "add", "--officer", "1", "--case", "x", "--reason", "r",
+                       "--json", user="legal")
+        assert ok_json(both, 1)["error"]["code"] == "E_INVALID"
+        listed = svc.cli("hold", "list", "--json", user="supervisor")
+        assert [h["id"] for h in ok_json(listed)["holds"]] == [hold_id]
+        people = svc.cli("hold", "list", user="supervisor")
+        assert people.returncode == 0, people.stderr
+        assert f"{hold_id}  officer:123456  by legal " in people.stdout
+        assert people.stdout.endswith("active  投诉\n1 hold(s)\n")
+        own = svc.cli("hold", "release", hold_id, "--reason", "r", "--json", user="legal")
+        assert ok_json(own, 3)["error"]["code"] == "E_SELF_APPROVAL"
+        refused = svc.cli("hold", "add", "--officer", "1", "--reason", "r", user="clerk")
+        assert refused.returncode == 3 and "E_FORBIDDEN" in refused.stderr
+        done = svc.cli("hold", "release", hold_id, "--reason", "结束", user="supervisor")
+        assert done.returncode == 0 and "released_by: supervisor" in done.stdout
+        every = svc.cli("hold", "list", "--all", "--json", user="supervisor")
+        assert [h["active"] for h in ok_json(every)["holds"]] == [False]
+        absent = svc.cli("hold", "release", "no/such hold", "--reason", "r", user="legal")
+        assert absent.returncode == 1 and "E_NOT_FOUND" in absent.stderr
+    # Who did what is the kernel's word, not the client's.
+    [add] = st.events("hold.add")
+    assert add.actor == "user:legal"
+    [rel] = st.events("hold.release")
+    assert rel.actor == "user:supervisor"

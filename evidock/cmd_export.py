@@ -1,56 +1,61 @@
-"""CLI: exports out of the archive — request, approve or reject, run once, list, show.
+"""CLI: exports out of the archive — request, approve or reject, run once, download,
+list, show. A client of the station service, which decides every step.
 
 未经批准不得擅自对外提供: there is no direct export; a package is written only by
-`export run` for a request another person approved.
+`export run` for a request another person approved. The service writes it in its own
+area; this command downloads it into ``--out`` (all of it, checked, or nothing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import typer
 
-from evidock.cli_base import ConfigOpt, JsonOpt, Reply, acting, command
+from evidock.cli_base import ConfigOpt, JsonOpt, Reply, command
 
 if TYPE_CHECKING:
-    from records.exportbook import Package, RequestView
-    from records.exports import ExportDesk
-    from records.permissions import Actor
+    from evidock.client import Station
 
 IdArg = Annotated[str, typer.Argument(help="Export request id.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="New (or empty) directory.")]
 
 export_app = typer.Typer(no_args_is_help=True, help="Exports need an approved request "
-                         "(未经批准不得擅自对外提供): request, approve/reject, run, list, show.")
+                         "(未经批准不得擅自对外提供): request, approve/reject, run, "
+                         "download, list, show.")
 
 
-@contextmanager
-def _desk(config: Path | None) -> Iterator[tuple[ExportDesk, Actor]]:
-    with acting(config) as (svc, actor):
-        yield svc.exports(), actor
+def _path(request_id: str, *rest: str) -> str:
+    return "/".join(["/exports", quote(request_id, safe=""), *rest])
 
 
-def _print_request(req: RequestView) -> None:
-    scope = f"case {req.case_number}" if req.case_id else f"recording {req.recording_id}"
-    typer.echo(f"request {req.id}: {req.status}")
-    typer.echo(f"  {scope}; purpose {req.purpose}; to {req.recipient}")
-    typer.echo(f"  requested by {req.requested_by} at {req.at.isoformat()}")
-    for d in req.decisions:
-        until = f", valid until {d.valid_until.isoformat()}" if d.valid_until else ""
-        typer.echo(f"  {d.decision} by {d.actor} at {d.at.isoformat()}{until} {d.reason}")
-    for item in req.items:
-        typer.echo(f"  item {item.recording_id} "
-                   f"[{item.start_us / 1e6:.3f}, {item.end_us / 1e6:.3f}) s")
-    for note in req.skipped:
+def _print_request(req: Mapping[str, Any]) -> None:
+    scope = f"case {req['case_number']}" if req["case_id"] else \
+        f"recording {req['recording_id']}"
+    typer.echo(f"request {req['id']}: {req['status']}")
+    typer.echo(f"  {scope}; purpose {req['purpose']}; to {req['recipient']}")
+    typer.echo(f"  requested by {req['requested_by']} at {req['at']}")
+    for d in req["decisions"]:
+        until = f", valid until {d['valid_until']}" if d["valid_until"] else ""
+        typer.echo(f"  {d['decision']} by {d['by']} at {d['at']}{until} {d['reason']}")
+    for item in req["items"]:
+        start_us, end_us = item["range_us"]
+        typer.echo(f"  item {item['recording_id']} "
+                   f"[{start_us / 1e6:.3f}, {end_us / 1e6:.3f}) s")
+    for note in req["skipped"]:
         typer.echo(f"  skipped {note}")
 
 
-def _request_out(config: Path | None, act: Callable[[ExportDesk, Actor], RequestView]) -> Reply:
-    with _desk(config) as (desk, actor):
-        req = act(desk, actor)
-    return Reply(req.to_json(), human=lambda: _print_request(req))
+def _request_out(config: Path | None, path: str,
+                 body: Mapping[str, Any] | None = None) -> Reply:
+    from evidock.client import station
+
+    with station(config) as st:
+        req = st.get(path) if body is None else st.post(path, body)
+    return Reply(req, human=lambda: _print_request(req))
 
 
 @export_app.command("request")
@@ -70,9 +75,9 @@ def request(
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
     """Ask to take a case's footage, or (a range of) a recording, out of the archive."""
-    return _request_out(config, lambda d, a: d.request(
-        a, case=case, recording=recording, start=start, end=end, purpose=purpose,
-        recipient=recipient, reason=reason))
+    return _request_out(config, "/exports", {
+        "purpose": purpose, "recipient": recipient, "case": case, "recording": recording,
+        "start": start, "end": end, "reason": reason})
 
 
 @export_app.command("approve")
@@ -80,7 +85,7 @@ def request(
 def approve(request_id: IdArg, reason: Annotated[str, typer.Option("--reason")] = "",
             config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Approve someone else's pending request (valid for exports.approval_valid_h)."""
-    return _request_out(config, lambda d, a: d.approve(a, request_id, reason=reason))
+    return _request_out(config, _path(request_id, "approve"), {"reason": reason})
 
 
 @export_app.command("reject")
@@ -88,14 +93,14 @@ def approve(request_id: IdArg, reason: Annotated[str, typer.Option("--reason")] 
 def reject(request_id: IdArg, reason: Annotated[str, typer.Option("--reason")],
            config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Reject someone else's pending request."""
-    return _request_out(config, lambda d, a: d.reject(a, request_id, reason=reason))
+    return _request_out(config, _path(request_id, "reject"), {"reason": reason})
 
 
 @export_app.command("show")
 @command
 def show(request_id: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """One request: status, decisions and what it covers."""
-    return _request_out(config, lambda d, a: d.show(a, request_id))
+    return _request_out(config, _path(request_id))
 
 
 @export_app.command("list")
@@ -107,12 +112,14 @@ def list_(
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
     """Requests you may see, oldest first."""
-    with _desk(config) as (desk, actor):
-        reqs = [r.to_json() for r in desk.list(actor, status=status, case=case)]
-    return Reply({"requests": reqs}, human=lambda: _print_list(reqs))
+    from evidock.client import station
+
+    with station(config) as st:
+        answer = st.get("/exports", status=status, case=case)
+    return Reply(answer, human=lambda: _print_list(answer["requests"]))
 
 
-def _print_list(reqs: list[dict[str, object]]) -> None:
+def _print_list(reqs: list[dict[str, Any]]) -> None:
     for r in reqs:
         scope = r["case_number"] if r["case_id"] else r["recording_id"]
         typer.echo(f"{r['id']}  {r['status']:8} {r['purpose']}  {scope}  "
@@ -121,20 +128,57 @@ def _print_list(reqs: list[dict[str, object]]) -> None:
 
 @export_app.command("run")
 @command
-def run(request_id: IdArg,
-        out: Annotated[Path, typer.Option("--out", help="New (or empty) directory.")],
-        config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
-    """Write the packages of an approved request (once)."""
-    with _desk(config) as (desk, actor):
-        packages = desk.run(actor, request_id, out=out)
-    return Reply({"request_id": request_id, "out": str(out),
-                  "packages": [p.to_json() for p in packages]},
+def run(request_id: IdArg, out: OutOpt, config: ConfigOpt = None,
+        as_json: JsonOpt = False) -> Reply:
+    """Write the packages of an approved request (once) and download them into --out."""
+    from evidock.client import station
+    from evidock.download import landing
+
+    # --out is checked (and a place beside it made) before the one run is spent.
+    with landing(out) as tmp, station(config) as st:
+        ran = st.post(_path(request_id, "run"))
+        _fetch(st, request_id, ran["files"], tmp, out)
+    packages = [{**p, "dir": str(out / p["dir"])} for p in ran["packages"]]
+    return Reply({"request_id": request_id, "out": str(out), "packages": packages},
                  human=lambda: _print_packages(packages))
 
 
-def _print_packages(packages: list[Package]) -> None:
+@export_app.command("download")
+@command
+def download(request_id: IdArg, out: OutOpt, config: ConfigOpt = None,
+             as_json: JsonOpt = False) -> Reply:
+    """Fetch the packages of a request already run (again) into --out."""
+    from evidock.client import station
+    from evidock.download import landing
+
+    with landing(out) as tmp, station(config) as st:
+        listed = st.get(_path(request_id, "files"))
+        _fetch(st, request_id, listed["files"], tmp, out)
+    files = listed["files"]
+    data = {"request_id": request_id, "out": str(out), "exports": listed["exports"],
+            "files": len(files), "bytes": sum(f["size"] for f in files)}
+    return Reply(data)
+
+
+def _fetch(st: Station, request_id: str, raw_files: object, tmp: Path, out: Path) -> None:
+    """Download the request's packages into ``tmp``, checked against ``raw_files``."""
+    from evidock.download import listing, receive
+    from integrity.errors import TransferFailed
+
+    files = listing(raw_files)
+    try:
+        with st.stream("GET", _path(request_id, "download")) as response:
+            receive(response.iter_bytes(), tmp, files)
+    except TransferFailed as exc:
+        raise TransferFailed(
+            f"{exc.message}; nothing was written at {out}. The station keeps the "
+            f"package: `evidock export download {request_id} --out {out}` fetches it "
+            "again", **exc.details) from None
+
+
+def _print_packages(packages: list[dict[str, Any]]) -> None:
     for p in packages:
-        typer.echo(f"{p.path}  export {p.export_id}  {', '.join(p.segments)}")
+        typer.echo(f"{p['dir']}  export {p['export_id']}  {', '.join(p['segments'])}")
 
 
 __all__ = ["export_app"]

@@ -75,6 +75,15 @@ def _json(obj: object) -> bytes:
     return json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True).encode() + b"\n"
 
 
+def _remove_partial(out: Path) -> None:
+    """``out`` and the temp directories a package export under it may have left."""
+    for path in (out, *out.parent.glob(f".{out.name}.partial-*")):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise EvidockError(f"{out} exists and is not an empty directory", path=str(out))
@@ -219,6 +228,20 @@ class ExportDesk:
                        {"status": status, "case": case})
         return views
 
+    def package(self, actor: Actor, request_id: str, *,
+                read: str = "export.download") -> RequestView:
+        """A request that was run, for fetching its packages again (``export.run`` and
+        the governing cases' unit and label, as for the run; audited as ``read``)."""
+        view = self._load(request_id)
+        subjects = self._subjects(view)
+        self._require(actor, P.EXPORT_RUN, subjects, self._cases_of(view))
+        if view.status != "used":
+            raise Conflict(f"export request {view.id} is {view.status}: it has not been "
+                           "run, so there is no package to fetch", request=view.id,
+                           status=view.status)
+        self.gate.read(actor, read, subjects, {"exports": list(view.exports)})
+        return view
+
     # ------------------------------------------------------------------ writing
 
     def request(self, actor: Actor, *, case: str | None = None, recording: str | None = None,
@@ -292,13 +315,21 @@ class ExportDesk:
                                        "requested_by": view.requested_by}, at=now)
         return self._load(request_id)
 
-    def run(self, actor: Actor, request_id: str, *, out: Path) -> builtins.list[Package]:
-        """Write the packages of an approved, unexpired, unused request (once)."""
+    def run(self, actor: Actor, request_id: str, *, out: Path,
+            replace_partial: bool = False) -> builtins.list[Package]:
+        """Write the packages of an approved, unexpired, unused request (once).
+
+        ``replace_partial``: ``out`` is the caller's own area for this request (the
+        service's), where anything found can only be left by a run that never finished
+        (a finished run marks the request used), so it is removed instead of refused.
+        """
         view = self._load(request_id)
         self._require(actor, P.EXPORT_RUN, self._subjects(view), self._cases_of(view))
         if view.status != "approved":
             self._refuse(actor, view, f"export request {view.id} is {view.status}, not "
                          "approved; nothing leaves without a valid approval")
+        if replace_partial:
+            _remove_partial(out)
         _check_out(out)
         view = self._with_items(view)
         if not view.items:
@@ -321,10 +352,14 @@ class ExportDesk:
             out.mkdir(parents=True, exist_ok=True)
         for n, item in enumerate(view.items, 1):
             dest = out if view.case_id is None else out / f"{n:02d}-{item.recording_id}"
+            # Everything request.json says, so `evidock verify` can hold it against the
+            # packages' clip.json, which their bag digests cover.
+            provenance = {**_provenance(view, actor), "skipped": list(view.skipped),
+                          "link_id": item.link_id}
             res = self.exporter.export(item.recording_id, start=_seconds(item.start_us),
                                        end=_seconds(item.end_us), out=dest,
                                        actor=actor.audit_name, purpose=view.purpose,
-                                       request_id=view.id, provenance=_provenance(view, actor))
+                                       request_id=view.id, provenance=provenance)
             packages.append(Package(res.path, res.export_id, item, res.segments))
         if view.case_id is None:
             return

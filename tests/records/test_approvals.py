@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,6 +13,7 @@ from typing import Any
 
 import pytest
 from evidock_testing import StepClock, write_agency_config
+from service_support import RunningService, serving
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditEvent
@@ -40,7 +39,6 @@ from records.models import Export, ExportRequest
 from records.package import Exporter, ExportResult
 from records.permissions import Actor
 
-REPO = Path(__file__).resolve().parents[2]
 SERIAL, OFFICER = "ZFY0001", "123456"
 START = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
 CASE = "邵城管罚〔2019〕第002号"
@@ -50,6 +48,7 @@ SECRET_CASE = "邵城管罚〔2019〕第003号"
 EXTRA_USERS = """
 [[access.users]]
 name = "chief"
+os_users = ["evt-chief"]
 roles = ["inspector", "supervisor"]
 [[access.users]]
 name = "secretary"
@@ -399,26 +398,29 @@ def test_unit_and_clearance_limit_who_may_request_and_see(world: World) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
-def _cli(home: Path, user: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "EVIDOCK_CONFIG"}
-    env.update({"EVIDOCK_HOME": str(home), "EVIDOCK_USER": user, "PYTHONPATH": os.pathsep.join(
-        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])})
-    return subprocess.run([sys.executable, "-m", "evidock", *args], capture_output=True,
-                          text=True, timeout=120, env=env, cwd=REPO)
+@pytest.fixture(scope="module")
+def station(world: World) -> Iterator[RunningService]:
+    """The station service over the world's home; the CLI runs as real OS accounts."""
+    with serving(world.svc.settings.home) as svc:
+        yield svc
 
 
-def test_cli_self_approval_exits_3_and_there_is_no_direct_export(world: World) -> None:
-    home = world.svc.settings.home
+def test_cli_self_approval_exits_3_and_there_is_no_direct_export(
+        world: World, station: RunningService) -> None:
     rid = world.request(by="chief", recording=world.short.id)
-    run = _cli(home, "chief", "export", "approve", rid, "--json")
+    run = station.cli("export", "approve", rid, "--json", user="chief")
     assert run.returncode == 3, (run.stdout, run.stderr)
     assert json.loads(run.stdout)["error"]["code"] == "E_SELF_APPROVAL"
-    assert world.events("access.refused")[-1].actor == "user:chief"
-    run = _cli(home, "legal", "export", "list", "--status", "pending", "--json")
+    refused = world.events("access.refused")[-1]
+    assert (refused.actor, refused.details["code"]) == ("user:chief", "E_SELF_APPROVAL")
+    assert f"export-request:{rid}" in refused.subjects
+    run = station.cli("export", "list", "--status", "pending", "--json", user="legal")
     assert run.returncode == 0, run.stderr
     listed = {r["id"]: r for r in json.loads(run.stdout)["requests"]}
     assert listed[rid]["requested_by"] == "chief" and listed[rid]["status"] == "pending"
+    assert world.events("read.export.list")[-1].actor == "user:legal"
     # The old unapproved `evidock export REC --start --end --out` is gone.
-    run = _cli(home, "inspector", "export", world.short.id, "--start", "0", "--end", "1",
-               "--out", str(home / "direct"))
-    assert run.returncode == 2 and not (home / "direct").exists()
+    direct = world.svc.settings.home / "direct"
+    run = station.cli("export", world.short.id, "--start", "0", "--end", "1", "--out",
+                      str(direct), user="inspector")
+    assert run.returncode == 2 and not direct.exists()

@@ -1,7 +1,129 @@
-"""Export requests, approvals, runs and downloads."""
+"""Export requests, approvals, runs and downloads.
+
+Every rule stays in :class:`records.exports.ExportDesk` (two-person rule, one run per
+approval, units and labels). A run writes the packages into the service's own export
+area (:class:`records.exportarea.ExportArea`, ``$EVIDOCK_HOME/exports/<request id>/``)
+and answers with the files to fetch; the client then downloads them as a streamed tar
+and checks each against that listing. A request already run can be downloaded again
+(``export.run`` on its cases, audited as a read), e.g. by the web desk.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import errno
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from evidock.service import tarstream
+from evidock.service.deps import ActorDep, ServicesDep
+from evidock.wiring import Services
+from integrity.errors import DiskFull, StoreError
+from records.exportarea import ExportArea, PackageFile
+from records.exportbook import Package
 
 router = APIRouter(tags=["exports"])
+
+
+class RequestBody(BaseModel):
+    """``export request``: a case (every linked range) or a recording (a range of it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    purpose: str
+    recipient: str
+    case: str | None = None
+    recording: str | None = None
+    start: str | None = None
+    end: str | None = None
+    reason: str = ""
+
+
+class DecisionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = ""
+
+
+def area(svc: Services) -> ExportArea:
+    return ExportArea(root=svc.settings.home / "exports")
+
+
+def _package_json(package: Package, top: Path) -> dict[str, object]:
+    """A package with its directory relative to the request's (``.``: the request's
+    directory is the package)."""
+    return {**package.to_json(), "dir": package.path.relative_to(top).as_posix()}
+
+
+def _files_json(files: list[PackageFile]) -> list[dict[str, object]]:
+    return [f.to_json() for f in files]
+
+
+@router.post("/exports")
+def request(body: RequestBody, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
+    """Ask to take footage out of the archive (pending until someone else decides)."""
+    return svc.exports().request(actor, **body.model_dump()).to_json()
+
+
+@router.get("/exports")
+def list_(actor: ActorDep, svc: ServicesDep,
+          status: Annotated[str | None, Query()] = None,
+          case: Annotated[str | None, Query()] = None) -> dict[str, object]:
+    """Requests the caller may see, oldest first."""
+    views = svc.exports().list(actor, status=status, case=case)
+    return {"requests": [v.to_json() for v in views]}
+
+
+@router.get("/exports/{request_id}")
+def show(request_id: str, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
+    return svc.exports().show(actor, request_id).to_json()
+
+
+@router.post("/exports/{request_id}/approve")
+def approve(request_id: str, body: DecisionBody, actor: ActorDep,
+            svc: ServicesDep) -> dict[str, object]:
+    return svc.exports().approve(actor, request_id, reason=body.reason).to_json()
+
+
+@router.post("/exports/{request_id}/reject")
+def reject(request_id: str, body: DecisionBody, actor: ActorDep,
+           svc: ServicesDep) -> dict[str, object]:
+    return svc.exports().reject(actor, request_id, reason=body.reason).to_json()
+
+
+@router.post("/exports/{request_id}/run")
+def run(request_id: str, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
+    """Write the packages of an approved request (once) into the export area; answer
+    with them and the files to download."""
+    where = area(svc)
+    try:
+        with where.running(request_id) as top:
+            packages = svc.exports().run(actor, request_id, out=top, replace_partial=True)
+    except OSError as exc:  # the desk has undone its part; say what failed, not HTTP 500
+        cls = DiskFull if exc.errno == errno.ENOSPC else StoreError
+        raise cls(f"cannot write the export area {where.root}: {exc.strerror}",
+                  path=str(exc.filename or where.root)) from exc
+    return {"request_id": request_id,
+            "packages": [_package_json(p, top) for p in packages],
+            "files": _files_json(where.files(request_id))}
+
+
+@router.get("/exports/{request_id}/files")
+def files(request_id: str, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
+    """The files of a request already run, with sizes and SHA-256 (for a download)."""
+    view = svc.exports().package(actor, request_id, read="export.files")
+    return {"request_id": request_id, "exports": list(view.exports),
+            "files": _files_json(area(svc).files(request_id))}
+
+
+@router.get("/exports/{request_id}/download")
+def download(request_id: str, actor: ActorDep, svc: ServicesDep) -> StreamingResponse:
+    """The packages of a request already run, as an uncompressed tar (streamed)."""
+    svc.exports().package(actor, request_id)
+    where = area(svc)
+    plan = tarstream.plan(where.path(request_id), where.files(request_id))
+    return StreamingResponse(tarstream.chunks(plan), media_type="application/x-tar",
+                             headers={"Content-Length": str(plan.size),
+                                      "Content-Disposition":
+                                          f'attachment; filename="{request_id}.tar"'})

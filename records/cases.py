@@ -22,7 +22,7 @@ from archive.audit.log import AuditLog
 from archive.catalog import Blob, Catalog, Recording
 from archive.store import ContentStore
 from config.access import SENSITIVITIES, CaseSettings
-from integrity.digest import Digests
+from integrity.digest import Digests, Readable
 from integrity.errors import Conflict, InvalidRequest, NotFound
 from records.casebook import Casebook, CaseView, LinkView, fold_links
 from records.dossier import MarkState, fold_marks, load_marks, require_recording
@@ -209,9 +209,36 @@ class CaseDesk:
             digests = self._store_document(fd, path)
         finally:
             os.close(fd)
+        return self._record_attachment(actor, case, digests, filename=path.name,
+                                       description=description)
+
+    def receive(self, actor: Actor, key: str, reader: Readable, *, filename: str,
+                size: int, description: str = "") -> CaseAttachment:
+        """Store a document a client sends (the service never opens a client's path).
+
+        The permission is checked before a byte is read; ``size`` is what the client
+        announced, and a stream that ends short or long stores nothing.
+        """
+        name = _document_name(filename)
+        case = self.visible_case(actor, key, P.CASE_ATTACH)
+        with self.store.stage() as stager:
+            written = stager.copy(reader)
+            if written.digests.size != size:
+                raise Conflict(f"{name}: received {written.digests.size} bytes of the "
+                               f"{size} announced; attach it again", filename=name,
+                               expected=size, actual=written.digests.size)
+            if size == 0:
+                raise InvalidRequest(f"{name} is empty", filename=name)
+            staged = stager.verify(written, subject=name)
+            self.store.link(staged, vouched=lambda b3: self.catalog.blob(b3) is not None)
+        return self._record_attachment(actor, case, written.digests, filename=name,
+                                       description=description)
+
+    def _record_attachment(self, actor: Actor, case: CaseView, digests: Digests, *,
+                           filename: str, description: str) -> CaseAttachment:
         now = self.clock()
         row = CaseAttachment(case_id=case.id, blake3=digests.blake3, sha256=digests.sha256,
-                             size=digests.size, filename=path.name,
+                             size=digests.size, filename=filename,
                              description=description.strip(), actor=actor.name, at=now)
         with self.catalog.transaction() as s:
             if s.get(Blob, digests.blake3) is None:
@@ -220,7 +247,7 @@ class CaseDesk:
             s.add(row)
             s.flush()
             self._event(s, actor, "case.attach", [f"case:{case.id}", f"blob:{digests.blake3}"],
-                        {"number": case.number, "attachment": row.id, "filename": path.name,
+                        {"number": case.number, "attachment": row.id, "filename": filename,
                          "size": digests.size, "sha256": digests.sha256,
                          "description": row.description}, at=now)
         return row
@@ -315,6 +342,15 @@ def _open_document(path: Path) -> int:
         os.close(fd)
         raise InvalidRequest(f"{path} is not a regular file", path=str(path))
     return fd
+
+
+def _document_name(filename: str) -> str:
+    """A document's name as a client gives it: one plain file name, nothing more."""
+    name = filename.strip()
+    if not name or name in (".", "..") or "/" in name or "\0" in name \
+            or len(name.encode("utf-8", "surrogateescape")) > 255:
+        raise InvalidRequest(f"{filename!r} is not a file name", filename=filename)
+    return name
 
 
 def _check_range(start_us: int | None, end_us: int | None) -> None:

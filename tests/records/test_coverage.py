@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,6 +13,7 @@ from typing import Any
 
 import pytest
 from evidock_testing import StepClock, write_agency_config
+from service_support import serving
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditEvent
@@ -472,17 +470,13 @@ def test_one_case_refusals_and_bad_requests(station: Station) -> None:
 # ---------------------------------------------------------------------- the CLI
 
 
-def _cli(home: Path, user: str, *args: str) -> subprocess.CompletedProcess[str]:
-    repo = Path(__file__).resolve().parents[2]
-    env = {k: v for k, v in os.environ.items() if k != "EVIDOCK_CONFIG"}
-    env.update({"EVIDOCK_HOME": str(home), "EVIDOCK_USER": user, "COLUMNS": "200",
-                "PYTHONPATH": str(repo)})
-    return subprocess.run([sys.executable, "-m", "evidock", "coverage", *args],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=repo)
-
-
 def test_cli_json_exit_codes_and_refusal(station: Station) -> None:
-    run = _cli(station.home, "legal", "--case", A, "--json")
+    # The real CLI as the users' own OS accounts, against a real service on this home.
+    with serving(station.home) as svc:
+        run = svc.cli("coverage", "--case", A, "--json", user="legal")
+        ok = svc.cli("coverage", "--case", C, user="legal")
+        refused = svc.cli("coverage", "--case", A, "--json", user="officer")
+        bad = svc.cli("coverage", "--since", "last week", "--json", user="legal")
     assert run.returncode == 1, (run.stdout, run.stderr)  # 听证 is missing
     out = json.loads(run.stdout)
     assert out["complete"] is False and out["hidden"] == 0
@@ -493,9 +487,11 @@ def test_cli_json_exit_codes_and_refusal(station: Station) -> None:
     assert [x["recording_id"] for x in case["late"]] == ["rec-a2"]
     assert out["by_unit"] == [{"unit": "城东中队", "cases": 1, "required": 2, "covered": 1,
                                "missing": 1, "gaps": 0, "late": 1, "unknown_time": 0}]
-    ok = _cli(station.home, "legal", "--case", C)
     assert ok.returncode == 0, (ok.stdout, ok.stderr)
     assert C in ok.stdout and ": complete" in ok.stdout and "INCOMPLETE" not in ok.stdout
-    refused = _cli(station.home, "officer", "--case", A, "--json")
+    # Times are shown in the station's zone (Asia/Shanghai), not in the UTC of the JSON.
+    assert "2019-03-05 09:00:00–09:06:39" in ok.stdout
     assert refused.returncode == 3
     assert json.loads(refused.stdout)["error"]["code"] == "E_FORBIDDEN"
+    assert station.events("access.refused")[-1].actor == "user:officer"
+    assert bad.returncode == 1 and json.loads(bad.stdout)["error"]["code"] == "E_INVALID"

@@ -2,6 +2,46 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime, tzinfo
+
+from fastapi import APIRouter, Response
+
+from evidock.service.deps import ActorDep, ServicesDep
+from integrity.errors import InvalidRequest
 
 router = APIRouter(tags=["coverage"])
+
+#: The station's time zone, for clients that show the report's (UTC) times locally.
+ZONE_HEADER = "X-Evidock-Zone"
+
+
+def _since(text: str | None, zone: tzinfo) -> datetime | None:
+    """ISO date or time; without a zone it is read in the station's camera time zone."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"--since {text!r} is not an ISO 8601 date or time",
+                             since=text) from None
+    return when if when.utcoffset() is not None else when.replace(tzinfo=zone)
+
+
+@router.get("/coverage")
+def coverage(*, actor: ActorDep, svc: ServicesDep, response: Response,
+             case: str | None = None, unit: str | None = None, since: str | None = None,
+             ) -> dict[str, object]:
+    """Which required stages of which cases have footage (音像记录事项清单): one case
+    (refused if hidden from you) or the cases you may see, the rest counted hidden.
+    ``complete`` false is the finding a legal review gates on."""
+    from records.coverage_load import CoverageDesk
+
+    desk = CoverageDesk(catalog=svc.catalog, gate=svc.gate(), settings=svc.settings.coverage,
+                        clock=svc.clock)
+    station = svc.settings.station
+    result = desk.run(actor, number=case, unit=unit, since=_since(since, station.zone))
+    response.headers[ZONE_HEADER] = station.camera_timezone
+    return result.to_json()
+
+
+__all__ = ["ZONE_HEADER", "router"]

@@ -2,7 +2,8 @@
 
 The daemon writes ``dock-status.json`` under its run directory (temp file, fsync,
 rename) on every state change and at most every ``status_interval_s`` while bytes flow;
-``evidock dock status`` only reads that file, so it never needs the daemon's privileges.
+the station service only reads that file for ``evidock dock status``, so it never needs
+the daemon's privileges.
 """
 
 from __future__ import annotations

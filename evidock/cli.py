@@ -7,6 +7,8 @@ a command runs, so ``evidock --help`` starts fast.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from evidock import (
@@ -32,26 +34,18 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 
 @app.command()
 @command
-def init(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
-    """Create EVIDOCK_HOME (config, catalog, store); bring the catalog's schema to this
-    evidock's revision. Safe to run again."""
-    from config import load_settings, write_default_config
-    from evidock.cmd_admin import migrate_catalog
-    from evidock.wiring import Services
+def init(config: ConfigOpt = None,
+         account: Annotated[str | None, typer.Option(
+             "--account", help="As root: the service account that will own the station's "
+                               "files (default: [service] account).")] = None,
+         as_json: JsonOpt = False) -> dict[str, object]:
+    """Create EVIDOCK_HOME (config, catalog, store, station key) for the service account;
+    bring the catalog's schema to this evidock's revision. Safe to run again. Root or
+    the service account only."""
+    from evidock.operators import init_station, require_operator
 
-    settings = load_settings(config_file=config)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    wrote = write_default_config(settings.home / "evidock.toml")
-    settings = load_settings(config_file=config)  # with the config just written
-    schema = migrate_catalog(settings)
-    svc = Services.from_config(settings)
-    svc.store.ensure()
-    for d in (settings.keys_dir, settings.logs_dir):
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    svc.close()
-    return {"home": str(settings.home), "config_written": wrote,
-            "catalog": settings.catalog_url, "schema": schema.to_revision,
-            "store": str(settings.store_dir)}
+    require_operator(config, command="init")
+    return init_station(config, account=account)
 
 
 @app.command()

@@ -1,20 +1,18 @@
 """`evidock dock ...`: the docking-station daemon (run), its bays (status), deadlines (overdue).
 
 The daemon's process (pipeline over ``Services``, signals, systemd) is
-evidock/dock_daemon.py. Runnable without the top-level CLI as
-``python -m evidock.cmd_dock run``.
+evidock/dock_daemon.py; it runs as the service account and writes its bays to
+``run/dock-status.json``, which `dock status` asks the station service for. Runnable
+without the top-level CLI as ``python -m evidock.cmd_dock run``.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
 
 from evidock.cli_base import ConfigOpt, JsonOpt, Reply, command
-from integrity.errors import ConfigError
 
 dock_app = typer.Typer(no_args_is_help=True, help="The docking-station daemon and its bays.")
 
@@ -22,36 +20,23 @@ dock_app = typer.Typer(no_args_is_help=True, help="The docking-station daemon an
 @dock_app.command("run")
 @command
 def run(config: ConfigOpt = None) -> Reply:
-    """Run the dock daemon in the foreground (for systemd Type=notify)."""
+    """Run the dock daemon in the foreground (for systemd Type=notify). Root or the
+    service account only: it mounts, reads and wipes cameras and writes the store."""
     from evidock.dock_daemon import serve
+    from evidock.operators import require_operator
 
+    require_operator(config, command="dock run")
     return Reply(None, exit_code=serve(config))
-
-
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dock_app.command("status")
 @command
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Each bay: camera, officer, state, files and bytes done, throughput, ETA, error."""
-    from config import load_settings
-    from docks.settings import status_file
-    from docks.status import read_status
+    from evidock.client import station
 
-    path = status_file(load_settings(config_file=config))
-    doc = read_status(path) or {"bays": {}, "unregistered": [], "ignored": 0}
-    doc["running"] = _pid_alive(doc.get("pid"))
-    doc["status_file"] = str(path)
+    with station(config) as st:
+        doc: dict[str, Any] = st.get("/dock/status")
     return Reply(doc, human=lambda: _print_status(doc))
 
 
@@ -75,23 +60,12 @@ def overdue_cmd(
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
     """Cameras and officers not offloaded within the window (provincial rule: 24 h)."""
-    from config import load_settings
-    from docks.overdue import overdue, parse_window
-    from evidock.wiring import Services
+    from evidock.client import station
 
-    settings = load_settings(config_file=config)
-    try:
-        span = parse_window(window) if window else \
-            timedelta(hours=settings.dock.overdue_window_h)
-    except ValueError as exc:
-        raise ConfigError(str(exc), key="--window") from exc
-    svc = Services.from_config(settings)
-    try:
-        rows = [r.to_json() for r in overdue(svc.catalog, now=svc.clock(), window=span)]
-    finally:
-        svc.close()
-    hours = span.total_seconds() / 3600
-    return Reply({"window_h": hours, "overdue": rows}, human=lambda: _print_overdue(hours, rows),
+    with station(config) as st:
+        doc: dict[str, Any] = st.get("/dock/overdue", window=window)
+    hours, rows = float(doc["window_h"]), list(doc["overdue"])
+    return Reply(doc, human=lambda: _print_overdue(hours, rows),
                  exit_code=1 if rows else 0)
 
 

@@ -1,15 +1,18 @@
 """CLI: station keys, renditions (process) and recovery. Offline verification is
-evidock/cmd_verify.py; clip exports go through approved requests (evidock/cmd_export.py)."""
+evidock/cmd_verify.py; clip exports go through approved requests (evidock/cmd_export.py).
+
+`keys init|rotate` change the key files, so they are the operator's (root or the
+service account) and run in-process; everything else asks the station service.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from evidock.cli_base import ConfigOpt, JsonOpt, Reply, command, services
-from integrity.errors import NotFound
+from evidock.cli_base import ConfigOpt, JsonOpt, Reply, command
 
 keys_app = typer.Typer(no_args_is_help=True, help="The station's Ed25519 signing keys.")
 
@@ -17,29 +20,51 @@ keys_app = typer.Typer(no_args_is_help=True, help="The station's Ed25519 signing
 @keys_app.command("init")
 @command
 def keys_init(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
-    """Create the station key (once); show it if it exists."""
-    with services(config) as svc:
+    """Create the station key (once; `evidock init` does); show it if it exists.
+    Root or the service account only."""
+    from config import load_settings
+    from evidock.operators import follow_home, require_operator
+    from evidock.wiring import Services
+
+    require_operator(config, command="keys init")
+    svc = Services.from_config(load_settings(config_file=config))
+    try:
         key, created = svc.keys.init()
+        follow_home(svc.settings, svc.keys.directory)
         return {"key_id": key.key_id, "created": created,
                 "private_key": str(svc.keys.private_path)}
+    finally:
+        svc.close()
 
 
 @keys_app.command("show")
 @command
 def keys_show(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """The current key id and every public key kept for verification."""
-    with services(config) as svc:
-        ring = svc.keys.keyring()
-    return {"current": ring.current, "keys": [k.key_id for k in ring.keys]}
+    from evidock.client import station
+
+    with station(config) as st:
+        answer: dict[str, object] = st.get("/keys")
+    return answer
 
 
 @keys_app.command("rotate")
 @command
 def keys_rotate(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
-    """New signing key; old public keys stay so earlier signatures still verify."""
-    with services(config) as svc:
+    """New signing key; old public keys stay so earlier signatures still verify.
+    Root or the service account only."""
+    from config import load_settings
+    from evidock.operators import follow_home, require_operator
+    from evidock.wiring import Services
+
+    require_operator(config, command="keys rotate")
+    svc = Services.from_config(load_settings(config_file=config))
+    try:
         key = svc.keys.rotate()
+        follow_home(svc.settings, svc.keys.directory)
         return {"key_id": key.key_id, "keys": len(svc.keys.keyring().keys)}
+    finally:
+        svc.close()
 
 
 @keys_app.command("export-public")
@@ -47,12 +72,14 @@ def keys_rotate(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str,
 def keys_export(out: Annotated[Path | None, typer.Option("--out")] = None,
                 config: ConfigOpt = None) -> None:
     """Print (or write) the current public key as PEM, to publish for verifiers."""
-    with services(config) as svc:
-        pem = svc.keys.keyring().current_key.to_pem()
+    from evidock.client import station
+
+    with station(config) as st:
+        pem = str(st.get("/keys/public")["pem"])
     if out is None:
-        typer.echo(pem.decode(), nl=False)
+        typer.echo(pem, nl=False)
     else:
-        out.write_bytes(pem)
+        out.write_bytes(pem.encode("ascii"))  # the client's path, written by the client
 
 
 @command
@@ -62,22 +89,17 @@ def process(
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
     """Make the archival renditions that are missing (idempotent)."""
-    with services(config) as svc:
-        renderer = svc.renderer()
-        if recording is not None:
-            rows = [renderer.render(svc.catalog.recording(recording))]
-        elif all_pending:
-            rows = [renderer.render(r) for r in renderer.pending()]
-        else:
-            raise NotFound("name a recording id or pass --all")
-        report: list[dict[str, object]] = [
-            {"recording_id": r.recording_id, "status": r.status, "code": r.code,
-             "reason": r.reason, "merkle_root": r.merkle_root} for r in rows]
-    return Reply({"renditions": report}, human=lambda: _print_renditions(report),
+    from evidock.client import station
+
+    with station(config) as st:
+        answer: dict[str, Any] = st.post("/renditions", {"recording": recording,
+                                                         "all": all_pending})
+    report: list[dict[str, Any]] = answer["renditions"]
+    return Reply(answer, human=lambda: _print_renditions(report),
                  exit_code=1 if any(r["status"] == "failed" for r in report) else 0)
 
 
-def _print_renditions(report: list[dict[str, object]]) -> None:
+def _print_renditions(report: list[dict[str, Any]]) -> None:
     for r in report:
         typer.echo(f"{r['status']:7} {r['code']:28} {r['recording_id']} {r['reason']}")
 
@@ -88,13 +110,10 @@ def recover(
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
     """Salvage what is readable from a damaged recording, as a labelled derivative."""
-    from ingest.salvage import Recoverer
+    from evidock.client import station
 
-    with services(config) as svc:
-        row = Recoverer(store=svc.store, catalog=svc.catalog, prober=svc.prober,
-                        clock=svc.clock).recover(svc.catalog.recording(recording))
-        result = {"derivative_id": row.id, "status": row.status, "code": row.code,
-                  "reason": row.reason, "label": row.label, "blake3": row.blake3}
+    with station(config) as st:
+        result: dict[str, Any] = st.post("/derivatives", {"recording": recording})
     return Reply(result, exit_code=0 if result["status"] == "ok" else 1)
 
 

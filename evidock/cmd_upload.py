@@ -1,12 +1,13 @@
-"""CLI: a copy of every blob in WORM object storage (`evidock upload status|run`)."""
+"""CLI: a copy of every blob in WORM object storage (`evidock upload status|run|
+sync-retention`), asked of the station service (``upload.run``: the admin)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from evidock.cli_base import ConfigOpt, JsonOpt, Reply, actor_name, command, services
+from evidock.cli_base import ConfigOpt, JsonOpt, Reply, command
 
 upload_app = typer.Typer(no_args_is_help=True,
                          help="Copies of every blob in WORM object storage (Object Lock).")
@@ -16,8 +17,11 @@ upload_app = typer.Typer(no_args_is_help=True,
 @command
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """What is queued, due now, verified and failed (with codes), and bytes left."""
-    with services(config) as svc:
-        return svc.upload_queue().status(now=svc.clock()).to_dict()
+    from evidock.client import station
+
+    with station(config) as st:
+        answer: dict[str, object] = st.get("/uploads/status")
+    return answer
 
 
 @upload_app.command("run")
@@ -33,16 +37,12 @@ def run(limit: Annotated[int, typer.Option("--limit", min=1,
     Exit 0 when every attempted item was verified, 1 when some are left queued (to be
     retried later) or failed.
     """
-    from evidock.jobs import upload_pass
+    from evidock.client import station
 
-    with services(config) as svc:
-        added, done = upload_pass(svc, limit=limit, retry_failed=retry_failed)
-    counts = {s: sum(1 for i in done if i.state == s) for s in ("verified", "queued",
-                                                                "failed")}
-    return Reply({"enqueued": added, "attempted": len(done), **counts,
-                  "problems": [{"blake3": i.blake3, "state": i.state, "code": i.code}
-                               for i in done if i.state != "verified"]},
-                 exit_code=0 if counts["verified"] == len(done) else 1)
+    with station(config) as st:
+        answer: dict[str, Any] = st.post("/uploads/run", {"limit": limit,
+                                                          "retry_failed": retry_failed})
+    return Reply(answer, exit_code=0 if answer["verified"] == answer["attempted"] else 1)
 
 
 @upload_app.command("sync-retention")
@@ -54,12 +54,10 @@ def sync_retention(
         config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Extend remote COMPLIANCE locks to the retention plan (never shorter) and set or
     clear legal holds; each change audited. Exit 1 on findings."""
-    from evidock import jobs
+    from evidock.client import station
 
-    with services(config) as svc:
-        svc.upload_queue()  # E_CONFIG unless [upload] is enabled
-        result = jobs.execute("remote_retention", svc, actor=actor_name(),
-                              full=full).to_dict()
+    with station(config) as st:
+        result: dict[str, Any] = st.post("/uploads/sync-retention", {"full": full})
     return Reply(result, exit_code=int(str(result["exit_code"])))
 
 

@@ -1,7 +1,8 @@
 """`evidock verify`: anyone runs it offline on a clip package, so it stays light.
 
-At import it needs only typer; `integrity` loads to verify a package, the catalog,
-SQLAlchemy and the rest of the CLI only to verify a stored recording. `evidock.entry`
+At import it needs only typer; `integrity` loads to verify a package. A stored
+recording is verified by the station service (it alone reads the store): the client
+loads httpx to ask it. `evidock.entry`
 sends `evidock verify …` here without importing the full command tree (start-up was
 most of a verify's time).
 """
@@ -9,7 +10,7 @@ most of a verify's time).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,27 +22,21 @@ if TYPE_CHECKING:
 
 
 def _package(target: Path, key: Path | None) -> list[Finding]:
-    from integrity.keys import PublicKey
-    from integrity.package import verify_package
+    """A key file that is a link or no regular file is a finding (refused unread); the
+    package is then checked against its own keyring, so every other finding still shows."""
+    from integrity.package import trusted_key, verify_package
 
-    trusted = None
-    if key is not None:
-        try:
-            pem = key.read_bytes()
-        except OSError as exc:
-            raise KeyError_(f"cannot read {key}: {exc.strerror}", path=str(key)) from exc
-        public = PublicKey.from_pem(pem)
-        trusted = {public.key_id: public}
-    return verify_package(target, trusted=trusted)
+    trusted, refused = trusted_key(key) if key is not None else (None, [])
+    return [*refused, *verify_package(target, trusted=trusted)]
 
 
-def _stored(recording_id: str, config: Path | None) -> list[Finding]:
-    from archive.verify_stored import StoredVerifier
-    from evidock.cli_base import services
+def _stored(recording_id: str, config: Path | None) -> dict[str, Any]:
+    """The station service verifies a stored recording (it alone reads the store)."""
+    from evidock.client import station
 
-    with services(config) as svc:
-        return StoredVerifier(store=svc.store, catalog=svc.catalog,
-                              keys=svc.keys).verify(recording_id)
+    with station(config) as st:
+        answer: dict[str, Any] = st.get("/verify", recording=recording_id)
+    return answer
 
 
 @command
@@ -51,27 +46,30 @@ def verify(
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
     """Verify a clip package (offline) or a stored recording; report every finding."""
-    from integrity.package import is_failure
-
-    if Path(target).is_dir():
-        findings = _package(Path(target), key)
+    if Path(target).is_dir() or Path(target).is_symlink():  # a link: refused, a finding
+        findings = [f.to_dict() for f in _package(Path(target), key)]
     elif "/" in target or Path(target).exists():
         raise NotFound(f"{target} is not a clip package directory", path=target)
     elif key is not None:
         raise KeyError_("--key applies to clip packages; stored recordings use the "
                         "station keyring")
     else:
-        findings = _stored(target, config)
-    failed = [f for f in findings if is_failure(f)]
-    return Reply({"target": target, "ok": not failed,
-                  "findings": [f.to_dict() for f in findings]},
+        findings = _stored(target, config)["findings"]
+    failed = [f for f in findings if _is_failure(str(f["code"]))]
+    return Reply({"target": target, "ok": not failed, "findings": findings},
                  human=lambda: _print_findings(findings, failed),
                  exit_code=1 if failed else 0)
 
 
-def _print_findings(findings: list[Finding], failed: list[Finding]) -> None:
+def _is_failure(code: str) -> bool:
+    """integrity.package.is_failure, on a finding's JSON form: W_ findings hold."""
+    return not code.startswith("W_")
+
+
+def _print_findings(findings: list[dict[str, Any]], failed: list[dict[str, Any]]) -> None:
     for f in findings:
-        typer.echo(str(f))
+        where = f" [{f['subject']}]" if f["subject"] else ""
+        typer.echo(f"{f['code']}{where}: {f['message']}")
     typer.echo("OK: verified" if not failed else f"FAILED: {len(failed)} finding(s)")
 
 

@@ -29,8 +29,9 @@ from apscheduler.events import (
     EVENT_JOB_SUBMITTED,
     JobEvent,
 )
-from evidock_testing import migrated_home, store_bytes
+from evidock_testing import migrated_home, store_bytes, write_agency_config
 from pydantic import ValidationError
+from service_support import serving
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditEvent
@@ -408,8 +409,18 @@ def test_run_once_runs_a_job_now_and_refuses_unknown_ones(tmp_path: Path) -> Non
     assert isinstance(out["audit_seq"], int)
     bad = evidock(home, "scheduler", "run-once", "nope", "--json")
     assert bad.returncode == 1 and json.loads(bad.stdout)["error"]["code"] == "E_INVALID"
-    sync = evidock(home, "upload", "sync-retention", "--json")
+
+
+def test_sync_retention_is_the_admins_and_needs_object_storage(tmp_path: Path) -> None:
+    """`upload sync-retention` asks the station service: the admin may (E_CONFIG here:
+    no [upload]); a clerk may not (refused before the config is looked at)."""
+    home = tmp_path / "h"
+    write_agency_config(home)
+    with serving(home) as svc:
+        sync = svc.cli("upload", "sync-retention", "--json", user="admin")
+        clerk = svc.cli("upload", "sync-retention", "--json", user="clerk")
     assert sync.returncode == 2 and json.loads(sync.stdout)["error"]["code"] == "E_CONFIG"
+    assert clerk.returncode == 3 and json.loads(clerk.stdout)["error"]["code"] == "E_FORBIDDEN"
 
 
 def test_systemd_unit_verifies(tmp_path: Path) -> None:

@@ -283,7 +283,7 @@ def test_admin_migrate_on_an_old_catalog_through_the_cli(tmp_path: Path) -> None
         _rows(engine)
     finally:
         engine.dispose()
-    refused = run_evidock(home, "whoami", "--json")
+    refused = run_evidock(home, "scheduler", "jobs", "--json")  # opens the catalog itself
     assert ok_json(refused, 2)["error"]["code"] == "E_SCHEMA_OUTDATED"
     assert "evidock admin migrate" in json.loads(refused.stdout)["error"]["message"]
     before = run_evidock(home, "admin", "migrate", "--check")

@@ -1,9 +1,12 @@
-"""`evidock keys | ingest | process | export | verify` as a user runs them: exit codes,
-JSON shapes, key rotation, and verification of a package on a clean machine. Exports go
-through an approved request (a case numbered the Chinese way, end to end)."""
+"""`evidock keys | ingest | process | recover | export | verify` as a user runs them:
+exit codes, JSON shapes, key rotation, and verification of a package on a clean machine.
+`keys init|rotate` are the operator's (this root process); the rest asks a real station
+service as the agency's own OS accounts. Exports go through an approved request (a
+case numbered the Chinese way, end to end)."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 from dataclasses import dataclass
@@ -12,6 +15,7 @@ from typing import Any
 
 import pytest
 from evidock_testing import ok_json, run_evidock, write_agency_config
+from service_support import audit_events, open_copy, open_dir, serving
 from sqlmodel import Session, select
 
 from archive.catalog.models import Rendition
@@ -59,10 +63,6 @@ def _link_case(home: Path, recording_id: str) -> None:
         svc.close()
 
 
-def as_user(user: str) -> dict[str, str]:
-    return {"EVIDOCK_USER": user}
-
-
 @pytest.fixture(scope="module")
 def station(tmp_path_factory: pytest.TempPathFactory, camera_template: CameraTree) -> Station:
     """A station that made its key, ingested the template camera (read only: no wipe),
@@ -71,28 +71,49 @@ def station(tmp_path_factory: pytest.TempPathFactory, camera_template: CameraTre
     root = tmp_path_factory.mktemp("station")
     home = root / "home"
     write_agency_config(home)
+    # The key files are the operator's (this root process); the rest goes through the
+    # station service as the agency's own accounts.
     init = [ok_json(evidock(home, "keys", "init", "--json")) for _ in range(2)]
-    show = ok_json(evidock(home, "keys", "show", "--json"))
-    run = evidock(home, "keys", "export-public")
-    assert run.returncode == 0, run.stderr
+    with open_copy(camera_template.root) as camera, serving(home) as svc:
+        show = ok_json(svc.cli("keys", "show", "--json", user="officer"))
+        run = svc.cli("keys", "export-public", user="officer")
+        assert run.returncode == 0, run.stderr
+        ingest = ok_json(svc.cli("ingest", str(camera), "--device", "ZFY0001", "--json",
+                                 user="clerk"))
     pem = run.stdout.encode()
     pem_path = root / "station.pem"
     pem_path.write_bytes(pem)
-    ingest = ok_json(evidock(home, "ingest", str(camera_template.root), "--device", "ZFY0001",
-                             "--json"))
     video_id = next(r["recording_id"] for r in ingest["renditions"]
                     if r["path"].endswith(".MP4"))
     _link_case(home, video_id)
-    requested = ok_json(evidock(home, "export", "request", "--case", CASE, "--purpose",
-                                "行政复议", "--recipient", "复议机关", "--json",
-                                env=as_user("inspector")))
-    approved = ok_json(evidock(home, "export", "approve", requested["id"], "--json",
-                               env=as_user("legal")))
-    out = root / "out"
-    export = ok_json(evidock(home, "export", "run", requested["id"], "--out", str(out),
-                             "--json", env=as_user("inspector")))
+    requested, approved, export, out = _export(home)
     return Station(home, init, show, pem, pem_path, ingest, requested, approved, export,
                    out / f"01-{video_id}", video_id)
+
+
+def _outbox() -> Path:
+    """A directory every test account may make its --out in (like /tmp), removed when
+    the tests end."""
+    outbox = open_dir("evidock-media-out-")
+    outbox.chmod(0o1777)
+    atexit.register(shutil.rmtree, outbox, True)
+    return outbox
+
+
+def _export(home: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], Path]:
+    """CASE exported through the station service, each step by the CLI as the OS
+    account of its user: requested by the inspector, approved by the legal reviewer,
+    run (and downloaded into OUT) by the inspector."""
+    out = _outbox() / "out"
+    with serving(home) as svc:
+        requested = ok_json(svc.cli("export", "request", "--case", CASE, "--purpose",
+                                    "行政复议", "--recipient", "复议机关", "--json",
+                                    user="inspector"))
+        approved = ok_json(svc.cli("export", "approve", requested["id"], "--json",
+                                   user="legal"))
+        export = ok_json(svc.cli("export", "run", requested["id"], "--out", str(out),
+                                 "--json", user="inspector"))
+    return requested, approved, export, out
 
 
 def test_keys_init_is_idempotent_and_the_key_is_published(station: Station) -> None:
@@ -135,8 +156,50 @@ def test_process_all_is_idempotent(station: Station) -> None:
 
     before = rows()
     assert len(before) == len(station.ingest["renditions"])
-    assert ok_json(evidock(station.home, "process", "--all", "--json")) == {"renditions": []}
+    with serving(station.home) as svc:
+        assert ok_json(svc.cli("process", "--all", "--json")) == {"renditions": []}
+        again = ok_json(svc.cli("process", station.video_id, "--json", user="officer"))
+        human = svc.cli("process", station.video_id, user="officer")
+        # The clip is linked to a case of 城东中队: not for clerk2 (城西中队) to name.
+        other_unit = svc.cli("process", station.video_id, "--json", user="clerk2")
+        nothing = svc.cli("process", "--json")
+    assert [(r["recording_id"], r["status"]) for r in again["renditions"]] == [
+        (station.video_id, "ok")]
+    assert human.returncode == 0 and human.stdout.startswith("ok      R_REMUX")
+    assert other_unit.returncode == 3
+    assert json.loads(other_unit.stdout)["error"]["code"] == "E_FORBIDDEN"
+    assert nothing.returncode == 1
+    assert json.loads(nothing.stdout)["error"]["code"] == "E_NOT_FOUND"
     assert rows() == before
+
+
+def test_recover_and_verify_a_stored_recording(station: Station, tmp_path: Path) -> None:
+    """Salvage and stored verification run in the service; naming a recording the user
+    may not see is refused (and audited), as for every other read."""
+    home = tmp_path / "home"  # a copy: the module's station keeps its records
+    shutil.copytree(station.home, home)
+    photo = next(r["recording_id"] for r in station.ingest["renditions"]
+                 if r["path"].endswith(".JPG"))
+    with serving(home) as svc:
+        salvaged = ok_json(svc.cli("recover", station.video_id, "--json", user="clerk"))
+        no_video = ok_json(svc.cli("recover", photo, "--json", user="clerk"), code=1)
+        verified = ok_json(svc.cli("verify", station.video_id, "--json", user="legal"))
+        human = svc.cli("verify", station.video_id, user="officer")
+        refused = {u: svc.cli("verify", station.video_id, "--json", user=u)
+                   for u in ("admin", "clerk2")}
+        missing = svc.cli("verify", "no-such-recording", "--json", user="legal")
+    assert set(salvaged) == {"derivative_id", "status", "code", "reason", "label", "blake3"}
+    assert (salvaged["status"], salvaged["code"]) == ("ok", "R_SALVAGED")
+    assert (no_video["status"], no_video["code"]) == ("failed", "E_RECOVERY_EMPTY")
+    assert verified == {"target": station.video_id, "ok": True, "findings": []}
+    assert human.returncode == 0 and human.stdout == "OK: verified\n"
+    for run in refused.values():
+        assert run.returncode == 3 and json.loads(run.stdout)["error"]["code"] == "E_FORBIDDEN"
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["error"]["code"] == "E_NOT_FOUND"
+    reads = [(actor, d) for actor, d in audit_events(home, "read.recording.verify")]
+    assert reads == [("user:legal", {"findings": 0, "failed": 0}),
+                     ("user:officer", {"findings": 0, "failed": 0})]
 
 
 def test_export_request_approve_run_json(station: Station) -> None:
@@ -183,7 +246,8 @@ def test_tampered_package_fails_with_every_finding(station: Station, tmp_path: P
     for f in out["findings"]:
         assert set(f) == {"code", "message", "subject", "details"}
     assert {(f["code"], f["subject"]) for f in out["findings"]} == {
-        ("E_DIGEST_MISMATCH", "seg00000.mp4"), ("E_EXTRA_FILE", "extra.bin")}
+        ("E_DIGEST_MISMATCH", "seg00000.mp4"), ("E_EXTRA_FILE", "data/extra.bin"),
+        ("E_BAG_OXUM", "bag-info.txt")}  # one payload file more than bag-info.txt says
 
 
 def test_package_verifies_on_a_clean_machine(station: Station, tmp_path: Path) -> None:
@@ -217,15 +281,17 @@ def test_export_errors_are_json(station: Station, tmp_path: Path) -> None:
         desk.approve(gate.by_name("supervisor"), rid)
     finally:
         svc.close()
-    busy = tmp_path / "busy"
+    busy = _outbox() / "busy"
     busy.mkdir()
     (busy / "mine.txt").write_text("keep")
-    out = ok_json(evidock(home, "export", "run", rid, "--out", str(busy), "--json",
-                          env=as_user("inspector")), code=2)
-    assert set(out) == {"error"} and set(out["error"]) == {"code", "message", "details"}
-    assert "empty" in out["error"]["message"] and out["error"]["details"]["path"] == str(busy)
-    assert [p.name for p in busy.iterdir()] == ["mine.txt"]
-    shown = ok_json(evidock(home, "export", "show", rid, "--json", env=as_user("inspector")))
+    with serving(home) as service:
+        out = ok_json(service.cli("export", "run", rid, "--out", str(busy), "--json",
+                                  user="inspector"), code=2)
+        assert set(out) == {"error"} and set(out["error"]) == {"code", "message", "details"}
+        assert "empty" in out["error"]["message"]
+        assert out["error"]["details"]["path"] == str(busy)
+        assert [p.name for p in busy.iterdir()] == ["mine.txt"]
+        shown = ok_json(service.cli("export", "show", rid, "--json", user="inspector"))
     assert shown["status"] == "approved" and shown["exports"] == []  # still unused
 
 
@@ -233,10 +299,13 @@ def test_rotation_keeps_old_signatures_verifiable(station: Station, tmp_path: Pa
     home = tmp_path / "home"  # a copy: the module's station keeps its single key
     shutil.copytree(station.home, home)
     old = station.show["current"]
-    rotated = ok_json(evidock(home, "keys", "rotate", "--json"))
+    rotated = ok_json(evidock(home, "keys", "rotate", "--json"))  # the operator (root)
     assert set(rotated) == {"key_id", "keys"} and rotated["keys"] == 2
     assert rotated["key_id"] != old
-    show = ok_json(evidock(home, "keys", "show", "--json"))
+    with serving(home) as svc:
+        show = ok_json(svc.cli("keys", "show", "--json", user="legal"))
+        # Stored recordings signed with the old key verify against the station keyring.
+        stored = ok_json(svc.cli("verify", station.video_id, "--json", user="legal"))
     assert show["current"] == rotated["key_id"] and set(show["keys"]) == {old, rotated["key_id"]}
     ring = StationKeys(directory=home / "keys").keyring()
     assert ring.current == rotated["key_id"]
@@ -253,9 +322,7 @@ def test_rotation_keeps_old_signatures_verifiable(station: Station, tmp_path: Pa
     assert run.returncode == 1, run.stderr
     assert "E_KEY_MISMATCH [manifest.json]" in run.stdout
     assert run.stdout.rstrip().endswith("FAILED: 1 finding(s)")
-    # Stored recordings signed with the old key verify against the station keyring.
-    out = ok_json(evidock(home, "verify", station.video_id, "--json"))
-    assert out == {"target": station.video_id, "ok": True, "findings": []}
+    assert stored == {"target": station.video_id, "ok": True, "findings": []}
 
 
 def test_verify_of_a_missing_package_creates_nothing(tmp_path: Path) -> None:

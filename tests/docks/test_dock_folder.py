@@ -12,12 +12,12 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from dockutil import REPO, Archive, Daemon, Hooks, check_nothing_lost, digests, write_dock_toml
+from dockutil import Archive, Daemon, Hooks, check_nothing_lost, digests, write_dock_toml
+from evidock_testing import write_agency_config
+from service_support import serving
 
 
 def _toml(tmp: Path, *, wipe: str = "local", bays: int = 2, extra: str = "") -> Path:
@@ -38,16 +38,16 @@ def _dock(camera: Path, tmp: Path, bay: int, name: str = "cam") -> Path:
 
 
 def _status(home: Path, toml: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
-    env.update(EVIDOCK_HOME=str(home), EVIDOCK_DOCK_CONFIG=str(toml))
-    res = subprocess.run([sys.executable, "-m", "evidock.cmd_dock", "status", "--json"],
-                         cwd=REPO, env=env, capture_output=True, timeout=60)
+    """`evidock dock status` as an officer: the station service reads the daemon's file."""
+    with serving(home, env={"EVIDOCK_DOCK_CONFIG": str(toml)}) as svc:
+        res = svc.cli("dock", "status", "--json", user="officer")
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
 
 
 def test_folder_camera_is_offloaded_verified_and_wiped(cam_a: Path, tmp_path: Path) -> None:
     home, toml = tmp_path / "home", _toml(tmp_path)
+    write_agency_config(home)  # the users `dock status` is shown to
     original = digests(cam_a)
     d = Daemon(home=home, dock_toml=toml).ready()
     try:

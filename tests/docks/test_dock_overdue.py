@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dockutil import REPO
+from evidock_testing import write_agency_config
+from service_support import serving
 
 from archive.catalog import DockSession
 from docks.overdue import overdue, parse_window
@@ -57,14 +55,19 @@ def test_parse_window() -> None:
 
 def test_overdue_command_json(services: Services, home: Path) -> None:
     _session(services, "a1", "ZFY0009", "999999", hours_ago=1, outcome="completed",
-             now=datetime.now(UTC))  # the command's clock is the real one
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
-    env["EVIDOCK_HOME"] = str(home)
-    argv = [sys.executable, "-m", "evidock.cmd_dock", "overdue", "--json", "--window", "30m"]
+             now=datetime.now(UTC))  # the service's clock is the real one
+    write_agency_config(home)
     # Offloaded 55 minutes before the real now(): overdue for a 30-minute window.
-    late = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, timeout=60)
+    with serving(home) as svc:
+        late = svc.cli("dock", "overdue", "--json", "--window", "30m", user="supervisor")
+        clerk = svc.cli("dock", "overdue", "--json", user="clerk")  # no coverage.view
+        human = svc.cli("dock", "overdue", "--window", "30m", user="inspector")
     assert late.returncode == 1, late.stderr
     doc = json.loads(late.stdout)
     assert doc["window_h"] == 0.5
     assert {r["id"] for r in doc["overdue"]} == {"ZFY0009", "999999"}
     assert overdue(services.catalog, now=datetime.now(UTC), window=timedelta(hours=24)) == []
+    assert clerk.returncode == 3
+    assert json.loads(clerk.stdout)["error"]["code"] == "E_FORBIDDEN"
+    assert human.returncode == 1 and human.stdout.endswith("2 overdue (window 0.5 h)\n")
+    assert "ZFY0009" in human.stdout and "999999" in human.stdout

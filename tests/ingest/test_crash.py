@@ -1,7 +1,9 @@
-"""SIGKILL a real `evidock ingest` process at known points, then run it again.
+"""SIGKILL the station service in the middle of an offload a user asked for, then again.
 
-Invariants after every kill: the catalog never names a blob that is missing or wrong;
-no camera file is gone unless its copy is catalogued; after the rerun every camera file
+The offload runs inside a real `evidock serve` (the user's `evidock ingest` only asks),
+so that process is what dies at each hook point. Invariants after every kill: the
+catalog never names a blob that is missing or wrong; no camera file is gone unless its
+copy is catalogued; after the rerun (a new service, the same request) every camera file
 is in the catalog, staging is empty, and the offload completes.
 """
 
@@ -10,22 +12,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import select
-import signal
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import blake3
 import pytest
-from evidock_testing import migrated_home
+from evidock_testing import REPO, write_agency_config
+from service_support import RunningService, open_copy, serving
 
 from archive.catalog import Catalog
 from archive.store import ContentStore
 from config import load_settings
+from fixtures.camera import CameraTree
 
 KILL_POINTS = ["before_copy:1", "before_copy:3", "mid_copy:2", "after_verify:1",
                "after_commit:2", "after_wipe:1", "after_wipe:3"]
+INGEST = ["ingest", "--device", "ZFY0001", "--json"]
 
 
 def _digests(camera: Path) -> dict[str, str]:
@@ -36,42 +43,65 @@ def _digests(camera: Path) -> dict[str, str]:
     return out
 
 
-class Paused:
-    """A running ingest stopped at a hook point; the test decides what happens next."""
+@pytest.fixture
+def camera(camera_template: CameraTree) -> Iterator[Path]:
+    """The clerk's own camera (theirs to wipe), where nobody else can swap it."""
+    with open_copy(camera_template.root) as cam:
+        pw = pwd.getpwnam("evt-clerk")
+        for path in (cam, *cam.rglob("*")):
+            os.chown(path, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+        yield cam
 
-    def __init__(self, tmp: Path, camera: Path, home: Path, point: str) -> None:
+
+def popen_as(user: str, argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """As service_support.run_as, but started in the background."""
+    pw = pwd.getpwnam(user)
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+            "HOME": "/nonexistent", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(list(argv), env={**base, **env}, cwd="/", text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+
+
+class Paused:
+    """A service stopped at a hook point inside the offload a clerk's ingest asked for."""
+
+    def __init__(self, stack: ExitStack, tmp: Path, camera: Path, home: Path, point: str,
+                 *, wipe: bool = True) -> None:
         self.dir = tmp / "hooks"
         self.dir.mkdir()
         os.mkfifo(self.dir / "out")
         os.mkfifo(self.dir / "in")
-        env = dict(os.environ, EVIDOCK_HOME=str(home), EVIDOCK_TEST_HOOKS=str(self.dir),
-                   EVIDOCK_TEST_HOOK_POINTS=point)
         # O_RDWR: never blocks and never sees EOF, so waiting is a select with a timeout.
         self._out = os.open(self.dir / "out", os.O_RDWR | os.O_NONBLOCK)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "evidock", "ingest", str(camera), "--device", "ZFY0001",
-             "--json", "--wipe-after-verify"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        stack.callback(os.close, self._out)
+        self.service: RunningService = stack.enter_context(serving(home, env={
+            "EVIDOCK_TEST_HOOKS": str(self.dir), "EVIDOCK_TEST_HOOK_POINTS": point}))
+        argv = [sys.executable, "-m", "evidock", INGEST[0], str(camera), *INGEST[1:]]
+        self.client = popen_as("evt-clerk", argv + (["--wipe-after-verify"] if wipe else []),
+                               {"EVIDOCK_SOCKET": str(self.service.socket)})
 
     def wait_paused(self, timeout: float = 120) -> str:
         ready, _, _ = select.select([self._out], [], [], timeout)
         if not ready:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-            raise AssertionError(f"hook never reached; rc={self.proc.returncode} {err!r}")
+            self.service.kill()
+            out, err = self.client.communicate(timeout=60)
+            raise AssertionError(f"hook never reached; client rc={self.client.returncode} "
+                                 f"{out!r} {err!r}")
         return os.read(self._out, 100).decode().strip()
 
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        os.close(self._out)
+    def kill(self) -> dict:
+        """SIGKILL the service; the waiting client learns it is gone (exit 2)."""
+        self.service.kill()
+        out, _ = self.client.communicate(timeout=60)
+        assert self.client.returncode == 2, out
+        return json.loads(out)
 
     def reply(self, word: str) -> tuple[int, dict]:
         with open(self.dir / "in", "w") as fh:
             fh.write(word + "\n")
-        out, err = self.proc.communicate(timeout=120)
-        os.close(self._out)
-        return self.proc.returncode, json.loads(out)
+        out, err = self.client.communicate(timeout=120)
+        return self.client.returncode, json.loads(out)
 
 
 def _check_invariants(home: Path, camera: Path, original: dict[str, str]) -> None:
@@ -103,21 +133,27 @@ def _catalogued(home: Path) -> dict[str, str]:
         catalog.close()
 
 
+def _rerun(home: Path, camera: Path, *extra: str) -> tuple[int, dict]:
+    """The same request to a freshly started service."""
+    with serving(home) as svc:
+        run = svc.cli(INGEST[0], str(camera), *INGEST[1:], *extra)
+    return run.returncode, json.loads(run.stdout)
+
+
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_sigkill_then_rerun_loses_nothing(point: str, camera: Path, tmp_path: Path) -> None:
-    home = migrated_home(tmp_path / "home")
+    home = tmp_path / "home"
+    write_agency_config(home)
     original = _digests(camera)
-    paused = Paused(tmp_path, camera, home, point)
-    assert paused.wait_paused() == point.split(":", maxsplit=1)[0]
-    paused.kill()
+    with ExitStack() as stack:
+        paused = Paused(stack, tmp_path, camera, home, point)
+        assert paused.wait_paused() == point.split(":", maxsplit=1)[0]
+        gone = paused.kill()
+    assert gone["error"]["code"] == "E_SERVICE_UNAVAILABLE"
     _check_invariants(home, camera, original)
 
-    rerun = subprocess.run(
-        [sys.executable, "-m", "evidock", "ingest", str(camera), "--device", "ZFY0001",
-         "--json", "--wipe-after-verify"],
-        env=dict(os.environ, EVIDOCK_HOME=str(home)), capture_output=True, timeout=300)
-    report = json.loads(rerun.stdout)
-    assert rerun.returncode == 0, report["summary"]
+    rc, report = _rerun(home, camera, "--wipe-after-verify")
+    assert rc == 0, report["summary"]
     assert report["summary"]["outcome"] == "completed"
     _check_invariants(home, camera, original)
     assert {f["path"] for f in report["files"]} <= set(original)
@@ -127,11 +163,13 @@ def test_sigkill_then_rerun_loses_nothing(point: str, camera: Path, tmp_path: Pa
 
 
 def test_camera_unplugged_mid_copy_interrupts_and_resumes(camera: Path, tmp_path: Path) -> None:
-    home = migrated_home(tmp_path / "home")
+    home = tmp_path / "home"
+    write_agency_config(home)
     original = _digests(camera)
-    paused = Paused(tmp_path, camera, home, "mid_copy:2")
-    paused.wait_paused()
-    rc, report = paused.reply("eio")  # the read fails as an unplugged USB disk's would
+    with ExitStack() as stack:
+        paused = Paused(stack, tmp_path, camera, home, "mid_copy:2")
+        paused.wait_paused()
+        rc, report = paused.reply("eio")  # the read fails as an unplugged USB disk's would
     assert rc == 2
     assert report["summary"]["outcome"] == "interrupted"
     assert report["summary"]["error"]["code"] == "E_SOURCE_GONE"
@@ -146,10 +184,7 @@ def test_camera_unplugged_mid_copy_interrupts_and_resumes(camera: Path, tmp_path
     finally:
         catalog.close()
 
-    rerun = subprocess.run(
-        [sys.executable, "-m", "evidock", "ingest", str(camera), "--device", "ZFY0001", "--json"],
-        env=dict(os.environ, EVIDOCK_HOME=str(home)), capture_output=True, timeout=300)
-    report = json.loads(rerun.stdout)
-    assert rerun.returncode == 0
+    rc, report = _rerun(home, camera)
+    assert rc == 0
     assert report["summary"]["ingested"] == len(original) - 1
     assert _catalogued(home) == original

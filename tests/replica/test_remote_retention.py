@@ -11,9 +11,6 @@ after its retain-until has passed.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +20,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from evidock_testing import migrated, open_services, stored_blob
+from evidock_testing import migrated, open_services, stored_blob, write_agency_config
 from s3server import S3Endpoint, WeedServer
+from service_support import serving
 from sqlmodel import Session, col, select
 from storage_support import (
     T0,
@@ -454,6 +452,7 @@ def test_the_scheduler_job_and_the_cli_apply_the_retention_plan(
            "EVIDOCK_UPLOAD__BUCKET": bucket, "EVIDOCK_UPLOAD__RETENTION_DAYS": "1",
            "EVIDOCK_UPLOAD__ACCESS_KEY_ID": weed.endpoint.access_key,
            "EVIDOCK_UPLOAD__SECRET_ACCESS_KEY": weed.endpoint.secret_key}
+    write_agency_config(tmp_path / "home")  # the service's users (the admin syncs)
     svc = open_services(load_settings(environ=env))
     try:
         now = real_now()
@@ -479,9 +478,25 @@ def test_the_scheduler_job_and_the_cli_apply_the_retention_plan(
                 ] == ["ok"]
     finally:
         svc.close()
-    run = subprocess.run([sys.executable, "-m", "evidock", "upload", "sync-retention",
-                          "--full", "--json"], capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, **env, EVIDOCK_ACTOR="user:ops"))
+    # The station service has the object store's credentials; the admin only asks.
+    with serving(tmp_path / "home", env=env) as station:
+        run = station.cli("upload", "sync-retention", "--full", "--json", user="admin")
+        again = station.cli("upload", "run", "--json", user="admin")
+        status = station.cli("upload", "status", "--json", user="admin")
+        refused = station.cli("upload", "status", "--json", user="supervisor")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {"enqueued": 0, "attempted": 0, "verified": 0,
+                                        "queued": 0, "failed": 0, "problems": []}
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["counts"]["verified"] == 2
+    assert refused.returncode == 3  # upload.run is the admin's
+    assert json.loads(refused.stdout)["error"]["code"] == "E_FORBIDDEN"
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert (out["outcome"], out["asked"], out["extended"], out["held"]) == ("ok", 2, 0, 0)
+    catalog = Catalog.open(load_settings(environ=env).catalog_url)
+    try:
+        runs = _audit(catalog, "scheduler.remote_retention")
+    finally:
+        catalog.close()
+    assert [(e.actor, e.seq) for e in runs][-1] == ("user:admin", out["audit_seq"])

@@ -7,11 +7,11 @@ import os
 import sys
 from pathlib import Path
 
+from evidock_testing import write_agency_config
 from service_support import run_as, serving
 
 from archive.audit.log import AuditLog
 from archive.catalog import Catalog
-from evidock_testing import write_agency_config
 
 
 def _events(home: Path, action: str) -> list[tuple[str, dict[str, object]]]:

@@ -12,16 +12,14 @@ and one line on stderr (``{"error": …}`` on stdout with ``--json``).
 
 This module stays light on purpose: building the command tree (``evidock --help``) must
 not load the catalog, SQLAlchemy, boto3, ffmpeg or APScheduler, so commands import
-those inside their bodies, and :func:`services` wires them only when a command runs.
+those inside their bodies; most commands are clients of the station service
+(:mod:`evidock.client`) and never load them at all.
 """
 
 from __future__ import annotations
 
 import functools
-import getpass
-import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec
@@ -32,8 +30,7 @@ from evidock.output import emit_json, fail, show
 from integrity.errors import EvidockError
 
 if TYPE_CHECKING:
-    from evidock.wiring import Services
-    from records.permissions import Actor
+    pass
 
 P = ParamSpec("P")
 
@@ -96,31 +93,5 @@ def _print(outcome: Outcome, as_json: bool) -> None:
         raise typer.Exit(outcome.exit_code)
 
 
-def actor_name() -> str:
-    """Who runs this command, for audit events: EVIDOCK_ACTOR, else the login user."""
-    return os.environ.get("EVIDOCK_ACTOR") or f"user:{getpass.getuser()}"
-
-
-@contextmanager
-def services(config: Path | None) -> Iterator[Services]:
-    """Services wired from the config (file, or the usual search), closed afterwards."""
-    from config import load_settings
-    from evidock.wiring import Services
-
-    svc = Services.from_config(load_settings(config_file=config))
-    try:
-        yield svc
-    finally:
-        svc.close()
-
-
-@contextmanager
-def acting(config: Path | None) -> Iterator[tuple[Services, Actor]]:
-    """:func:`services` plus the evidock user this OS account maps to (refused and
-    audited when unknown)."""
-    with services(config) as svc:
-        yield svc, svc.actor()
-
-
-__all__ = ["ConfigOpt", "JsonOpt", "Outcome", "ReasonOpt", "Reply", "acting", "actor_name",
-           "command", "json_command", "services"]
+__all__ = ["ConfigOpt", "JsonOpt", "Outcome", "ReasonOpt", "Reply", "command",
+           "json_command"]

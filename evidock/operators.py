@@ -192,14 +192,14 @@ def migrate_catalog(settings: Settings) -> Migrated:
     of a catalog that already held one is an audited event; creating a new one is not
     (nothing to attest yet: the log is empty)."""
     from archive.catalog import Catalog
-    from evidock.cli_base import actor_name
     from evidock.wiring import Services
+    from records.permissions import os_account
 
     done = Catalog.migrate(settings.catalog_url)
     if (done.from_revision is not None and done.applied) or done.adopted:
         svc = Services.from_config(settings)
         try:
-            svc.audit().record(actor=actor_name(), action="catalog.migrate", subjects=[],
+            svc.audit().record(actor=f"os:{os_account()}", action="catalog.migrate", subjects=[],
                                details=done.to_json(), at=svc.clock())
         finally:
             svc.close()

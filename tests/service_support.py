@@ -183,6 +183,7 @@ def _wait_ready(listener: socket.socket, proc: subprocess.Popen[bytes]) -> str:
     """Until the service sends READY=1 (returns that message); fail at once if it exits
     first."""
     assert proc.stdout is not None
+    said = b""  # what it printed before READY (it logs only warnings and errors)
     with selectors.DefaultSelector() as sel:
         sel.register(listener, selectors.EVENT_READ)
         sel.register(proc.stdout, selectors.EVENT_READ)
@@ -196,9 +197,10 @@ def _wait_ready(listener: socket.socket, proc: subprocess.Popen[bytes]) -> str:
                     message = listener.recv(4096).decode("utf-8", "replace")
                     if "READY=1" in message.split("\n"):
                         return message
-                else:  # output before READY: an error (it logs only warnings)
-                    out = proc.stdout.read1(65536) if proc.poll() is None else b""
-                    if proc.poll() is not None or not out:
-                        rest = proc.communicate(timeout=30)[0]
+                else:
+                    out = proc.stdout.read1(65536)
+                    said += out
+                    if not out:  # end of output: it exited
+                        proc.wait(timeout=30)
                         raise AssertionError("evidock serve exited before it was ready:\n"
-                                             + (out + rest).decode("utf-8", "replace"))
+                                             + said.decode("utf-8", "replace"))

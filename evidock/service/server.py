@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket as sockets
 from collections.abc import Iterator
@@ -70,9 +71,18 @@ def serve(services: Services, *, socket: Path, notifier: Notifier | None = None)
 
 
 def _unix(app: FastAPI, path: Path) -> Listener:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    if path.is_socket():
-        path.unlink()  # left by a stopped service
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if path.is_socket():
+            path.unlink()  # left by a stopped service
+    except OSError as exc:
+        raise ConfigError(f"cannot prepare the service socket {path}: {exc.strerror}",
+                          key="service.socket", socket=str(path)) from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        # Caught here, not as a traceback from bind() inside the event loop.
+        raise ConfigError(f"cannot create the service socket in {path.parent}: this "
+                          "account may not write there", key="service.socket",
+                          socket=str(path))
     config = uvicorn.Config(app, uds=str(path), http=PeerCredProtocol, **_COMMON)
     return Listener(config, where=str(path))
 

@@ -22,15 +22,12 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec
+from typing import Annotated, ParamSpec
 
 import typer
 
 from evidock.output import emit_json, fail, show
 from integrity.errors import EvidockError
-
-if TYPE_CHECKING:
-    pass
 
 P = ParamSpec("P")
 

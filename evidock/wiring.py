@@ -114,7 +114,8 @@ class Services:
         exporter = Exporter(store=self.store, catalog=self.catalog, keys=self.keys,
                             clock=self.clock, station_id=self.settings.station.id)
         return ExportDesk(catalog=self.catalog, gate=self.gate(), audit=self.audit(),
-                          exporter=exporter, settings=self.settings.exports, clock=self.clock)
+                          exporter=exporter, settings=self.settings.exports, clock=self.clock,
+                          reached=FifoHooks.from_env(os.environ).reached)
 
     def dossier(self) -> Dossier:
         return Dossier(catalog=self.catalog, gate=self.gate(), clock=self.clock)

@@ -93,9 +93,11 @@ class ExportDesk:
     def __init__(self, *, catalog: Catalog, gate: Gate, audit: AuditLog, exporter: Exporter,
                  settings: ExportSettings, clock: Callable[[], datetime],
                  casebook: Casebook | None = None,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 reached: Callable[[str], None] = lambda _point: None) -> None:
         self.catalog, self.gate, self.audit, self.exporter = catalog, gate, audit, exporter
         self.settings, self.clock, self.new_id = settings, clock, new_id
+        self.reached = reached  # test-only pause points (crash tests); no-op otherwise
         self.book = casebook or Casebook(catalog=catalog)
 
     # ------------------------------------------------------------------ access
@@ -339,6 +341,7 @@ class ExportDesk:
         packages: builtins.list[Package] = []
         try:
             self._write(actor, view, out, packages)
+            self.reached("export_written")  # written, not yet recorded as used
             self._used(actor, view, out, packages)
         except BaseException as exc:
             self._discard(actor, view, out, packages, created=created, error=exc)

@@ -15,10 +15,8 @@ pieces (constant memory) and are checked:
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
-import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +26,8 @@ from urllib.parse import unquote
 import blake3
 import httpx
 
-from integrity.errors import Conflict, InvalidRequest, NotFound, TransferFailed
+from integrity.errors import Conflict, InvalidRequest, TransferFailed
+from integrity.localfile import open_regular
 
 PIECE = 1 << 20
 
@@ -65,20 +64,8 @@ class Outgoing:
 
 def open_outgoing(path: Path) -> Outgoing:
     """``path`` itself, as a regular file: never through a symlink, never a FIFO."""
-    try:
-        # O_NONBLOCK: opening a FIFO must not hang; it is refused below anyway.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NotFound(f"no file {path}", path=str(path)) from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InvalidRequest(f"{path} is a symbolic link; attach the file itself",
-                                 path=str(path)) from None
-        raise InvalidRequest(f"cannot open {path}: {exc.strerror}", path=str(path)) from None
+    fd = open_regular(path)  # the same refusals as an in-process attach
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise InvalidRequest(f"{path} is not a regular file", path=str(path))
     os.set_blocking(fd, True)
     return Outgoing(name=path.name, size=st.st_size, fd=fd, path=path)
 

@@ -8,9 +8,7 @@ is a new row (see :mod:`retention.models`).
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -24,6 +22,7 @@ from archive.store import ContentStore
 from config.access import SENSITIVITIES, CaseSettings
 from integrity.digest import Digests, Readable
 from integrity.errors import Conflict, InvalidRequest, NotFound
+from integrity.localfile import open_regular
 from records.casebook import Casebook, CaseView, LinkView, fold_links
 from records.dossier import MarkState, fold_marks, load_marks, require_recording
 from records.models import Case, CaseAttachment, CaseEvent, CaseLink, CaseStage, RecordingMark
@@ -204,7 +203,7 @@ class CaseDesk:
                ) -> CaseAttachment:
         """Store a document of the case (PDF, DOCX, scan…) by hash, as footage is stored."""
         case = self.visible_case(actor, key, P.CASE_ATTACH)
-        fd = _open_document(path)
+        fd = open_regular(path)
         try:
             digests = self._store_document(fd, path)
         finally:
@@ -324,24 +323,6 @@ class CaseDesk:
         require_recording(self.gate, actor, P.RECORDING_MARK, recording_id, cases)
         if not reason.strip():
             raise InvalidRequest("a reason is required", recording=recording_id)
-
-
-def _open_document(path: Path) -> int:
-    """An fd on ``path`` itself: never through a symlink, never a FIFO or device."""
-    try:
-        # O_NONBLOCK: opening a FIFO must not hang; it is refused below anyway.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NotFound(f"no file {path}", path=str(path)) from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InvalidRequest(f"{path} is a symbolic link; attach the file itself",
-                                 path=str(path)) from None
-        raise InvalidRequest(f"cannot open {path}: {exc.strerror}", path=str(path)) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise InvalidRequest(f"{path} is not a regular file", path=str(path))
-    return fd
 
 
 def _document_name(filename: str) -> str:

@@ -8,20 +8,7 @@ import sys
 from pathlib import Path
 
 from evidock_testing import write_agency_config
-from service_support import run_as, serving
-
-from archive.audit.log import AuditLog
-from archive.catalog import Catalog
-
-
-def _events(home: Path, action: str) -> list[tuple[str, dict[str, object]]]:
-    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
-    try:
-        log = AuditLog(catalog=catalog)
-        events = [log.event(i) for i in range(log.size())]
-    finally:
-        catalog.close()
-    return [(e.actor, e.details) for e in events if e is not None and e.action == action]
+from service_support import audit_events, run_as, serving
 
 
 def test_whoami_is_the_os_account_the_kernel_reports(tmp_path: Path) -> None:
@@ -47,7 +34,7 @@ def test_an_unmapped_account_is_refused_and_audited(tmp_path: Path) -> None:
         run = svc.cli("whoami", "--json", user="evt-nobody")
     assert run.returncode == 3, run.stderr
     assert json.loads(run.stdout)["error"]["code"] == "E_UNKNOWN_USER"
-    assert ("os:evt-nobody", {"code": "E_UNKNOWN_USER"}) in _events(home, "access.refused")
+    assert ("os:evt-nobody", {"code": "E_UNKNOWN_USER"}) in audit_events(home, "access.refused")
 
 
 def test_no_service_is_a_clear_error_and_does_nothing(tmp_path: Path) -> None:

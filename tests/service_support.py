@@ -9,6 +9,7 @@ binds (systemd's protocol): no polling, no sleeps.
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import re
@@ -53,6 +54,20 @@ def ensure_accounts() -> None:
         except KeyError:
             subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
                             "/usr/sbin/nologin", name], check=True, capture_output=True)
+    _others_can_run_evidock()
+
+
+@functools.cache
+def _others_can_run_evidock() -> None:
+    """One clear failure, instead of many confusing ones, when the checkout or its venv
+    is not readable by other accounts (people run the CLI as themselves)."""
+    pw = pwd.getpwnam("evt-nobody")
+    run = subprocess.run([sys.executable, "-c", "import evidock.client"], capture_output=True,
+                         text=True, timeout=120, cwd="/", user=pw.pw_uid, group=pw.pw_gid,
+                         extra_groups=[], env={"PYTHONPATH": str(REPO), "HOME": "/nonexistent"})
+    if run.returncode != 0:
+        pytest.fail(f"other accounts cannot run {sys.executable} from {REPO}: make the "
+                    f"checkout's path readable (chmod o+rx) — {run.stderr.strip()[-300:]}")
 
 
 def open_dir(prefix: str) -> Path:

@@ -6,15 +6,13 @@ and its agreement with the catalog, then the digests (which read every byte).
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
-
 from archive.catalog import Catalog, Recording
 from archive.catalog.models import Rendition, Segment
 from archive.keystore import StationKeys
 from archive.store import ContentStore
 from integrity import manifest as mf
 from integrity.codes import Code
-from integrity.errors import EvidockError, NotFound
+from integrity.errors import EvidockError
 from integrity.findings import E_DIGEST_MISMATCH, Finding
 from integrity.package import E_MISSING_FILE, E_ORIGINAL_MISMATCH, E_SIZE_MISMATCH, blake3_file
 
@@ -26,16 +24,7 @@ class StoredVerifier:
         self.store, self.catalog, self.keys = store, catalog, keys
 
     def _load(self, recording_id: str) -> tuple[Recording, Rendition | None, list[Segment]]:
-        with Session(self.catalog.engine) as s:
-            rec = s.get(Recording, recording_id)
-            if rec is None:
-                raise NotFound(f"no recording {recording_id}", recording=recording_id)
-            rendition = s.exec(select(Rendition).where(
-                Rendition.recording_id == recording_id, Rendition.status == "ok")).first()
-            segs = [] if rendition is None else list(s.exec(
-                select(Segment).where(Segment.rendition_id == rendition.id)
-                .order_by(col(Segment.index))))
-        return rec, rendition, segs
+        return self.catalog.rendered(recording_id)
 
     def verify(self, recording_id: str) -> list[Finding]:
         rec, rendition, segs = self._load(recording_id)

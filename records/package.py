@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlmodel import Session, col, select
-
 from archive.catalog import Catalog, Recording
 from archive.catalog.models import Rendition, Segment
 from archive.keystore import StationKeys
@@ -102,17 +100,10 @@ class Exporter:
         self.clock, self.station_id, self.new_id = clock, station_id, new_id
 
     def _load(self, recording_id: str) -> tuple[Recording, Rendition, list[Segment]]:
-        with Session(self.catalog.engine) as s:
-            rec = s.get(Recording, recording_id)
-            if rec is None:
-                raise NotFound(f"no recording {recording_id}", recording=recording_id)
-            rendition = s.exec(select(Rendition).where(
-                Rendition.recording_id == recording_id, Rendition.status == "ok")).first()
-            if rendition is None:
-                raise NotFound(f"recording {recording_id} has no rendition yet; run "
-                               "`evidock process`", recording=recording_id)
-            segs = list(s.exec(select(Segment).where(Segment.rendition_id == rendition.id)
-                               .order_by(col(Segment.index))))
+        rec, rendition, segs = self.catalog.rendered(recording_id)
+        if rendition is None:
+            raise NotFound(f"recording {recording_id} has no rendition yet; run "
+                           "`evidock process`", recording=recording_id)
         return rec, rendition, segs
 
     def export(self, recording_id: str, *, start: str, end: str, out: Path, actor: str,

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from evidock_testing import AGENCY_USERS, REPO
@@ -75,6 +76,22 @@ def open_dir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix))
     path.chmod(0o755)
     return path
+
+
+def audit_rows(home: Path, action: str) -> list[Any]:
+    """Every ``action`` AuditEvent row in the catalog of ``home``, in sequence order."""
+    from sqlmodel import Session, col, select
+
+    from archive.audit.log import AuditEvent
+    from archive.catalog import Catalog
+
+    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
+    try:
+        with Session(catalog.engine) as s:
+            return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)
+                               .order_by(col(AuditEvent.seq))))
+    finally:
+        catalog.close()
 
 
 def audit_events(home: Path, action: str) -> list[tuple[str, dict[str, object]]]:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from archive.catalog import migrations
 from archive.catalog.db import make_engine, sqlite_path, writer
@@ -19,6 +19,8 @@ from archive.catalog.models import (
     DockSession,
     Officer,
     Recording,
+    Rendition,
+    Segment,
     SessionFile,
     Wipe,
 )
@@ -131,6 +133,21 @@ class Catalog:
         if rec is None:
             raise NotFound(f"no recording {recording_id}", recording=recording_id)
         return rec
+
+    def rendered(self, recording_id: str,
+                 ) -> tuple[Recording, Rendition | None, list[Segment]]:
+        """A recording, its successful rendition (None if it has none) and that
+        rendition's segments in order, read in one session."""
+        with Session(self.engine) as s:
+            rec = s.get(Recording, recording_id)
+            if rec is None:
+                raise NotFound(f"no recording {recording_id}", recording=recording_id)
+            rendition = s.exec(select(Rendition).where(
+                Rendition.recording_id == recording_id, Rendition.status == "ok")).first()
+            segs = [] if rendition is None else list(s.exec(
+                select(Segment).where(Segment.rendition_id == rendition.id)
+                .order_by(col(Segment.index))))
+        return rec, rendition, segs
 
     def blob(self, b3: str) -> Blob | None:
         with Session(self.engine) as s:

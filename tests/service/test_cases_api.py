@@ -24,7 +24,7 @@ from typing import Any
 import blake3
 import pytest
 from evidock_testing import offloaded_home
-from service_support import RunningService, account, open_dir, run_as, serving
+from service_support import RunningService, account, audit_rows, open_dir, run_as, serving
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditEvent
@@ -90,13 +90,7 @@ class Station:
         return Catalog.open(f"sqlite:///{self.svc.home / 'catalog.sqlite3'}")
 
     def events(self, action: str) -> list[AuditEvent]:
-        catalog = self.catalog()
-        try:
-            with Session(catalog.engine) as s:
-                return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)
-                                   .order_by(col(AuditEvent.seq))))
-        finally:
-            catalog.close()
+        return audit_rows(self.svc.home, action)
 
     def segments(self, recording_id: str) -> list[Segment]:
         catalog = self.catalog()

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 from evidock_testing import offloaded_home, ok_json, run_evidock
-from service_support import RunningService, account, open_dir, run_as, serving
+from service_support import RunningService, account, audit_rows, open_dir, run_as, serving
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditEvent
-from archive.catalog import Catalog, Recording
+from archive.catalog import Recording
 from archive.catalog.models import Rendition
 from archive.keystore import StationKeys
 from config import load_settings
@@ -54,13 +54,7 @@ class Station:
         return self.outbox / name
 
     def events(self, action: str) -> list[AuditEvent]:
-        catalog = Catalog.open(f"sqlite:///{self.home / 'catalog.sqlite3'}")
-        try:
-            with Session(catalog.engine) as s:
-                return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)
-                                   .order_by(col(AuditEvent.seq))))
-        finally:
-            catalog.close()
+        return audit_rows(self.home, action)
 
     def request(self, *extra: str, user: str = "inspector") -> str:
         scope = extra or ("--recording", self.video)

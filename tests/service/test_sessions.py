@@ -21,7 +21,7 @@ import httpx
 import pytest
 from evidock_testing import AGENCY_TOML, REPO, migrated_home, offloaded_home
 from pki_support import CertAuthority, Issued, trusting
-from service_support import RunningService, open_dir, run_as, serving
+from service_support import RunningService, audit_rows, open_dir, run_as, serving
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditEvent
@@ -55,13 +55,7 @@ def set_password(home: Path, user: str, password: str, *, account: str | None = 
 
 
 def events(home: Path, action: str) -> list[AuditEvent]:
-    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
-    try:
-        with Session(catalog.engine) as s:
-            return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)
-                               .order_by(col(AuditEvent.seq))))
-    finally:
-        catalog.close()
+    return audit_rows(home, action)
 
 
 def all_event_text(home: Path) -> str:

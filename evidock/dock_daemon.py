@@ -22,6 +22,7 @@ from pathlib import Path
 from config import load_settings
 from docks.daemon import Config, Dock
 from docks.job import event
+from docks.mount import can_mount
 from docks.sdnotify import Notifier
 from evidock.wiring import Services, utc_now
 from ingest.hooks import FifoHooks, Hooks
@@ -126,6 +127,9 @@ def serve(config: Path | None) -> int:
     dock.board.listeners.append(lambda _bay: _notify_status(notifier, dock))
     signals = _Signals()
     try:
+        if "udev" in cfg.dock.sources and not can_mount():
+            event("cannot-mount", uid=os.geteuid(), reason="no CAP_SYS_ADMIN: every docked "
+                  "camera will fail with E_MOUNT (evidock-dock.service gives it ambient)")
         dock.start()
         notifier.ready(dock.summary())
         event("ready", pid=os.getpid(), sources=list(cfg.dock.sources),

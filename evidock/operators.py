@@ -82,8 +82,8 @@ def service_owner(name: str) -> Owner:
 
 def hand_over(top: Path, owner: Owner, *, keep: Iterable[Path] = ()) -> int:
     """Give everything under ``top`` to ``owner``, except the ``keep`` paths (the
-    administrator's config, the dock's mount points: root's). Never follows a link nor
-    enters another file system (a camera mounted in a bay). Returns how many changed."""
+    administrator's config: root's). Never follows a link nor enters another file
+    system (a camera mounted in a bay is not even chowned). Returns how many changed."""
     kept = {os.path.abspath(p) for p in keep}
     if not os.path.lexists(top) or os.path.abspath(top) in kept:
         return 0
@@ -131,14 +131,13 @@ def secure_station(settings: Settings, owner: Owner | None, *,
     """The modes (and, as root, the owner) a station's files must have: the service
     account alone reads the catalog, the blobs (0444, in a 0750 tree) and the keys."""
     from archive.catalog.db import sqlite_path
-    from docks.settings import mount_dir
 
     configs = [p.absolute() for p in config_files]
     catalog = sqlite_path(settings.catalog_url)
     paths = station_paths(settings)
     if owner is not None:
         for top in _outermost(paths):
-            hand_over(top, owner, keep=[*configs, mount_dir(settings).absolute()])
+            hand_over(top, owner, keep=configs)  # run/mnt too: the dock is the service's
     for path in paths:
         if not path.exists():
             continue

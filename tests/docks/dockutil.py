@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +68,11 @@ class Hooks:
 
 class Daemon:
     def __init__(self, *, home: Path, dock_toml: Path, env: Mapping[str, str] | None = None,
-                 ) -> None:
-        self.home = migrated_home(home)  # systemd starts the daemon after `evidock init`
+                 prefix: Sequence[str] = (), migrate: bool = True) -> None:
+        """``prefix``: argv run before python (e.g. setpriv, to run it as an account);
+        ``migrate=False``: the home is ready (made by `evidock init`, say)."""
+        # systemd starts the daemon after `evidock init`
+        self.home = migrated_home(home) if migrate else home
         base = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
         base.update(EVIDOCK_HOME=str(home), EVIDOCK_DOCK_CONFIG=str(dock_toml),
                     PYTHONUNBUFFERED="1", EVIDOCK_INGEST__CHUNK_SIZE="65536")
@@ -77,7 +80,7 @@ class Daemon:
         self.events: list[dict[str, Any]] = []
         self._q: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "evidock.cmd_dock", "run"], cwd=REPO, env=base,
+            [*prefix, sys.executable, "-m", "evidock.cmd_dock", "run"], cwd=REPO, env=base,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -4,7 +4,7 @@ The daemon runs as a real process under ``libumockdev-preload`` so its pyudev mo
 sees the testbed's devices and uevents (sent explicitly: adding a device emits none).
 Each camera is an ext4 image on a real loop device (this kernel has no vfat module)
 whose node is the fake USB disk's DEVNAME, so the daemon's own code path mounts it
-read-only (``mount`` runs with a clean environment, outside the preload), offloads,
+read-only (mount(2) from ``docks/mount.py``; umockdev does not wrap it), offloads,
 remounts read-write for the wipe pass and unmounts. Needs root (loop devices, mount)
 and the Debian packages umockdev + e2fsprogs; skipped with the reason otherwise.
 """

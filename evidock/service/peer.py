@@ -27,14 +27,16 @@ class PeerCred:
     pid: int
     uid: int
     gid: int
+    #: The OS account of the uid (None for a uid with no passwd entry), looked up once
+    #: per connection rather than per request (each lookup reads the passwd database).
+    account: str | None
 
-    @property
-    def account(self) -> str | None:
-        """The OS account of the uid (None for a uid with no passwd entry)."""
-        try:
-            return pwd.getpwuid(self.uid).pw_name
-        except KeyError:
-            return None
+
+def _account(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
 
 
 def peer_of(sock: socket.socket) -> PeerCred | None:
@@ -43,7 +45,7 @@ def peer_of(sock: socket.socket) -> PeerCred | None:
         return None
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
     pid, uid, gid = _UCRED.unpack(raw)
-    return PeerCred(pid=pid, uid=uid, gid=gid)
+    return PeerCred(pid=pid, uid=uid, gid=gid, account=_account(uid))
 
 
 class PeerCredProtocol(H11Protocol):

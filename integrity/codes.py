@@ -79,6 +79,7 @@ class Code(StrEnum):
     E_FORBIDDEN = "E_FORBIDDEN"
     E_SELF_APPROVAL = "E_SELF_APPROVAL"
     E_NOT_APPROVED = "E_NOT_APPROVED"
+    E_ITEM_HIDDEN = "E_ITEM_HIDDEN"
     E_LOGIN_FAILED = "E_LOGIN_FAILED"
     E_LOGIN_THROTTLED = "E_LOGIN_THROTTLED"
     E_CSRF = "E_CSRF"
@@ -92,6 +93,7 @@ class Code(StrEnum):
     E_DRIVER = "E_DRIVER"
     E_MOUNT = "E_MOUNT"
     E_DOCK_STOPPING = "E_DOCK_STOPPING"
+    E_CAMERA_BUSY = "E_CAMERA_BUSY"
     E_NOT_OPERATOR = "E_NOT_OPERATOR"
     # verification findings: packages, stored recordings, audit log, fixity
     E_KEY_UNKNOWN = "E_KEY_UNKNOWN"
@@ -117,6 +119,8 @@ class Code(StrEnum):
     E_BAG_OXUM = "E_BAG_OXUM"
     E_REQUEST_MISMATCH = "E_REQUEST_MISMATCH"
     E_KEY_REFUSED = "E_KEY_REFUSED"
+    E_CLIP_UNSIGNED = "E_CLIP_UNSIGNED"
+    E_SELECTION_MISMATCH = "E_SELECTION_MISMATCH"
     E_CATALOG_MISMATCH = "E_CATALOG_MISMATCH"
     E_AUDIT_TRUNCATED = "E_AUDIT_TRUNCATED"
     E_AUDIT_ROOT_MISMATCH = "E_AUDIT_ROOT_MISMATCH"
@@ -129,6 +133,9 @@ class Code(StrEnum):
     E_FIXITY_UNREADABLE = "E_FIXITY_UNREADABLE"
     E_FIXITY_UNEXPECTED = "E_FIXITY_UNEXPECTED"
     E_FIXITY_TOMBSTONED_PRESENT = "E_FIXITY_TOMBSTONED_PRESENT"
+    E_RECORD_INVALID = "E_RECORD_INVALID"
+    E_CATALOG_UNSIGNED = "E_CATALOG_UNSIGNED"
+    E_CATALOG_ROW_MISSING = "E_CATALOG_ROW_MISSING"
     # one item failed, recorded, the run goes on
     E_SOURCE_CHANGED = "E_SOURCE_CHANGED"
     E_SOURCE_READ = "E_SOURCE_READ"
@@ -146,6 +153,8 @@ class Code(StrEnum):
     F_FORMAT_MISMATCH = "F_FORMAT_MISMATCH"
     F_NO_STREAM = "F_NO_STREAM"
     F_TRUNCATED = "F_TRUNCATED"
+    F_PROBE_TIMEOUT = "F_PROBE_TIMEOUT"
+    F_DURATION_IMPLAUSIBLE = "F_DURATION_IMPLAUSIBLE"
     S_SYMLINK = "S_SYMLINK"
     S_NOT_REGULAR = "S_NOT_REGULAR"
     S_TOO_DEEP = "S_TOO_DEEP"
@@ -155,6 +164,7 @@ class Code(StrEnum):
     W_REMOTE_DELETE_DEFERRED = "W_REMOTE_DELETE_DEFERRED"
     W_REMOTE_HOLD_FOREIGN = "W_REMOTE_HOLD_FOREIGN"
     W_REMOTE_HOLD_GONE = "W_REMOTE_HOLD_GONE"
+    W_RECORD_UNCOMMITTED = "W_RECORD_UNCOMMITTED"
     # all well
     I_INGESTED = "I_INGESTED"
     I_DUPLICATE = "I_DUPLICATE"
@@ -173,6 +183,7 @@ class Code(StrEnum):
     I_RETENTION_NOT_DUE = "I_RETENTION_NOT_DUE"
     I_RETENTION_AWAITING_APPROVAL = "I_RETENTION_AWAITING_APPROVAL"
     I_RETENTION_RACED = "I_RETENTION_RACED"
+    I_RETENTION_AWAITING_SECOND_PERSON = "I_RETENTION_AWAITING_SECOND_PERSON"
     R_REMUX = "R_REMUX"
     R_TRANSCODE = "R_TRANSCODE"
     R_AUDIO = "R_AUDIO"
@@ -250,6 +261,10 @@ _INFO: dict[Code, tuple[Category, str]] = {
                                "audited, exit 3"),
     Code.E_NOT_APPROVED: (_E, "export or deletion without a valid (approved, unexpired, "
                               "unused) approval; audited, exit 3"),
+    Code.E_ITEM_HIDDEN: (_E, "an export names footage the user may not see: a recording "
+                             "linked to another case of a unit or label beyond the user's "
+                             "(a recording is as secret as its strictest case); audited, "
+                             "exit 3"),
     Code.E_LOGIN_FAILED: (_E, "network login refused: wrong user name or password, or no "
                               "password set; audited (access.login_failed), exit 3"),
     Code.E_LOGIN_THROTTLED: (_E, "too many failed logins for the account or the client "
@@ -272,6 +287,8 @@ _INFO: dict[Code, tuple[Category, str]] = {
                        "its filesystem is not allowed"),
     Code.E_DOCK_STOPPING: (_E, "the dock daemon is stopping or the camera left the bay: "
                                "offload paused between files, session interrupted"),
+    Code.E_CAMERA_BUSY: (_E, "this camera is already being offloaded (another bay, or an "
+                             "ingest): refused before anything was read, nothing wiped"),
     Code.E_NOT_OPERATOR: (_E, "a command that touches the station's files directly (init, "
                               "admin migrate, keys init/rotate, the daemons) run by an "
                               "account other than root or the service account; exit 3 "
@@ -312,10 +329,34 @@ _INFO: dict[Code, tuple[Category, str]] = {
     Code.E_BAG_OXUM: (_FD, "bag-info.txt's Payload-Oxum (bytes.files) differs from the "
                            "payload"),
     Code.E_REQUEST_MISMATCH: (_FD, "a case export's request.json says something its "
-                                   "packages' clip.json do not"),
+                                   "packages' signed clip.json do not, or a package's "
+                                   "recording and range are not an item of the request "
+                                   "its clip.json records"),
     Code.E_KEY_REFUSED: (_FD, "the --key file is a symbolic link, not a regular file or too "
                               "large: refused unread (the package's own keyring is used)"),
-    Code.E_CATALOG_MISMATCH: (_FD, "the catalog's segments differ from the signed manifest"),
+    Code.E_CLIP_UNSIGNED: (_FD, "a clip package without the station's signature on its "
+                                "clip.json (data/clip.sig.json missing or unreadable): "
+                                "its range, segments, request and approval are "
+                                "vouched for by nobody"),
+    Code.E_SELECTION_MISMATCH: (_FD, "clip.json's segments or their digests are not those "
+                                     "the signed manifest has over clip.json's range"),
+    Code.E_CATALOG_MISMATCH: (_FD, "a catalog row differs from what the station signed "
+                                   "(rendition manifest, recording or session record) "
+                                   "or from its audit event; field and both values "
+                                   "named"),
+    Code.E_RECORD_INVALID: (_FD, "an object in the store that should be a signed record "
+                                 "(recording, session) is not one: unreadable, "
+                                 "malformed or not canonical"),
+    Code.E_CATALOG_UNSIGNED: (_FD, "a catalog row (recording, dock session) has no "
+                                   "signed record or no audit event of its ingest: "
+                                   "inserted, or its record removed"),
+    Code.E_CATALOG_ROW_MISSING: (_FD, "the store holds a signed record (recording, "
+                                      "session) whose catalog row is gone: rows were "
+                                      "lost or deleted"),
+    Code.W_RECORD_UNCOMMITTED: (Category.WARNING, "the store holds a signed recording "
+                                                  "record that no catalog row and no "
+                                                  "session record names: an ingest "
+                                                  "killed before its commit"),
     Code.E_AUDIT_TRUNCATED: (_FD, "a tree head covers more events than the audit log holds"),
     Code.E_AUDIT_ROOT_MISMATCH: (_FD, "the audit events no longer hash to a signed head's "
                                       "root, or the head is for another tree"),
@@ -354,6 +395,10 @@ _INFO: dict[Code, tuple[Category, str]] = {
                                             "claims"),
     Code.F_NO_STREAM: (Category.FLAG, "media file without the expected stream"),
     Code.F_TRUNCATED: (Category.FLAG, "header readable but packets missing or corrupt"),
+    Code.F_PROBE_TIMEOUT: (Category.FLAG, "ffprobe or the demux pass took longer than "
+                                          "ingest.probe_timeout_s: validity unknown"),
+    Code.F_DURATION_IMPLAUSIBLE: (Category.FLAG, "the header's duration does not fit the "
+                                                 "file's size or its streams' durations"),
     Code.S_SYMLINK: (Category.SKIP, "symbolic link: never followed"),
     Code.S_NOT_REGULAR: (Category.SKIP, "FIFO, socket or device file: never opened"),
     Code.S_TOO_DEEP: (Category.SKIP, "directory below ingest.max_depth: not entered"),
@@ -397,6 +442,11 @@ _INFO: dict[Code, tuple[Category, str]] = {
                                                            "approvals"),
     Code.I_RETENTION_RACED: (Category.OUTCOME, "another run or approval changed this "
                                                "deletion meanwhile; left as is"),
+    Code.I_RETENTION_AWAITING_SECOND_PERSON: (
+        Category.OUTCOME, "deletion due and approved, but fewer than two distinct people "
+                          "(system:* never counts) scheduled, approved and would run it: "
+                          "another person approves or runs it; the runner's refusal is "
+                          "audited"),
     Code.R_REMUX: (Category.OUTCOME, "video rendition by stream copy (codecs accepted)"),
     Code.R_TRANSCODE: (Category.OUTCOME, "video rendition transcoded to H.264/AAC"),
     Code.R_AUDIO: (Category.OUTCOME, "audio rendition by stream copy (codec accepted)"),

@@ -109,6 +109,12 @@ class SourceInvalid(EvidockError):
     code = Code.E_SOURCE_INVALID
 
 
+class CameraBusy(EvidockError):
+    """The camera is already being offloaded (another bay or ingest): refused untouched."""
+
+    code = Code.E_CAMERA_BUSY
+
+
 class MediaError(EvidockError):
     code = Code.E_MEDIA
 
@@ -225,6 +231,13 @@ class SelfApproval(Forbidden):
     """The second person of a two-person rule must be someone else."""
 
     code = Code.E_SELF_APPROVAL
+
+
+class HiddenItem(Forbidden):
+    """An export names footage the user may not see (through another case it is linked
+    to); the refusal lists the items, never the cases that hide them."""
+
+    code = Code.E_ITEM_HIDDEN
 
 
 class NotApproved(Refused):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from archive.audit.log import AuditLog
 from config.access import SENSITIVITIES, AccessSettings, UserEntry
@@ -31,10 +31,13 @@ class P(StrEnum):
     RECORDING_VIEW = "recording.view"
     RECORDING_PLAY = "recording.play"
     RECORDING_MARK = "recording.mark"  # evidence marks, retention category
+    # confirm taking a permanent mark off, which another person requested (records/marks.py)
+    RECORDING_UNMARK = "recording.unmark"
     EXPORT_REQUEST = "export.request"
     EXPORT_APPROVE = "export.approve"
     EXPORT_RUN = "export.run"  # write the package of an approved request
     COVERAGE_VIEW = "coverage.view"
+    STATS_VIEW = "stats.view"  # statistics (统计分析): counts over what one may see
     HOLD_PLACE = "hold.place"
     HOLD_RELEASE = "hold.release"
     RETENTION_PLAN = "retention.plan"
@@ -50,16 +53,28 @@ DEFAULT_ROLES: Mapping[str, frozenset[P]] = {
     "officer": frozenset({*_READ, P.EXPORT_REQUEST, P.INGEST_RUN}),
     "clerk": frozenset({*_READ, P.CASE_CREATE, P.CASE_LINK, P.CASE_ATTACH, P.CASE_CLOSE,
                         P.RECORDING_MARK, P.EXPORT_REQUEST, P.INGEST_RUN}),
-    "inspector": frozenset({*_READ, P.EXPORT_REQUEST, P.EXPORT_RUN, P.COVERAGE_VIEW}),
-    "legal_reviewer": frozenset({*_READ, P.EXPORT_APPROVE, P.COVERAGE_VIEW, P.HOLD_PLACE,
-                                 P.HOLD_RELEASE, P.RECORDING_MARK}),
-    "supervisor": frozenset({*_READ, P.EXPORT_APPROVE, P.COVERAGE_VIEW, P.HOLD_PLACE,
-                             P.HOLD_RELEASE, P.RETENTION_PLAN, P.RETENTION_APPROVE,
+    "inspector": frozenset({*_READ, P.EXPORT_REQUEST, P.EXPORT_RUN, P.COVERAGE_VIEW,
+                            P.STATS_VIEW}),
+    "legal_reviewer": frozenset({*_READ, P.EXPORT_APPROVE, P.COVERAGE_VIEW, P.STATS_VIEW,
+                                 P.HOLD_PLACE, P.HOLD_RELEASE, P.RECORDING_MARK,
+                                 P.RECORDING_UNMARK}),
+    "supervisor": frozenset({*_READ, P.EXPORT_APPROVE, P.COVERAGE_VIEW, P.STATS_VIEW,
+                             P.HOLD_PLACE, P.HOLD_RELEASE, P.RETENTION_PLAN, P.RETENTION_APPROVE,
                              P.AUDIT_VIEW}),
     # Runs the system; sees no footage unless also given a reading role.
     "admin": frozenset({P.RETENTION_PLAN, P.RETENTION_RUN, P.AUDIT_VIEW, P.COVERAGE_VIEW,
-                        P.UPLOAD_RUN}),
+                        P.STATS_VIEW, P.UPLOAD_RUN}),
 }
+
+
+class Labelled(Protocol):
+    """Anything with a unit and a sensitivity label (a case)."""
+
+    @property
+    def unit(self) -> str: ...
+
+    @property
+    def sensitivity(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +100,11 @@ class Actor:
         if unit is not None and self.units and unit not in self.units:
             return False
         return sensitivity == "none" or sensitivity in self.clearances
+
+    def sees_every(self, labelled: Iterable[Labelled]) -> bool:
+        """The unit and label of every one of ``labelled`` (a recording's linked cases,
+        the records an audit event names): one hidden is enough to hide the whole."""
+        return all(self.sees(unit=x.unit, sensitivity=x.sensitivity) for x in labelled)
 
 
 def _actor(user: UserEntry, roles: Mapping[str, Iterable[str]]) -> Actor:
@@ -179,4 +199,4 @@ class Gate:
                           at=self.clock())
 
 
-__all__ = ["DEFAULT_ROLES", "P", "Actor", "Gate", "os_account", "strictest"]
+__all__ = ["DEFAULT_ROLES", "P", "Actor", "Gate", "Labelled", "os_account", "strictest"]

@@ -359,6 +359,19 @@ class Fixity:
         yield from _ordered_map(lambda ref: self.check_blob(ref, sha256=plan.sha256),
                                 self.select(plan), self.workers)
         yield from self.unexpected()
+        if plan.mode == "all":
+            yield from self.catalog_against_records()
+
+    def catalog_against_records(self) -> Iterator[_Result]:
+        """Every recording and session row against its signed record and the log, and
+        every signed record whose row the catalog lost (archive/sealcheck.py)."""
+        from archive.sealcheck import SealCheck
+
+        signer = self.audit.signer
+        keyring = signer.keyring() if signer is not None and signer.available() else None
+        check = SealCheck(catalog=self.catalog, store=self.store, keyring=keyring)
+        for finding in check.everything().findings:
+            yield _Result(None, finding.subject or "catalog", finding.code, finding)
 
     def _commit(self, run_id: str, batch: list[_Result], actor: str,
                 report: FixityReport | None = None) -> None:

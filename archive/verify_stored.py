@@ -1,7 +1,9 @@
-"""Verify a stored recording: original blob, signed manifest, every segment blob.
+"""Verify a stored recording: its row, original blob, signed manifest, every segment blob.
 
-Reports every finding, cheapest first: presence and sizes, then the manifest signature
-and its agreement with the catalog, then the digests (which read every byte).
+Reports every finding, cheapest first: the catalog row against the recording's signed
+record and its ingest event (archive/sealcheck.py), presence and sizes, then the
+manifest signature and its agreement with the catalog, then the digests (which read
+every byte).
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 from archive.catalog import Catalog, Recording
 from archive.catalog.models import Rendition, Segment
 from archive.keystore import StationKeys
+from archive.sealcheck import SealCheck
 from archive.store import ContentStore
 from integrity import manifest as mf
 from integrity.codes import Code
-from integrity.errors import EvidockError
+from integrity.errors import EvidockError, KeyError_
 from integrity.findings import E_DIGEST_MISMATCH, Finding
+from integrity.keys import Keyring
 from integrity.package import E_MISSING_FILE, E_ORIGINAL_MISMATCH, E_SIZE_MISMATCH, blake3_file
 
 E_CATALOG_MISMATCH = Code.E_CATALOG_MISMATCH
@@ -28,7 +32,9 @@ class StoredVerifier:
 
     def verify(self, recording_id: str) -> list[Finding]:
         rec, rendition, segs = self._load(recording_id)
-        findings: list[Finding] = []
+        # The row itself first: against its signed record and the log of its ingest.
+        findings = SealCheck(catalog=self.catalog, store=self.store,
+                             keyring=self._keyring()).recording(rec)
         blobs = [(rec.original_display, rec.blake3, rec.size)] + \
             [(s.name, s.blake3, s.size) for s in segs]
         present = [b for b in blobs if self._present(b, findings)]
@@ -36,6 +42,12 @@ class StoredVerifier:
             findings += self._manifest(rec, rendition, segs)
         findings += [f for name, b3, _ in present if (f := self._digest(name, b3)) is not None]
         return findings
+
+    def _keyring(self) -> Keyring | None:
+        try:
+            return self.keys.keyring()
+        except KeyError_:
+            return None
 
     def _present(self, blob: tuple[str, str, int], findings: list[Finding]) -> bool:
         name, b3, size = blob

@@ -62,6 +62,9 @@ class AuditReport:
     events: int
     heads: int
     findings: tuple[Finding, ...]
+    #: catalog rows compared with their signed records (archive/sealcheck.py), if done
+    recordings: int | None = None
+    sessions: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -72,7 +75,9 @@ class AuditReport:
         return 0 if self.ok else 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "events": self.events, "heads": self.heads,
+        rows = {} if self.recordings is None else {"recordings": self.recordings,
+                                                   "sessions": self.sessions}
+        return {"ok": self.ok, "events": self.events, "heads": self.heads, **rows,
                 "findings": [f.to_dict() for f in self.findings]}
 
 
@@ -94,9 +99,13 @@ class _Scan:
 
 
 def verify_log(engine: Engine, *, keyring: Keyring | None,
-               saved: Sequence[SignedHead] = ()) -> AuditReport:
+               saved: Sequence[SignedHead] = (),
+               sealed: Sequence[tuple[str, SignedHead]] = ()) -> AuditReport:
+    """``sealed``: heads kept outside the catalog (in session records in the store),
+    with the subject to report them under."""
     with engine.connect() as conn:  # one read transaction: one consistent snapshot
-        heads = _stored_heads(conn) + [(f"saved:{i}", h) for i, h in enumerate(saved)]
+        heads = _stored_heads(conn) + [(f"saved:{i}", h) for i, h in enumerate(saved)] \
+            + list(sealed)
         findings = [f for subject, h in heads for f in h.check(keyring, subject)]
         last = conn.exec_driver_sql("SELECT max(seq) FROM auditevent").scalar()
         length = 0 if last is None else int(last) + 1

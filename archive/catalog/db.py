@@ -55,13 +55,13 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        # Keep a connection per request thread of the service (anyio's pool: 40)
-        # instead of 5 + throw-away overflow: opening one (file, WAL pragmas) cost a
-        # fifth of an audited request under load. Connections are made lazily.
-        kwargs["pool_size"], kwargs["max_overflow"] = SQLITE_POOL, SQLITE_POOL // 4
+            # Keep a connection per request thread of the service (anyio's pool: 40)
+            # instead of 5 + throw-away overflow: opening one (file, WAL pragmas) cost a
+            # fifth of an audited request under load. Connections are made lazily.
+            kwargs["pool_size"], kwargs["max_overflow"] = SQLITE_POOL, SQLITE_POOL // 4
     try:
         engine = create_engine(url, **kwargs)
     except (SQLAlchemyError, ImportError) as exc:

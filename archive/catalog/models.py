@@ -8,16 +8,18 @@ from typing import Any
 from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from archive.catalog.types import APPEND_ONLY, JSONText, utc_field
+from archive.catalog.types import APPEND_ONLY, CLOSE_ONCE, JSONText, utc_field
 
 
 class Device(SQLModel, table=True):
+    __table_args__ = APPEND_ONLY
     serial: str = Field(primary_key=True)
     camera_model: str | None = None
     first_seen: datetime = utc_field()
 
 
 class Officer(SQLModel, table=True):
+    __table_args__ = APPEND_ONLY
     police_number: str = Field(primary_key=True)
     name: str | None = None
     unit: str | None = None
@@ -25,8 +27,13 @@ class Officer(SQLModel, table=True):
 
 
 class DockSession(SQLModel, table=True):
-    """One offload of one camera. ``outcome`` is filled in when it ends."""
+    """One offload of one camera. ``outcome`` is filled in when it ends.
 
+    Guarded (migration 0003): never deleted; the one UPDATE allowed is the close, which
+    sets ``ended_at``/``outcome``/``error_code`` of an open session and nothing else.
+    """
+
+    __table_args__ = CLOSE_ONCE
     id: str = Field(primary_key=True)
     station_id: str
     device_serial: str = Field(foreign_key="device.serial", index=True)
@@ -80,7 +87,7 @@ class Recording(SQLModel, table=True):
 class SessionFile(SQLModel, table=True):
     """The outcome of every file an offload looked at, whatever became of it."""
 
-    __table_args__ = (Index("ix_sessionfile_session", "session_id"),)
+    __table_args__ = (Index("ix_sessionfile_session", "session_id"), APPEND_ONLY)
     id: int | None = Field(default=None, primary_key=True)
     session_id: str = Field(foreign_key="docksession.id")
     relpath: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
@@ -192,3 +199,16 @@ class Tombstone(SQLModel, table=True):
     actor: str
     at: datetime = utc_field()
 
+
+class Seal(SQLModel, table=True):
+    """A signed record (integrity/records.py) kept in the store as blob ``blake3``: what
+    the station asserted ``subject`` (a recording or a dock session id) was. Its
+    ``audit_seq`` event names the same blob, so the log vouches for the seal too."""
+
+    __table_args__ = (Index("ix_seal_subject", "kind", "subject"), APPEND_ONLY)
+    blake3: str = Field(primary_key=True, foreign_key="blob.blake3")
+    kind: str  # recording | session
+    subject: str
+    stage: str  # ingest (a recording) | before_wipe | end (a session)
+    audit_seq: int
+    at: datetime = utc_field()

@@ -14,6 +14,9 @@ from sqlmodel import Field, SQLModel
 #: ``__table_args__`` of a table whose rows are never updated or deleted: the schema
 #: migrations put refusing triggers on every table so marked (and a test checks it).
 APPEND_ONLY: dict[str, Any] = {"info": {"append_only": True}}
+#: ``__table_args__`` of a table whose rows are never deleted and updated only once, to
+#: close them (``docksession``: see migration 0003's trigger).
+CLOSE_ONCE: dict[str, Any] = {"info": {"close_once": True}}
 
 
 @event.listens_for(Column, "after_parent_attach")

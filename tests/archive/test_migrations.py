@@ -152,6 +152,8 @@ def test_every_append_only_table_refuses_changes(url: str, engine: Engine) -> No
     assert {"blob", "recording", "auditevent", "casefile", "hold", "tombstone"} <= set(
         guarded)
     assert _triggered(engine) == set(guarded), "triggers on exactly the append-only tables"
+    assert _kept(engine) == {"docksession", "uploaditem"}, "the others: guarded columns"
+    assert set(meta.tables) - set(guarded) == {"docksession", "uploaditem"}, "none unguarded"
     plain = _plain(url)
     try:
         with plain.begin() as conn:
@@ -159,7 +161,9 @@ def test_every_append_only_table_refuses_changes(url: str, engine: Engine) -> No
                 conn.execute(text("SET LOCAL session_replication_role = replica"))
             for name in (*guarded, "docksession"):
                 table: Table = meta.tables[name]
-                conn.execute(table.insert().values({c.name: _value(c) for c in table.c}))
+                open_ = {"outcome": None, "ended_at": None} if name == "docksession" else {}
+                conn.execute(table.insert().values(
+                    {c.name: _value(c) for c in table.c} | open_))
         for name in guarded:
             column = next(iter(meta.tables[name].c)).name
             refused = [f"UPDATE {name} SET {column} = {column}", f"DELETE FROM {name}"]
@@ -170,11 +174,25 @@ def test_every_append_only_table_refuses_changes(url: str, engine: Engine) -> No
                     conn.execute(text(sql))
             with plain.connect() as conn:
                 assert conn.execute(text(f"SELECT count(*) FROM {name}")).scalar() == 1
-        with plain.begin() as conn:  # a mutable table stays mutable
-            conn.execute(text("UPDATE docksession SET outcome = 'completed'"))
-            assert conn.execute(text("SELECT outcome FROM docksession")).scalar() == "completed"
+        _closes_once(plain)
     finally:
         plain.dispose()
+
+
+def _closes_once(plain: Engine) -> None:
+    """A dock session is closed once; then nothing of it changes, and it never goes."""
+    for sql in ("UPDATE docksession SET officer_id = 'P999', outcome = 'completed'",
+                "DELETE FROM docksession"):
+        with pytest.raises(DBAPIError, match="evidock: docksession"), plain.begin() as conn:
+            conn.execute(text(sql))
+    with plain.begin() as conn:
+        conn.execute(text("UPDATE docksession SET outcome = 'completed', ended_at = "
+                          "started_at, error_code = NULL"))
+        assert conn.execute(text("SELECT outcome FROM docksession")).scalar() == "completed"
+    for sql in ("UPDATE docksession SET outcome = 'failed'",
+                "UPDATE docksession SET ended_at = NULL, outcome = NULL"):
+        with pytest.raises(DBAPIError, match="evidock: docksession"), plain.begin() as conn:
+            conn.execute(text(sql))
 
 
 def _triggered(engine: Engine) -> set[str]:
@@ -185,15 +203,26 @@ def _triggered(engine: Engine) -> set[str]:
             by_table: dict[str, set[str]] = {}
             for table, name in rows:
                 by_table.setdefault(table, set()).add(name)
-            assert all(v == {f"no_update_{t}", f"no_delete_{t}"} for t, v in by_table.items())
-            return set(by_table)
+            return {t for t, v in by_table.items() if v == {f"no_update_{t}", f"no_delete_{t}"}}
         rows = conn.execute(text("SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class "
                                  "c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal")).all()
         by_table = {}
         for table, name in rows:
             by_table.setdefault(table, set()).add(name)
-        assert all(v == {f"no_change_{t}", f"no_truncate_{t}"} for t, v in by_table.items())
-        return set(by_table)
+        return {t for t, v in by_table.items() if v == {f"no_change_{t}", f"no_truncate_{t}"}}
+
+
+def _kept(engine: Engine) -> set[str]:
+    """Tables guarded column by column (never deleted; some columns never change)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            rows = conn.execute(text("SELECT tbl_name, name FROM sqlite_master "
+                                     "WHERE type = 'trigger'")).all()
+        else:
+            rows = conn.execute(text("SELECT c.relname, t.tgname FROM pg_trigger t JOIN "
+                                     "pg_class c ON c.oid = t.tgrelid "
+                                     "WHERE NOT t.tgisinternal")).all()
+    return {t for t, name in rows if name == f"keep_{t}"}
 
 
 def test_open_refuses_an_empty_catalog_naming_init(url: str, engine: Engine) -> None:

@@ -34,11 +34,15 @@ class SchedulerSettings(_Frozen):
     upload_every_s: int = _every(900)
     overdue_every_s: int = _every(3600)
     audit_head_every_s: int = _every(3600)
+    renditions_every_s: int = _every(900)
     #: After downtime a missed job runs once (coalesced) if its latest missed time is at
     #: most this old; keep it at least the longest interval so every job catches up.
     misfire_grace_s: int = Field(86400, ge=1, le=MAX_INTERVAL_S)
     #: Blobs re-hashed per fixity run (never-proven, then least recently proven first).
     fixity_sample: int = Field(50, ge=1, le=1_000_000)
+    #: Recordings rendered per renditions run (and per dock session's catch-up): those
+    #: no attempt was ever made for, e.g. after a kill mid-rendition.
+    rendition_limit: int = Field(20, ge=1, le=100_000)
     #: Blobs attempted per upload run.
     upload_limit: int = Field(1000, ge=1, le=1_000_000)
     #: Remote COMPLIANCE retain-until for footage kept indefinitely (permanent marks,

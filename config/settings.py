@@ -70,6 +70,9 @@ class IngestSettings(_Frozen):
     default_camera_model: str = "generic-dcim"
     evict_before_verify: bool = True
     probe_timeout_s: float = Field(120, gt=0)
+    #: Camera files up to this size are read again and compared with the stored copy
+    #: right before they are wiped (larger ones: device, inode, size, mtime and ctime).
+    rehash_before_wipe_bytes: int = Field(64 << 20, ge=0)
     extensions: ExtensionSettings = ExtensionSettings()
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from config import Settings
 from docks.drivers import CameraIdentity, Driver, MassStorageDriver, clock_drift_s
 from docks.folders import FolderSource, WatchedBay
-from docks.job import Job, JobContext, Target, event
+from docks.job import Claims, Job, JobContext, Target, event
 from docks.mount import Mounter
 from docks.registry import CameraLike, Ignored, Registered, bay_for_port, bay_label, classify
 from docks.runner import Pipeline
@@ -58,6 +58,7 @@ class Dock:
                                  monotonic=monotonic, interval_s=dock.status_interval_s,
                                  bays=tuple(str(b.number) for b in dock.bays))
         self._slots = threading.Semaphore(dock.max_parallel)
+        self._claims = Claims()  # shared by every job, across reloads
 
     def _context(self) -> JobContext:
         cfg = self.config
@@ -67,7 +68,7 @@ class Dock:
                           mounter=mounter, board=self.board, slots=self._slots,
                           clock=self.clock, monotonic=self.monotonic,
                           make_driver=lambda t: self._driver_factory(t, cfg),
-                          stopping=self.stopping)
+                          stopping=self.stopping, claims=self._claims)
 
     # --- life cycle -------------------------------------------------------------------
 

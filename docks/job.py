@@ -3,12 +3,16 @@
 identifying → queued → offloading → verifying → processing → done | failed
 
 The camera is mounted read-only for the offload. If the wipe policy is ``local`` and the
-offload completed with every file proven (ingested or duplicate, no flags), the mount
-is remounted read-write for a second Offloader pass with ``wipe_after_verify``: every
-file comes back as a duplicate, the stored blob is re-read and checked, the wipe row is
-committed, and only then is the camera's file unlinked (and only if it is still the same
-inode, size and mtime). Renditions are made after the camera is unmounted, so it can be
-pulled as soon as the bay says ``processing``.
+offload proved at least one file (ingested or duplicate, no flags), the mount is
+remounted read-write for a second Offloader pass with ``wipe_after_verify`` limited to
+the files the first pass proved (same name, same BLAKE3): each comes back as a
+duplicate, the stored blob is re-read and checked, the wipe row is committed, and only
+then is the camera's file unlinked (and only if it is still the same inode, size, mtime
+and ctime, and for a small file the same bytes). Flagged, skipped and failed files stay
+on the camera, and the bay's status says how many and why. One camera is offloaded by
+one bay at a time (``Claims``; another bay with the same serial fails ``E_CAMERA_BUSY``
+untouched). Renditions are made after the camera is unmounted, so it can be pulled as
+soon as the bay says ``processing``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +37,7 @@ from docks.status import StatusBoard
 from ingest.names import NameParser
 from ingest.outcome import DUPLICATE, INGESTED, FileOutcome, OffloadReport, OffloadRequest
 from integrity.codes import Code
-from integrity.errors import EvidockError, SourceInvalid
+from integrity.errors import CameraBusy, EvidockError, SourceInvalid
 
 log = logging.getLogger("evidock.dock")
 
@@ -59,6 +64,29 @@ class Target:
     clock_drift_s: float | None = None
 
 
+class Claims:
+    """Which bay is offloading which camera serial: one camera, one bay at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, str] = {}
+
+    @contextlib.contextmanager
+    def hold(self, serial: str, bay: str) -> Iterator[None]:
+        with self._lock:
+            other = self._held.get(serial)
+            if other is not None:
+                raise CameraBusy(f"camera {serial} is already being offloaded in bay {other}; "
+                                 "this bay leaves it untouched", serial=serial, bay=bay,
+                                 busy_bay=other)
+            self._held[serial] = bay
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._held[serial]
+
+
 @dataclass(frozen=True)
 class JobContext:
     settings: Settings
@@ -71,6 +99,7 @@ class JobContext:
     monotonic: Callable[[], float]
     make_driver: Callable[[Target], Driver]
     stopping: threading.Event
+    claims: Claims
 
 
 class BayProgress:
@@ -135,7 +164,8 @@ class Job:
         self.update(state="identifying", camera=t.serial or None, camera_entry=(
             t.entry.name if t.entry else None), camera_model=t.camera_model, officer=None,
             source=t.device or str(t.folder), session_id=None, outcome=None, last_error=None,
-            files_done=0, files_total=0, bytes_done=0, bytes_total=0, wiped=0, eta_s=None,
+            files_done=0, files_total=0, bytes_done=0, bytes_total=0, wiped=0, kept=0,
+            kept_why=None, eta_s=None,
             throughput_bps=0.0, clock_drift_s=None, first_byte_at=None,
             started_at=self.ctx.clock().isoformat())
         try:
@@ -150,7 +180,8 @@ class Job:
     def _run(self) -> None:
         identity, drift = self._identify()
         self.update(camera=identity.serial, officer=identity.officer, clock_drift_s=drift)
-        with self._source() as root:
+        # Claimed before the camera is mounted or read: a second bay touches nothing.
+        with self.ctx.claims.hold(identity.serial, self.target.bay), self._source() as root:
             self.update(state="queued")
             with self.ctx.slots:
                 self.check_stop()
@@ -197,10 +228,11 @@ class Job:
             yield m.point
 
     def _offload(self, root: Path, identity: CameraIdentity, drift: float | None, *,
-                 wipe: bool) -> OffloadReport:
+                 wipe: bool, only: frozenset[tuple[bytes, str]] | None = None,
+                 ) -> OffloadReport:
         req = OffloadRequest(source=root, device_serial=identity.serial,
                              officer_id=identity.officer, camera_model=self.target.camera_model,
-                             wipe_after_verify=wipe, bay=self.target.bay)
+                             wipe_after_verify=wipe, bay=self.target.bay, wipe_only=only)
         report = self.ctx.pipeline.offload(req, BayProgress(self), clock_drift_s=drift)
         self.update(session_id=report.session_id, outcome=report.outcome,
                     last_error=f"{report.error.code}: {report.error.message}"
@@ -217,22 +249,32 @@ class Job:
                 event("wipe-withheld", bay=self.target.bay, reason="remote confirmation "
                       "(object storage) is not available yet: nothing is wiped")
             return 0
-        unproven = [f for f in report.files
-                    if f.status not in (INGESTED, DUPLICATE) or f.flags]
-        if report.outcome != "completed" or unproven:
+        proven = frozenset((f.relpath, f.blake3 or "") for f in report.files
+                           if f.status in (INGESTED, DUPLICATE) and not f.flags)
+        if report.outcome not in ("completed", "findings") or not proven:
+            self._kept(report.files)
             event("wipe-withheld", bay=self.target.bay, outcome=report.outcome,
-                  unproven=len(unproven))
+                  unproven=len(report.files) - len(proven))
             return 0
         self.check_stop()
         self.update(state="verifying")
         if self._mounted is not None:
             self.ctx.mounter.remount_rw(self._mounted)
-        again = self._offload(root, identity, None, wipe=True)
+        again = self._offload(root, identity, None, wipe=True, only=proven)
         wiped = sum(f.wiped for f in again.files)
         self.update(wiped=wiped)
-        if again.outcome != "completed":
+        self._kept(again.files)
+        if again.outcome not in ("completed", "findings"):
             raise again.error or SourceInvalid(f"wipe pass ended {again.outcome}")
         return wiped
+
+    def _kept(self, files: tuple[FileOutcome, ...]) -> None:
+        """Say in the bay's status what stays on the camera, and why (by code)."""
+        kept = Counter(f.code if not f.flags else f.flags[0] for f in files if not f.wiped)
+        why = ", ".join(f"{code} {n}" for code, n in sorted(kept.items()))
+        self.update(kept=sum(kept.values()), kept_why=why or None)
+        if kept:
+            event("kept", bay=self.target.bay, files=sum(kept.values()), codes=dict(kept))
 
     def _finish(self, report: OffloadReport, wiped: int) -> None:
         if report.outcome in ("interrupted", "failed"):

@@ -41,6 +41,8 @@ class BayStatus:
     clock_drift_s: float | None = None
     outcome: str | None = None
     wiped: int = 0
+    kept: int = 0  # entries left on the camera (flagged, skipped, failed, not proven)
+    kept_why: str | None = None  # e.g. "F_TRUNCATED 1, S_SYMLINK 2"
     last_error: str | None = None
     started_at: str | None = None
     first_byte_at: str | None = None
@@ -141,5 +143,7 @@ def format_bay(b: dict[str, Any]) -> str:
     eta = "-" if b.get("eta_s") is None else f"{b['eta_s']:.0f}s"
     err = f"  error: {b['last_error']}" if b.get("last_error") else ""
     outcome = f" ({b['outcome']})" if b.get("outcome") else ""
+    kept = (f"  wiped {b.get('wiped', 0)}, kept {b['kept']} on the camera "
+            f"({b.get('kept_why')})" if b.get("kept") else "")
     return (f"bay {b['bay']:>4}  {b.get('state', '?'):<11}{outcome}  camera {cam}  "
-            f"officer {officer}  {done}  {mb}  {rate}  ETA {eta}{err}")
+            f"officer {officer}  {done}  {mb}  {rate}  ETA {eta}{kept}{err}")

@@ -50,11 +50,10 @@ class ServicesPipeline:
     def process(self, report: OffloadReport) -> int:
         wanted = {f.recording_id for f in report.files
                   if f.recording_id and f.status in ("ingested", "flagged")}
-        if not wanted:
-            return 0
         with self._render:
-            renderer = self.svc.renderer()
-            rows = [renderer.render(rec) for rec in renderer.pending() if rec.id in wanted]
+            # This session's new recordings, then any an earlier kill left never tried.
+            rows = self.svc.renderer().catch_up(
+                first=wanted, limit=self.svc.settings.scheduler.rendition_limit)
         return sum(1 for r in rows if r.status == "failed")
 
 

@@ -40,7 +40,9 @@ from retention.remote import (
 
 ACTOR = "system:scheduler"
 #: The scheduler acting as the system: it may plan (schedule deletions), nothing else.
-#: Approving and running deletions stays with people (retention.approve / retention.run).
+#: Approving and running deletions stays with people (retention.approve / retention.run),
+#: and its scheduling is nobody's consent: two other, distinct people must approve and
+#: run what it scheduled (records.persons; retention.executor).
 SYSTEM_ACTOR = Actor(name=ACTOR, display="scheduler", roles=("system",),
                      permissions=frozenset({P.RETENTION_PLAN}), units=frozenset(),
                      clearances=frozenset(SENSITIVITIES))
@@ -165,6 +167,18 @@ def remote_retention(ctx: JobContext) -> Outcome:
     return ("ok" if report.ok and not report.findings else "findings"), counts
 
 
+def renditions(ctx: JobContext) -> Outcome:
+    """Make the renditions never attempted (a kill mid-rendition leaves none behind)."""
+    svc = ctx.svc
+    rows = svc.renderer().catch_up(first=set(), limit=svc.settings.scheduler.rendition_limit)
+    counts: dict[str, Any] = {s: sum(1 for r in rows if r.status == s)
+                              for s in ("ok", "none", "failed")}
+    counts["attempted"] = len(rows)
+    counts["codes"] = sorted({r.code for r in rows if r.status == "failed"})
+    counts["recordings"] = [r.recording_id for r in rows][:_MAX_IDS]
+    return ("findings" if counts["failed"] else "ok"), counts
+
+
 BODIES: Mapping[str, Body] = {
     "retention_plan": retention_plan,
     "remote_retention": remote_retention,
@@ -172,6 +186,7 @@ BODIES: Mapping[str, Body] = {
     "upload": upload,
     "overdue": overdue_report,
     "audit_head": audit_head,
+    "renditions": renditions,
 }
 assert tuple(BODIES) == JOB_IDS, "config.scheduler.JOB_IDS and BODIES must agree"
 
@@ -237,6 +252,10 @@ def run_overdue(config: str | None = None) -> dict[str, Any]:
 
 def run_audit_head(config: str | None = None) -> dict[str, Any]:
     return run_job("audit_head", config)
+
+
+def run_renditions(config: str | None = None) -> dict[str, Any]:
+    return run_job("renditions", config)
 
 
 #: Job id → textual reference stored in the job store.

@@ -15,6 +15,7 @@ from typing import Any
 
 from ingest.tools import ToolResult, run_tool
 from integrity.codes import Code
+from integrity.errors import MediaError
 
 # Container families ffprobe reports (format_name is a comma list) per file extension.
 _EXPECTED_FORMATS = {
@@ -23,6 +24,11 @@ _EXPECTED_FORMATS = {
     "jpg": {"image2", "jpeg_pipe"}, "jpeg": {"image2", "jpeg_pipe"}, "png": {"png_pipe", "image2"},
     "wav": {"wav"}, "mp3": {"mp3"}, "aac": {"aac"}, "amr": {"amr"}, "opus": {"ogg"},
 }
+# A body camera writes far more than this per second (video, audio); a header whose
+# duration brings the file's average rate below it is wrong about the duration.
+_MIN_BITRATE_BPS = {"video": 16_000, "audio": 2_000}
+# A container duration beyond its longest stream by more than 10 % + this is not believed.
+_STREAM_SLACK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,20 @@ def parse_probe(data: dict[str, Any]) -> MediaInfo:
     )
 
 
+def duration_doubt(info: MediaInfo, *, size: int, kind: str) -> str | None:
+    """Why the header's duration cannot be true, or None if it is plausible. Pure."""
+    claimed = info.duration_s
+    if claimed is None or claimed <= 0:
+        return None
+    rate = size * 8 / claimed
+    if rate < _MIN_BITRATE_BPS.get(kind, 0):
+        return f"header claims {claimed:.0f} s for {size} bytes ({rate:.1f} bit/s)"
+    longest = max((s.duration_s for s in info.streams if s.duration_s), default=None)
+    if longest is not None and claimed > longest * 1.1 + _STREAM_SLACK_S:
+        return f"header claims {claimed:.0f} s, its longest stream {longest:.1f} s"
+    return None
+
+
 @dataclass(frozen=True)
 class Validity:
     """The verdict on a stored file: flags (empty when fine) and a one-line reason."""
@@ -142,7 +162,10 @@ class Prober:
         """Is this a playable file of the kind its name claims? Never raises on bad media."""
         if kind not in ("video", "audio", "photo"):
             return Validity((), "not media; stored as is")
-        info, res = self.probe(path)
+        try:
+            info, res = self.probe(path)
+        except MediaError as exc:  # a hung probe is this file's trouble, not the offload's
+            return Validity((Code.F_PROBE_TIMEOUT,), f"ffprobe: {exc.message}")
         if info is None:
             return Validity((Code.F_UNPLAYABLE,), f"ffprobe: {res.stderr_line()}")
         expected = _EXPECTED_FORMATS.get(ext.lower())
@@ -154,12 +177,32 @@ class Prober:
             return Validity((Code.F_NO_STREAM,), f"no {kind} stream found", info)
         if kind == "photo":
             return Validity((), "ok", info)
-        return self._demux_check(path, info)
+        verdict = self._demux_check(path, info)
+        doubt = duration_doubt(info, size=path.stat().st_size, kind=kind)
+        if verdict.flags or doubt is None:
+            return verdict
+        # Kept and rendered all the same: the packets are fine, only the header lies.
+        return Validity((Code.F_DURATION_IMPLAUSIBLE,), doubt, info)
 
     def _demux_check(self, path: Path, info: MediaInfo) -> Validity:
         # Reading every packet (no decoding) catches truncation that the header hides.
-        res = run_tool([self.ffmpeg, "-nostdin", "-v", "error", "-xerror", "-i", str(path),
-                        "-map", "0", "-c", "copy", "-f", "null", "-"], timeout=self.timeout_s)
+        try:
+            res = run_tool([self.ffmpeg, "-nostdin", "-v", "error", "-xerror", "-i",
+                            str(path), "-map", "0", "-c", "copy", "-f", "null", "-"],
+                           timeout=self.timeout_s)
+        except MediaError as exc:
+            return Validity((Code.F_PROBE_TIMEOUT,), f"demux: {exc.message}", info)
         if res.returncode != 0:
             return Validity((Code.F_TRUNCATED,), f"demux failed: {res.stderr_line()}", info)
         return Validity((), "ok", info)
+
+    def packet_span_s(self, path: Path, *, timeout_s: float) -> float | None:
+        """How long the packets really run (not what the header says): one demux pass.
+        Raises MediaError on a timeout."""
+        res = run_tool([self.ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", "0",
+                        "-c", "copy", "-f", "null", "-progress", "pipe:1", "-nostats", "-"],
+                       timeout=timeout_s)
+        times = [line.partition(b"=")[2] for line in res.stdout.splitlines()
+                 if line.startswith(b"out_time_us=")]
+        span = _int(times[-1].decode("ascii", "replace")) if times else None
+        return None if res.returncode != 0 or span is None or span <= 0 else span / 1e6

@@ -20,8 +20,11 @@ from sqlmodel import Session
 
 from archive.audit.log import AuditLog
 from archive.catalog import Blob, Catalog, DockSession, Recording, SessionFile, Wipe
+from archive.keystore import StationKeys
+from archive.seals import Sealer
 from archive.store import ContentStore, Staged, Stager, Written
 from config import Settings
+from ingest.camlock import camera_lock
 from ingest.hooks import Hooks
 from ingest.media import Prober
 from ingest.names import NameParser, ParsedName
@@ -37,6 +40,7 @@ from ingest.outcome import (
 )
 from ingest.progress import NullProgress, Progress
 from ingest.source import GONE_ERRNOS, Entry, FileIdentity, SourceTree
+from ingest.wipecheck import camera_doubt
 from integrity.codes import Code
 from integrity.digest import Digests
 from integrity.errors import ConfigError, DigestMismatch, EvidockError, SizeMismatch, SourceGone
@@ -111,6 +115,10 @@ class Offloader:
         # Every session, file outcome and wipe is an audit event in the same transaction.
         self.audit = audit or AuditLog(catalog=catalog)
         self.actor = f"station:{settings.station.id}"
+        # Signed records of each recording and session, in the store (archive/seals.py).
+        self.sealer = Sealer(catalog=catalog, store=store, clock=clock,
+                             keys=StationKeys(directory=settings.keys_dir),
+                             station_id=settings.station.id)
 
     def _event(self, action: str, subjects: list[str | None], details: dict[str, object],
                at: datetime) -> Callable[[Session], object]:
@@ -133,7 +141,8 @@ class Offloader:
         parser = self._parser(req.camera_model)
         self.store.ensure()
         started = self.clock()
-        with SourceTree(req.source, max_depth=self.settings.ingest.max_depth) as tree:
+        with camera_lock(self.settings.home / "run" / "cameras", req.device_serial), \
+                SourceTree(req.source, max_depth=self.settings.ingest.max_depth) as tree:
             session_id = self.new_id()
             self.catalog.open_session(DockSession(
                 id=session_id, station_id=self.settings.station.id,
@@ -149,6 +158,7 @@ class Offloader:
             report = self._run_session(req=req, session_id=session_id, tree=tree,
                                        parser=parser, progress=progress or NullProgress(),
                                        started=started)
+        self.sealer.end(session_id)
         # The offload is this process's unit of work: sign a tree head over it.
         self.audit.checkpoint(at=self.clock())
         return report
@@ -199,7 +209,7 @@ class Offloader:
         self.hooks.reached("after_commit")
         # Flagged content (even when it comes back as a duplicate) stays on the camera.
         if run.req.wipe_after_verify and outcome.status in (INGESTED, DUPLICATE) \
-                and not outcome.flags:
+                and not outcome.flags and run.req.may_wipe(entry.relpath, outcome.blake3):
             outcome = self._wipe(run, entry, staged, outcome)
         return outcome
 
@@ -283,16 +293,17 @@ class Offloader:
     def _store_file(self, run: _Run, entry: Entry, staged: _Copy) -> FileOutcome:
         d = staged.digests
         known = self.catalog.find_recording(run.req.device_serial, entry.relpath, d.blake3)
-        # A blob with no catalog row (left by a run killed between link and commit, or
-        # planted) is re-read by the store before it is trusted; a wrong one is replaced.
-        restored = self.store.link(staged.staged, vouched=self._vouched)
         if known is not None:
+            restored = self._link(staged)
             note = "; blob was missing from the store and was restored" if restored else ""
             return self._record(run, FileOutcome(
                 entry.relpath, entry.display, DUPLICATE, Code.I_DUPLICATE,
                 "already in the catalog" + note, d.size, d.blake3, d.sha256, known.id,
                 tuple(known.flags)))
+        # Classified from the staged copy before it is linked: anything that still stops
+        # the offload here leaves no blob without its row.
         kind, flags, reason, parsed = self._classify(run, entry, staged)
+        self._link(staged)
         now = self.clock()
         rec = Recording(
             id=self.new_id(), session_id=run.session_id, device_serial=run.req.device_serial,
@@ -308,22 +319,29 @@ class Offloader:
                               d.blake3, d.sha256, rec.id, flags)
         return self._record(run, outcome, blob=blob, recording=rec)
 
+    def _link(self, staged: _Copy) -> bool:
+        # A blob with no catalog row (left by a run killed between link and commit, or
+        # planted) is re-read by the store before it is trusted; a wrong one is replaced.
+        return self.store.link(staged.staged, vouched=self._vouched)
+
     def _vouched(self, b3: str) -> bool:
         return self.catalog.blob(b3) is not None
 
     def _record(self, run: _Run, outcome: FileOutcome, *, blob: Blob | None = None,
                 recording: Recording | None = None) -> FileOutcome:
         at = self.clock()
+        sealed = self.sealer.recording(recording, run.stager) if recording else None
         self.catalog.record_outcome(SessionFile(
             session_id=run.session_id, relpath=outcome.relpath, display=outcome.display,
             status=outcome.status, code=outcome.code, reason=outcome.reason,
             size=outcome.size, blake3=outcome.blake3, sha256=outcome.sha256,
             recording_id=outcome.recording_id, at=at,
-        ), blob=blob, recording=recording, also=self._event(
+        ), blob=blob, recording=recording, also=Sealer.attach(sealed, self._event(
             "ingest.file", [run.session_id, outcome.recording_id, outcome.blake3],
             {"path": outcome.display, "status": outcome.status, "code": outcome.code,
              "size": outcome.size, "blake3": outcome.blake3, "sha256": outcome.sha256,
-             "flags": list(outcome.flags), "new_blob": blob is not None}, at))
+             "flags": list(outcome.flags), "new_blob": blob is not None,
+             "record": sealed.blob.blake3 if sealed else None}, at)))
         return outcome
 
     def _wipe(self, run: _Run, entry: Entry, staged: _Copy, outcome: FileOutcome,
@@ -337,8 +355,15 @@ class Offloader:
         except (DigestMismatch, SizeMismatch, OSError) as exc:
             why = exc.message if isinstance(exc, EvidockError) else exc.strerror
             return replace(outcome, reason=f"{outcome.reason}; not wiped: {why}")
+        doubt = camera_doubt(run.tree, entry, identity=staged.identity, stored=staged.digests,
+                             rehash_limit=self.settings.ingest.rehash_before_wipe_bytes,
+                             chunk_size=self.settings.ingest.chunk_size)
+        if doubt is not None:
+            return self._withheld(run, entry, outcome, doubt)
         assert outcome.recording_id is not None
-        # Recorded before the unlink: no wipe can ever happen without its row and event.
+        # Recorded before the unlink: no wipe can ever happen without its row and event;
+        # the session's signed record and audit head are in the store before the first.
+        self.sealer.before_wipe(run.session_id)
         at = self.clock()
         self.catalog.record_wipe(
             Wipe(recording_id=outcome.recording_id, session_id=run.session_id,
@@ -352,3 +377,13 @@ class Offloader:
             return replace(outcome, reason=f"{outcome.reason}; wipe failed: {exc.strerror}")
         self.hooks.reached("after_wipe")
         return replace(outcome, wiped=True)
+
+    def _withheld(self, run: _Run, entry: Entry, outcome: FileOutcome, why: str,
+                  ) -> FileOutcome:
+        """Not wiped, and the reason is an audit event (the file's row is already in)."""
+        self.audit.record(
+            actor=self.actor, action="ingest.wipe.withheld",
+            subjects=[s for s in (run.session_id, outcome.recording_id, outcome.blake3) if s],
+            details={"path": entry.display, "blake3": outcome.blake3,
+                     "code": Code.E_SOURCE_CHANGED, "reason": why}, at=self.clock())
+        return replace(outcome, reason=f"{outcome.reason}; not wiped: {why}")

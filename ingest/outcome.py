@@ -18,7 +18,8 @@ INGESTED, DUPLICATE, FLAGGED, SKIPPED, FAILED = (
 CODES = {c: c.meaning for c in (
     Code.I_INGESTED, Code.I_DUPLICATE, Code.F_EMPTY, Code.F_NAME_UNPARSED,
     Code.F_SERIAL_MISMATCH, Code.F_UNPLAYABLE, Code.F_FORMAT_MISMATCH, Code.F_NO_STREAM,
-    Code.F_TRUNCATED, Code.S_SYMLINK, Code.S_NOT_REGULAR, Code.S_TOO_DEEP, Code.S_UNREADABLE,
+    Code.F_TRUNCATED, Code.F_PROBE_TIMEOUT, Code.F_DURATION_IMPLAUSIBLE, Code.S_SYMLINK,
+    Code.S_NOT_REGULAR, Code.S_TOO_DEEP, Code.S_UNREADABLE,
     Code.E_SOURCE_CHANGED, Code.E_SOURCE_READ, Code.E_DIGEST_MISMATCH)}
 
 
@@ -32,6 +33,12 @@ class OffloadRequest:
     bay: str | None = None
     # camera clock minus station clock at dock time, when the driver could read it
     clock_drift_s: float | None = None
+    # With wipe_after_verify: only these (relpath, BLAKE3) may be wiped, e.g. what an
+    # earlier pass proved; None: any file this pass proves.
+    wipe_only: frozenset[tuple[bytes, str]] | None = None
+
+    def may_wipe(self, relpath: bytes, blake3: str | None) -> bool:
+        return self.wipe_only is None or (relpath, blake3 or "") in self.wipe_only
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from ingest.media import MediaInfo, Prober
 from ingest.rendition import RenditionPlan, output_pattern, plan_rendition, segment_argv
 from ingest.tools import run_tool, tool_version
 from integrity import manifest as mf
+from integrity.codes import Code
 from integrity.digest import Digests
 from integrity.errors import (
     MediaError,
@@ -69,12 +70,15 @@ def read_segment_list(list_path: Path, directory: Path) -> list[CutSegment]:
     return cuts
 
 
-def check_coverage(cuts: list[CutSegment], info: MediaInfo | None) -> None:
-    """The segments must span the original: a short tail means ffmpeg lost data."""
-    if info is None or info.duration_s is None:
+def check_coverage(cuts: list[CutSegment], info: MediaInfo | None, *,
+                   duration_s: float | None = None) -> None:
+    """The segments must span the original (its header's duration, or ``duration_s``
+    when that is known better): a short tail means ffmpeg lost data."""
+    expected_s = duration_s if duration_s is not None else info.duration_s if info else None
+    if expected_s is None:
         return
     covered_us = cuts[-1].end_us - cuts[0].start_us
-    expected_us = round(info.duration_s * 1e6)
+    expected_us = round(expected_s * 1e6)
     # Tolerance: AAC priming and the last frame's duration, well under half a second.
     if covered_us < expected_us - 500_000:
         raise RenditionIncomplete(f"segments cover {covered_us / 1e6:.3f} s of "
@@ -112,32 +116,62 @@ class Renderer:
             return list(s.exec(select(Recording).where(col(Recording.id).not_in(finished))
                                .order_by(col(Recording.ingested_at))))
 
+    def untried(self, *, limit: int) -> list[Recording]:
+        """Recordings no rendition was ever attempted for (a kill mid-rendition, a dock
+        stopped before processing), oldest first. Failed attempts are not retried here:
+        `evidock process --all` does that when a person asks."""
+        with Session(self.catalog.engine) as s:
+            tried = select(Rendition.recording_id)
+            return list(s.exec(select(Recording).where(col(Recording.id).not_in(tried))
+                               .order_by(col(Recording.ingested_at)).limit(limit)))
+
+    def catch_up(self, *, first: set[str], limit: int) -> list[Rendition]:
+        """Render ``first`` (a session's new recordings) if still pending, then up to
+        ``limit`` recordings never tried: whatever an earlier kill left behind."""
+        rows = [self.render(rec) for rec in self.pending() if rec.id in first]
+        return rows + [self.render(rec) for rec in self.untried(limit=limit)]
+
     def render(self, recording: Recording) -> Rendition:
         """The recording's rendition; made now unless one is already finished."""
         existing = self.done(recording.id)
         if existing is not None:
             return existing
-        info = None
-        if recording.kind in ("video", "audio"):
-            info, _ = self.prober.probe(self.store.path_for(recording.blake3))
+        try:
+            info, duration_s = self._facts(recording)
+        except MediaError as exc:  # a hung probe fails this rendition, not the whole run
+            plan = RenditionPlan("fail", Code.E_RENDITION_TIMEOUT, exc.message)
+            return self._record(recording, plan, status="failed", code=plan.code,
+                                reason=f"probe: {exc.message}", info=None)
         plan = plan_rendition(kind=recording.kind, flags=tuple(recording.flags), info=info,
                               policy=self.settings.rendition)
         if plan.action in ("none", "fail"):
             return self._record(recording, plan, status="none" if plan.action == "none"
                                 else "failed", code=plan.code, reason=plan.reason, info=info)
         try:
-            return self._make(recording, plan, info)
+            return self._make(recording, plan, info, duration_s)
         except RenditionFailed as exc:
             return self._record(recording, plan, status="failed", code=exc.code,
                                 reason=exc.message, info=info)
 
+    def _facts(self, recording: Recording) -> tuple[MediaInfo | None, float | None]:
+        """The original's probe facts, and the duration its segments must cover."""
+        if recording.kind not in ("video", "audio"):
+            return None, None
+        path = self.store.path_for(recording.blake3)
+        info, _ = self.prober.probe(path)
+        if info is None or Code.F_DURATION_IMPLAUSIBLE not in recording.flags:
+            return info, None
+        # The header lies about the length (flagged at ingest): what the packets span is
+        # what the segments must cover; the header's claim stays in the rendition's media.
+        return info, self.prober.packet_span_s(path, timeout_s=self.settings.rendition.timeout_s)
+
     def _make(self, recording: Recording, plan: RenditionPlan, info: MediaInfo | None,
-              ) -> Rendition:
+              duration_s: float | None) -> Rendition:
         with self.store.stage() as stager:
             work = stager.directory / "r"
             work.mkdir()
             cuts = self._cut(recording, plan, work)
-            check_coverage(cuts, info)
+            check_coverage(cuts, info, duration_s=duration_s)
             entries, blobs = self._commit_segments(stager, cuts, plan)
             signed = self._manifest(recording, plan, entries)
             manifest_blob = self._blob(stager.put(io.BytesIO(mf.dump_signed(signed)),

@@ -54,16 +54,18 @@ class Entry:
 
 @dataclass(frozen=True)
 class FileIdentity:
-    """What must not change while we copy a file."""
+    """What must not change between the copy and the wipe. ctime too: a rewrite that
+    keeps the size and puts the mtime back (utime) still moves the ctime."""
 
     dev: int
     ino: int
     size: int
     mtime_ns: int
+    ctime_ns: int
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileIdentity:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class SourceTree:

@@ -10,7 +10,9 @@ from pathlib import Path
 import blake3
 import pytest
 from evidock_testing import tree_snapshot
+from sqlmodel import Session, col, select
 
+from archive.catalog.models import Seal
 from evidock.wiring import Services
 from ingest.hooks import Hooks
 from ingest.outcome import OffloadRequest
@@ -64,8 +66,11 @@ def test_reingest_stores_nothing_new_and_reports_duplicates(services: Services,
     assert [f.recording_id for f in second.files] == [f.recording_id for f in first.files]
     assert second.exit_code == 0
     assert len(services.catalog.recordings()) == len(first.files)
+    with Session(services.catalog.engine) as s:  # the second session's signed record
+        (record,) = s.exec(select(col(Seal.blake3)).where(Seal.subject == second.session_id))
     assert sorted(p for p in services.store.root.rglob("*") if p.is_file()
-                  and ".staging" not in p.parts) == objects
+                  and ".staging" not in p.parts) == sorted(
+                      [*objects, services.store.path_for(record)])
 
 
 def test_same_content_under_two_names_shares_one_blob(services: Services, camera: Path) -> None:

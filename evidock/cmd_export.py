@@ -25,7 +25,7 @@ OutOpt = Annotated[Path, typer.Option("--out", help="New (or empty) directory.")
 
 export_app = typer.Typer(no_args_is_help=True, help="Exports need an approved request "
                          "(未经批准不得擅自对外提供): request, approve/reject, run, "
-                         "download, list, show.")
+                         "download, discard, list, show.")
 
 
 def _path(request_id: str, *rest: str) -> str:
@@ -96,6 +96,15 @@ def reject(request_id: IdArg, reason: Annotated[str, typer.Option("--reason")],
     return _request_out(config, _path(request_id, "reject"), {"reason": reason})
 
 
+@export_app.command("discard")
+@command
+def discard(request_id: IdArg, reason: Annotated[str, typer.Option("--reason")],
+            config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
+    """End an approved request, or one whose run was interrupted, for good (a new
+    request is then needed)."""
+    return _request_out(config, _path(request_id, "discard"), {"reason": reason})
+
+
 @export_app.command("show")
 @command
 def show(request_id: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
@@ -107,7 +116,8 @@ def show(request_id: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) 
 @command
 def list_(
     status: Annotated[str | None, typer.Option("--status", help="pending, approved, "
-                                               "rejected, expired or used.")] = None,
+                                               "rejected, expired, running, used or "
+                                               "discarded.")] = None,
     case: Annotated[str | None, typer.Option("--case", help="Case number or id.")] = None,
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:

@@ -7,6 +7,8 @@ package's ``clip.json`` ``request`` (less the package's own ``link_id``), and ea
 package's directory, export id, recording, range, link and segments are that package's.
 A claim they do not back is ``E_REQUEST_MISMATCH``; a package listed but absent, or
 present but not listed, is a missing or extra file; every package is verified whole.
+Each clip.json (signed by the station) records the request's items, one per package
+directory: a package removed together with its line in request.json is still missing.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class CaseExportCheck:
             self._request_fields(request)
             for name, claims in listed.items():
                 self._package_fields(name, claims)
+        self._signed_items(present, listed)
         return self.findings
 
     def _request(self) -> Any:
@@ -140,3 +143,34 @@ class CaseExportCheck:
                      f"{display(key)!r} differs from its clip.json", REQUEST, package=name,
                      field=safejson.brief(key), claimed=_shown(claims, key),
                      packaged=_shown(packaged, key))
+
+    def _signed_items(self, present: list[str], listed: dict[str, dict[str, Any]]) -> None:
+        """The packages are exactly the items of the approved request, as every package's
+        signed clip.json records them: a package dropped together with its line in
+        request.json is still missed. (Clips that disagree on the items disagree with
+        request.json too: that is said above.)"""
+        items = next((c["request"]["items"] for _, c in sorted(self.clips.items())
+                      if isinstance(c.get("request"), dict)
+                      and isinstance(c["request"].get("items"), list)), None)
+        if items is None:
+            return
+        named = {i["dir"]: i for i in items if isinstance(i, dict)
+                 and isinstance(i.get("dir"), str) and "/" not in i["dir"]}
+        for name in sorted(set(named) - set(present) - set(listed)):
+            self.add(Code.E_MISSING_FILE, "package of the approved request (its signed "
+                     "items) is missing", display(name) + "/")
+        for name in present:
+            if name in listed and name not in named:
+                self.add(Code.E_EXTRA_FILE, "package is no item of the approved request",
+                         display(name) + "/")
+        for name, item in sorted(named.items()):
+            clip = self.clips.get(name)
+            if clip is None:
+                continue  # missing or unreadable: said already
+            vouched = clip.get("request")
+            own = {"recording_id": clip.get("recording_id"), "range_us": clip.get("range_us"),
+                   "link_id": vouched.get("link_id") if isinstance(vouched, dict) else None}
+            if {k: item.get(k) for k in own} != own:
+                self.add(Code.E_REQUEST_MISMATCH, f"{display(name)} is not the item the "
+                         "approved request names for it", display(name) + "/",
+                         item=safejson.brief(item), package=safejson.brief(own))

@@ -12,9 +12,9 @@ the run goes on; nothing here raises for bad evidence.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
-from integrity import bag, merkle, safejson
+from integrity import bag, clipsign, merkle, safejson
 from integrity import manifest as mf
 from integrity.codes import Code
 from integrity.errors import EvidockError
@@ -22,7 +22,8 @@ from integrity.findings import Finding
 from integrity.keys import Keyring, PublicKey
 from integrity.safefs import Inventory, Kind, PackageDir, Refused, display
 
-FIXED_DATA = ("README.txt", "clip.json", "manifest.json", "proofs.json", "keys/keyring.json")
+FIXED_DATA = ("README.txt", "clip.json", clipsign.SIG_FILE, "manifest.json", "proofs.json",
+              "keys/keyring.json")
 DIRS = ("data", "data/keys", "data/segments")
 MAX_DOCUMENT = 32 << 20  # JSON documents and README.txt
 _LIMITS = {**{n: bag.MAX_TAG_FILE for n in ("bagit.txt", "bag-info.txt")},
@@ -46,6 +47,7 @@ class PackageCheck:
         self.expected: set[str] = set()  # the files the package should hold
         self.misfit: set[str] = set()  # segments of the wrong size: not hashed
         self.clip: Any = None
+        self.keyring: Mapping[str, PublicKey] | None = None
 
     def add(self, code: Code, message: str, subject: str | None = None, **details: Any) -> None:
         self.findings.append(Finding(code, message, subject, details))
@@ -70,6 +72,9 @@ class PackageCheck:
             self._check_signature(signed)
             self._check_original(signed.manifest, self.clip)
             self._check_order(entries)
+            self._check_selection(signed.manifest, self.clip, listed)
+        self._check_clip_signature()
+        self._check_request_item(self.clip)
         return self.findings
 
     # ------------------------------------------------------------------ reading
@@ -241,6 +246,11 @@ class PackageCheck:
     def _keys(self) -> Mapping[str, PublicKey]:
         if self.trusted is not None:
             return self.trusted
+        if self.keyring is None:  # read once: both signatures use it
+            self.keyring = self._package_keyring()
+        return self.keyring
+
+    def _package_keyring(self) -> Mapping[str, PublicKey]:
         raw = self._json("data/keys/keyring.json")
         if raw is None:
             return {}  # missing or unreadable: said already; the signature's key is unknown
@@ -281,3 +291,64 @@ class PackageCheck:
             elif cur.index != prev.index + 1 or cur.start_us != prev.end_us:
                 self.add(Code.E_SEGMENT_GAP, f"segments {prev.index}..{cur.index} are not"
                          " contiguous", cur.name)
+
+    # ------------------------------------------------------------------ what the export claims
+
+    def _check_clip_signature(self) -> None:
+        """The station's signature on clip.json's exact bytes (integrity.clipsign)."""
+        raw = self.texts.get("data/clip.json")
+        if raw is None:
+            return  # missing or unreadable: said already
+        sig_path = f"data/{clipsign.SIG_FILE}"
+        if sig_path not in self.texts:
+            self.add(Code.E_CLIP_UNSIGNED, "no station signature on clip.json: its range, "
+                     "segments, request and approval are vouched for by nobody", "clip.json")
+            return
+        doc = self._json(sig_path)
+        if doc is not None:
+            self.findings.extend(clipsign.clip_signature_findings(
+                raw, doc, self._keys(), trusted=self.trusted is not None))
+
+    def _check_selection(self, manifest: mf.Manifest, clip: Any,
+                         listed: list[str] | None) -> None:
+        """clip.json's segments are exactly those of the signed manifest over its range,
+        with the manifest's digests (a signed clip.json can only say so; this also
+        catches an exporter that got it wrong)."""
+        if listed is None or not isinstance(clip, dict):
+            return  # no usable clip.json or segment list: said already
+        span = clip.get("range_us")
+        if not _is_range(span):
+            self.add(Code.E_PACKAGE_INVALID, "clip.json has no range_us [start, end)",
+                     "clip.json", range_us=safejson.brief(span))
+            return
+        lo, hi = span
+        covering = [e for e in manifest.entries() if e.end_us > lo and e.start_us < hi]
+        names = [e.name for e in covering]
+        if names != listed:
+            self.add(Code.E_SELECTION_MISMATCH, "clip.json's segments are not those the "
+                     "signed manifest has over its range", "clip.json",
+                     claimed=safejson.brief(listed), covering=names, range_us=span)
+        expected = {"merkle_root": manifest.merkle_root,
+                    "segments": [e.to_dict() for e in covering]}
+        if clip.get("selection") != expected:
+            self.add(Code.E_SELECTION_MISMATCH, "clip.json's selection (segment digests, "
+                     "Merkle root) is not the signed manifest's", "clip.json",
+                     claimed=safejson.brief(clip.get("selection")))
+
+    def _check_request_item(self, clip: Any) -> None:
+        """The package's recording and range are one item of the request it records."""
+        request = clip.get("request") if isinstance(clip, dict) else None
+        if not isinstance(request, dict) or "items" not in request:
+            return  # no request (a direct export), or one recorded before items were
+        items = request["items"]
+        own = {"recording_id": clip.get("recording_id"), "range_us": clip.get("range_us"),
+               "link_id": request.get("link_id")}
+        if not isinstance(items, list) or not any(
+                isinstance(i, dict) and {k: i.get(k) for k in own} == own for i in items):
+            self.add(Code.E_REQUEST_MISMATCH, "the package's recording and range are not an "
+                     "item of the request it records", "clip.json", package=own)
+
+
+def _is_range(value: Any) -> TypeGuard[list[int]]:
+    return (isinstance(value, list) and len(value) == 2
+            and all(type(v) is int for v in value) and value[0] < value[1])

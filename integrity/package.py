@@ -5,7 +5,8 @@ A clip package is a BagIt 1.0 bag (RFC 8493)::
     bagit.txt  bag-info.txt  manifest-sha256.txt  manifest-sha512.txt  tagmanifest-*.txt
     data/README.txt            how to verify (zh/en)
     data/clip.json             what was exported: recording, original digests, range,
-                               segments, the approved request
+                               segments with their digests, the approved request
+    data/clip.sig.json         the station's signature on clip.json's exact bytes
     data/manifest.json         the station-signed rendition manifest (canonical bytes)
     data/proofs.json           an RFC 6962 inclusion proof per exported segment
     data/keys/keyring.json     the station's public keys
@@ -36,7 +37,7 @@ from integrity.safefs import PackageDir, Refused, read_named_file
 BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 FIXED_DATA = clipcheck.FIXED_DATA
 BAG_ALGOS = bag.BAG_ALGOS
-CLIP_FORMAT = "evidock-clip/1"
+CLIP_FORMAT = "evidock-clip/2"  # /2: clip.json is signed (data/clip.sig.json)
 MAX_KEY_FILE = 64 << 10  # a PEM public key is a few hundred bytes
 
 E_PACKAGE_MISSING = Code.E_PACKAGE_MISSING

@@ -2,7 +2,7 @@
 
 :func:`fold_request` and :func:`load_requests` turn ExportRequest/ExportDecision rows
 into frozen views without access checks (``case show`` and the export desk use them);
-writing and the access rules live in :mod:`retention.approvals`.
+writing and the access rules live in :mod:`records.exports` and :mod:`records.exportrun`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from sqlmodel import Session, col, select
 
 from records.models import Case, ExportDecision, ExportRequest
 
-STATUSES = ("pending", "approved", "rejected", "expired", "used")
+STATUSES = ("pending", "approved", "rejected", "expired", "running", "used", "discarded")
+#: A decision and the status it leaves: ``running`` spends the approval before anything
+#: is written; ``released`` gives it back after a run that wrote nothing outside its
+#: staging; ``discarded`` ends a request (approved or left running) for good.
+_STATUS_OF = {"released": "approved"}
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -25,7 +29,7 @@ def _iso(when: datetime | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    decision: str  # approved | rejected | used
+    decision: str  # approved | rejected | running | released | used | discarded
     actor: str
     reason: str
     valid_until: datetime | None
@@ -118,9 +122,10 @@ def fold_request(row: ExportRequest, decisions: Iterable[ExportDecision], *,
                    for d in sorted(decisions, key=lambda d: d.id or 0))
     status = "pending"
     for d in folded:
-        status = d.decision
-    last = folded[-1] if folded else None
-    if status == "approved" and last and last.valid_until and now >= last.valid_until:
+        status = _STATUS_OF.get(d.decision, d.decision)
+    approval = next((d for d in reversed(folded) if d.decision == "approved"), None)
+    if status == "approved" and approval and approval.valid_until \
+            and now >= approval.valid_until:
         status = "expired"
     return RequestView(id=row.id, case_id=row.case_id, case_number=case_number,
                        recording_id=row.recording_id, start=row.start, end=row.end,

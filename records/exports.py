@@ -5,15 +5,13 @@ A request names a case (every footage link active when it was made) or one recor
 recipient. Another person with ``export.approve`` decides it; an approval is valid for
 ``exports.approval_valid_h`` hours and produces packages once. Every step is an
 append-only :class:`ExportDecision` row plus an audit event; status is folded from them.
-Packages are written by :class:`ingest.export.Exporter`, unchanged.
+A run spends the approval before it writes anything (:mod:`records.exportrun`); an
+approved request, or one a dead run left ``running``, can be discarded.
 """
 
 from __future__ import annotations
 
 import builtins
-import contextlib
-import json
-import shutil
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -29,13 +27,13 @@ from archive.catalog.models import Rendition, Segment
 from config.access import ExportSettings
 from integrity.errors import (
     Conflict,
-    EvidockError,
     InvalidRequest,
     NotApproved,
     NotFound,
     SelfApproval,
 )
 from records.casebook import Casebook, CaseView
+from records.exportarea import AreaState, ExportArea, Removed
 from records.exportbook import (
     STATUSES,
     ExportItem,
@@ -44,49 +42,15 @@ from records.exportbook import (
     fold_request,
     load_requests,
 )
-from records.models import ExportDecision, ExportRequest
+from records.exportrun import ExportRun, check_out, remove_partial
+from records.labels import require_items
+from records.models import Export, ExportDecision, ExportRequest
 from records.package import Exporter, parse_offset
 from records.permissions import Actor, Gate, P
 
 
 def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
-
-
-def _provenance(view: RequestView, actor: Actor) -> dict[str, object]:
-    """What every package of an approved request records about it."""
-    approval = view.approval
-    assert approval is not None
-    return {"request_id": view.id, "case_id": view.case_id, "case_number": view.case_number,
-            "purpose": view.purpose, "recipient": view.recipient,
-            "requested_by": view.requested_by, "requested_at": _iso(view.at),
-            "reason": view.reason, "approved_by": approval.actor,
-            "approved_at": _iso(approval.at), "valid_until": _iso(approval.valid_until),
-            "exported_by": actor.name}
-
-
-def _seconds(us: int) -> str:
-    """µs as an exact decimal number of seconds (what Exporter.export reads)."""
-    sign = "-" if us < 0 else ""
-    return f"{sign}{abs(us) // 1_000_000}.{abs(us) % 1_000_000:06d}"
-
-
-def _json(obj: object) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True).encode() + b"\n"
-
-
-def _remove_partial(out: Path) -> None:
-    """``out`` and the temp directories a package export under it may have left."""
-    for path in (out, *out.parent.glob(f".{out.name}.partial-*")):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-
-
-def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise EvidockError(f"{out} exists and is not an empty directory", path=str(out))
 
 
 class ExportDesk:
@@ -116,6 +80,20 @@ class ExportDesk:
         for case in cases:
             self.gate.require(actor, permission, subjects=subjects, unit=case.unit,
                               sensitivity=case.sensitivity)
+
+    def _require_items(self, actor: Actor, permission: P, view: RequestView,
+                       recording_ids: Sequence[str] | None = None) -> None:
+        """Every item's own labels, whichever case the request names (audited)."""
+        ids = [i.recording_id for i in view.items] if recording_ids is None \
+            else recording_ids
+        require_items(self.gate, self.book, actor, permission, subjects=self._subjects(view),
+                      ids=ids, what=f"export request {view.id}")
+
+    def _exported(self, view: RequestView) -> list[str]:
+        """The recordings of the packages a run wrote."""
+        with Session(self.catalog.engine) as s:
+            return list(s.exec(select(Export.recording_id)
+                               .where(col(Export.id).in_(list(view.exports)))))
 
     @staticmethod
     def _subjects(view: RequestView) -> list[str]:
@@ -237,6 +215,7 @@ class ExportDesk:
         view = self._load(request_id)
         subjects = self._subjects(view)
         self._require(actor, P.EXPORT_RUN, subjects, self._cases_of(view))
+        self._require_items(actor, P.EXPORT_RUN, view, self._exported(view))
         if view.status != "used":
             raise Conflict(f"export request {view.id} is {view.status}: it has not been "
                            "run, so there is no package to fetch", request=view.id,
@@ -270,6 +249,7 @@ class ExportDesk:
         view = fold_request(row, (), now=row.at, case_number=number)
         self._require(actor, P.EXPORT_REQUEST, self._subjects(view), self._cases_of(view))
         view = self._with_items(view)
+        self._require_items(actor, P.EXPORT_REQUEST, view)
         if not view.items:
             raise InvalidRequest(f"case {case} has no linked footage that can be exported",
                                  case=case, skipped=list(view.skipped))
@@ -297,6 +277,8 @@ class ExportDesk:
         view = self._load(request_id)
         subjects = self._subjects(view)
         self._require(actor, P.EXPORT_APPROVE, subjects, self._cases_of(view))
+        if view.case_id is not None:  # a recording request's one item is its scope
+            self._require_items(actor, P.EXPORT_APPROVE, self._with_items(view))
         if actor.name == view.requested_by:
             self.gate.refuse(actor, P.EXPORT_APPROVE, subjects,
                              f"{actor.name} made this request; another person must decide it",
@@ -318,97 +300,83 @@ class ExportDesk:
         return self._load(request_id)
 
     def run(self, actor: Actor, request_id: str, *, out: Path,
-            replace_partial: bool = False) -> builtins.list[Package]:
-        """Write the packages of an approved, unexpired, unused request (once).
+            exclusive: bool = False) -> builtins.list[Package]:
+        """Write the packages of an approved, unexpired, unused request, once
+        (:mod:`records.exportrun`: the approval is spent before anything is written).
 
-        ``replace_partial``: ``out`` is the caller's own area for this request (the
-        service's), where anything found can only be left by a run that never finished
-        (a finished run marks the request used), so it is removed instead of refused.
+        ``exclusive``: the caller holds this request's run lock and ``out`` is its own
+        area for it (the service's), so what it finds there was left by a run that died:
+        leftovers are removed, and a request such a run left ``running`` is resumed.
         """
         view = self._load(request_id)
         self._require(actor, P.EXPORT_RUN, self._subjects(view), self._cases_of(view))
-        if view.status != "approved":
+        resume = exclusive and view.status == "running"
+        if view.status != "approved" and not resume:
             self._refuse(actor, view, f"export request {view.id} is {view.status}, not "
                          "approved; nothing leaves without a valid approval")
-        if replace_partial:
-            _remove_partial(out)
-        _check_out(out)
+        if resume and not self._still_valid(view):
+            self._refuse(actor, view, f"export request {view.id} was interrupted and its "
+                         "approval has ended since; discard it and request again")
+        if exclusive:
+            remove_partial(out)
+        check_out(out)
         view = self._with_items(view)
+        # Checked again at run time: a label may have reached an item since approval.
+        self._require_items(actor, P.EXPORT_RUN, view)
         if not view.items:
             raise Conflict(f"nothing left to export: every link of request {view.id} was "
                            "removed", request=view.id)
-        created = not out.exists()
-        packages: builtins.list[Package] = []
-        try:
-            self._write(actor, view, out, packages)
-            self.reached("export_written")  # written, not yet recorded as used
-            self._used(actor, view, out, packages)
-        except BaseException as exc:
-            self._discard(actor, view, out, packages, created=created, error=exc)
-            raise
-        return packages
+        return ExportRun(catalog=self.catalog, audit=self.audit, exporter=self.exporter,
+                         clock=self.clock, reached=self.reached, actor=actor, view=view,
+                         subjects=self._subjects(view), out=out).run(resume=resume)
 
-    def _write(self, actor: Actor, view: RequestView, out: Path,
-               packages: builtins.list[Package]) -> None:
-        """Each item as a package (a case: OUT/<nn>-<recording>/ and OUT/request.json)."""
-        if view.case_id is not None:
-            out.mkdir(parents=True, exist_ok=True)
-        for n, item in enumerate(view.items, 1):
-            dest = out if view.case_id is None else out / f"{n:02d}-{item.recording_id}"
-            # Everything request.json says, so `evidock verify` can hold it against the
-            # packages' clip.json, which their bag digests cover.
-            provenance = {**_provenance(view, actor), "skipped": list(view.skipped),
-                          "link_id": item.link_id}
-            res = self.exporter.export(item.recording_id, start=_seconds(item.start_us),
-                                       end=_seconds(item.end_us), out=dest,
-                                       actor=actor.audit_name, purpose=view.purpose,
-                                       request_id=view.id, provenance=provenance)
-            packages.append(Package(res.path, res.export_id, item, res.segments))
-        if view.case_id is None:
-            return
-        (out / "request.json").write_bytes(_json({
-            **_provenance(view, actor), "skipped": list(view.skipped),
-            "packages": [{**p.to_json(), "dir": p.path.name} for p in packages]}))
+    def tidy(self, area: ExportArea) -> builtins.list[Removed]:
+        """The export area's lifecycle (:meth:`ExportArea.sweep`), each removal audited
+        as the station's own act."""
+        removed = area.sweep(self._area_states, now=self.clock())
+        for r in removed:
+            self.audit.record(actor="system:service", action="export.area.removed",
+                              subjects=[f"export-request:{r.request_id}"],
+                              details={"entry": r.name, "why": r.why}, at=self.clock())
+        return removed
 
-    def _used(self, actor: Actor, view: RequestView, out: Path,
-              packages: Sequence[Package]) -> None:
+    def _area_states(self, ids: Sequence[str]) -> dict[str, AreaState]:
+        with Session(self.catalog.engine) as s:
+            views = load_requests(s, now=self.clock(), ids=ids)
+        return {v.id: AreaState(v.status, getattr(v.approval, "valid_until", None))
+                for v in views}
+
+    def _still_valid(self, view: RequestView) -> bool:
+        until = getattr(view.approval, "valid_until", None)
+        return until is None or self.clock() < until
+
+    def discard(self, actor: Actor, request_id: str, *, reason: str,
+                exclusive: bool = False) -> RequestView:
+        """End an approved request, or one a dead run left ``running``, for good (the
+        requester, or whoever may approve or run it; audited). ``exclusive`` as for
+        :meth:`run`: only then can a ``running`` request be known to be dead."""
+        view = self._load(request_id)
+        subjects = self._subjects(view)
+        mine = actor.name == view.requested_by
+        permission = next((p for p in (P.EXPORT_APPROVE, P.EXPORT_RUN) if actor.may(p)),
+                          P.EXPORT_REQUEST if mine else P.EXPORT_RUN)
+        self._require(actor, permission, subjects, self._cases_of(view))
+        if not reason.strip():
+            raise InvalidRequest("a reason is required to discard", request=request_id)
+        allowed = ("approved", "running") if exclusive else ("approved",)
         now = self.clock()
-        exports = [p.export_id for p in packages]
         with self.catalog.transaction() as s:
-            status = load_requests(s, now=now, ids=[view.id])[0].status
-            if status == "used":  # another run finished first
-                raise Conflict(f"export request {view.id} was used meanwhile",
-                               request=view.id)
-            s.add(ExportDecision(request_id=view.id, decision="used", actor=actor.name,
-                                 exports=exports, at=now))
-            self.audit.append(s, actor=actor.audit_name, action="export.run",
-                              subjects=[*self._subjects(view), *sorted(
-                                  {f"recording:{p.item.recording_id}" for p in packages})],
-                              details={"purpose": view.purpose, "recipient": view.recipient,
-                                       "out": str(out), "exports": exports,
-                                       "approved_by": getattr(view.approval, "actor", None)},
-                              at=now)
-
-    def _discard(self, actor: Actor, view: RequestView, out: Path,
-                 packages: Sequence[Package], *, created: bool, error: BaseException) -> None:
-        """A run that failed part-way leaves OUT as it found it; the export rows stay and
-        an audit event says their packages were removed. The request stays approved."""
-        for path in (*(p.path for p in packages), out / "request.json"):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.exists():
-                path.unlink()
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        elif not created:
-            out.mkdir(exist_ok=True)
-        if packages:
-            code = error.code if isinstance(error, EvidockError) else type(error).__name__
-            with contextlib.suppress(EvidockError):  # the original error is the one to report
-                self.audit.record(actor=actor.audit_name, action="export.discarded",
-                                  subjects=self._subjects(view),
-                                  details={"exports": [p.export_id for p in packages],
-                                           "error": code}, at=self.clock())
+            status = load_requests(s, now=now, ids=[request_id])[0].status
+            if status not in allowed:
+                raise Conflict(f"export request {request_id} is {status}; only an approved "
+                               "request, or one whose run died, can be discarded",
+                               request=request_id, status=status)
+            s.add(ExportDecision(request_id=request_id, decision="discarded",
+                                 actor=actor.name, reason=reason, at=now))
+            self.audit.append(s, actor=actor.audit_name, action="export.discard",
+                              subjects=subjects, details={"reason": reason,
+                                                          "was": status}, at=now)
+        return self._load(request_id)
 
 
 __all__ = ["STATUSES", "ExportDesk", "ExportItem", "Package", "RequestView"]

@@ -1,14 +1,18 @@
 """Write a clip package: the covering segments, signed manifest, proofs, keys, BagIt.
 
 Segments are copied from the store, never re-encoded, and each copy is hashed on the way
-out and compared with the catalog, so a package can only carry the archived bytes. The
-package is assembled in a sibling temp directory and renamed into place at the end.
+out and compared with the catalog, so a package can only carry the archived bytes. What
+the export claims (clip.json: range, segments and their digests, request, approval) is
+signed by the station. A package is assembled and synced in a staging directory
+(:meth:`Exporter.stage`); its ``export`` row is committed before it is renamed into
+place (:func:`publish`), so a crash leaves a recorded export or nothing outside staging.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import uuid
@@ -21,6 +25,7 @@ from archive.catalog import Catalog, Recording
 from archive.catalog.models import Rendition, Segment
 from archive.keystore import StationKeys
 from archive.store import ContentStore, fsync_dir
+from integrity import clipsign
 from integrity import manifest as mf
 from integrity import package as pkg
 from integrity.digest import copy_and_hash
@@ -35,15 +40,17 @@ EN: This folder holds segments of a body-worn camera recording exactly as archiv
 the station's signed manifest. To verify it offline:
     evidock verify THIS_FOLDER --key STATION_PUBLIC_KEY.pem
 Verification checks every segment's BLAKE3 digest against the signed manifest, each
-segment's Merkle inclusion proof, the Ed25519 signature, and that nothing was added,
-removed or reordered. Standard BagIt tools also check the SHA-256/SHA-512 manifests.
+segment's Merkle inclusion proof, the Ed25519 signatures (on the manifest, and on
+clip.json: the range, segments, request and approval of this export), and that nothing
+was added, removed or reordered. Standard BagIt tools also check the SHA-256/SHA-512 manifests.
 Obtain the station's public key from the agency independently; the copy in keys/ only
 proves consistency, not origin.
 
 中文：本文件夹包含执法记录仪录像的分段文件（与归档内容逐字节一致）及工作站签名清单。
 离线校验方法：
     evidock verify 本文件夹 --key 工作站公钥.pem
-校验内容：每个分段的 BLAKE3 摘要与签名清单一致、默克尔包含证明、Ed25519 签名，
+校验内容：每个分段的 BLAKE3 摘要与签名清单一致、默克尔包含证明、Ed25519 签名（清单及
+clip.json：本次导出的时间范围、分段、申请与审批记录），
 以及文件未被增加、删除或调换顺序。标准 BagIt 工具亦可校验 SHA-256/SHA-512 清单。
 请通过独立渠道向执法机关索取工作站公钥；keys/ 中的副本仅能证明一致性，不能证明来源。
 """
@@ -92,6 +99,41 @@ class ExportResult:
     end_us: int
 
 
+@dataclass(frozen=True)
+class StagedPackage:
+    """A package assembled and synced to disk in a staging directory; its ``export`` row
+    is not committed yet. Nothing of it is outside the staging directory."""
+
+    export: Export
+    path: Path
+    segments: tuple[str, ...]
+
+
+def publish(staged: Path, out: Path) -> None:
+    """Rename a staged package (or a case export's staging directory) into ``out``, which
+    may exist only as an empty directory, and make the rename durable."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        out.rmdir()
+    staged.rename(out)
+    fsync_dir(out.parent)
+
+
+def sync_tree(root: Path) -> None:
+    """fsync every file and directory below ``root`` (and it): after this, a crash
+    leaves the package whole, so committing its row first is safe."""
+    for path in sorted(root.rglob("*"), reverse=True):
+        if path.is_dir():
+            fsync_dir(path)
+        else:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    fsync_dir(root)
+
+
 class Exporter:
     def __init__(self, *, store: ContentStore, catalog: Catalog, keys: StationKeys,
                  clock: Callable[[], datetime], station_id: str,
@@ -109,35 +151,64 @@ class Exporter:
     def export(self, recording_id: str, *, start: str, end: str, out: Path, actor: str,
                purpose: str = "", request_id: str | None = None,
                provenance: dict[str, object] | None = None) -> ExportResult:
-        """``provenance`` (the approved request: who asked, who approved, purpose,
-        recipient) goes into the package's clip.json, covered by its digests."""
-        rec, rendition, segs = self._load(recording_id)
+        """Stage, record and publish one package (the one-call form). ``provenance``
+        (the approved request) goes into the signed clip.json."""
+        rec, _rendition, _segs = self._load(recording_id)
         start_us = parse_offset(start, rec.camera_start)
         end_us = parse_offset(end, rec.camera_start)
-        chosen = covering(segs, start_us, end_us)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise EvidockError(f"{out} exists and is not an empty directory", path=str(out))
+        tmp = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex}")
+        try:
+            staged = self.stage(recording_id, start_us=start_us, end_us=end_us, at=tmp,
+                                destination=out, actor=actor, purpose=purpose,
+                                request_id=request_id, provenance=provenance)
+            with self.catalog.transaction() as s:  # recorded before it is in place
+                s.add(staged.export)
+            publish(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return ExportResult(staged.export.id, out, staged.segments, start_us, end_us)
+
+    def stage(self, recording_id: str, *, start_us: int, end_us: int, at: Path,
+              destination: Path, actor: str, purpose: str = "",
+              request_id: str | None = None,
+              provenance: dict[str, object] | None = None) -> StagedPackage:
+        """Write the package of [start_us, end_us) into ``at`` (which must not exist) and
+        sync it; the Export row it returns names ``destination``. Removes ``at`` on error."""
+        rec, rendition, segs = self._load(recording_id)
+        chosen = covering(segs, start_us, end_us)
         assert rendition.manifest_blake3 is not None
         manifest_bytes = self.store.path_for(rendition.manifest_blake3).read_bytes()
         signed = mf.load_signed(manifest_bytes)
         export = Export(id=self.new_id(), recording_id=rec.id, rendition_id=rendition.id,
                         start_us=start_us, end_us=end_us, segments=[s.index for s in chosen],
-                        destination=str(out), actor=actor, purpose=purpose,
+                        destination=str(destination), actor=actor, purpose=purpose,
                         request_id=request_id, created_at=self.clock())
-        tmp = out.with_name(f".{out.name}.partial-{export.id}")
+        at.mkdir(parents=True)
         try:
-            self._write(tmp, rec=rec, signed=signed, manifest_bytes=manifest_bytes,
+            self._write(at, rec=rec, signed=signed, manifest_bytes=manifest_bytes,
                         chosen=chosen, export=export, provenance=provenance)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            if out.exists():
-                out.rmdir()
-            tmp.rename(out)
-            fsync_dir(out.parent)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        with self.catalog.transaction() as s:
-            s.add(export)
-        return ExportResult(export.id, out, tuple(s.name for s in chosen), start_us, end_us)
+            sync_tree(at)
+        except BaseException:
+            shutil.rmtree(at, ignore_errors=True)
+            raise
+        return StagedPackage(export, at, tuple(s.name for s in chosen))
+
+    def _clip(self, rec: Recording, signed: mf.SignedManifest, chosen: list[Segment],
+              export: Export, provenance: dict[str, object] | None) -> dict[str, object]:
+        """What the export claims, all of it signed (integrity.clipsign)."""
+        entries = {e.index: e for e in signed.manifest.entries()}
+        original = next(o for o in signed.manifest.originals if o.recording_id == rec.id)
+        return {"format": pkg.CLIP_FORMAT, "export_id": export.id, "recording_id": rec.id,
+                "station_id": self.station_id,
+                "created_at": mf.format_utc(export.created_at),
+                "range_us": [export.start_us, export.end_us], "original": original.to_dict(),
+                "camera_start": rec.camera_start.isoformat() if rec.camera_start else None,
+                "segments": [s.name for s in chosen], "key_id": signed.key_id,
+                "selection": {"merkle_root": signed.manifest.merkle_root,
+                              "segments": [entries[s.index].to_dict() for s in chosen]},
+                "request": provenance}
 
     def _write(self, tmp: Path, *, rec: Recording, signed: mf.SignedManifest,
                manifest_bytes: bytes, chosen: list[Segment], export: Export,
@@ -148,16 +219,11 @@ class Exporter:
         for seg in chosen:
             self._copy_segment(seg, data / "segments" / seg.name)
         proofs = {s.name: signed.manifest.inclusion_proof(s.index).to_dict() for s in chosen}
-        original = next(o for o in signed.manifest.originals if o.recording_id == rec.id)
-        clip = {"format": pkg.CLIP_FORMAT, "export_id": export.id, "recording_id": rec.id,
-                "station_id": self.station_id, "created_at": mf.format_utc(export.created_at),
-                "range_us": [export.start_us, export.end_us], "original": original.to_dict(),
-                "camera_start": rec.camera_start.isoformat() if rec.camera_start else None,
-                "segments": [s.name for s in chosen], "key_id": signed.key_id,
-                "request": provenance}
+        clip = _json(self._clip(rec, signed, chosen, export, provenance))
         files = {
             "README.txt": README.encode("utf-8"),
-            "clip.json": _json(clip),
+            "clip.json": clip,
+            clipsign.SIG_FILE: clipsign.sign_clip(clip, self.keys.load()),
             "manifest.json": manifest_bytes,
             "proofs.json": _json({"merkle_root": signed.manifest.merkle_root,
                                   "proofs": proofs}),

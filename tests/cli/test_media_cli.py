@@ -320,8 +320,11 @@ def test_rotation_keeps_old_signatures_verifiable(station: Station, tmp_path: Pa
     assert out["ok"] is True
     run = evidock(home, "verify", str(station.package), "--key", str(new_pem))
     assert run.returncode == 1, run.stderr
+    # Both station signatures in the package (the segments' manifest and the clip's
+    # statement) are the old key's: each is a finding under the new key alone.
     assert "E_KEY_MISMATCH [manifest.json]" in run.stdout
-    assert run.stdout.rstrip().endswith("FAILED: 1 finding(s)")
+    assert "E_KEY_MISMATCH [clip.json]" in run.stdout
+    assert run.stdout.rstrip().endswith("FAILED: 2 finding(s)")
     assert stored == {"target": station.video_id, "ok": True, "findings": []}
 
 

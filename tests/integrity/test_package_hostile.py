@@ -40,6 +40,9 @@ from records.package import Exporter
 C = Code
 SEGS = ("seg00000.mp4", "seg00001.mp4")
 OXUM = (C.E_BAG_OXUM, "bag-info.txt")
+SIG = (C.E_SIGNATURE_INVALID, "clip.json")  # clip.json's bytes are not the signed ones
+UNSIGNED = (C.E_CLIP_UNSIGNED, "clip.json")
+SIG_FILE = "data/clip.sig.json"
 Expect = set[tuple[str, str | None]]
 
 
@@ -145,6 +148,11 @@ NEVER_OPENED: dict[str, tuple[Callable[[Path], None], Expect]] = {
                                {(C.E_PACKAGE_LINK, f"data/segments/{SEGS[0]}"), OXUM}),
     "link-as-tag-manifest": (_on(_link, "tagmanifest-sha512.txt", "/dev/zero"),
                              {(C.E_PACKAGE_LINK, "tagmanifest-sha512.txt")}),
+    # The signature on clip.json: never opened either, and the claims are then unsigned.
+    "fifo-clip-signature": (_on(_fifo, SIG_FILE),
+                            {(C.E_PACKAGE_SPECIAL, SIG_FILE), OXUM, UNSIGNED}),
+    "link-as-clip-signature": (_on(_link, SIG_FILE, "/dev/zero"),
+                               {(C.E_PACKAGE_LINK, SIG_FILE), OXUM, UNSIGNED}),
 }
 
 
@@ -234,8 +242,16 @@ def _duplicate_key(p: Path) -> None:
 
 
 BOUNDED: dict[str, tuple[Callable[[Path], None], Expect]] = {
-    "json-100000-deep": (_deep_json, {(C.E_PACKAGE_LIMIT, "data/clip.json"), OXUM,
+    "json-100000-deep": (_deep_json, {(C.E_PACKAGE_LIMIT, "data/clip.json"), OXUM, SIG,
                                       (C.E_BAG_DIGEST_MISMATCH, "data/clip.json")}),
+    "json-100000-deep-signature": (
+        lambda p: (p / SIG_FILE).write_bytes(b"{" + b'"a":{' * 100_000 + b"}" * 100_001),
+        {(C.E_PACKAGE_LIMIT, SIG_FILE), OXUM, (C.E_BAG_DIGEST_MISMATCH, SIG_FILE)}),
+    "sparse-1GiB-clip-signature": (_on(_sparse, SIG_FILE),
+                                   {(C.E_PACKAGE_LIMIT, SIG_FILE), OXUM, UNSIGNED}),
+    # A 17 GiB sparse "segment": its size is not the signed one, so it is never read.
+    "sparse-17GiB-segment": (lambda p: os.truncate(p / "data" / "segments" / SEGS[1], 17 << 30),
+                             {(C.E_SIZE_MISMATCH, SEGS[1]), OXUM}),
     "sparse-1GiB-clip": (_on(_sparse, "data/clip.json"),
                          {(C.E_PACKAGE_LIMIT, "data/clip.json"), OXUM}),
     "sparse-1GiB-bag-info": (_on(_sparse, "bag-info.txt"),
@@ -251,11 +267,11 @@ BOUNDED: dict[str, tuple[Callable[[Path], None], Expect]] = {
                           {(C.E_PACKAGE_ENCODING, "bag-info.txt"),
                            (C.E_BAG_DIGEST_MISMATCH, "bag-info.txt")}),
     "non-utf8-clip": (_on(_not_utf8, "data/clip.json"),
-                      {(C.E_PACKAGE_ENCODING, "data/clip.json"),
+                      {(C.E_PACKAGE_ENCODING, "data/clip.json"), SIG,
                        (C.E_BAG_DIGEST_MISMATCH, "data/clip.json")}),
     "utf16-json": (_utf16_json, {(C.E_PACKAGE_ENCODING, "data/proofs.json"), OXUM,
                                  (C.E_BAG_DIGEST_MISMATCH, "data/proofs.json")}),
-    "duplicate-json-key": (_duplicate_key, {(C.E_PACKAGE_INVALID, "data/clip.json"), OXUM,
+    "duplicate-json-key": (_duplicate_key, {(C.E_PACKAGE_INVALID, "data/clip.json"), OXUM, SIG,
                                             (C.E_BAG_DIGEST_MISMATCH, "data/clip.json")}),
     "manifest-line-too-long": (_long_line, {(C.E_PACKAGE_LIMIT, "manifest-sha256.txt"),
                                             (C.E_BAG_DIGEST_MISMATCH, "manifest-sha256.txt")}),
@@ -328,7 +344,8 @@ NAMES: dict[str, tuple[Callable[[Path], None], Expect]] = {
         {(C.E_PACKAGE_PATH_UNSAFE, "manifest-sha256.txt"),
          (C.E_BAG_DIGEST_MISMATCH, "manifest-sha256.txt")}),
     "dotdot-segment-name": (_on(_segment_name, "../../../etc/passwd"),
-                            {(C.E_PACKAGE_PATH_UNSAFE, "../../../etc/passwd"),
+                            {(C.E_PACKAGE_PATH_UNSAFE, "../../../etc/passwd"), SIG,
+                             (C.E_SELECTION_MISMATCH, "clip.json"),
                              (C.E_EXTRA_FILE, f"data/segments/{SEGS[0]}"), OXUM,
                              (C.E_BAG_DIGEST_MISMATCH, "data/clip.json")}),
     "undecodable-file-name": (_odd_name, {(C.E_EXTRA_FILE, "data/odd\\xff\\x0aname.txt"),
@@ -390,3 +407,67 @@ def test_untrusted_json_is_refused_with_its_reason(raw: bytes, code: Code) -> No
     with pytest.raises(Refused) as refused:
         safejson.loads(raw, "x.json")
     assert refused.value.finding.code == code
+
+
+# --------------------------------------------------------------------------- case exports
+
+
+@pytest.fixture
+def case_export(package: Path, tmp_path: Path) -> Path:
+    """A case export around the package: ``01-<recording>/`` and the request.json that
+    lists it (the package records no request, so request.json claims none)."""
+    clip = json.loads((package / "data" / "clip.json").read_bytes())
+    name = f"01-{clip['recording_id']}"
+    root = tmp_path / "case"
+    root.mkdir()
+    package.rename(root / name)
+    listed = {"dir": name, "export_id": clip["export_id"], "link_id": None,
+              "recording_id": clip["recording_id"], "range_us": clip["range_us"],
+              "segments": clip["segments"]}
+    (root / "request.json").write_text(json.dumps({"packages": [listed]}), encoding="utf-8")
+    return root
+
+
+def _package_as_link(root: Path) -> str:
+    """The package moved outside, a link to it in its place."""
+    [inner] = [p for p in root.iterdir() if p.is_dir()]
+    outside = root.parent / "outside-package"
+    inner.rename(outside)
+    inner.symlink_to(outside)
+    return inner.name
+
+
+CASE_HOSTILE: dict[str, tuple[Callable[[Path], object], Callable[[Path, object], Expect]]] = {
+    "request-json-fifo": (lambda r: _fifo(r, "request.json"),
+                          lambda r, _: {(C.E_PACKAGE_SPECIAL, "request.json"),
+                                        (C.E_PACKAGE_MISSING, str(r))}),
+    "request-json-link": (lambda r: _link(r, "request.json", "/dev/zero"),
+                          lambda r, _: {(C.E_PACKAGE_LINK, "request.json"),
+                                        (C.E_PACKAGE_MISSING, str(r))}),
+    # request.json unread: the package it would list is then listed by nothing.
+    "request-json-deep": (lambda r: (r / "request.json").write_bytes(b"[" * 100_000),
+                          lambda r, _: {(C.E_PACKAGE_LIMIT, "request.json"),
+                                        (C.E_EXTRA_FILE, f"{_only_dir(r)}/")}),
+    "request-json-sparse-1GiB": (lambda r: _sparse(r, "request.json"),
+                                 lambda r, _: {(C.E_PACKAGE_LIMIT, "request.json"),
+                                               (C.E_EXTRA_FILE, f"{_only_dir(r)}/")}),
+    "package-dir-is-a-link": (_package_as_link,
+                              lambda r, name: {(C.E_PACKAGE_LINK, str(name)),
+                                               (C.E_MISSING_FILE, f"{name}/")}),
+}
+
+
+def _only_dir(root: Path) -> str:
+    [inner] = [p.name for p in root.iterdir() if p.is_dir()]
+    return inner
+
+
+@pytest.mark.parametrize("case", sorted(CASE_HOSTILE))
+def test_a_hostile_case_export_is_named_never_followed(case_export: Path, pem: Path,
+                                                       case: str) -> None:
+    assert failures(case_export, "--key", str(pem)) == set()
+    change, expected = CASE_HOSTILE[case]
+    made = change(case_export)
+    started = time.monotonic()
+    assert failures(case_export, "--key", str(pem), timeout=30) == expected(case_export, made)
+    assert time.monotonic() - started < 20

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 from evidock_testing import StepClock, write_agency_config
 from service_support import RunningService, serving
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditEvent
@@ -31,12 +34,15 @@ from integrity.errors import (
     Forbidden,
     InvalidRequest,
     NotApproved,
+    NotFound,
     SelfApproval,
 )
 from integrity.package import verify_package
+from records.exportarea import ExportArea, Removed
+from records.exportrun import finish, staging_of
 from records.exports import ExportDesk
 from records.models import Export, ExportRequest
-from records.package import Exporter, ExportResult
+from records.package import Exporter, StagedPackage
 from records.permissions import Actor
 
 SERIAL, OFFICER = "ZFY0001", "123456"
@@ -246,17 +252,25 @@ def test_a_link_made_after_the_request_is_not_covered(world: World) -> None:
 
 
 class _FailsSecond(Exporter):
-    """Writes the first package, then fails like a full disk."""
+    """Stages the first package, then fails like a full disk."""
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.calls = 0
 
-    def export(self, *args: Any, **kw: Any) -> ExportResult:
+    def stage(self, *args: Any, **kw: Any) -> StagedPackage:
         self.calls += 1
         if self.calls > 1:
             raise DiskFull("no space left on the export disk")
-        return super().export(*args, **kw)
+        return super().stage(*args, **kw)
+
+
+def _desk(world: World, exporter: Exporter | None = None,
+          reached: Callable[[str], None] = lambda _p: None) -> ExportDesk:
+    svc = world.svc
+    return ExportDesk(catalog=svc.catalog, gate=svc.gate(), audit=svc.audit(),
+                      exporter=exporter or svc.exports().exporter,
+                      settings=svc.settings.exports, clock=svc.clock, reached=reached)
 
 
 def test_a_run_that_fails_part_way_leaves_nothing_and_can_be_retried(
@@ -264,18 +278,172 @@ def test_a_run_that_fails_part_way_leaves_nothing_and_can_be_retried(
     svc = world.svc
     broken = _FailsSecond(store=svc.store, catalog=svc.catalog, keys=svc.keys, clock=svc.clock,
                           station_id=svc.settings.station.id)
-    desk = ExportDesk(catalog=svc.catalog, gate=svc.gate(), audit=svc.audit(),
-                      exporter=broken, settings=svc.settings.exports, clock=svc.clock)
     rid = world.approved()
     out = tmp_path / "out"
     with pytest.raises(DiskFull):
-        desk.run(world.who("inspector"), rid, out=out)
-    assert not out.exists()
-    [written] = world.exports_of(rid)  # the row stays: a package was written, then removed
-    discarded = world.events("export.discarded")[-1]
-    assert discarded.details == {"exports": [written.id], "error": "E_DISK_FULL"}
-    assert world.desk.show(world.who("legal"), rid).status == "approved"
+        _desk(world, broken).run(world.who("inspector"), rid, out=out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # staging removed too
+    assert world.exports_of(rid) == []  # nothing was recorded: nothing left staging
+    released = world.events("export.released")[-1]
+    assert released.details == {"error": "E_DISK_FULL"}
+    assert f"export-request:{rid}" in released.subjects
+    assert world.desk.show(world.who("legal"), rid).status == "approved"  # given back
     assert len(world.desk.run(world.who("inspector"), rid, out=out)) == 3
+
+
+# --------------------------------------------------------------------------- issue 19, item 2
+
+
+def test_the_approval_is_spent_before_any_byte_is_written(world: World,
+                                                          tmp_path: Path) -> None:
+    """At the first point of the run the request is already `running`, committed and
+    audited, and nothing exists at or beside --out; a second run is refused there."""
+    rid = world.approved(recording=world.short.id)
+    out = tmp_path / "out"
+    seen: dict[str, Any] = {}
+
+    def at(point: str) -> None:
+        if point != "export_started":
+            return
+        seen["status"] = world.desk.show(world.who("legal"), rid).status
+        seen["files"] = sorted(p.name for p in tmp_path.iterdir())
+        seen["event"] = world.events("export.start")[-1].subjects
+        with pytest.raises(NotApproved):  # the approval is spent: a second run is refused
+            world.desk.run(world.who("inspector"), rid, out=tmp_path / "second")
+
+    [package] = _desk(world, reached=at).run(world.who("inspector"), rid, out=out)
+    assert seen == {"status": "running", "files": [],
+                    "event": [f"export-request:{rid}", f"recording:{world.short.id}"]}
+    assert not (tmp_path / "second").exists()
+    assert [e.id for e in world.exports_of(rid)] == [package.export_id]
+
+
+class _BusyAt:
+    """The catalog as it is when another writer holds it past the busy timeout: every
+    write transaction from the hook point on fails with SQLite's 'database is locked'."""
+
+    def __init__(self, world: World, point: str) -> None:
+        self.world, self.point, self.busy = world, point, False
+
+    def __getattr__(self, name: str) -> Any:  # reads go to the real catalog
+        return getattr(self.world.svc.catalog, name)
+
+    def reached(self, point: str) -> None:
+        self.busy = self.busy or point == self.point
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        if self.busy:
+            raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
+        with self.world.svc.catalog.transaction() as s:
+            yield s
+
+
+def test_a_busy_catalog_at_the_commit_leaves_nothing_and_one_package_later(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rid = world.approved(recording=world.short.id)
+    out = tmp_path / "out"
+    busy = _BusyAt(world, "export_staged")
+    desk = _desk(world, reached=busy.reached)
+    monkeypatch.setattr(desk, "catalog", busy)  # ExportRun writes through desk.catalog
+    with pytest.raises(OperationalError):
+        desk.run(world.who("inspector"), rid, out=out)
+    assert list(tmp_path.iterdir()) == [] and world.exports_of(rid) == []
+    # The catalog could not take the release either: the request stays `running`, spent.
+    assert world.desk.show(world.who("legal"), rid).status == "running"
+    with pytest.raises(NotApproved) as refused:
+        world.desk.run(world.who("inspector"), rid, out=out)
+    assert refused.value.details["status"] == "running" and not out.exists()
+    # The station service, holding the request's run lock, resumes it: one package.
+    [package] = world.desk.run(world.who("inspector"), rid, out=out, exclusive=True)
+    assert world.verify(out) == []
+    assert [e.id for e in world.exports_of(rid)] == [package.export_id]
+    assert f"export-request:{rid}" in world.events("export.resume")[-1].subjects
+    with pytest.raises(NotApproved):
+        world.desk.run(world.who("inspector"), rid, out=tmp_path / "again", exclusive=True)
+    assert [e.id for e in world.exports_of(rid)] == [package.export_id]
+
+
+def test_a_run_recorded_but_not_renamed_is_finished_not_run_again(
+        world: World, tmp_path: Path) -> None:
+    """Killed between the commit and the rename (simulated: the rename fails): the
+    export is recorded, its package whole in staging; finish() puts it in place."""
+    rid = world.approved(recording=world.short.id)
+    out = tmp_path / "out"
+
+    def at(point: str) -> None:
+        if point == "export_recorded":
+            raise KeyboardInterrupt  # stands for the SIGKILL (tests/service: the real one)
+
+    with pytest.raises(KeyboardInterrupt):
+        _desk(world, reached=at).run(world.who("inspector"), rid, out=out)
+    assert not out.exists() and staging_of(out).is_dir()
+    [row] = world.exports_of(rid)
+    assert world.desk.show(world.who("legal"), rid).status == "used"
+    with pytest.raises(NotApproved):
+        world.desk.run(world.who("inspector"), rid, out=tmp_path / "again", exclusive=True)
+    assert finish(out) and world.verify(out) == []
+    clip = json.loads((out / "data" / "clip.json").read_bytes())
+    assert clip["export_id"] == row.id and not staging_of(out).exists()
+    assert world.exports_of(rid) == [row]
+
+
+def test_discarding_ends_a_request_and_needs_the_run_lock_for_a_running_one(
+        world: World, tmp_path: Path) -> None:
+    rid = world.approved(recording=world.short.id)
+    with pytest.raises(InvalidRequest):
+        world.desk.discard(world.who("inspector"), rid, reason=" ")
+    with pytest.raises(Forbidden):  # clerk2: another unit, no part in this request
+        world.desk.discard(world.who("clerk2"), rid, reason="不需要了")
+    done = world.desk.discard(world.who("inspector"), rid, reason="不需要了")
+    assert done.status == "discarded"
+    event = world.events("export.discard")[-1]
+    assert event.details == {"reason": "不需要了", "was": "approved"}
+    with pytest.raises(NotApproved):
+        world.desk.run(world.who("inspector"), rid, out=tmp_path / "out", exclusive=True)
+    with pytest.raises(Conflict):
+        world.desk.discard(world.who("legal"), rid, reason="again")
+    assert not (tmp_path / "out").exists()
+
+    running = world.approved(recording=world.short.id)
+    busy = _BusyAt(world, "export_staged")
+    desk = _desk(world, reached=busy.reached)
+    desk.catalog = busy  # type: ignore[assignment]
+    with pytest.raises(OperationalError):
+        desk.run(world.who("inspector"), running, out=tmp_path / "r")
+    with pytest.raises(Conflict):  # maybe under way: only the lock holder may end it
+        world.desk.discard(world.who("legal"), running, reason="中断")
+    ended = world.desk.discard(world.who("legal"), running, reason="中断", exclusive=True)
+    assert ended.status == "discarded" and world.exports_of(running) == []
+    assert world.events("export.discard")[-1].details["was"] == "running"
+
+
+def test_the_export_area_keeps_a_package_until_its_approval_ends(world: World,
+                                                                  tmp_path: Path) -> None:
+    area = ExportArea(root=tmp_path / "exports")
+    used = world.approved(recording=world.short.id)
+    with area.running(used) as top:
+        world.desk.run(world.who("inspector"), used, out=top, exclusive=True)
+    released = world.approved(recording=world.short.id)  # a run that wrote nothing
+    (area.root / f".{released}.staging" / "data").mkdir(parents=True)
+    stranger = area.root / "no-such-request"
+    stranger.mkdir()
+    assert world.desk.tidy(area) == [
+        Removed(released, f".{released}.staging", "left by a run that did not finish "
+                                                  "(request approved)"),
+        Removed("no-such-request", "no-such-request", "no such export request")]
+    assert world.verify(area.path(used)) == []  # kept: its approval still runs
+    with area.running(used):  # a run or download under way: left alone
+        world.clock.now += timedelta(hours=73)
+        assert world.desk.tidy(area) == []
+    [removed] = world.desk.tidy(area)
+    assert (removed.request_id, removed.name) == (used, used)
+    assert removed.why.startswith("kept until its approval ended")
+    assert not area.path(used).exists()
+    event = world.events("export.area.removed")[-1]
+    assert (event.actor, event.subjects) == ("system:service", [f"export-request:{used}"])
+    with pytest.raises(NotFound):
+        area.files(used)
 
 
 # --------------------------------------------------------------------------- refusals

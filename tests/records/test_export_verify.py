@@ -27,6 +27,7 @@ from evidock.wiring import Services
 from fixtures.camera import media_relpath
 from fixtures.media import ClipSpec, encode_clip, write_photo
 from ingest.outcome import OffloadRequest
+from integrity import clipsign
 from integrity import package as pkg
 from integrity.canonical import canonical_bytes
 from integrity.codes import Code
@@ -41,7 +42,7 @@ from integrity.findings import (
 )
 from integrity.keys import KeyPair, PublicKey, new_keyring
 from records.models import Export
-from records.package import Exporter, covering, parse_offset
+from records.package import Exporter, _write_bag, covering, parse_offset
 
 SERIAL, OFFICER = "ZFY0001", "123456"
 START = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
@@ -377,6 +378,14 @@ def _foreign_keyring(p: Path) -> None:
                                                                   d.update(ring.to_dict())))
 
 
+def _flip_signature(p: Path) -> None:
+    """Another signature of the same form on clip.json (one hex digit changed)."""
+    path = p / "data" / "clip.sig.json"
+    doc = json.loads(path.read_bytes())
+    doc["sig"] = ("1" if doc["sig"][0] == "0" else "0") + doc["sig"][1:]
+    path.write_bytes(canonical_bytes(doc))
+
+
 def _drop_manifest_line(manifest: str, listed: str) -> Callable[[Path], None]:
     return lambda p: _replace(p / manifest, _manifest_line(p, manifest, listed), "")
 
@@ -391,6 +400,8 @@ def _set_request(field: str) -> Callable[[dict], None]:
 
 
 CLIP = (C.E_BAG_DIGEST_MISMATCH, "data/clip.json")
+SIG = (E_SIGNATURE_INVALID, "clip.json")  # the station's signature on clip.json
+SEL = (C.E_SELECTION_MISMATCH, "clip.json")  # its segments are not its range's
 Expect = set[tuple[str, str | None]]
 TAMPERS: dict[str, tuple[Callable[[Path], None], Expect]] = {
     # the segments
@@ -405,26 +416,33 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], Expect]] = {
                       {(pkg.E_EXTRA_FILE, "data/segments/seg00003.mp4"), OXUM}),
     # clip.json: its order, its fields, the approved request it records
     "reorder": (_clip(_reorder), {(pkg.E_SEGMENT_ORDER, SEGS[0]),
-                                  (pkg.E_SEGMENT_GAP, SEGS[2]), CLIP}),
-    "drop-middle": (_drop_middle, {(pkg.E_SEGMENT_GAP, SEGS[2]), CLIP, OXUM,
+                                  (pkg.E_SEGMENT_GAP, SEGS[2]), CLIP, SIG, SEL}),
+    "drop-middle": (_drop_middle, {(pkg.E_SEGMENT_GAP, SEGS[2]), CLIP, OXUM, SIG, SEL,
                                    (pkg.E_MISSING_FILE, f"data/segments/{SEGS[1]}")}),
-    "clip-approver": (_clip(_set_request("approved_by")), {CLIP}),
-    "clip-purpose": (_clip(_set_request("purpose")), {CLIP}),
-    "clip-requester": (_clip(_set_request("requested_by")), {CLIP}),
-    "clip-range": (_clip(lambda c: c["range_us"].__setitem__(0, 1)), {CLIP}),
+    "clip-approver": (_clip(_set_request("approved_by")), {CLIP, SIG}),
+    "clip-purpose": (_clip(_set_request("purpose")), {CLIP, SIG}),
+    "clip-requester": (_clip(_set_request("requested_by")), {CLIP, SIG}),
+    "clip-range": (_clip(lambda c: c["range_us"].__setitem__(0, 1)), {CLIP, SIG}),
     "clip-camera-start": (_clip(lambda c: c.__setitem__(
-        "camera_start", c["camera_start"].replace("08:31", "08:32"))), {CLIP}),
+        "camera_start", c["camera_start"].replace("08:31", "08:32"))), {CLIP, SIG}),
     "clip-original": (_clip(lambda c: c["original"].__setitem__(
         "blake3", _same_length(c["original"]["blake3"]))),
-        {CLIP, (pkg.E_ORIGINAL_MISMATCH, "clip.json")}),
+        {CLIP, SIG, (pkg.E_ORIGINAL_MISMATCH, "clip.json")}),
     "clip-longer": (_clip(lambda c: c["request"].__setitem__("purpose", "court, amended")),
-                    {CLIP, OXUM}),
+                    {CLIP, SIG, OXUM}),
+    "clip-selection-digest": (_clip(lambda c: c["selection"]["segments"][0].__setitem__(
+        "blake3", _same_length(c["selection"]["segments"][0]["blake3"]))), {CLIP, SIG, SEL}),
+    "clip-signature": (_flip_signature, {SIG, (C.E_BAG_DIGEST_MISMATCH,
+                                               "data/clip.sig.json")}),
+    "clip-unsigned": (_on(_remove, "data/clip.sig.json"),
+                      {(pkg.E_MISSING_FILE, "data/clip.sig.json"), OXUM,
+                       (C.E_CLIP_UNSIGNED, "clip.json")}),
     # the signed manifest, the proofs, the keyring, README.txt
     "edit-manifest-value": (_edit_manifest_value,
                             {(E_SIGNATURE_INVALID, "manifest.json"),
                              (C.E_BAG_DIGEST_MISMATCH, "data/manifest.json")}),
     "edit-manifest-times": (_edit_manifest_times,
-                            {(E_SIGNATURE_INVALID, "manifest.json"), OXUM,
+                            {(E_SIGNATURE_INVALID, "manifest.json"), OXUM, SEL,
                              (C.E_BAG_DIGEST_MISMATCH, "data/manifest.json")}),
     "pretty-manifest": (_pretty_manifest, {(E_MANIFEST_INVALID, "manifest.json"), OXUM,
                                            (C.E_BAG_DIGEST_MISMATCH, "data/manifest.json")}),
@@ -501,6 +519,79 @@ def test_each_tamper_is_caught_and_named(world: World, package: Path, pem: Path,
     assert _failures(world.verify(package)) == expected  # the same in-process
 
 
+# --------------------------------------------------------------------------- issue 19, item 9
+#
+# An attacker who can rewrite everything but the station's key: drop the last segment,
+# make clip.json say so (segments, range, selection), re-make every BagIt manifest and
+# the Payload-Oxum. The bag is then consistent, the manifest and proofs still hold for
+# the segments left; only the station's signature on clip.json can tell.
+
+
+def _rebag(p: Path) -> None:
+    """Every BagIt file recomputed for the package as it now is (bagit, as anyone can)."""
+    _write_bag(p, Export(id="rebagged", recording_id="r", rendition_id="r", start_us=0,
+                         end_us=1, destination="", actor="", created_at=START))
+
+
+def _drop_last_segment(p: Path) -> None:
+    _seg(p, SEGS[2]).unlink()
+
+    def shorter(c: dict) -> None:
+        kept = c["selection"]["segments"][:2]
+        c["segments"] = [e["name"] for e in kept]
+        c["selection"]["segments"] = kept
+        c["range_us"] = [c["range_us"][0], kept[-1]["end_us"]]
+    _edit_json(p / "data" / "clip.json", shorter)
+    proofs = p / "data" / "proofs.json"
+    _edit_json(proofs, lambda d: d["proofs"].pop(SEGS[2]))
+
+
+def _unsigned(p: Path) -> None:
+    (p / "data" / "clip.sig.json").unlink()
+
+
+def _self_signed(p: Path) -> None:
+    """clip.json re-signed with the attacker's key, added to the package's keyring."""
+    mine = KeyPair.generate()
+    clip = (p / "data" / "clip.json").read_bytes()
+    (p / "data" / "clip.sig.json").write_bytes(clipsign.sign_clip(clip, mine))
+    ring = p / "data" / "keys" / "keyring.json"
+    doc = json.loads(ring.read_bytes())
+    doc["keys"].append({"alg": "ed25519", "key_id": mine.key_id, "public": mine.public.to_hex()})
+    ring.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _approved_by_requester(p: Path) -> None:
+    _edit_json(p / "data" / "clip.json", lambda c: c["request"].__setitem__(
+        "approved_by", c["request"]["requested_by"]))
+
+
+REWRITES: dict[str, tuple[list[Callable[[Path], None]], Expect]] = {
+    "drop-last-segment": ([_drop_last_segment], {SIG}),
+    "drop-last-and-the-signature": ([_drop_last_segment, _unsigned],
+                                    {(C.E_CLIP_UNSIGNED, "clip.json"),
+                                     (pkg.E_MISSING_FILE, "data/clip.sig.json")}),
+    "drop-last-and-sign-it-yourself": ([_drop_last_segment, _self_signed],
+                                       {(pkg.E_KEY_MISMATCH, "clip.json")}),
+    "approver-is-the-requester": ([_approved_by_requester], {SIG}),
+    "selection-without-segment-1": (
+        [lambda p: _edit_json(p / "data" / "clip.json", lambda c: c.__setitem__(
+            "segments", [SEGS[0], SEGS[2]])), lambda p: _seg(p, SEGS[1]).unlink()],
+        {SIG, SEL, (pkg.E_SEGMENT_GAP, SEGS[2])}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REWRITES))
+def test_a_rewritten_and_rebagged_clip_is_caught_by_its_signature(
+        world: World, package: Path, pem: Path, case: str) -> None:
+    changes, expected = REWRITES[case]
+    for change in changes:
+        change(package)
+    _rebag(package)
+    assert bagit.Bag(str(package)).is_valid()  # the bag itself is consistent again
+    assert _cli_failures(package, pem) == expected
+
+
 def test_the_reference_tool_agrees_a_tampered_bag_is_invalid(full_package: Path,
                                                              tmp_path: Path) -> None:
     """bagit-python's full validation as a second opinion: the untouched package passes,
@@ -536,20 +627,22 @@ def test_another_recordings_manifest_is_caught(world: World, package: Path,
         (E_PROOF_INVALID, SEGS[0]),
         (pkg.E_SEGMENT_UNKNOWN, SEGS[1]),
         (pkg.E_SEGMENT_UNKNOWN, SEGS[2]),
-        (C.E_BAG_DIGEST_MISMATCH, "data/manifest.json"), OXUM,
+        (C.E_BAG_DIGEST_MISMATCH, "data/manifest.json"), OXUM, SEL,
     }
 
 
 def test_wrong_key_is_named(world: World, package: Path) -> None:
     stranger = KeyPair.generate().public
     found = pkg.verify_package(package, trusted={stranger.key_id: stranger})
-    assert _failures(found) == {(pkg.E_KEY_MISMATCH, "manifest.json")}
+    assert _failures(found) == {(pkg.E_KEY_MISMATCH, "manifest.json"),
+                                (pkg.E_KEY_MISMATCH, "clip.json")}
 
 
 def test_foreign_keyring_in_the_package_is_caught(world: World, package: Path) -> None:
     _foreign_keyring(package)
     assert _failures(pkg.verify_package(package)) == {
-        (E_KEY_UNKNOWN, "manifest.json"), (C.E_BAG_DIGEST_MISMATCH, "data/keys/keyring.json")}
+        (E_KEY_UNKNOWN, "manifest.json"), (E_KEY_UNKNOWN, "clip.json"),
+        (C.E_BAG_DIGEST_MISMATCH, "data/keys/keyring.json")}
     # With the published key the signature holds; the changed file is still named.
     assert _failures(world.verify(package)) == {
         (C.E_BAG_DIGEST_MISMATCH, "data/keys/keyring.json")}
@@ -658,12 +751,38 @@ CASE_TAMPERS: dict[str, tuple[Callable[[Path], None], Callable[[Path], Expect]]]
                    lambda _: {(C.E_EXTRA_FILE, "notes.txt")}),
     "clip-inside-a-package": (  # request.json no longer agrees with it either
         lambda p: _clip(_set_request("approved_by"))(p / _first(p)),
-        lambda p: {(C.E_BAG_DIGEST_MISMATCH, f"{_first(p)}/data/clip.json"), REQ}),
+        lambda p: {(C.E_BAG_DIGEST_MISMATCH, f"{_first(p)}/data/clip.json"), REQ,
+                   (E_SIGNATURE_INVALID, f"{_first(p)}/clip.json")}),
     "both-sides-agree": (  # clip.json and request.json changed alike: the bag still sees it
         lambda p: (_clip(lambda c: c["request"].__setitem__("purpose", "行政诉讼"))(
             p / _first(p)), _request(lambda r: r.__setitem__("purpose", "行政诉讼"))(p)),
-        lambda p: {(C.E_BAG_DIGEST_MISMATCH, f"{_first(p)}/data/clip.json"), REQ}),
+        lambda p: {(C.E_BAG_DIGEST_MISMATCH, f"{_first(p)}/data/clip.json"), REQ,
+                   (E_SIGNATURE_INVALID, f"{_first(p)}/clip.json")}),
+    # A whole package dropped with its line in request.json: each remaining package's
+    # signed clip.json still names it among the request's items.
+    "package-dropped-with-its-line": (
+        lambda p: _drop_package(p, edit_items=False),
+        lambda p: {(C.E_MISSING_FILE, _dropped(p) + "/")}),
+    "package-dropped-items-rewritten": (
+        lambda p: _drop_package(p, edit_items=True),
+        lambda p: {(C.E_MISSING_FILE, _dropped(p) + "/"), REQ}),
 }
+
+
+def _drop_package(p: Path, *, edit_items: bool) -> None:
+    """Remove the last package, its line in request.json and (maybe) its item."""
+    request = json.loads((p / "request.json").read_bytes())
+    gone = request["packages"].pop()["dir"]
+    if edit_items:
+        request["items"] = [i for i in request["items"] if i["dir"] != gone]
+    (p / "request.json").write_text(json.dumps(request, ensure_ascii=False, indent=2,
+                                               sort_keys=True) + "\n", encoding="utf-8")
+    shutil.rmtree(p / gone)
+    (p.parent / "dropped.txt").write_text(gone, encoding="utf-8")
+
+
+def _dropped(p: Path) -> str:
+    return (p.parent / "dropped.txt").read_text(encoding="utf-8")
 
 
 def _removed(p: Path) -> str:

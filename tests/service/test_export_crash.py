@@ -1,22 +1,30 @@
-"""SIGKILL of the service in the middle of an export run: no half export, one approval
-delivers one package.
+"""SIGKILL of the service in the middle of an export run: one approval, one package.
 
-The service is stopped at the moment its packages are written in its own export area
-but the request is not yet recorded as used (the `export_written` hook point), then
-killed. The client that asked must end with nothing at --out; the request must still be
-approved (the package written inside the service's area was never delivered); a later
-run delivers exactly one package, and a second run is refused.
+The service is stopped at a hook point of the run (records.exportrun) and killed there:
+
+- ``export_staged``: every package written and synced in staging, nothing recorded;
+- ``export_recorded``: the export rows and the `used` decision committed, the package
+  still in staging (the rename into the export area not done);
+- ``export_published``: right after the rename.
+
+Each time the client that asked ends with nothing at --out, and the catalog holds either
+no export of the request (then it is `running`: spent, and the next run resumes it) or
+the one recorded export (then `export run` is refused and `export download` delivers
+that very package). A request never yields a second package.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import select
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from evidock_testing import ok_json
 from service_support import account, open_dir, serving
 from sqlmodel import Session, col
@@ -37,27 +45,34 @@ def _exports(home: Path, request: str) -> list[Export]:
         catalog.close()
 
 
-def test_a_service_killed_mid_export_leaves_no_half_export(tmp_path: Path,
-                                                           camera_template: CameraTree) -> None:
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory,
+             camera_template: CameraTree) -> tuple[Path, str]:
+    home = tmp_path_factory.mktemp("export-crash") / "home"
     video, _ = _prepare(home, camera_template.root)
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
+    return home, video
+
+
+@pytest.fixture
+def outbox() -> Iterator[Path]:
+    box = open_dir("evidock-crash-out-")
+    box.chmod(0o1777)
+    yield box
+
+
+def _killed_run(home: Path, video: str, point: str, out: Path, hooks: Path) -> str:
+    """An approved request whose `export run` (as the inspector) the service is killed
+    in, at ``point``; the request id."""
     os.mkfifo(hooks / "out")
     os.mkfifo(hooks / "in")
     paused = os.open(hooks / "out", os.O_RDWR | os.O_NONBLOCK)  # never blocks, never EOF
-    outbox = open_dir("evidock-crash-out-")
-    outbox.chmod(0o1777)
-    out = outbox / "pkg"
     try:
         with serving(home, env={"EVIDOCK_TEST_HOOKS": str(hooks),
-                                "EVIDOCK_TEST_HOOK_POINTS": "export_written"}) as svc:
-            req = ok_json(svc.cli("export", "request", "--recording", video, "--purpose",
-                                  "行政复议", "--recipient", "复议机关", "--json",
-                                  user="inspector"))["id"]
+                                "EVIDOCK_TEST_HOOK_POINTS": point}) as svc:
+            req = str(ok_json(svc.cli("export", "request", "--recording", video, "--purpose",
+                                      "行政复议", "--recipient", "复议机关", "--json",
+                                      user="inspector"))["id"])
             ok_json(svc.cli("export", "approve", req, "--json", user="legal"))
-            import pwd
-
             pw = pwd.getpwnam(account("inspector"))
             client = subprocess.Popen(
                 [sys.executable, "-m", "evidock", "export", "run", req, "--out", str(out),
@@ -66,37 +81,51 @@ def test_a_service_killed_mid_export_leaves_no_half_export(tmp_path: Path,
                 cwd="/", text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
             ready, _, _ = select.select([paused], [], [], 120)
-            assert ready, "the export never reached its hook point"
-            assert os.read(paused, 100).decode().strip() == "export_written"
+            assert ready, f"the export never reached {point}"
+            assert os.read(paused, 100).decode().strip() == point
             svc.kill()
             stdout, _ = client.communicate(timeout=60)
-        assert client.returncode == 2, stdout
-        assert json.loads(stdout)["error"]["code"] in {"E_SERVICE_UNAVAILABLE", "E_TRANSFER"}
-        assert not out.exists(), "a half export reached the client's --out"
-        assert [p.name for p in outbox.iterdir()] == [], "nothing left beside --out either"
-        # The killed run's package exists only inside the service's own export area (its
-        # row says it was written); it was never delivered and cannot be downloaded.
-        written = [e.id for e in _exports(home, req)]
-
-        with serving(home) as svc:  # a restarted service, no hooks
-            shown = ok_json(svc.cli("export", "show", req, "--json", user="inspector"))
-            assert shown["status"] == "approved", "the approval was not spent by the crash"
-            done = svc.cli("export", "run", req, "--out", str(out), "--json",
-                           user="inspector")
-            assert done.returncode == 0, done.stderr
-            again = svc.cli("export", "run", req, "--out", str(outbox / "second"), "--json",
-                            user="inspector")
-            assert again.returncode == 3, "one approval, one run"
-            refused = svc.cli("export", "download", req, "--out", str(outbox / "third"),
-                              "--json", user="officer")
-            assert refused.returncode == 3
-            verify = subprocess.run([sys.executable, "-m", "evidock", "verify", str(out)],
-                                    capture_output=True, text=True, timeout=120)
-            assert verify.returncode == 0, verify.stdout
-        delivered = json.loads(done.stdout)
-        ids = {p["export_id"] for p in delivered["packages"]}
-        rows = [e.id for e in _exports(home, req)]
-        assert rows[:len(written)] == written and len(rows) == len(written) + 1
-        assert ids == {rows[-1]}, "what left is the rerun's package, once"
     finally:
         os.close(paused)
+    assert client.returncode == 2, stdout
+    assert json.loads(stdout)["error"]["code"] in {"E_SERVICE_UNAVAILABLE", "E_TRANSFER"}
+    return req
+
+
+@pytest.mark.parametrize("point", ["export_staged", "export_recorded", "export_published"])
+def test_a_service_killed_mid_export_delivers_one_package_or_none(
+        prepared: tuple[Path, str], outbox: Path, tmp_path: Path, point: str) -> None:
+    home, video = prepared
+    out = outbox / "pkg"
+    req = _killed_run(home, video, point, out, tmp_path)
+    assert not out.exists(), "a half export reached the client's --out"
+    assert [p.name for p in outbox.iterdir()] == [], "nothing left beside --out either"
+    recorded = [e.id for e in _exports(home, req)]
+
+    with serving(home) as svc:  # a restarted service, no hooks
+        status = ok_json(svc.cli("export", "show", req, "--json", user="inspector"))["status"]
+        if point == "export_staged":  # spent, nothing recorded: the next run resumes it
+            assert (status, recorded) == ("running", [])
+            done = svc.cli("export", "run", req, "--out", str(out), "--json",
+                           user="inspector")
+        else:  # recorded: that export is delivered, never a new one
+            assert status == "used" and len(recorded) == 1
+            refused = svc.cli("export", "run", req, "--out", str(outbox / "second"),
+                              "--json", user="inspector")
+            assert refused.returncode == 3, refused.stdout
+            done = svc.cli("export", "download", req, "--out", str(out), "--json",
+                           user="inspector")
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        again = svc.cli("export", "run", req, "--out", str(outbox / "third"), "--json",
+                        user="inspector")
+        assert again.returncode == 3, "one approval, one run"
+        assert json.loads(again.stdout)["error"]["code"] == "E_NOT_APPROVED"
+        verify = subprocess.run([sys.executable, "-m", "evidock", "verify", str(out)],
+                                capture_output=True, text=True, timeout=120)
+        assert verify.returncode == 0, verify.stdout
+    rows = [e.id for e in _exports(home, req)]
+    clip = json.loads((out / "data" / "clip.json").read_bytes())
+    assert rows == [clip["export_id"]], "one export of the request, and it is what left"
+    if recorded:
+        assert rows == recorded, "the recorded export itself was delivered"
+    assert sorted(p.name for p in outbox.iterdir()) == ["pkg"]

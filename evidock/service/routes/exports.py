@@ -5,7 +5,9 @@ approval, units and labels). A run writes the packages into the service's own ex
 area (:class:`records.exportarea.ExportArea`, ``$EVIDOCK_HOME/exports/<request id>/``)
 and answers with the files to fetch; the client then downloads them as a streamed tar
 and checks each against that listing. A request already run can be downloaded again
-(``export.run`` on its cases, audited as a read), e.g. by the web desk.
+(``export.run`` on its cases, audited as a read), e.g. by the web desk, until its
+approval ends; the area's lifecycle is applied before each run and download
+(:meth:`records.exports.ExportDesk.tidy`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from evidock.wiring import Services
 from integrity.errors import DiskFull, StoreError
 from records.exportarea import ExportArea, PackageFile
 from records.exportbook import Package
+from records.exportrun import finish, remove_partial
 
 router = APIRouter(tags=["exports"])
 
@@ -92,21 +95,61 @@ def reject(request_id: str, body: DecisionBody, actor: ActorDep,
     return svc.exports().reject(actor, request_id, reason=body.reason).to_json()
 
 
+def _area_error(where: ExportArea, exc: OSError) -> StoreError:
+    """An OSError of the export area as the error to report (not HTTP 500)."""
+    cls = DiskFull if exc.errno == errno.ENOSPC else StoreError
+    return cls(f"cannot write the export area {where.root}: {exc.strerror}",
+               path=str(exc.filename or where.root))
+
+
+def _tidy(svc: Services) -> ExportArea:
+    """The area, its lifecycle applied first (records.exportarea)."""
+    where = area(svc)
+    try:
+        svc.exports().tidy(where)
+    except OSError as exc:
+        raise _area_error(where, exc) from exc
+    return where
+
+
 @router.post("/exports/{request_id}/run")
 def run(request_id: str, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
     """Write the packages of an approved request (once) into the export area; answer
-    with them and the files to download."""
-    where = area(svc)
+    with them and the files to download. Holding the request's run lock, a run that
+    died is resumed (records.exportrun)."""
+    where = _tidy(svc)
     try:
         with where.running(request_id) as top:
-            packages = svc.exports().run(actor, request_id, out=top, replace_partial=True)
-    except OSError as exc:  # the desk has undone its part; say what failed, not HTTP 500
-        cls = DiskFull if exc.errno == errno.ENOSPC else StoreError
-        raise cls(f"cannot write the export area {where.root}: {exc.strerror}",
-                  path=str(exc.filename or where.root)) from exc
+            packages = svc.exports().run(actor, request_id, out=top, exclusive=True)
+    except OSError as exc:  # the desk has undone its part; say what failed
+        raise _area_error(where, exc) from exc
     return {"request_id": request_id,
             "packages": [_package_json(p, top) for p in packages],
             "files": _files_json(where.files(request_id))}
+
+
+@router.post("/exports/{request_id}/discard")
+def discard(request_id: str, body: DecisionBody, actor: ActorDep,
+            svc: ServicesDep) -> dict[str, object]:
+    """End an approved request, or one whose run died, for good (its leftovers go)."""
+    where = area(svc)
+    try:
+        with where.running(request_id) as top:
+            view = svc.exports().discard(actor, request_id, reason=body.reason,
+                                         exclusive=True)
+            remove_partial(top)
+    except OSError as exc:
+        raise _area_error(where, exc) from exc
+    return view.to_json()
+
+
+def _kept(svc: Services, request_id: str) -> ExportArea:
+    """The area with the request's package in place (published, if a run died after
+    recording it)."""
+    where = _tidy(svc)
+    with where.running(request_id) as top:
+        finish(top)
+    return where
 
 
 @router.get("/exports/{request_id}/files")
@@ -114,14 +157,14 @@ def files(request_id: str, actor: ActorDep, svc: ServicesDep) -> dict[str, objec
     """The files of a request already run, with sizes and SHA-256 (for a download)."""
     view = svc.exports().package(actor, request_id, read="export.files")
     return {"request_id": request_id, "exports": list(view.exports),
-            "files": _files_json(area(svc).files(request_id))}
+            "files": _files_json(_kept(svc, request_id).files(request_id))}
 
 
 @router.get("/exports/{request_id}/download")
 def download(request_id: str, actor: ActorDep, svc: ServicesDep) -> StreamingResponse:
     """The packages of a request already run, as an uncompressed tar (streamed)."""
     svc.exports().package(actor, request_id)
-    where = area(svc)
+    where = _kept(svc, request_id)
     plan = tarstream.plan(where.path(request_id), where.files(request_id))
     return StreamingResponse(tarstream.chunks(plan), media_type="application/x-tar",
                              headers={"Content-Length": str(plan.size),

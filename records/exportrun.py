@@ -1,0 +1,201 @@
+"""One run of an approved export request: the approval is spent before any byte leaves.
+
+1. **consume**: one write transaction re-reads the status and appends ``running``
+   (audited ``export.start``; ``export.resume`` for a run a dead one left ``running``).
+   From here on the approval is spent: no second run can start.
+2. **stage**: every package (and a case's ``request.json``) is assembled and synced in
+   ``.<out>.staging`` beside ``out``. Nothing is outside staging yet.
+3. **record**: one transaction commits the ``export`` rows, the ``used`` decision and
+   ``export.run``.
+4. **publish**: staging is renamed to ``out`` (durable).
+
+A failure before 3 removes staging and appends ``released`` (the approval given back,
+audited): nothing left. A crash before 3 leaves ``running`` and staging: the next run of
+the request by someone allowed to run it, holding its run lock (the station service),
+resumes it; or it is discarded. A crash between 3 and 4 leaves a used request whose
+complete package is in staging: :func:`finish` publishes it (the download does). So a
+crash leaves a recorded export or nothing, and one approval yields one package.
+Hook points (tests): ``export_started``, ``export_staged``, ``export_recorded``,
+``export_published``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from archive.audit.log import AuditLog
+from archive.catalog import Catalog
+from integrity.errors import Conflict, EvidockError
+from records.exportbook import Package, RequestView, load_requests
+from records.models import ExportDecision
+from records.package import Exporter, StagedPackage, publish, sync_tree
+from records.permissions import Actor
+
+
+def staging_of(out: Path) -> Path:
+    return out.with_name(f".{out.name}.staging")
+
+
+def finish(out: Path) -> bool:
+    """Publish the package of a request recorded as used whose rename never happened
+    (the run died between steps 3 and 4); True if it did. Call only for a used request,
+    holding its run lock."""
+    staged = staging_of(out)
+    if out.exists() or not staged.is_dir():
+        return False
+    publish(staged, out)
+    return True
+
+
+def remove_partial(out: Path) -> None:
+    """``out`` and whatever a run that never finished left beside it (its own area)."""
+    for path in (out, staging_of(out), *out.parent.glob(f".{out.name}.partial-*")):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise EvidockError(f"{out} exists and is not an empty directory", path=str(out))
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+def _json(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def _dir_name(view: RequestView, n: int, recording_id: str) -> str:
+    """A package's directory in ``out`` ('.': a recording request's package is ``out``)."""
+    return "." if view.case_id is None else f"{n:02d}-{recording_id}"
+
+
+def provenance(view: RequestView, actor: Actor) -> dict[str, object]:
+    """What every package of an approved request records about it (signed in clip.json),
+    the request's items included: a package dropped from a case export is missed."""
+    approval = view.approval
+    assert approval is not None
+    items = [{**item.to_json(), "dir": _dir_name(view, n, item.recording_id)}
+             for n, item in enumerate(view.items, 1)]
+    return {"request_id": view.id, "case_id": view.case_id, "case_number": view.case_number,
+            "purpose": view.purpose, "recipient": view.recipient,
+            "requested_by": view.requested_by, "requested_at": _iso(view.at),
+            "reason": view.reason, "approved_by": approval.actor,
+            "approved_at": _iso(approval.at), "valid_until": _iso(approval.valid_until),
+            "exported_by": actor.name, "skipped": list(view.skipped), "items": items}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportRun:
+    catalog: Catalog
+    audit: AuditLog
+    exporter: Exporter
+    clock: Callable[[], datetime]
+    reached: Callable[[str], None]
+    actor: Actor
+    view: RequestView
+    subjects: list[str]
+    out: Path
+
+    def run(self, *, resume: bool) -> list[Package]:
+        self._consume(resume=resume)
+        try:
+            self.reached("export_started")
+            staged = self._stage()
+            self.reached("export_staged")
+            self._record(staged)
+        except BaseException as exc:
+            self._release(exc)
+            raise
+        self.reached("export_recorded")  # recorded, still in staging: finish() publishes
+        publish(staging_of(self.out), self.out)
+        self.reached("export_published")
+        return [p for p, _ in staged]
+
+    def _consume(self, *, resume: bool) -> None:
+        now = self.clock()
+        expected = "running" if resume else "approved"
+        with self.catalog.transaction() as s:
+            status = load_requests(s, now=now, ids=[self.view.id])[0].status
+            if status != expected:  # another run took it meanwhile
+                raise Conflict(f"export request {self.view.id} is {status} now",
+                               request=self.view.id, status=status)
+            s.add(ExportDecision(request_id=self.view.id, decision="running",
+                                 actor=self.actor.name, at=now))
+            self.audit.append(s, actor=self.actor.audit_name,
+                              action="export.resume" if resume else "export.start",
+                              subjects=self.subjects,
+                              details={"items": [i.to_json() for i in self.view.items],
+                                       "approved_by": getattr(self.view.approval, "actor",
+                                                              None)}, at=now)
+
+    def _stage(self) -> list[tuple[Package, StagedPackage]]:
+        staging, view = staging_of(self.out), self.view
+        shutil.rmtree(staging, ignore_errors=True)  # ours alone: this run holds the request
+        if view.case_id is not None:
+            staging.mkdir(parents=True)
+        vouched = provenance(view, self.actor)
+        staged: list[tuple[Package, StagedPackage]] = []
+        for n, item in enumerate(view.items, 1):
+            name = _dir_name(view, n, item.recording_id)
+            at, dest = (staging, self.out) if name == "." else (staging / name, self.out / name)
+            made = self.exporter.stage(item.recording_id, start_us=item.start_us,
+                                       end_us=item.end_us, at=at, destination=dest,
+                                       actor=self.actor.audit_name, purpose=view.purpose,
+                                       request_id=view.id,
+                                       provenance={**vouched, "link_id": item.link_id})
+            staged.append((Package(dest, made.export.id, item, made.segments), made))
+        if view.case_id is not None:
+            (staging / "request.json").write_bytes(_json({**vouched, "packages": [
+                {**p.to_json(), "dir": p.path.name} for p, _ in staged]}))
+            sync_tree(staging)
+        return staged
+
+    def _record(self, staged: Sequence[tuple[Package, StagedPackage]]) -> None:
+        now = self.clock()
+        exports = [p.export_id for p, _ in staged]
+        with self.catalog.transaction() as s:
+            status = load_requests(s, now=now, ids=[self.view.id])[0].status
+            if status != "running":  # discarded meanwhile
+                raise Conflict(f"export request {self.view.id} is {status} now",
+                               request=self.view.id, status=status)
+            for _, made in staged:
+                s.add(made.export)
+            s.add(ExportDecision(request_id=self.view.id, decision="used",
+                                 actor=self.actor.name, exports=exports, at=now))
+            self.audit.append(s, actor=self.actor.audit_name, action="export.run",
+                              subjects=[*self.subjects, *sorted(
+                                  {f"recording:{p.item.recording_id}" for p, _ in staged})],
+                              details={"purpose": self.view.purpose,
+                                       "recipient": self.view.recipient,
+                                       "out": str(self.out), "exports": exports,
+                                       "approved_by": getattr(self.view.approval, "actor",
+                                                              None)}, at=now)
+
+    def _release(self, error: BaseException) -> None:
+        """Nothing left staging: remove it and give the approval back (audited). If the
+        catalog cannot take that either, the request stays ``running``: resumable."""
+        shutil.rmtree(staging_of(self.out), ignore_errors=True)
+        code = error.code if isinstance(error, EvidockError) else type(error).__name__
+        now = self.clock()
+        # Any failure here (a busy or broken catalog) must not hide the original error.
+        with contextlib.suppress(Exception), self.catalog.transaction() as s:
+            if load_requests(s, now=now, ids=[self.view.id])[0].status != "running":
+                return
+            s.add(ExportDecision(request_id=self.view.id, decision="released",
+                                 actor=self.actor.name, reason=code, at=now))
+            self.audit.append(s, actor=self.actor.audit_name, action="export.released",
+                              subjects=self.subjects, details={"error": code}, at=now)
+
+
+__all__ = ["ExportRun", "check_out", "finish", "provenance", "remove_partial", "staging_of"]

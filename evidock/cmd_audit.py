@@ -89,6 +89,8 @@ def consistency(old: Annotated[int, typer.Argument(help="Older tree size.")],
 
 
 def _event_line(event: Mapping[str, Any]) -> str:
+    if event.get("hidden"):  # names records beyond the reader's units or clearance
+        return f"{event.get('seq'):>8}  (hidden)"
     subjects = ",".join(str(s) for s in event.get("subjects") or []) or "-"
     return (f"{event.get('seq'):>8}  {event.get('at')}  {event.get('actor')}  "
             f"{event.get('action')}  {subjects}")
@@ -119,8 +121,10 @@ def events(
         for event in page["events"]:
             typer.echo(_event_line(event))
         more = page.get("next_after")
+        hidden = page.get("hidden") or 0
         typer.echo(f"{len(page['events'])} events" +
-                   (f"; more: --after {more}" if more is not None else ""))
+                   (f" ({hidden} hidden: beyond your units or clearance)" if hidden else "")
+                   + (f"; more: --after {more}" if more is not None else ""))
     return Reply(page, human=human)
 
 

@@ -119,6 +119,8 @@ def _print(result: Json, zone: tzinfo) -> None:
     verdict = ("complete" if result["complete"]
                else f"INCOMPLETE: {t['missing']} missing, {t['gaps']} gaps")
     hidden = f"; {result['hidden']} case(s) hidden from you" if result["hidden"] else ""
+    if result.get("hidden_recordings"):  # linked here, secret through another case
+        hidden += f"; {result['hidden_recordings']} linked recording(s) hidden from you"
     console.print(f"{len(result['cases'])} case(s), {t['covered']}/{t['required']} required "
                   f"stages covered, {t['late']} late: {verdict}{hidden}")
 

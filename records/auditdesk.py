@@ -18,12 +18,14 @@ from typing import Any, NoReturn
 from archive.audit.format import parse_iso
 from archive.audit.log import AuditLog, refuse
 from archive.audit.query import EventQuery, find_events
-from archive.audit.verify import load_heads, verify_log
+from archive.audit.verify import load_heads
 from archive.fixity import Fixity, FixityPlan, FixityReport
 from archive.keystore import StationKeys
+from archive.sealcheck import verify_catalog
 from archive.store import ContentStore
 from integrity.errors import KeyError_
 from integrity.keys import Keyring
+from records.casebook import Casebook
 from records.permissions import Actor, Gate, P
 
 #: What evidock never does to evidence; asking is refused and audited.
@@ -36,6 +38,7 @@ class AuditDesk:
                  keys: StationKeys, clock: Callable[[], datetime]) -> None:
         self.gate, self.audit, self.store, self.keys = gate, audit, store, keys
         self.clock = clock
+        self.book = Casebook(catalog=audit.catalog)
 
     def _require(self, actor: Actor, subjects: Sequence[str] = (_LOG,)) -> None:
         self.gate.require(actor, P.AUDIT_VIEW, subjects=subjects)
@@ -49,6 +52,11 @@ class AuditDesk:
     def proof(self, actor: Actor, seq: int, *, size: int | None = None) -> dict[str, Any]:
         """An inclusion proof of event ``seq`` (the event itself is in it)."""
         self._require(actor, [f"audit:{seq}"])
+        event = self.audit.event(seq)
+        if event is not None and not actor.sees_every(self.book.governing(event.subjects)):
+            self.gate.refuse(actor, P.AUDIT_VIEW, [f"audit:{seq}"],
+                             f"{actor.name} may not see the records audit event {seq} "
+                             "names (a case or recording beyond their units or clearance)")
         doc = self.audit.prove(seq, tree_size=size)
         self.gate.read(actor, "audit.proof", [f"audit:{seq}"],
                        {"tree_size": doc["proof"]["tree_size"]})
@@ -68,16 +76,23 @@ class AuditDesk:
         self._require(actor)
         query = EventQuery(**filters)
         page = find_events(self.audit.catalog.engine, query)
+        governing = self.book.governing_each([e["subjects"] for e in page.events])
+        shown = [e if actor.sees_every(cases) else _hidden(e)
+                 for e, cases in zip(page.events, governing, strict=True)]
+        hidden = sum(1 for e in shown if e.get("hidden"))
         self.gate.read(actor, "audit.events", [_LOG],
-                       {**query.to_dict(), "returned": len(page.events)})
-        return {**page.to_dict(), "filters": query.to_dict()}
+                       {**query.to_dict(), "returned": len(page.events), "hidden": hidden})
+        return {**page.to_dict(), "events": shown, "hidden": hidden,
+                "filters": query.to_dict()}
 
     def verify(self, actor: Actor, *, saved: Sequence[str] = ()) -> dict[str, Any]:
         """Recompute the log against its stored heads and ``saved`` ones (the JSON text
         `audit head` printed, kept elsewhere). The run is an audit event."""
         self._require(actor)
         heads = load_heads(text.encode("utf-8") for text in saved)
-        report = verify_log(self.audit.catalog.engine, keyring=self._keyring(), saved=heads)
+        # The log, and the catalog against the records the station signed.
+        report = verify_catalog(self.audit.catalog, self.store, keyring=self._keyring(),
+                                saved=heads)
         event = self.audit.record(
             actor=actor.audit_name, action="audit.verify", subjects=[],
             details={"ok": report.ok, "events": report.events, "heads": report.heads,
@@ -107,6 +122,13 @@ class AuditDesk:
         """Record the attempt, then refuse it."""
         raise refuse(self.audit, verb=verb, target=target, actor=actor.audit_name,
                      at=self.clock())
+
+
+def _hidden(event: dict[str, Any]) -> dict[str, Any]:
+    """An event the reader may not see, in its place: its number and hashes (the chain
+    stays checkable), nothing of what it says."""
+    return {"seq": event["seq"], "hidden": True, "prev_hash": event["prev_hash"],
+            "leaf_hash": event["leaf_hash"]}
 
 
 __all__ = ["REFUSED_VERBS", "AuditDesk"]

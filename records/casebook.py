@@ -104,6 +104,13 @@ def fold_links(rows: Iterable[CaseLink]) -> list[LinkView]:
             for r in ordered if r.action == "link"]
 
 
+def _subject(subject: str) -> tuple[str, str]:
+    """(kind, key) of an audit subject; a bare id may be a recording's (the offload's
+    events name session, recording and blob by their ids alone)."""
+    kind, sep, key = subject.partition(":")
+    return (kind, key) if sep else ("recording", subject)
+
+
 class Casebook:
     def __init__(self, *, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -162,6 +169,36 @@ class Casebook:
             if link.active and cases[link.case_id] not in out[link.recording_id]:
                 out[link.recording_id].append(cases[link.case_id])
         return {r: tuple(v) for r, v in out.items()}
+
+    def governing(self, subjects: Iterable[str]) -> tuple[CaseView, ...]:
+        """The cases whose unit and label govern the records ``subjects`` name, as audit
+        events name them: ``case:ID``, ``case-number:N`` and ``recording:ID`` (the cases
+        it is actively linked to now; the offload names it by its bare id). Other subjects
+        (holds, requests, blobs) are always named next to their case or recording, so they
+        add nothing here."""
+        return self.governing_each([subjects])[0]
+
+    def governing_each(self, lists: Sequence[Iterable[str]]) -> list[tuple[CaseView, ...]]:
+        """:meth:`governing` of each list of subjects (one load of cases and links)."""
+        cases = {c.id: c for c in self.cases()}
+        numbers = {c.number: c for c in cases.values()}
+        parsed = [[_subject(x) for x in subjects] for subjects in lists]
+        wanted = {key for pairs in parsed for kind, key in pairs if kind == "recording"}
+        linked: dict[str, list[CaseView]] = {}
+        for link in self.links(recording_ids=sorted(wanted)) if wanted else ():
+            if link.active:
+                linked.setdefault(link.recording_id, []).append(cases[link.case_id])
+        out: list[tuple[CaseView, ...]] = []
+        for pairs in parsed:
+            found: dict[str, CaseView] = {}
+            for kind, key in pairs:
+                case = (cases.get(key) if kind == "case"
+                        else numbers.get(key) if kind == "case-number" else None)
+                for c in ([case] if case is not None else
+                          linked.get(key, []) if kind == "recording" else []):
+                    found[c.id] = c
+            out.append(tuple(found.values()))
+        return out
 
 
 __all__ = ["CaseView", "Casebook", "LinkView", "Removal", "fold_case", "fold_links"]

@@ -212,6 +212,8 @@ class CoverageReport:
     gap_tolerance_s: float
     cases: tuple[CaseFinding, ...]
     hidden: int = 0  # cases left out because the reader may not see them
+    # linked recordings left out: beyond the reader through another case they are in
+    hidden_recordings: int = 0
     by_unit: tuple[tuple[str, Tally], ...] = field(default=())
     by_officer: tuple[tuple[str | None, Tally], ...] = field(default=())
 
@@ -227,7 +229,8 @@ class CoverageReport:
         return {"generated_at": _iso(self.generated_at), "complete": self.complete,
                 "settings": {"offload_deadline_h": self.offload_deadline_h,
                              "gap_tolerance_s": self.gap_tolerance_s},
-                "hidden": self.hidden, "total": self.total.to_json(),
+                "hidden": self.hidden, "hidden_recordings": self.hidden_recordings,
+                "total": self.total.to_json(),
                 "cases": [c.to_json() for c in self.cases],
                 "by_unit": [{"unit": u, **t.to_json()} for u, t in self.by_unit],
                 "by_officer": [{"officer_id": o, **t.to_json()} for o, t in self.by_officer]}
@@ -351,7 +354,7 @@ def _summaries(cases: Sequence[CaseFinding],
 
 
 def report(cases: Iterable[CaseFacts], *, settings: CoverageSettings, now: datetime,
-           hidden: int = 0) -> CoverageReport:
+           hidden: int = 0, hidden_recordings: int = 0) -> CoverageReport:
     """The coverage findings of ``cases`` and their summary per unit and per officer.
 
     An officer's row counts the cases in which their footage is linked (stages, covered,
@@ -363,7 +366,8 @@ def report(cases: Iterable[CaseFacts], *, settings: CoverageSettings, now: datet
     by_unit, by_officer = _summaries(findings)
     return CoverageReport(generated_at=now, offload_deadline_h=settings.offload_deadline_h,
                           gap_tolerance_s=settings.gap_tolerance_s, cases=findings,
-                          hidden=hidden, by_unit=by_unit, by_officer=by_officer)
+                          hidden=hidden, hidden_recordings=hidden_recordings,
+                          by_unit=by_unit, by_officer=by_officer)
 
 
 __all__ = ["CaseFacts", "CaseFinding", "CoverageReport", "DeclaredStage", "Gap", "LateFinding",

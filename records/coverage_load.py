@@ -11,7 +11,7 @@ recording was offloaded when its dock session began (else when it was ingested).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from config.access import CoverageSettings
 from integrity.errors import InvalidRequest
 from records.casebook import Casebook, CaseView, LinkView, fold_links
 from records.coverage import CaseFacts, CoverageReport, DeclaredStage, LinkFacts, report
+from records.labels import hidden_recordings
 from records.models import CaseLink, CaseStage
 from records.permissions import Actor, Gate, P
 
@@ -80,12 +81,14 @@ def _durations(s: Session, recording_ids: Sequence[str]) -> dict[str, int]:
     return out
 
 
-def load_facts(catalog: Catalog, cases: Sequence[CaseView]) -> tuple[CaseFacts, ...]:
-    """The coverage inputs of ``cases`` (removed links are left out)."""
+def load_facts(catalog: Catalog, cases: Sequence[CaseView], *,
+               hide: Collection[str] = frozenset()) -> tuple[CaseFacts, ...]:
+    """The coverage inputs of ``cases`` (removed links are left out, and links to the
+    recordings in ``hide``: footage the reader may not see)."""
     ids = [c.id for c in cases]
     with Session(catalog.engine) as s:
         links = [v for v in fold_links(_rows_in(s, CaseLink, CaseLink.case_id, ids))
-                 if v.active]
+                 if v.active and v.recording_id not in hide]
         stages = _rows_in(s, CaseStage, CaseStage.case_id, ids)
         recs = {r.id: r for r in _rows_in(s, Recording, Recording.id,
                                           (v.recording_id for v in links))}
@@ -146,13 +149,19 @@ class CoverageDesk:
         scope = [f"case-number:{number}"] if number else ([f"unit:{unit}"] if unit else [])
         self.gate.require(actor, P.COVERAGE_VIEW, subjects=scope)
         cases, hidden = self._cases(actor, number=number, unit=unit, since=since)
-        result = report(load_facts(self.catalog, cases), settings=self.settings,
-                        now=self.clock(), hidden=hidden)
+        # A recording linked here may be secret through another case: counted, not shown.
+        wanted = {c.id for c in cases}
+        unseen = hidden_recordings(self.book, actor, {
+            x.recording_id for x in self.book.links() if x.active and x.case_id in wanted},
+            labels_only=True)
+        result = report(load_facts(self.catalog, cases, hide=frozenset(unseen)),
+                        settings=self.settings, now=self.clock(), hidden=hidden,
+                        hidden_recordings=len(unseen))
         total = result.total
         self.gate.read(actor, "coverage", [f"case:{c.id}" for c in cases], {
             "case": number, "unit": unit, "since": None if since is None else since.isoformat(),
-            "hidden": hidden, "missing": total.missing, "gaps": total.gaps,
-            "late": total.late})
+            "hidden": hidden, "hidden_recordings": len(unseen), "missing": total.missing,
+            "gaps": total.gaps, "late": total.late})
         return result
 
 

@@ -194,9 +194,13 @@ class CaseDossier:
     attachments: tuple[AttachmentView, ...]
     exports: tuple[ExportView, ...]
     generated_at: datetime
+    # the recordings behind ``hidden_recordings``: their links say so ("hidden")
+    hidden_ids: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, object]:
-        return {"case": self.case.to_json(), "links": [x.to_json() for x in self.links],
+        return {"case": self.case.to_json(),
+                "links": [{**x.to_json(), "hidden": x.recording_id in self.hidden_ids}
+                          for x in self.links],
                 "recordings": [x.to_json() for x in self.recordings],
                 "hidden_recordings": self.hidden_recordings,
                 "stages": [x.to_json() for x in self.stages],
@@ -283,7 +287,8 @@ class Dossier:
                                    actor=x.actor, note=x.note, at=x.at)
                          for x in self.book.stages(case.id)),
             attachments=tuple(attachment_view(x) for x in self.book.attachments(case.id)),
-            exports=self._exports(case.id), generated_at=self.clock())
+            exports=self._exports(case.id), generated_at=self.clock(),
+            hidden_ids=frozenset(ids) - {r.id for r in shown})
         self.gate.read(actor, "case.show", [*subjects, *(f"recording:{r.id}" for r in shown)],
                        {"number": case.number, "recordings": len(shown),
                         "hidden": dossier.hidden_recordings})

@@ -8,9 +8,10 @@ both are append-only rows (``Hold``, ``HoldRelease``) committed with their audit
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 from sqlmodel import Session, col, select
 
@@ -126,12 +127,25 @@ class HoldDesk:
             with Session(self.catalog.engine) as s:
                 if s.get(Recording, target) is None:
                     raise NotFound(f"no recording {target}", recording=target)
+            if not all(self._seen(actor, [(scope, target)])):
+                self.gate.refuse(actor, P.HOLD_PLACE, [f"recording:{target}"],
+                                 f"{actor.name} may not see recording {target} (it is "
+                                 "linked to a case beyond their units or clearance)")
         return target
+
+    def _seen(self, actor: Actor, targets: Sequence[tuple[str, str]]) -> list[bool]:
+        """For each (scope, target): may ``actor`` see what it holds? A case by its own
+        unit and label, a recording by those of every case it is linked to (wherever
+        the hold was placed from), an officer always."""
+        cases = self.book.governing_each([[f"{scope}:{key}"] for scope, key in targets])
+        return [actor.sees_every(c) for c in cases]
 
     def release(self, actor: Actor, hold_id: str, *, reason: str) -> HoldView:
         """Release a hold; only a user other than the one who placed it may."""
         self.gate.require(actor, P.HOLD_RELEASE, subjects=[f"hold:{hold_id}"])
         hold = self.view(hold_id)
+        if not all(self._seen(actor, [(hold.scope, hold.target)])):
+            self._conceal(actor, hold)
         if not reason.strip():
             raise InvalidRequest("a reason is required to release a hold", hold=hold_id)
         if not hold.active:
@@ -153,6 +167,17 @@ class HoldDesk:
                                        "placed_by": hold.placed_by,
                                        "reason": reason.strip()}, at=now)
         return self.view(hold_id)
+
+    def _conceal(self, actor: Actor, hold: HoldView) -> NoReturn:
+        """Refuse a hold on records the actor may not see as if it did not exist (its
+        existence says a secret case is held), but record the attempt."""
+        self.audit.record(actor=actor.audit_name, action="access.refused",
+                          subjects=[f"hold:{hold.id}", f"{hold.scope}:{hold.target}"],
+                          details={"permission": P.HOLD_RELEASE.value,
+                                   "code": NotFound.code,
+                                   "why": f"{actor.name} may not see the held {hold.scope}"},
+                          at=self.clock())
+        raise NotFound(f"no hold {hold.id}", hold=hold.id)
 
     def views(self, ids: Iterable[str] | None = None) -> list[HoldView]:
         """Holds with their releases, no permission check (for the composition root)."""
@@ -177,13 +202,21 @@ class HoldDesk:
         return tuple(v.ref() for v in fold_holds(*_rows(session, None)) if v.active)
 
     def list(self, actor: Actor, *, active_only: bool = True) -> _Views:
-        """Holds (in force, or all), as a read audited for ``actor``."""
+        """Holds (in force, or all) the actor may see, as a read audited for ``actor``."""
+        return self.listing(actor, active_only=active_only)[0]
+
+    def listing(self, actor: Actor, *, active_only: bool = True) -> tuple[_Views, int]:
+        """:meth:`list`, and how many holds were left out: those on a case or recording
+        beyond the actor's units or clearance (counted, in the answer and the audit)."""
         if not any(actor.may(p) for p in (P.HOLD_PLACE, P.HOLD_RELEASE, P.RETENTION_PLAN)):
             self.gate.require(actor, P.HOLD_PLACE, subjects=["holds"])
         views = [v for v in self.views() if v.active or not active_only]
-        self.gate.read(actor, "hold.list", [f"hold:{v.id}" for v in views],
-                       {"active_only": active_only})
-        return views
+        seen = self._seen(actor, [(v.scope, v.target) for v in views])
+        shown = [v for v, ok in zip(views, seen, strict=True) if ok]
+        self.gate.read(actor, "hold.list", [f"hold:{v.id}" for v in shown],
+                       {"active_only": active_only, "shown": len(shown),
+                        "hidden": len(views) - len(shown)})
+        return shown, len(views) - len(shown)
 
 
 def _rows(s: Session, ids: Iterable[str] | None) -> tuple[list[Hold], list[HoldRelease]]:

@@ -48,6 +48,7 @@ def release_hold(body: ReleaseRequest, actor: ActorDep, svc: ServicesDep,
 @router.get("/holds")
 def list_holds(actor: ActorDep, svc: ServicesDep,
                all_holds: Annotated[bool, Query(alias="all")] = False) -> dict[str, object]:
-    """Holds in force, or with ``all`` released ones too."""
-    views = svc.holds().list(actor, active_only=not all_holds)
-    return {"holds": [v.to_json() for v in views]}
+    """Holds in force, or with ``all`` released ones too, that you may see; ``hidden``
+    counts those on cases or recordings beyond your units or clearance."""
+    views, hidden = svc.holds().listing(actor, active_only=not all_holds)
+    return {"holds": [v.to_json() for v in views], "hidden": hidden}

@@ -123,7 +123,9 @@ def attach(number: NumberArg,
 @command
 def close(number: NumberArg, reason: ReasonOpt,
           when: Annotated[str | None, typer.Option(
-              "--date", help="Closing date as recorded (ISO; default now).")] = None,
+              "--date", help="Closing date as recorded (ISO; default now). Never before "
+              "the case was created or reopened, its footage began or a stage ended, nor "
+              "after now.")] = None,
           config: ConfigOpt = None, as_json: JsonOpt = False) -> Json:
     """Close a case (retention periods run from the closing date)."""
     return _post(config, "/cases/close", {"case": number, "reason": reason, "date": when})
@@ -155,7 +157,10 @@ def stage(number: NumberArg,
 def mark(recording: RecordingArg,
          value: Annotated[str, typer.Argument(help="Mark, e.g. 作为证据使用.")],
          reason: ReasonOpt,
-         remove: Annotated[bool, typer.Option("--remove", help="Take the mark off.")] = False,
+         remove: Annotated[bool, typer.Option("--remove", help=(
+             "Take the mark off. A permanent mark (retention.permanent_marks) takes two "
+             "people: the first call requests it, a different person with recording.unmark "
+             "(legal reviewer) confirms with the same command."))] = False,
          config: ConfigOpt = None, as_json: JsonOpt = False) -> Json:
     """Put a mark on a recording (or take it off with --remove)."""
     return _post(config, f"/recordings/{quote(recording, safe='')}/marks",
@@ -296,6 +301,7 @@ def _print_dossier(d: Json) -> None:
     for x in d["links"]:
         gone = x["removed"]
         state = "active" if gone is None else f"removed by {gone['by']}: {gone['reason']}"
+        state += " (recording hidden from you)" if x.get("hidden") else ""
         links.add_row(str(x["id"]), x["recording_id"], x["stage"], _us(x["start_us"]),
                       _us(x["end_us"]), x["linked_by"], x["reason"], state)
     console.print(links)

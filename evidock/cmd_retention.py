@@ -176,13 +176,15 @@ def hold_list(all_holds: Annotated[bool, typer.Option("--all",
     """Holds in force (or all of them)."""
     with station(config) as st:
         answer: Json = st.get("/holds", all=all_holds)
-    return Reply(answer, human=lambda: _print_holds(answer["holds"]))
+    return Reply(answer, human=lambda: _print_holds(answer["holds"],
+                                                    int(answer.get("hidden") or 0)))
 
 
-def _print_holds(views: list[Json]) -> None:
+def _print_holds(views: list[Json], hidden: int = 0) -> None:
     for v in views:
         _print_hold(v)
-    typer.echo(f"{len(views)} hold(s)")
+    typer.echo(f"{len(views)} hold(s)" + (f" ({hidden} hidden: on cases or recordings "
+                                           "beyond your units or clearance)" if hidden else ""))
 
 
 __all__ = ["hold_app", "retention_app"]

@@ -108,7 +108,8 @@ class Services:
 
     def cases(self) -> CaseDesk:
         return CaseDesk(catalog=self.catalog, store=self.store, gate=self.gate(),
-                        audit=self.audit(), settings=self.settings.cases, clock=self.clock)
+                        audit=self.audit(), settings=self.settings.cases, clock=self.clock,
+                        permanent_marks=self.settings.retention.permanent_marks)
 
     def exports(self) -> ExportDesk:
         exporter = Exporter(store=self.store, catalog=self.catalog, keys=self.keys,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -20,11 +20,14 @@ from archive.audit.log import AuditLog
 from archive.catalog import Blob, Catalog, Recording
 from archive.store import ContentStore
 from config.access import SENSITIVITIES, CaseSettings
+from config.retention import DEFAULT_PERMANENT_MARKS
 from integrity.digest import Digests, Readable
 from integrity.errors import Conflict, InvalidRequest, NotFound
 from integrity.localfile import open_regular
 from records.casebook import Casebook, CaseView, LinkView, fold_links
+from records.closing import check_closing, closing_floor
 from records.dossier import MarkState, fold_marks, load_marks, require_recording
+from records.marks import PermanentMarks, Unmarking
 from records.models import Case, CaseAttachment, CaseEvent, CaseLink, CaseStage, RecordingMark
 from records.permissions import Actor, Gate, P
 
@@ -32,11 +35,14 @@ from records.permissions import Actor, Gate, P
 class CaseDesk:
     def __init__(self, *, catalog: Catalog, store: ContentStore, gate: Gate, audit: AuditLog,
                  settings: CaseSettings, clock: Callable[[], datetime],
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 permanent_marks: Collection[str] = DEFAULT_PERMANENT_MARKS) -> None:
         self.catalog, self.gate, self.audit, self.settings = catalog, gate, audit, settings
         self.store = store
         self.clock, self.new_id = clock, new_id
         self.book = Casebook(catalog=catalog)
+        # retention.permanent_marks: taking one off takes two people (records/marks.py)
+        self.permanent_marks = frozenset(permanent_marks)
 
     # ------------------------------------------------------------------ helpers
 
@@ -109,6 +115,18 @@ class CaseDesk:
 
     def close(self, actor: Actor, key: str, *, reason: str,
               closed_at: datetime | None = None) -> CaseView:
+        """Close a case now, or at ``closed_at`` as recorded: never before the case's
+        own record says it could have (records/closing.py), nor after the clock."""
+        if closed_at is not None:
+            case = self.visible_case(actor, key, P.CASE_CLOSE)  # refusal first, audited
+            with Session(self.catalog.engine) as s:
+                events = s.exec(select(CaseEvent).where(CaseEvent.case_id == case.id)).all()
+            links = self.book.links(case_id=case.id)
+            floor = closing_floor(case, events=events, links=links,
+                                  recordings=self.book.recordings(
+                                      [x.recording_id for x in links if x.active]),
+                                  stages=self.book.stages(case.id))
+            check_closing(case, closed_at, floor=floor, now=self.clock())
         return self._case_event(actor, key, kind="closed", effective_at=closed_at,
                                 reason=reason)
 
@@ -141,6 +159,7 @@ class CaseDesk:
         if not reason.strip():
             raise InvalidRequest("a reason is required for a link", case=case.number)
         _check_range(start_us, end_us)
+        self._linkable(actor, case, recording_id)
         now = self.clock()
         with self.catalog.transaction() as s:
             if s.get(Recording, recording_id) is None:
@@ -155,6 +174,21 @@ class CaseDesk:
                          "start_us": start_us, "end_us": end_us, "reason": reason}, at=now)
             link_id = row.id
         return next(v for v in self.book.links(case_id=case.id) if v.id == link_id)
+
+    def _linkable(self, actor: Actor, case: CaseView, recording_id: str) -> None:
+        """The actor must see the recording as its links already label it: a recording
+        is as secret as the strictest case it is linked to, and linking it into a case
+        of one's own must not be a way around that (refusal audited)."""
+        if not self.book.recordings([recording_id]):
+            raise NotFound(f"no recording {recording_id}", recording=recording_id)
+        cases = self.book.sensitivity_of_recordings([recording_id])[recording_id]
+        self.gate.require(actor, P.RECORDING_VIEW,
+                          subjects=[f"case:{case.id}", f"recording:{recording_id}"])
+        if not actor.sees_every(cases):
+            self.gate.refuse(actor, P.CASE_LINK,
+                             [f"case:{case.id}", f"recording:{recording_id}"],
+                             f"{actor.name} may not see recording {recording_id} (it is "
+                             "linked to a case beyond their units or clearance)")
 
     def unlink(self, actor: Actor, link_id: int, *, reason: str) -> LinkView:
         """Remove a link by adding an unlink row; the link stays in the history."""
@@ -279,12 +313,16 @@ class CaseDesk:
     # ------------------------------------------------------------------ recordings
 
     def mark(self, actor: Actor, recording_id: str, *, mark: str, reason: str,
-             remove: bool = False) -> MarkState:
-        """Add (or remove) a mark such as 作为证据使用 on a recording."""
+             remove: bool = False) -> MarkState | Unmarking:
+        """Add (or remove) a mark such as 作为证据使用 on a recording. A permanent mark
+        comes off only by two people (records/marks.py): this requests or confirms."""
         value = mark.strip()
         if not value:
             raise InvalidRequest("a mark cannot be empty", recording=recording_id)
         self._require_recording(actor, recording_id, reason)
+        if remove and value in self.permanent_marks:
+            return PermanentMarks(catalog=self.catalog, gate=self.gate, audit=self.audit,
+                                  clock=self.clock).remove(actor, recording_id, value, reason)
         now = self.clock()
         with self.catalog.transaction() as s:
             rows = s.exec(select(RecordingMark)

@@ -97,14 +97,15 @@ class CaseAttachment(SQLModel, table=True):
 class RecordingMark(SQLModel, table=True):
     """A class or category a clerk puts on a recording (作为证据使用, 妨碍执法, a category).
 
-    ``kind`` "mark" rows add or remove a permanent-class mark; "category" rows set the
-    recording's retention category (the latest wins).
+    ``kind`` "mark" rows add or remove a permanent-class mark; "unmark" rows request the
+    removal of a permanent mark, which a second person confirms (records/marks.py);
+    "category" rows set the recording's retention category (the latest wins).
     """
 
     __table_args__ = APPEND_ONLY
     id: int | None = Field(default=None, primary_key=True)
     recording_id: str = Field(foreign_key="recording.id", index=True)
-    kind: str  # mark | category
+    kind: str  # mark | unmark | category
     value: str
     action: str = "add"  # add | remove (marks only)
     actor: str

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from integrity.codes import Code
+from records.persons import people
 from retention.models import RetentionAction
 from retention.policy import Decision
 
@@ -22,6 +23,8 @@ I_RETENTION_WOULD_DELETE = Code.I_RETENTION_WOULD_DELETE  # dry run
 I_RETENTION_CANCELLED = Code.I_RETENTION_CANCELLED  # re-planned at run time: no longer due
 I_RETENTION_NOT_DUE = Code.I_RETENTION_NOT_DUE  # grace period not over
 I_RETENTION_AWAITING_APPROVAL = Code.I_RETENTION_AWAITING_APPROVAL
+# due and approved, but not yet two distinct people (the scheduler never counts)
+I_RETENTION_AWAITING_SECOND_PERSON = Code.I_RETENTION_AWAITING_SECOND_PERSON
 I_RETENTION_RACED = Code.I_RETENTION_RACED  # another run or approval changed it meanwhile
 E_RETENTION_UNVERIFIED = Code.E_RETENTION_UNVERIFIED  # a blob is missing or not what it says
 
@@ -53,11 +56,17 @@ class PendingView:
     def approved(self) -> bool:
         return bool(self.approvals)
 
+    def people(self, runner: str | None = None) -> tuple[str, ...]:
+        """The distinct people behind this deletion (and ``runner``): a scheduler that
+        is ``system:*`` is nobody, and one user counts once whatever roles they hold."""
+        return people((self.scheduled_by, *self.approvals, *([runner] if runner else [])))
+
     def to_json(self, now: datetime | None = None) -> dict[str, object]:
         out: dict[str, object] = {
             "recording_id": self.recording_id, "rule": self.rule, "reason": self.reason,
             "due_at": _iso(self.due_at), "scheduled_by": self.scheduled_by,
-            "scheduled_at": _iso(self.scheduled_at), "approvals": list(self.approvals)}
+            "scheduled_at": _iso(self.scheduled_at), "approvals": list(self.approvals),
+            "people": list(self.people())}
         if now is not None:
             out["due"] = self.due(now)
         return out
@@ -162,7 +171,8 @@ class RunReport:
                 "outcomes": [o.to_json() for o in self.outcomes]}
 
 
-__all__ = ["E_RETENTION_UNVERIFIED", "I_RETENTION_AWAITING_APPROVAL", "I_RETENTION_CANCELLED",
+__all__ = ["E_RETENTION_UNVERIFIED", "I_RETENTION_AWAITING_APPROVAL",
+           "I_RETENTION_AWAITING_SECOND_PERSON", "I_RETENTION_CANCELLED",
            "I_RETENTION_DELETED", "I_RETENTION_NOT_DUE", "I_RETENTION_RACED",
            "I_RETENTION_WOULD_DELETE", "VERBS", "Change", "Outcome", "PendingView",
            "PlanReport", "RunReport", "ScheduleReport", "fold_actions"]

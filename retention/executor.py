@@ -5,6 +5,12 @@
    scheduled item that the plan now keeps (hold, link, mark since) is ``cancelled``.
 3. ``approve``: a second person (never whoever scheduled it) approves each deletion
    (required when ``require_second_approval``).
+   Two people, always: a deletion runs only when at least two distinct people stand
+   behind it among whoever scheduled, approved and runs it (:meth:`PendingView.people`).
+   The scheduler's ``system:scheduler`` is nobody, and one user counts once whatever
+   roles they hold, so one supervisor-admin cannot approve what the scheduler scheduled
+   and then run it: that item waits (``I_RETENTION_AWAITING_SECOND_PERSON``) and the
+   runner's refusal is an ``access.refused`` event.
 4. ``run``: for each due (and approved) deletion, the item is planned again from fresh
    catalog data (before hashing and again inside the write transaction) and cancelled
    unless still DELETE; every blob to remove is re-hashed from disk and must match the
@@ -26,8 +32,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,25 +41,19 @@ from sqlmodel import Session, col, select
 from archive.audit.log import AuditLog
 from archive.catalog import Blob, Catalog
 from archive.catalog.models import Tombstone
-from archive.replica.objectstore import ObjectStore, RemoteDeletion
-from archive.replica.queue import UploadEvent, UploadItem
+from archive.replica.objectstore import ObjectStore
+from archive.replica.queue import UploadItem
 from archive.store import ContentStore
 from archive.tombstones import content_of, live_references, tombstoned_blobs
 from config.retention import RetentionSettings
-from integrity.codes import Code
-from integrity.errors import (
-    Conflict,
-    EvidockError,
-    InvalidRequest,
-    NotFound,
-    SelfApproval,
-    UploadUnavailable,
-)
+from integrity.errors import Conflict, InvalidRequest, NotFound, SelfApproval
 from records.models import CaseAttachment
 from records.permissions import Actor, Gate, P
+from records.persons import is_person
 from retention.actions import (
     E_RETENTION_UNVERIFIED,
     I_RETENTION_AWAITING_APPROVAL,
+    I_RETENTION_AWAITING_SECOND_PERSON,
     I_RETENTION_CANCELLED,
     I_RETENTION_DELETED,
     I_RETENTION_NOT_DUE,
@@ -73,34 +72,19 @@ from retention.holds import HoldDesk
 from retention.items import ItemSource
 from retention.models import RetentionAction
 from retention.policy import Decision, plan, summarize
+from retention.remote_copies import (
+    I_REMOTE_DELETED,
+    W_REMOTE_DELETE_DEFERRED,
+    RemoteCopies,
+    RemoteResult,
+    copies_of,
+    last_remote,
+    undeleted,
+)
 
 #: A real run refuses a ``now`` further ahead of the clock than this: a future "now"
 #: would delete before the period ends.
 CLOCK_SKEW = timedelta(minutes=5)
-#: Upload-event codes of remote deletions (a failed call records its error code).
-I_REMOTE_DELETED = Code.I_REMOTE_DELETED
-W_REMOTE_DELETE_DEFERRED = Code.W_REMOTE_DELETE_DEFERRED
-#: Remote copies, identified as in the upload events: (blob, version id).
-CopyId = tuple[str, str | None]
-
-
-@dataclass(frozen=True)
-class RemoteResult:
-    """What became of one remote copy when the executor asked for its deletion."""
-
-    blake3: str
-    deletion: RemoteDeletion
-    code: str
-
-    @property
-    def event(self) -> str:
-        return "deleted" if self.deletion.deleted else "delete_deferred"
-
-    def to_json(self) -> dict[str, Any]:
-        d = self.deletion
-        return {"blake3": self.blake3, "key": d.key, "version_id": d.version_id,
-                "deleted": d.deleted, "reason": d.reason, "code": self.code,
-                "retain_until": d.retain_until.isoformat() if d.retain_until else None}
 
 
 def _nothing(_recording_id: str) -> None:
@@ -120,6 +104,7 @@ class RetentionExecutor:
         self.before_tombstone = before_tombstone
         self.items = ItemSource(catalog=catalog)
         self.holds = HoldDesk(catalog=catalog, gate=gate, audit=audit, clock=clock)
+        self.remote = RemoteCopies(catalog=catalog, audit=audit, objects=objects)
 
     # ------------------------------------------------------------------ planning
 
@@ -207,10 +192,10 @@ class RetentionExecutor:
         if view is None:
             raise NotFound(f"no deletion of {recording_id} is scheduled",
                            recording=recording_id)
-        if view.scheduled_by == actor.name:
+        if view.scheduled_by == actor.name or not is_person(actor.name):
             self.gate.refuse(actor, P.RETENTION_APPROVE, subjects,
-                             f"{actor.name} scheduled this deletion; another user approves it",
-                             error=SelfApproval)
+                             f"{actor.name} scheduled this deletion or is no person; "
+                             "another user approves it", error=SelfApproval)
         if actor.name in view.approvals:
             raise Conflict(f"{actor.name} already approved deleting {recording_id}",
                            recording=recording_id)
@@ -239,22 +224,37 @@ class RetentionExecutor:
                                  "clock; only a dry run may look ahead", now=now)
         outcomes: list[Outcome] = []
         for view in self.pending(now):
-            waiting = self._waiting(view, now)
+            waiting = self._waiting(view, now, actor)
             outcomes.append(waiting or self._one(actor, view, now, dry_run=dry_run))
+        alone = [o.recording_id for o in outcomes
+                 if o.code == I_RETENTION_AWAITING_SECOND_PERSON]
+        if alone and not dry_run:
+            self._refuse_alone(actor, alone, now)
         handled = {b for o in outcomes if o.status == "deleted" for b in o.removed}
         swept = () if dry_run else self._sweep(actor, now, handled=handled)
         report = RunReport(now, dry_run, tuple(outcomes), swept)
         self._record_run(actor, report)
         return report
 
-    def _waiting(self, view: PendingView, now: datetime) -> Outcome | None:
+    def _waiting(self, view: PendingView, now: datetime, runner: Actor) -> Outcome | None:
         if not view.due(now):
             return Outcome(view.recording_id, "waiting", I_RETENTION_NOT_DUE,
                            f"grace period ends {view.due_at.isoformat()}")
         if self.rules.require_second_approval and not view.approved:
             return Outcome(view.recording_id, "waiting", I_RETENTION_AWAITING_APPROVAL,
                            "a second person has not approved this deletion")
-        return None
+        return _alone(view, runner)
+
+    def _refuse_alone(self, actor: Actor, recording_ids: Sequence[str],
+                      now: datetime) -> None:
+        """The runner's refusal for the deletions only they stand behind (audited, not
+        raised: the run goes on with the others)."""
+        why = (f"{actor.name} would be the only person behind these deletions (a system "
+               "actor is nobody; one user counts once); another person approves or runs them")
+        self.audit.record(actor=actor.audit_name, action="access.refused",
+                          subjects=[f"recording:{r}" for r in recording_ids],
+                          details={"permission": P.RETENTION_RUN.value, "why": why,
+                                   "code": SelfApproval.code}, at=now)
 
     def _replan(self, recording_id: str, now: datetime, s: Session | None = None,
                 ) -> Decision | None:
@@ -356,21 +356,25 @@ class RetentionExecutor:
             current = self._open(s, rid)
             if current is None or current.action_id != view.action_id:
                 return _raced(view)
+            alone = _alone(current, actor)  # again, as the rows are now
+            if alone is not None:
+                return alone
             decision = self._replan(rid, now, s)  # again, in the deletion transaction
             if decision is None or decision.action != "delete":
                 return self._cancel(actor, view, decision, now, dry_run=False, s=s)
             removable, kept = self._split(rid, s)
             removable = [b for b in removable if b in verified]
-            copies = _copies(s, removable)
+            copies = copies_of(s, removable)
             self.before_tombstone(rid)
             tomb = self._tombstone(s, actor, current, decision, removable=removable,
                                    copies=copies, now=now)
             self._step(s, actor, Change(rid, "executed", decision.rule, decision.reason,
                                         view.due_at), now,
                        {"tombstone": tomb.id, "blobs": removable, "kept": kept,
-                        "approvers": tomb.approvers, "remote": tomb.remote})
+                        "approvers": tomb.approvers, "remote": tomb.remote,
+                        "people": list(current.people(actor.name))})
         removed = [b for b in removable if self.store.remove(b, in_use=self._in_use)]
-        remote = self._delete_remote(actor, copies, now, subjects=[f"recording:{rid}"])
+        remote = self.remote.delete(actor, copies, now, subjects=[f"recording:{rid}"])
         return Outcome(rid, "deleted", I_RETENTION_DELETED, decision.reason,
                        tuple(removable), tuple(kept),
                        {"rule": decision.rule, "already_absent": sorted(
@@ -393,73 +397,6 @@ class RetentionExecutor:
         s.flush()  # its id goes into the audit event
         return tomb
 
-    # ------------------------------------------------------------------ remote copies
-
-    def _delete_remote(self, actor: Actor, copies: Sequence[UploadItem], now: datetime, *,
-                       subjects: Sequence[str], known: Mapping[CopyId, str] | None = None,
-                       ) -> list[dict[str, Any]]:
-        """Delete the copies whose lock has run out, keep the others; record each outcome
-        (one upload event each, one audit event) unless ``known`` (copy → the reason
-        last recorded) already says the same. Returns every outcome."""
-        if not copies:
-            return []
-        if self.objects is None:
-            return [_deferred(c, "object storage is not configured ([upload] enabled = "
-                                 "false)", W_REMOTE_DELETE_DEFERRED).to_json() for c in copies]
-        results = self._ask_store(self.objects, copies, now)
-        fresh = [r for r in results if r.deletion.deleted or (known or {}).get(
-            (r.blake3, r.deletion.version_id)) != r.deletion.reason]
-        if fresh:
-            self._record_remote(actor, self.objects.bucket, fresh, now, subjects)
-        return [r.to_json() for r in results]
-
-    @staticmethod
-    def _ask_store(objects: ObjectStore, copies: Sequence[UploadItem],
-                   now: datetime) -> list[RemoteResult]:
-        """``delete_expired`` for each copy; once the store is unreachable, the rest are
-        deferred without asking."""
-        results: list[RemoteResult] = []
-        down: UploadUnavailable | None = None
-        for item in copies:
-            if down is not None:
-                results.append(_deferred(item, f"not tried: the store is unavailable "
-                                               f"({down.code})", down.code))
-                continue
-            try:
-                done = objects.delete_expired(item.key, version_id=item.version_id, now=now)
-            except UploadUnavailable as exc:
-                down = exc
-                results.append(_deferred(item, exc.message, exc.code))
-            except EvidockError as exc:
-                results.append(_deferred(item, exc.message, exc.code))
-            else:
-                results.append(RemoteResult(item.blake3, done, I_REMOTE_DELETED if
-                                            done.deleted else W_REMOTE_DELETE_DEFERRED))
-        return results
-
-    def _record_remote(self, actor: Actor, bucket: str, results: Sequence[RemoteResult],
-                       now: datetime, subjects: Sequence[str]) -> None:
-        """Upload events and one audit event, one transaction; a later retain-until the
-        store reported goes into the queue row (no need to ask before that date)."""
-        with self.catalog.transaction() as s:
-            for r in results:
-                d, row = r.deletion, s.get(UploadItem, r.blake3)
-                if row is not None and d.retain_until is not None \
-                        and d.retain_until > row.retain_until:
-                    row.retain_until, row.updated_at = d.retain_until, now
-                    s.add(row)
-                s.add(UploadEvent(blake3=r.blake3, key=d.key, bucket=bucket, event=r.event,
-                                  code=r.code, detail=d.reason[:500],
-                                  attempt=row.attempts if row else 0, size=0, sha256="",
-                                  version_id=d.version_id, retain_until=d.retain_until,
-                                  at=now))
-            deleted = sum(r.deletion.deleted for r in results)
-            self.audit.append(s, actor=actor.audit_name, action="retention.remote_delete",
-                              subjects=[*subjects, *(f"blob:{r.blake3}" for r in results)],
-                              details={"bucket": bucket, "deleted": deleted,
-                                       "kept": len(results) - deleted,
-                                       "outcomes": [r.to_json() for r in results]}, at=now)
-
     def _sweep(self, actor: Actor, now: datetime, *,
                handled: Collection[str] = ()) -> tuple[str, ...]:
         """Remove tombstoned blobs still present (a run killed after its commit), then
@@ -469,14 +406,14 @@ class RetentionExecutor:
             named = tombstoned_blobs(s)
             gone = named - live_references(s, named) - _attached(s, named)
             left = sorted(b for b in gone if self.store.has(b))
-            copies = _undeleted(s, gone - set(handled), now) if self.objects else []
-            known = _last_remote(s, [c.blake3 for c in copies])
+            copies = undeleted(s, gone - set(handled), now) if self.objects else []
+            known = last_remote(s, [c.blake3 for c in copies])
         swept = tuple(b for b in left if self.store.remove(b, in_use=self._in_use))
         if swept:
             self.audit.record(actor=actor.audit_name, action="retention.sweep",
                               subjects=[f"blob:{b}" for b in swept],
                               details={"removed": len(swept)}, at=now)
-        self._delete_remote(actor, copies, now, subjects=[], known=known)
+        self.remote.delete(actor, copies, now, subjects=[], known=known)
         return swept
 
     def _record_run(self, actor: Actor, report: RunReport) -> None:
@@ -500,43 +437,15 @@ def _attached(s: Session, blobs: Collection[str]) -> set[str]:
                       .where(col(CaseAttachment.blake3).in_(wanted))))
 
 
-def _copies(s: Session, blobs: Collection[str]) -> list[UploadItem]:
-    """The verified remote copies (upload queue rows) of ``blobs``, in their order."""
-    wanted = list(dict.fromkeys(blobs))
-    if not wanted:
-        return []
-    rows = {i.blake3: i for i in s.exec(select(UploadItem).where(
-        col(UploadItem.blake3).in_(wanted), UploadItem.state == "verified"))}
-    return [rows[b] for b in wanted if b in rows]
-
-
-def _undeleted(s: Session, blobs: Collection[str], now: datetime) -> list[UploadItem]:
-    """Verified copies of ``blobs`` with no ``deleted`` event whose recorded lock has run
-    out by ``now``. The recorded date is never later than the store's (COMPLIANCE dates
-    only move later), so a copy it still locks is not asked about."""
-    wanted = sorted(blobs)
-    if not wanted:
-        return []
-    deleted = set(s.exec(select(UploadEvent.blake3, UploadEvent.version_id).where(
-        UploadEvent.event == "deleted", col(UploadEvent.blake3).in_(wanted))))
-    return [c for c in _copies(s, wanted)
-            if (c.blake3, c.version_id) not in deleted and c.retain_until <= now]
-
-
-def _last_remote(s: Session, blobs: Collection[str]) -> dict[CopyId, str]:
-    """Copy → the reason of the last remote-deletion outcome recorded for it."""
-    if not blobs:
-        return {}
-    rows = s.exec(select(UploadEvent.blake3, UploadEvent.version_id, UploadEvent.detail)
-                  .where(col(UploadEvent.event).in_(("deleted", "delete_deferred")),
-                         col(UploadEvent.blake3).in_(sorted(set(blobs))))
-                  .order_by(col(UploadEvent.id)))
-    return {(b, v): detail for b, v, detail in rows}
-
-
-def _deferred(item: UploadItem, reason: str, code: str) -> RemoteResult:
-    return RemoteResult(item.blake3, RemoteDeletion(item.key, item.version_id, False, reason),
-                        code)
+def _alone(view: PendingView, runner: Actor) -> Outcome | None:
+    """Waiting, unless two distinct people stand behind the deletion with its runner."""
+    who = view.people(runner.name)
+    if len(who) >= 2:
+        return None
+    return Outcome(view.recording_id, "waiting", I_RETENTION_AWAITING_SECOND_PERSON,
+                   f"only {' and '.join(who) or 'nobody'} would stand behind this deletion "
+                   f"(scheduled by {view.scheduled_by}); a second person approves or runs it",
+                   details={"people": list(who)})
 
 
 def _raced(view: PendingView) -> Outcome:

@@ -16,8 +16,10 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from evidock_testing import offloaded_home, ok_json
@@ -156,8 +158,14 @@ def test_stage_marks_documents_close_and_reopen(station: Station) -> None:
     attached = cli(station, "case", "attach", number, str(doc), "--description", "笔录")
     assert (attached["filename"], attached["size"]) == ("现场检查笔录.pdf", 15)
     assert attached["sha256"] == hashlib.sha256(b"%PDF-1.4 record").hexdigest()
-    closed = cli(station, "case", "close", number, "--reason", "结案", "--date", "2026-11-21")
-    assert closed["closed_at"] == "2026-11-20T16:00:00+00:00"  # local midnight, in UTC
+    # A naive date is local time; never before the case existed nor ahead of the clock
+    # (records/closing.py), so a minute from now (within the clock tolerance).
+    local = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(minutes=1)).replace(
+        microsecond=0, tzinfo=None)
+    closed = cli(station, "case", "close", number, "--reason", "结案", "--date",
+                 local.isoformat())
+    assert closed["closed_at"] == local.replace(tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(
+        UTC).isoformat()  # in UTC
     assert cli(station, "case", "reopen", number, "--reason", "复议")["status"] == "open"
 
     (hit,) = cli(station, "case", "find", "--unit", "城西中队", "--stage", "现场检查")[
@@ -189,8 +197,11 @@ def test_unlink_and_unmark(station: Station) -> None:
     human = station.run("recording", "show", audio, user="clerk2")
     assert human.returncode == 0 and number in human.stdout and "removed" in human.stdout
     cli(station, "recording", "mark", audio, "妨碍执法", "--reason", "r")
+    # a permanent mark: requested by one person, taken off by a legal reviewer
     assert cli(station, "recording", "mark", audio, "妨碍执法", "--reason", "r",
-               "--remove")["marks"] == []
+               "--remove")["marks"] == ["妨碍执法"]
+    assert cli(station, "recording", "mark", audio, "妨碍执法", "--reason", "r",
+               "--remove", user="legal")["marks"] == []
     assert cli(station, "case", "find", "--since", "yesterday", code=1)["error"][
         "code"] == "E_INVALID"
 

@@ -450,7 +450,10 @@ def test_marks_are_added_removed_and_the_latest_category_wins(st: Station) -> No
     with pytest.raises(Conflict):
         st.desk.mark(clerk, rid, mark="作为证据使用", reason="again")
     st.desk.mark(legal, rid, mark="妨碍执法", reason="r")
-    state = st.desk.mark(clerk, rid, mark="作为证据使用", reason="误标", remove=True)
+    # a permanent mark comes off by two people: a request, then a legal reviewer's yes
+    asked = st.desk.mark(clerk, rid, mark="作为证据使用", reason="误标", remove=True)
+    assert asked.marks == {"作为证据使用", "妨碍执法"}
+    state = st.desk.mark(legal, rid, mark="作为证据使用", reason="误标", remove=True)
     assert state.marks == {"妨碍执法"}
     with pytest.raises(Conflict):
         st.desk.mark(clerk, rid, mark="作为证据使用", reason="r", remove=True)

@@ -141,10 +141,15 @@ def test_each_scope_keeps_an_otherwise_due_recording(st: Station, scope: str) ->
     rec, untouched = st.recordings[0], st.recordings[1]
     clerk = st.who("clerk")
     cases = st.svc.cases()
+    # opened and closed long ago (a closing is never dated before its case existed):
+    # its 1095 days are over, so only the hold can keep the footage linked since
+    clock = st.svc.clock
+    assert isinstance(clock, StepClock)
+    clock.now = T0 - timedelta(days=2001)
     cases.create(clerk, number=NUMBER, case_type="行政检查", unit="城东中队")
+    cases.close(clerk, NUMBER, reason="结案")
+    clock.now = T0 + timedelta(days=1)
     cases.link(clerk, NUMBER, rec.id, stage="现场检查", reason="检查记录")
-    # closed long ago: its 1095 days are over, so only the hold can keep the footage
-    cases.close(clerk, NUMBER, reason="结案", closed_at=T0 - timedelta(days=2000))
     assert st.decisions(200)[rec.id] == ("delete", "base")
     target = {"case": NUMBER, "recording": rec.id, "officer": "123456"}[scope]
 

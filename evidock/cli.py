@@ -23,6 +23,7 @@ from evidock import (
     cmd_retention,
     cmd_scheduler,
     cmd_serve,
+    cmd_stats,
     cmd_upload,
     cmd_verify,
 )
@@ -74,6 +75,7 @@ app.add_typer(cmd_scheduler.scheduler_app, name="scheduler")
 app.add_typer(cmd_admin.admin_app, name="admin")
 app.command()(cmd_audit.fixity)
 app.command()(cmd_coverage.coverage)
+app.command()(cmd_stats.stats)
 app.command()(cmd_media.process)
 app.command()(cmd_verify.verify)
 app.command()(cmd_media.recover)

@@ -18,6 +18,7 @@ from evidock.service.routes import (
     retention,
     sessions,
     station,
+    statistics,
 )
 from evidock.wiring import Services
 from integrity.errors import EvidockError, InvalidRequest
@@ -35,8 +36,8 @@ def build_app(*, services: Services, identity: Identity | None = None) -> FastAP
                                                      session_user=sessions.session_user)
     app.add_exception_handler(EvidockError, _evidock_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
-    for module in (station, sessions, cases, coverage, exports, holds, retention, audit,
-                   operations):
+    for module in (station, sessions, cases, coverage, statistics, exports, holds, retention,
+                   audit, operations):
         router = module.router
         app.include_router(router, prefix=API)
     return app

@@ -3,7 +3,6 @@ real catalog, and `evidock coverage` as a legal reviewer runs it."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,10 +14,10 @@ import pytest
 from evidock_testing import StepClock, write_agency_config
 from service_support import serving
 from sqlmodel import Session, col, select
+from stats_support import footage
 
 from archive.audit.log import AuditEvent
-from archive.catalog import Blob, Device, DockSession, Recording
-from archive.catalog.models import Rendition, Segment
+from archive.catalog import Recording
 from config import load_settings
 from config.access import CoverageRequirement, CoverageSettings
 from evidock.wiring import Services
@@ -306,30 +305,8 @@ DAY = datetime(2019, 3, 5, 9, 0, tzinfo=CST)
 
 def _footage(svc: Services, rid: str, *, start: datetime | None, offloaded: datetime,
              duration_s: float | None, officer: str = "100001", segments: bool = True) -> None:
-    """A recording row with an ok rendition: only the footage is faked, not our logic."""
-    digest = hashlib.sha256(rid.encode()).hexdigest()
-    with svc.catalog.transaction() as s:
-        if s.get(Device, "ZFY0001") is None:
-            s.add(Device(serial="ZFY0001", camera_model="test", first_seen=offloaded))
-        s.add(DockSession(id=f"s-{rid}", station_id="station-01", device_serial="ZFY0001",
-                          officer_id=officer, camera_model="test", source="/cam",
-                          started_at=offloaded))
-        s.add(Blob(blake3=digest, sha256=digest, size=1, stored_at=offloaded))
-        s.add(Recording(id=rid, session_id=f"s-{rid}", device_serial="ZFY0001",
-                        officer_id=officer, original_path=rid.encode(), original_display=rid,
-                        kind="video", size=1, blake3=digest, sha256=digest, camera_start=start,
-                        source_mtime_ns=0, ingested_at=offloaded + timedelta(minutes=5),
-                        status="ingested"))
-        if duration_s is None:
-            return
-        s.add(Rendition(id=f"r-{rid}", recording_id=rid, status="ok", code="OK",
-                        source_blake3=digest, media={"duration_s": duration_s + 99},
-                        created_at=offloaded))
-        half = round(duration_s * 500_000)
-        for i, (a, b) in enumerate([(0, half), (half, round(duration_s * 1e6))] if segments
-                                   else []):
-            s.add(Segment(rendition_id=f"r-{rid}", index=i, name=f"{i}.mp4", start_us=a,
-                          end_us=b, size=1, blake3=digest))
+    footage(svc, rid, start=start, offloaded=offloaded, seconds=duration_s, officer=officer,
+            segments=segments)
 
 
 @dataclass
@@ -441,7 +418,8 @@ def test_since_selects_cases_created_or_still_active(station: Station) -> None:
     after = station.svc.clock()  # every case was created before this
     view = desk.book.case(C)
     assert in_scope(view, unit=None, since=after)  # open: still active
-    closed = desk.close(clerk, C, reason="结案", closed_at=after - timedelta(days=1))
+    # closed just before `after` (never before the case was created: records/closing.py)
+    closed = desk.close(clerk, C, reason="结案", closed_at=after - timedelta(seconds=1))
     assert not in_scope(closed, unit=None, since=after)
     assert in_scope(closed, unit="城东中队", since=after - timedelta(days=2))
     assert not in_scope(closed, unit="城西中队", since=None)

@@ -238,6 +238,17 @@ rgw data = {r}/rgw
             raise RuntimeError(f"{argv[0]} failed ({res.returncode}): {res.stderr[-800:]}")
         return res.stdout
 
+    def _ceph_retry(self, *argv: str, attempts: int = 3) -> str:
+        """`ceph ARGV`, tried again when the client could not get the monitor's command
+        descriptions (a transient seen under load); each try blocks on the monitor."""
+        for left in range(attempts - 1, -1, -1):
+            try:
+                return self._run("ceph", "--connect-timeout", "30", *argv)
+            except RuntimeError as exc:
+                if left == 0 or "problem getting command descriptions" not in str(exc):
+                    raise
+        raise AssertionError("unreachable")
+
     def _spawn(self, name: str, argv: Sequence[str]) -> None:
         with open(self.root / "log" / f"{name}.out", "ab") as log:
             self.procs[name] = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL,
@@ -258,9 +269,12 @@ rgw data = {r}/rgw
         osd_uuid = str(uuid.uuid4())
         # `ceph` blocks until the monitor answers (bounded by --connect-timeout).
         self._run("ceph", *c, "--connect-timeout", "30", "osd", "new", osd_uuid)
+        # Placed in the CRUSH map before the OSD starts: on a loaded machine the `ceph`
+        # client sometimes failed to fetch the monitor's command list (EPERM) while the
+        # new OSD was booting; the monitor is idle now.
+        self._ceph_retry(*c, "osd", "crush", "add", "osd.0", "1.0", "root=default")
         self._run("ceph-osd", "-i", "0", "--mkfs", "--osd-uuid", osd_uuid, *c)
         self._spawn("osd", ["ceph-osd", "-i", "0", "-f", *c])
-        self._run("ceph", *c, "osd", "crush", "add", "osd.0", "1.0", "root=default")
         self.start_gateway(deadline=deadline)
         self._run("radosgw-admin", *c, "user", "create", "--uid", "evidock",
                   "--display-name", "evidock", "--access-key", ACCESS_KEY,

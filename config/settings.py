@@ -8,13 +8,22 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from config.access import AccessSettings, CaseSettings, CoverageSettings, ExportSettings
 from config.dock import DockSettings, check_regex
+from config.equipment import EquipmentSettings
 from config.retention import RetentionSettings
 from config.scheduler import SchedulerSettings
 from config.service import ServiceSettings
+from config.timestamps import TimestampSettings
 
 
 class _Frozen(BaseModel):
@@ -23,11 +32,17 @@ class _Frozen(BaseModel):
 
 class StationSettings(_Frozen):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    #: The zone cameras' clocks (and so their file names) are set in.
     camera_timezone: str = "Asia/Shanghai"
+    #: The station's zone: every time people read (tables, lines, JSON offsets). Empty:
+    #: the cameras' zone, as before this setting existed.
+    timezone: str = ""
 
-    @field_validator("camera_timezone")
+    @field_validator("camera_timezone", "timezone")
     @classmethod
-    def _zone_exists(cls, value: str) -> str:
+    def _zone_exists(cls, value: str, info: ValidationInfo) -> str:
+        if value == "" and info.field_name == "timezone":
+            return value
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -36,7 +51,18 @@ class StationSettings(_Frozen):
 
     @property
     def zone(self) -> ZoneInfo:
+        """The cameras' zone (camera-local times without a zone are read in it)."""
         return ZoneInfo(self.camera_timezone)
+
+    @property
+    def local_zone_name(self) -> str:
+        """The station's zone by name (``timezone``, else ``camera_timezone``)."""
+        return self.timezone or self.camera_timezone
+
+    @property
+    def local_zone(self) -> ZoneInfo:
+        """The station's zone: people see every time in it, with its offset."""
+        return ZoneInfo(self.local_zone_name)
 
 
 class PathSettings(_Frozen):
@@ -162,9 +188,11 @@ class Settings(_Frozen):
     cases: CaseSettings
     exports: ExportSettings
     coverage: CoverageSettings = CoverageSettings()
+    equipment: EquipmentSettings = EquipmentSettings()
     retention: RetentionSettings = RetentionSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     service: ServiceSettings = ServiceSettings()
+    timestamps: TimestampSettings = TimestampSettings()
     camera_models: tuple[CameraModel, ...] = ()
 
     @model_validator(mode="after")

@@ -17,10 +17,14 @@ from evidock import (
     cmd_case,
     cmd_coverage,
     cmd_dock,
+    cmd_equipment,
     cmd_export,
     cmd_ingest,
     cmd_media,
+    cmd_party,
+    cmd_report,
     cmd_retention,
+    cmd_review,
     cmd_scheduler,
     cmd_serve,
     cmd_stats,
@@ -66,6 +70,7 @@ app.add_typer(cmd_media.keys_app, name="keys")
 app.add_typer(cmd_audit.audit_app, name="audit")
 app.add_typer(cmd_upload.upload_app, name="upload")
 app.add_typer(cmd_dock.dock_app, name="dock")
+cmd_case.case_app.add_typer(cmd_party.party_app, name="party")
 app.add_typer(cmd_case.case_app, name="case")
 app.add_typer(cmd_case.recording_app, name="recording")
 app.add_typer(cmd_export.export_app, name="export")
@@ -73,8 +78,12 @@ app.add_typer(cmd_retention.retention_app, name="retention")
 app.add_typer(cmd_retention.hold_app, name="hold")
 app.add_typer(cmd_scheduler.scheduler_app, name="scheduler")
 app.add_typer(cmd_admin.admin_app, name="admin")
+app.add_typer(cmd_equipment.equipment_app, name="equipment")
+app.add_typer(cmd_review.review_app, name="review")
+app.add_typer(cmd_report.report_app, name="report")
+app.command("verify-report")(cmd_report.verify_report)
 app.command()(cmd_audit.fixity)
-app.command()(cmd_coverage.coverage)
+app.add_typer(cmd_coverage.coverage_app, name="coverage")
 app.command()(cmd_stats.stats)
 app.command()(cmd_media.process)
 app.command()(cmd_verify.verify)

@@ -27,11 +27,18 @@ from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
 import archive.audit.log
+import archive.bindings_model
 import archive.catalog.models
 import archive.fixity
 import archive.replica.queue
+import archive.timestamp_rows
+import records.applicability
 import records.credentials
+import records.equipment
+import records.exportoptions
 import records.models
+import records.parties
+import records.reviews
 import retention.models
 from archive.catalog import migrations
 from archive.catalog.db import make_engine
@@ -41,10 +48,17 @@ from integrity.errors import CatalogError
 TABLE_MODULES: tuple[ModuleType, ...] = (
     archive.catalog.models,
     archive.audit.log,
+    archive.bindings_model,
     archive.fixity,
     archive.replica.queue,
+    archive.timestamp_rows,
     records.models,
+    records.reviews,
+    records.applicability,
     records.credentials,
+    records.exportoptions,
+    records.parties,
+    records.equipment,
     retention.models,
 )
 

@@ -14,6 +14,7 @@ from archive.keystore import StationKeys
 from archive.replica.objectstore import ObjectStore
 from archive.replica.queue import RetryPolicy, UploadQueue
 from archive.store import ContentStore
+from archive.timestamps import Stamper, load_roots
 from config import Settings
 from ingest.hooks import FifoHooks
 from ingest.media import Prober
@@ -89,6 +90,11 @@ class Services:
         return UploadQueue(catalog=self.catalog, store=self.store,
                            objects=ObjectStore.from_settings(up), policy=policy)
 
+    def stamper(self) -> Stamper:
+        ts = self.settings.timestamps
+        return Stamper(catalog=self.catalog, settings=ts, clock=self.clock,
+                       roots=load_roots(ts.root_paths(self.settings.home)))
+
     def gate(self) -> Gate:
         return Gate(access=self.settings.access, audit=self.audit(), clock=self.clock)
 
@@ -113,7 +119,8 @@ class Services:
 
     def exports(self) -> ExportDesk:
         exporter = Exporter(store=self.store, catalog=self.catalog, keys=self.keys,
-                            clock=self.clock, station_id=self.settings.station.id)
+                            clock=self.clock, station_id=self.settings.station.id,
+                            zone=self.settings.station.local_zone)
         return ExportDesk(catalog=self.catalog, gate=self.gate(), audit=self.audit(),
                           exporter=exporter, settings=self.settings.exports, clock=self.clock,
                           reached=FifoHooks.from_env(os.environ).reached)

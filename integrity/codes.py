@@ -101,6 +101,7 @@ class Code(StrEnum):
     E_KEY_MISMATCH = "E_KEY_MISMATCH"
     E_PACKAGE_MISSING = "E_PACKAGE_MISSING"
     E_PACKAGE_INVALID = "E_PACKAGE_INVALID"
+    E_REPORT_INVALID = "E_REPORT_INVALID"
     E_MISSING_FILE = "E_MISSING_FILE"
     E_EXTRA_FILE = "E_EXTRA_FILE"
     E_SEGMENT_UNKNOWN = "E_SEGMENT_UNKNOWN"
@@ -121,6 +122,9 @@ class Code(StrEnum):
     E_KEY_REFUSED = "E_KEY_REFUSED"
     E_CLIP_UNSIGNED = "E_CLIP_UNSIGNED"
     E_SELECTION_MISMATCH = "E_SELECTION_MISMATCH"
+    E_DERIVATIVE_MISMATCH = "E_DERIVATIVE_MISMATCH"
+    E_DERIVATIVE_UNSIGNED = "E_DERIVATIVE_UNSIGNED"
+    E_INDEX_MISMATCH = "E_INDEX_MISMATCH"
     E_CATALOG_MISMATCH = "E_CATALOG_MISMATCH"
     E_AUDIT_TRUNCATED = "E_AUDIT_TRUNCATED"
     E_AUDIT_ROOT_MISMATCH = "E_AUDIT_ROOT_MISMATCH"
@@ -136,6 +140,12 @@ class Code(StrEnum):
     E_RECORD_INVALID = "E_RECORD_INVALID"
     E_CATALOG_UNSIGNED = "E_CATALOG_UNSIGNED"
     E_CATALOG_ROW_MISSING = "E_CATALOG_ROW_MISSING"
+    E_BUNDLE_INVALID = "E_BUNDLE_INVALID"
+    E_BUNDLE_INCOMPLETE = "E_BUNDLE_INCOMPLETE"
+    E_TIMESTAMP_INVALID = "E_TIMESTAMP_INVALID"
+    E_TIMESTAMP_IMPRINT = "E_TIMESTAMP_IMPRINT"
+    E_TIMESTAMP_UNTRUSTED = "E_TIMESTAMP_UNTRUSTED"
+    E_TIMESTAMP_NONCE = "E_TIMESTAMP_NONCE"
     # one item failed, recorded, the run goes on
     E_SOURCE_CHANGED = "E_SOURCE_CHANGED"
     E_SOURCE_READ = "E_SOURCE_READ"
@@ -145,6 +155,7 @@ class Code(StrEnum):
     E_RECOVERY_FAILED = "E_RECOVERY_FAILED"
     E_RETENTION_UNVERIFIED = "E_RETENTION_UNVERIFIED"
     E_INTERNAL = "E_INTERNAL"
+    E_TIMESTAMP_UNAVAILABLE = "E_TIMESTAMP_UNAVAILABLE"
     # ingest flags and skips
     F_EMPTY = "F_EMPTY"
     F_NAME_UNPARSED = "F_NAME_UNPARSED"
@@ -165,6 +176,7 @@ class Code(StrEnum):
     W_REMOTE_HOLD_FOREIGN = "W_REMOTE_HOLD_FOREIGN"
     W_REMOTE_HOLD_GONE = "W_REMOTE_HOLD_GONE"
     W_RECORD_UNCOMMITTED = "W_RECORD_UNCOMMITTED"
+    W_TIMESTAMP_PENDING = "W_TIMESTAMP_PENDING"
     # all well
     I_INGESTED = "I_INGESTED"
     I_DUPLICATE = "I_DUPLICATE"
@@ -298,6 +310,10 @@ _INFO: dict[Code, tuple[Category, str]] = {
                                        "Merkle root"),
     Code.E_KEY_MISMATCH: (_FD, "the package was not signed by the key given with --key"),
     Code.E_PACKAGE_MISSING: (_FD, "not a clip package, or a required file of it is missing"),
+    Code.E_REPORT_INVALID: (_FD, "a signed report's signature file (report.pdf.sig.json) "
+                                 "is missing, unreadable or not a station report "
+                                 "signature, or the report is a link or no regular "
+                                 "file"),
     Code.E_PACKAGE_INVALID: (_FD, "a package file is malformed (bad JSON, unsafe name, "
                                   "symbolic link, unusable keyring)"),
     Code.E_MISSING_FILE: (_FD, "a file the package or the catalog lists is missing"),
@@ -340,6 +356,15 @@ _INFO: dict[Code, tuple[Category, str]] = {
                                 "vouched for by nobody"),
     Code.E_SELECTION_MISMATCH: (_FD, "clip.json's segments or their digests are not those "
                                      "the signed manifest has over clip.json's range"),
+    Code.E_DERIVATIVE_MISMATCH: (_FD, "a package's exact-range derivative clip is not what "
+                                      "its signed derivative.json says (size, digest), or "
+                                      "its provenance (source segments and digests, range, "
+                                      "recording) is not the signed manifest's or clip.json's"),
+    Code.E_DERIVATIVE_UNSIGNED: (_FD, "a package's derivative.json has no station signature "
+                                      "(data/derivative/derivative.sig.json): its provenance "
+                                      "is vouched for by nobody"),
+    Code.E_INDEX_MISMATCH: (_FD, "a package's index.html does not list a file the package "
+                                 "holds with the digest the package has for it"),
     Code.E_CATALOG_MISMATCH: (_FD, "a catalog row differs from what the station signed "
                                    "(rendition manifest, recording or session record) "
                                    "or from its audit event; field and both values "
@@ -353,6 +378,25 @@ _INFO: dict[Code, tuple[Category, str]] = {
     Code.E_CATALOG_ROW_MISSING: (_FD, "the store holds a signed record (recording, "
                                       "session) whose catalog row is gone: rows were "
                                       "lost or deleted"),
+    Code.E_BUNDLE_INVALID: (_FD, "an export's audit bundle (data/audit-bundle.json) is not "
+                                 "a bundle: unreadable, malformed, or an entry without its "
+                                 "event, leaf hash or proof"),
+    Code.E_BUNDLE_INCOMPLETE: (_FD, "an export's audit bundle does not hold exactly the "
+                                    "events the station's signed index lists: one was "
+                                    "removed, added or moved"),
+    Code.E_TIMESTAMP_INVALID: (_FD, "an RFC 3161 timestamp response is unreadable, not "
+                                    "granted, or its signature does not verify"),
+    Code.E_TIMESTAMP_IMPRINT: (_FD, "a timestamp token attests another digest (or "
+                                    "algorithm) than the SHA-256 of the signed bytes: "
+                                    "the bytes were changed, or the token is another's"),
+    Code.E_TIMESTAMP_UNTRUSTED: (_FD, "a timestamp token does not chain to a given TSA "
+                                      "root, or its signer lacks the critical "
+                                      "timeStamping EKU"),
+    Code.E_TIMESTAMP_NONCE: (_FD, "a timestamp token carries another nonce than the "
+                                  "request's: a replayed or misdirected answer"),
+    Code.W_TIMESTAMP_PENDING: (Category.WARNING, "a signed manifest or tree head still "
+                                                 "waits for a timestamp token (no TSA "
+                                                 "answered yet; retried)"),
     Code.W_RECORD_UNCOMMITTED: (Category.WARNING, "the store holds a signed recording "
                                                   "record that no catalog row and no "
                                                   "session record names: an ingest "
@@ -384,6 +428,8 @@ _INFO: dict[Code, tuple[Category, str]] = {
     Code.E_RECOVERY_FAILED: (_FL, "the salvaged file is not playable media"),
     Code.E_RETENTION_UNVERIFIED: (_FL, "a due deletion stopped: a blob is missing or not "
                                        "what the catalog says"),
+    Code.E_TIMESTAMP_UNAVAILABLE: (_FL, "no configured TSA gave a valid token for an "
+                                        "item this run; it stays queued"),
     Code.E_INTERNAL: (_FL, "an unexpected exception (a bug) ended a scheduled job or a "
                            "dock bay"),
     Code.F_EMPTY: (Category.FLAG, "zero-byte file"),

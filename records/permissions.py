@@ -28,6 +28,7 @@ class P(StrEnum):
     CASE_LINK = "case.link"  # link, unlink, stage times
     CASE_ATTACH = "case.attach"
     CASE_CLOSE = "case.close"  # close, reopen, relabel sensitivity
+    CASE_REVIEW = "case.review"  # 法制审核 decisions on a case (records/reviews.py)
     RECORDING_VIEW = "recording.view"
     RECORDING_PLAY = "recording.play"
     RECORDING_MARK = "recording.mark"  # evidence marks, retention category
@@ -37,6 +38,10 @@ class P(StrEnum):
     EXPORT_APPROVE = "export.approve"
     EXPORT_RUN = "export.run"  # write the package of an approved request
     COVERAGE_VIEW = "coverage.view"
+    # mark a checklist stage (not) applicable to a case, with a reason (records/applicability.py)
+    COVERAGE_STAGE = "coverage.stage"
+    # the chain-of-custody report of footage one may see (records/custody.py)
+    REPORT_CUSTODY = "report.custody"
     STATS_VIEW = "stats.view"  # statistics (统计分析): counts over what one may see
     HOLD_PLACE = "hold.place"
     HOLD_RELEASE = "hold.release"
@@ -46,24 +51,35 @@ class P(StrEnum):
     AUDIT_VIEW = "audit.view"
     INGEST_RUN = "ingest.run"  # offload a camera at the station, renditions, salvage
     UPLOAD_RUN = "upload.run"  # WORM copies: queue status, upload runs, remote retention
+    PARTY_VIEW = "party.view"  # parties (当事人) of cases one sees; find cases by party
+    PARTY_EDIT = "party.edit"  # add, correct, remove a party (records/parties.py)
+    EQUIPMENT_VIEW = "equipment.view"  # cameras, holders, docking; the ratio report
+    EQUIPMENT_ASSIGN = "equipment.assign"  # assign a camera to an officer from a date
 
 
 _READ = (P.CASE_VIEW, P.RECORDING_VIEW, P.RECORDING_PLAY)
 DEFAULT_ROLES: Mapping[str, frozenset[P]] = {
     "officer": frozenset({*_READ, P.EXPORT_REQUEST, P.INGEST_RUN}),
+    # coverage of the cases of their units (a clerk's units bound every case they see)
     "clerk": frozenset({*_READ, P.CASE_CREATE, P.CASE_LINK, P.CASE_ATTACH, P.CASE_CLOSE,
-                        P.RECORDING_MARK, P.EXPORT_REQUEST, P.INGEST_RUN}),
+                        P.RECORDING_MARK, P.EXPORT_REQUEST, P.INGEST_RUN, P.COVERAGE_VIEW,
+                        P.COVERAGE_STAGE, P.PARTY_VIEW, P.PARTY_EDIT}),
     "inspector": frozenset({*_READ, P.EXPORT_REQUEST, P.EXPORT_RUN, P.COVERAGE_VIEW,
-                            P.STATS_VIEW}),
-    "legal_reviewer": frozenset({*_READ, P.EXPORT_APPROVE, P.COVERAGE_VIEW, P.STATS_VIEW,
+                            P.STATS_VIEW, P.REPORT_CUSTODY, P.PARTY_VIEW,
+                            P.EQUIPMENT_VIEW}),
+    "legal_reviewer": frozenset({*_READ, P.EXPORT_APPROVE, P.COVERAGE_VIEW, P.COVERAGE_STAGE,
+                                 P.STATS_VIEW,
                                  P.HOLD_PLACE, P.HOLD_RELEASE, P.RECORDING_MARK,
-                                 P.RECORDING_UNMARK}),
+                                 P.RECORDING_UNMARK, P.CASE_REVIEW, P.REPORT_CUSTODY,
+                                 P.PARTY_VIEW}),
     "supervisor": frozenset({*_READ, P.EXPORT_APPROVE, P.COVERAGE_VIEW, P.STATS_VIEW,
                              P.HOLD_PLACE, P.HOLD_RELEASE, P.RETENTION_PLAN, P.RETENTION_APPROVE,
-                             P.AUDIT_VIEW}),
+                             P.AUDIT_VIEW, P.REPORT_CUSTODY, P.PARTY_VIEW,
+                             P.EQUIPMENT_VIEW, P.EQUIPMENT_ASSIGN}),
     # Runs the system; sees no footage unless also given a reading role.
     "admin": frozenset({P.RETENTION_PLAN, P.RETENTION_RUN, P.AUDIT_VIEW, P.COVERAGE_VIEW,
-                        P.STATS_VIEW, P.UPLOAD_RUN}),
+                        P.STATS_VIEW, P.UPLOAD_RUN, P.EQUIPMENT_VIEW,
+                        P.EQUIPMENT_ASSIGN}),
 }
 
 

@@ -13,6 +13,8 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v b3sum >/dev/null 2>&1 || missing+=(b3sum)
+# The CJK font signed report PDFs are printed with (records/pdfdoc.py).
+[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)
 { [ -x /usr/bin/python3 ] && p3=/usr/bin/python3 || p3=python3; "$p3" -c 'import venv, ensurepip' >/dev/null 2>&1; } || missing+=(python3-venv)
 if [ "${EVIDOCK_MINIMAL:-0}" != 1 ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
@@ -20,6 +22,10 @@ if [ "${EVIDOCK_MINIMAL:-0}" != 1 ]; then
   command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
   command -v losetup >/dev/null 2>&1 || missing+=(mount)
   command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+  # pdftotext/pdftoppm: the report tests read and render the PDFs
+  command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+  # openssl ts -reply: the test TSA of the RFC 3161 tests (tests/tsa_support.py)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v radosgw >/dev/null 2>&1 || missing+=(ceph-mon ceph-osd radosgw)
 fi
 if [ ${#missing[@]} -gt 0 ]; then

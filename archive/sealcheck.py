@@ -11,6 +11,9 @@ when a session record lists it or it is a session) or an ingest killed before it
 (``W_RECORD_UNCOMMITTED``). The signed audit heads inside session records are handed to
 the log verification, so a log cut short (its WAL deleted) is ``E_AUDIT_TRUNCATED``.
 
+Rows that carry authority (decisions, links, holds, marks, retention steps) are checked
+against the audit events that vouch for them (:func:`archive.bindings.check_all`).
+
 Rows are read raw where an attacker may have filled them with garbage.
 """
 
@@ -31,6 +34,7 @@ from sqlmodel import Session, col, select
 from archive.audit.format import SignedHead
 from archive.audit.log import AuditEvent
 from archive.audit.verify import AuditReport, verify_log
+from archive.bindings import check_all
 from archive.catalog import Blob, Catalog, DockSession, Recording, SessionFile, Wipe
 from archive.catalog.models import Seal
 from archive.catalog.types import table_of
@@ -61,6 +65,7 @@ class CatalogCheck:
     heads: list[tuple[str, SignedHead]] = field(default_factory=list)
     recordings: int = 0
     sessions: int = 0
+    authority: int = 0
 
 
 class SealCheck:
@@ -165,6 +170,8 @@ class SealCheck:
             known_recordings = {str(x) for x in s.exec(select(col(Recording.id)))}
             known_sessions = {str(x) for x in s.exec(select(col(DockSession.id)))}
             orphans = list(s.exec(select(Seal)))
+            bound, out.authority = check_all(s)
+        out.findings += bound
         out.findings += [
             Finding(E_CATALOG_ROW_MISSING, f"a seal names {x.kind} {x.subject}, which the "
                     "catalog no longer has: its row was deleted", f"{x.kind}:{x.subject}",
@@ -358,7 +365,8 @@ def verify_catalog(catalog: Catalog, store: ContentStore, *, keyring: Keyring | 
     check = SealCheck(catalog=catalog, store=store, keyring=keyring).everything()
     report = verify_log(catalog.engine, keyring=keyring, saved=saved, sealed=check.heads)
     return replace(report, findings=report.findings + tuple(check.findings),
-                   recordings=check.recordings, sessions=check.sessions)
+                   recordings=check.recordings, sessions=check.sessions,
+                   authority=check.authority)
 
 
 __all__ = ["CatalogCheck", "SealCheck", "verify_catalog"]

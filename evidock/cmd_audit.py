@@ -13,12 +13,14 @@ evidock/cli.py::
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import tzinfo
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from evidock.cli_base import ConfigOpt, JsonOpt, Reply, command, json_command
+from evidock.output import rezone_text, show_time, zone_of, zoned
 from integrity.errors import FixityError
 
 #: The same verbs as records.auditdesk.REFUSED_VERBS (kept here: the command tree is
@@ -29,19 +31,21 @@ audit_app = typer.Typer(no_args_is_help=True, add_completion=False,
                         help="The tamper-evident audit log: signed heads, proofs, verify.")
 
 
-def finding_line(finding: Mapping[str, Any]) -> str:
-    """A finding as people read it (integrity.findings.Finding.__str__, from JSON)."""
+def finding_line(finding: Mapping[str, Any], zone: tzinfo | None = None) -> str:
+    """A finding as people read it (integrity.findings.Finding.__str__, from JSON); with
+    ``zone`` (the station's), the times in its message are shown in it."""
     subject = finding.get("subject")
     where = f" [{subject}]" if subject else ""
-    return f"{finding.get('code')}{where}: {finding.get('message')}"
+    message = str(finding.get("message"))
+    return f"{finding.get('code')}{where}: {rezone_text(message, zone) if zone else message}"
 
 
 def _findings_printer(findings: Sequence[Mapping[str, Any]], summary: str,
-                      ) -> Callable[[], None]:
+                      zone: tzinfo | None = None) -> Callable[[], None]:
     """Every finding on its own line, then one summary line."""
     def print_them() -> None:
         for finding in findings:
-            typer.echo(finding_line(finding))
+            typer.echo(finding_line(finding, zone))
         typer.echo(summary)
     return print_them
 
@@ -54,10 +58,17 @@ def _get(config: Path | None, path: str, **params: Any) -> Any:
 
 
 def _post(config: Path | None, path: str, body: Mapping[str, Any]) -> Any:
+    return _post_zoned(config, path, body)[0]
+
+
+def _post_zoned(config: Path | None, path: str, body: Mapping[str, Any],
+                ) -> tuple[Any, tzinfo]:
+    """The answer as the service wrote it (findings are data), and the station's zone
+    to show their times in."""
     from evidock.client import station
 
     with station(config) as st:
-        return st.post(path, body)
+        return st.post(path, body), zone_of(st.zone_name)
 
 
 @audit_app.command("head")
@@ -92,7 +103,7 @@ def _event_line(event: Mapping[str, Any]) -> str:
     if event.get("hidden"):  # names records beyond the reader's units or clearance
         return f"{event.get('seq'):>8}  (hidden)"
     subjects = ",".join(str(s) for s in event.get("subjects") or []) or "-"
-    return (f"{event.get('seq'):>8}  {event.get('at')}  {event.get('actor')}  "
+    return (f"{event.get('seq'):>8}  {show_time(event.get('at'))}  {event.get('actor')}  "
             f"{event.get('action')}  {subjects}")
 
 
@@ -114,8 +125,12 @@ def events(
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
     """List audit events, oldest first; `--after` the printed cursor for the next page."""
-    page = _get(config, "/audit/events", action=action, actor=actor, subject=subject,
-                since=since, until=until, after=after, limit=limit)
+    from evidock.client import station
+
+    with station(config) as st:  # its times in the station's zone; details as recorded
+        page = zoned(st.get("/audit/events", action=action, actor=actor, subject=subject,
+                            since=since, until=until, after=after, limit=limit),
+                     st.zone_name)
 
     def human() -> None:
         for event in page["events"]:
@@ -138,12 +153,33 @@ def verify(against: Annotated[list[Path] | None, typer.Option(
         saved = [p.read_bytes().decode("utf-8", "replace") for p in against or []]
     except OSError as exc:
         raise typer.BadParameter(f"cannot read saved head: {exc}") from exc
-    report = _post(config, "/audit/verify", {"against": saved})
+    report, zone = _post_zoned(config, "/audit/verify", {"against": saved})
     summary = (f"{'ok' if report['ok'] else 'FINDINGS'}: {report['events']} events, "
                f"{report['heads']} heads, {len(report['findings'])} findings")
-    return Reply(report, human=_findings_printer(report["findings"], summary),
+    return Reply(report, human=_findings_printer(report["findings"], summary, zone),
                  exit_code=0 if report["ok"] else 1)
 
+
+
+@audit_app.command("verify-bundle")
+@command
+def verify_bundle(
+    target: Annotated[Path, typer.Argument(help="A clip package or case export directory, "
+                                           "or an audit-bundle.json (with --key).")],
+    key: Annotated[Path | None, typer.Option("--key", help="Station public key (PEM).")]
+    = None, as_json: JsonOpt = False,
+) -> Reply:
+    """Check an export's audit bundle offline: every event against its inclusion proof
+    and the signed tree head, nothing removed. Exit 1 on any finding (W_ ones hold)."""
+    from integrity.bundle import verify_path
+    from integrity.package import trusted_key
+
+    trusted, refused = trusted_key(key) if key is not None else (None, [])
+    findings = [f.to_dict() for f in [*refused, *verify_path(target, trusted=trusted)]]
+    failed = [f for f in findings if not str(f["code"]).startswith("W_")]
+    summary = "ok: bundle verified" if not failed else f"FINDINGS: {len(failed)}"
+    return Reply({"target": str(target), "ok": not failed, "findings": findings},
+                 human=_findings_printer(findings, summary), exit_code=1 if failed else 0)
 
 def _mode(all_: bool, sample: int | None, since: str | None) -> str:
     chosen = [name for name, on in (("--all", all_), ("--sample", sample is not None),
@@ -169,11 +205,11 @@ def fixity(
     """Re-hash stored objects from disk against the catalog; find missing, altered and
     unexpected ones. Exit 1 on any finding."""
     mode = _mode(all_, sample, since)
-    report = _post(config, "/fixity", {"mode": mode, "sample": sample, "since": since,
-                                       "seed": seed, "sha256": sha256})
+    report, zone = _post_zoned(config, "/fixity", {
+        "mode": mode, "sample": sample, "since": since, "seed": seed, "sha256": sha256})
     summary = (f"fixity {report['mode']} (seed {report['seed']}): {report['checked']} "
                f"objects, {report['bytes'] / 1e6:.1f} MB, {len(report['findings'])} findings")
-    return Reply(report, human=_findings_printer(report["findings"], summary),
+    return Reply(report, human=_findings_printer(report["findings"], summary, zone),
                  exit_code=0 if report["ok"] else 1)
 
 

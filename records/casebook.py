@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from archive.bindings import vouched_if
 from archive.catalog import Catalog, Recording
 from integrity.errors import NotFound
 from records.models import Case, CaseAttachment, CaseEvent, CaseLink, CaseStage
@@ -76,6 +77,18 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
 
 
+def believed_events(s: Session, events: Iterable[CaseEvent]) -> list[CaseEvent]:
+    """A closing or a label change no audit event vouches for (written into the catalog
+    directly) is not believed: a forged closing would free footage early, a forged
+    downgrade show a secret case to the uncleared."""
+    return vouched_if(s, events, lambda e: e.kind in ("closed", "sensitivity"))
+
+
+def believed_links(s: Session, rows: Iterable[CaseLink]) -> list[CaseLink]:
+    """A link's removal counts only when its audit event vouches for it."""
+    return vouched_if(s, rows, lambda r: r.action == "unlink")
+
+
 def fold_case(case: Case, events: Iterable[CaseEvent]) -> CaseView:
     """The case as its events (in id order) leave it."""
     status, closed_at, sensitivity = "open", None, case.sensitivity
@@ -121,13 +134,14 @@ class Casebook:
             row = s.exec(select(Case).where(Case.number == key)).first() or s.get(Case, key)
             if row is None:
                 raise NotFound(f"no case {key}", case=key)
-            events = s.exec(select(CaseEvent).where(CaseEvent.case_id == row.id)).all()
+            events = believed_events(s, s.exec(
+                select(CaseEvent).where(CaseEvent.case_id == row.id)))
         return fold_case(row, events)
 
     def cases(self) -> list[CaseView]:
         with Session(self.catalog.engine) as s:
             rows = s.exec(select(Case).order_by(col(Case.created_at))).all()
-            events = s.exec(select(CaseEvent)).all()
+            events = believed_events(s, s.exec(select(CaseEvent)))
         by_case: dict[str, list[CaseEvent]] = {}
         for ev in events:
             by_case.setdefault(ev.case_id, []).append(ev)
@@ -142,7 +156,7 @@ class Casebook:
         if recording_ids is not None:
             query = query.where(col(CaseLink.recording_id).in_(list(recording_ids)))
         with Session(self.catalog.engine) as s:
-            return fold_links(s.exec(query).all())
+            return fold_links(believed_links(s, s.exec(query)))
 
     def stages(self, case_id: str) -> list[CaseStage]:
         with Session(self.catalog.engine) as s:

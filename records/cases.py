@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from archive.audit.log import AuditLog
+from archive.bindings import bind
 from archive.catalog import Blob, Catalog, Recording
 from archive.store import ContentStore
 from config.access import SENSITIVITIES, CaseSettings
@@ -24,7 +25,7 @@ from config.retention import DEFAULT_PERMANENT_MARKS
 from integrity.digest import Digests, Readable
 from integrity.errors import Conflict, InvalidRequest, NotFound
 from integrity.localfile import open_regular
-from records.casebook import Casebook, CaseView, LinkView, fold_links
+from records.casebook import Casebook, CaseView, LinkView, believed_links, fold_links
 from records.closing import check_closing, closing_floor
 from records.dossier import MarkState, fold_marks, load_marks, require_recording
 from records.marks import PermanentMarks, Unmarking
@@ -57,6 +58,12 @@ class CaseDesk:
                details: dict[str, object], *, at: datetime) -> None:
         self.audit.append(s, actor=actor.audit_name, action=action, subjects=subjects,
                           details=details, at=at)
+
+    def _bound(self, s: Session, row: CaseLink | CaseEvent | RecordingMark, actor: Actor, *,
+               event: tuple[str, list[str], dict[str, object]], at: datetime) -> None:
+        # The row names its event and the event the row (archive/bindings.py).
+        bind(s, self.audit, row, actor=actor.audit_name, action=event[0],
+             subjects=event[1], details=event[2], at=at)
 
     def _check_vocab(self, *, case_type: str | None = None, unit: str | None = None,
                      stage: str | None = None, sensitivity: str | None = None) -> None:
@@ -105,12 +112,12 @@ class CaseDesk:
             raise Conflict(f"case {case.number} is already {case.status}", case=case.number)
         now = self.clock()
         with self.catalog.transaction() as s:
-            s.add(CaseEvent(case_id=case.id, kind=kind, value=value,
-                            effective_at=effective_at or now, actor=actor.name,
-                            reason=reason, at=now))
-            self._event(s, actor, f"case.{kind}", [f"case:{case.id}"],
-                        {"number": case.number, "value": value, "reason": reason,
-                         "effective_at": (effective_at or now).isoformat()}, at=now)
+            self._bound(s, CaseEvent(case_id=case.id, kind=kind, value=value,
+                                     effective_at=effective_at or now, actor=actor.name,
+                                     reason=reason, at=now), actor,
+                        event=(f"case.{kind}", [f"case:{case.id}"],
+                               {"number": case.number, "value": value, "reason": reason,
+                                "effective_at": (effective_at or now).isoformat()}), at=now)
         return self.book.case(case.id)
 
     def close(self, actor: Actor, key: str, *, reason: str,
@@ -142,11 +149,12 @@ class CaseDesk:
                           unit=case.unit, sensitivity=sensitivity)
         now = self.clock()
         with self.catalog.transaction() as s:
-            s.add(CaseEvent(case_id=case.id, kind="sensitivity", value=sensitivity,
-                            effective_at=now, actor=actor.name, reason=reason, at=now))
-            self._event(s, actor, "case.sensitivity", [f"case:{case.id}"],
-                        {"number": case.number, "from": case.sensitivity,
-                         "to": sensitivity, "reason": reason}, at=now)
+            self._bound(s, CaseEvent(case_id=case.id, kind="sensitivity", value=sensitivity,
+                                     effective_at=now, actor=actor.name, reason=reason,
+                                     at=now), actor,
+                        event=("case.sensitivity", [f"case:{case.id}"],
+                               {"number": case.number, "from": case.sensitivity,
+                                "to": sensitivity, "reason": reason}), at=now)
         return self.book.case(case.id)
 
     # ------------------------------------------------------------------ footage
@@ -169,9 +177,10 @@ class CaseDesk:
                            actor=actor.name, reason=reason, at=now)
             s.add(row)
             s.flush()
-            self._event(s, actor, "case.link", [f"case:{case.id}", f"recording:{recording_id}"],
-                        {"number": case.number, "link": row.id, "stage": stage,
-                         "start_us": start_us, "end_us": end_us, "reason": reason}, at=now)
+            self._bound(s, row, actor, event=(
+                "case.link", [f"case:{case.id}", f"recording:{recording_id}"],
+                {"number": case.number, "link": row.id, "stage": stage,
+                 "start_us": start_us, "end_us": end_us, "reason": reason}), at=now)
             link_id = row.id
         return next(v for v in self.book.links(case_id=case.id) if v.id == link_id)
 
@@ -201,15 +210,16 @@ class CaseDesk:
             raise InvalidRequest("a reason is required to unlink", link=link_id)
         now = self.clock()
         with self.catalog.transaction() as s:
-            rows = s.exec(select(CaseLink).where(CaseLink.case_id == case.id)).all()
+            rows = believed_links(s, s.exec(select(CaseLink).where(CaseLink.case_id == case.id)))
             if any(v.id == link_id and not v.active for v in fold_links(rows)):
                 raise Conflict(f"link {link_id} was already removed", link=link_id)
-            s.add(CaseLink(case_id=case.id, recording_id=row.recording_id, action="unlink",
-                           unlinks=link_id, stage=row.stage, actor=actor.name,
-                           reason=reason, at=now))
-            self._event(s, actor, "case.unlink",
-                        [f"case:{case.id}", f"recording:{row.recording_id}"],
-                        {"number": case.number, "link": link_id, "reason": reason}, at=now)
+            self._bound(s, CaseLink(case_id=case.id, recording_id=row.recording_id,
+                                    action="unlink", unlinks=link_id, stage=row.stage,
+                                    actor=actor.name, reason=reason, at=now), actor,
+                        event=("case.unlink",
+                               [f"case:{case.id}", f"recording:{row.recording_id}"],
+                               {"number": case.number, "link": link_id, "reason": reason}),
+                        at=now)
         return next(v for v in self.book.links(case_id=case.id) if v.id == link_id)
 
     def stage(self, actor: Actor, key: str, *, stage: str, start_at: datetime,
@@ -333,10 +343,11 @@ class CaseDesk:
                 raise Conflict(f"recording {recording_id} {state} mark {value!r}",
                                recording=recording_id, mark=value)
             action = "remove" if remove else "add"
-            s.add(RecordingMark(recording_id=recording_id, kind="mark", value=value,
-                                action=action, actor=actor.name, reason=reason, at=now))
-            self._event(s, actor, f"recording.mark.{action}", [f"recording:{recording_id}"],
-                        {"mark": value, "reason": reason}, at=now)
+            self._bound(s, RecordingMark(recording_id=recording_id, kind="mark",
+                                         value=value, action=action, actor=actor.name,
+                                         reason=reason, at=now), actor,
+                        event=(f"recording.mark.{action}", [f"recording:{recording_id}"],
+                               {"mark": value, "reason": reason}), at=now)
         return load_marks(self.catalog, [recording_id])[recording_id]
 
     def categorize(self, actor: Actor, recording_id: str, *, category: str,
@@ -348,10 +359,11 @@ class CaseDesk:
         self._require_recording(actor, recording_id, reason)
         now = self.clock()
         with self.catalog.transaction() as s:
-            s.add(RecordingMark(recording_id=recording_id, kind="category", value=value,
-                                actor=actor.name, reason=reason, at=now))
-            self._event(s, actor, "recording.category", [f"recording:{recording_id}"],
-                        {"category": value, "reason": reason}, at=now)
+            self._bound(s, RecordingMark(recording_id=recording_id, kind="category",
+                                         value=value, actor=actor.name, reason=reason,
+                                         at=now), actor, event=(
+                            "recording.category", [f"recording:{recording_id}"],
+                            {"category": value, "reason": reason}), at=now)
         return load_marks(self.catalog, [recording_id])[recording_id]
 
     def _require_recording(self, actor: Actor, recording_id: str, reason: str) -> None:

@@ -18,11 +18,13 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from archive.bindings import vouched_if
 from archive.catalog import Catalog, Recording
 from integrity.errors import InvalidRequest
 from records.casebook import Casebook, CaseView, LinkView
 from records.models import CaseAttachment, Export, ExportRequest, RecordingMark
 from records.permissions import Actor, Gate, P, strictest
+from records.reviews import ReviewView, load_reviews
 
 STATUSES = ("open", "closed")
 
@@ -59,13 +61,19 @@ class MarkState:
                 "category": self.category}
 
 
+def believed_marks(s: Session, rows: Iterable[RecordingMark]) -> list[RecordingMark]:
+    """A mark's removal or a category counts only when its audit event vouches for it
+    (a forged one would let footage go sooner)."""
+    return vouched_if(s, rows, lambda r: r.kind == "category" or r.action == "remove")
+
+
 def load_marks(catalog: Catalog, ids: Iterable[str]) -> dict[str, MarkState]:
     """The folded marks of each of ``ids`` (recordings without rows: none)."""
     wanted = list(dict.fromkeys(ids))
     by_rec: dict[str, list[RecordingMark]] = {r: [] for r in wanted}
     with Session(catalog.engine) as s:
-        for row in s.exec(select(RecordingMark)
-                          .where(col(RecordingMark.recording_id).in_(wanted))):
+        for row in believed_marks(s, s.exec(select(RecordingMark).where(
+                col(RecordingMark.recording_id).in_(wanted)))):
             by_rec[row.recording_id].append(row)
     return {r: MarkState(r, *fold_marks(rows)) for r, rows in by_rec.items()}
 
@@ -196,6 +204,8 @@ class CaseDossier:
     generated_at: datetime
     # the recordings behind ``hidden_recordings``: their links say so ("hidden")
     hidden_ids: frozenset[str] = frozenset()
+    # review decisions (法制审核), oldest first: the last is in force (records/reviews.py)
+    reviews: tuple[ReviewView, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {"case": self.case.to_json(),
@@ -206,6 +216,7 @@ class CaseDossier:
                 "stages": [x.to_json() for x in self.stages],
                 "attachments": [x.to_json() for x in self.attachments],
                 "exports": [x.to_json() for x in self.exports],
+                "reviews": [x.to_json() for x in self.reviews],
                 "generated_at": _iso(self.generated_at)}
 
 
@@ -288,7 +299,8 @@ class Dossier:
                          for x in self.book.stages(case.id)),
             attachments=tuple(attachment_view(x) for x in self.book.attachments(case.id)),
             exports=self._exports(case.id), generated_at=self.clock(),
-            hidden_ids=frozenset(ids) - {r.id for r in shown})
+            hidden_ids=frozenset(ids) - {r.id for r in shown},
+            reviews=load_reviews(self.catalog, case.id))
         self.gate.read(actor, "case.show", [*subjects, *(f"recording:{r.id}" for r in shown)],
                        {"number": case.number, "recordings": len(shown),
                         "hidden": dossier.hidden_recordings})

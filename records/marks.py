@@ -20,9 +20,10 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from archive.audit.log import AuditLog
+from archive.bindings import bind
 from archive.catalog import Catalog
 from integrity.errors import Conflict, SelfApproval
-from records.dossier import MarkState, fold_marks, load_marks
+from records.dossier import MarkState, believed_marks, fold_marks, load_marks
 from records.models import RecordingMark
 from records.permissions import Actor, Gate, P
 from records.persons import is_person
@@ -74,8 +75,8 @@ class PermanentMarks:
         self.catalog, self.gate, self.audit, self.clock = catalog, gate, audit, clock
 
     def _rows(self, s: Session, recording_id: str) -> Sequence[RecordingMark]:
-        return s.exec(select(RecordingMark)
-                      .where(RecordingMark.recording_id == recording_id)).all()
+        return believed_marks(s, s.exec(select(RecordingMark)
+                                        .where(RecordingMark.recording_id == recording_id)))
 
     def _pending(self, s: Session, recording_id: str, value: str) -> RecordingMark | None:
         """The open request to take ``value`` off (Conflict: the mark is not on)."""
@@ -108,9 +109,10 @@ class PermanentMarks:
             if self._pending(s, recording_id, value) is not None:
                 raise Conflict(f"taking {value!r} off recording {recording_id} was "
                                "requested meanwhile", recording=recording_id, mark=value)
-            s.add(RecordingMark(recording_id=recording_id, kind=UNMARK, value=value,
-                                action="request", actor=actor.name, reason=reason, at=now))
-            self.audit.append(s, actor=actor.audit_name, action="recording.mark.remove_request",
+            bind(s, self.audit, RecordingMark(recording_id=recording_id, kind=UNMARK,
+                                              value=value, action="request",
+                                              actor=actor.name, reason=reason, at=now),
+                 actor=actor.audit_name, action="recording.mark.remove_request",
                               subjects=[f"recording:{recording_id}"],
                               details={"mark": value, "reason": reason}, at=now)
         state = load_marks(self.catalog, [recording_id])[recording_id]
@@ -124,9 +126,10 @@ class PermanentMarks:
             if current is None or current.id != pending.id:
                 raise Conflict(f"the request to take {value!r} off recording {recording_id} "
                                "changed meanwhile", recording=recording_id, mark=value)
-            s.add(RecordingMark(recording_id=recording_id, kind="mark", value=value,
-                                action="remove", actor=actor.name, reason=reason, at=now))
-            self.audit.append(s, actor=actor.audit_name, action="recording.mark.remove",
+            bind(s, self.audit, RecordingMark(recording_id=recording_id, kind="mark",
+                                              value=value, action="remove",
+                                              actor=actor.name, reason=reason, at=now),
+                 actor=actor.audit_name, action="recording.mark.remove",
                               subjects=[f"recording:{recording_id}"],
                               details={"mark": value, "reason": reason,
                                        "requested_by": pending.actor, "request": pending.id,

@@ -39,6 +39,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditLog
+from archive.bindings import bind, vouched
 from archive.catalog import Blob, Catalog
 from archive.catalog.models import Tombstone
 from archive.replica.objectstore import ObjectStore
@@ -136,7 +137,7 @@ class RetentionExecutor:
         changes: list[Change] = []
         with self.catalog.transaction() as s:
             self.audit.lock(s)  # no other step lands between reading and writing
-            pending = fold_actions(s.exec(select(RetentionAction)).all())
+            pending = fold_actions(vouched(s, s.exec(select(RetentionAction)).all()))
             for d in decisions:
                 current = pending.get(d.recording_id)
                 if d.action == "delete" and current is None:
@@ -153,10 +154,11 @@ class RetentionExecutor:
 
     def _step(self, s: Session, actor: Actor, change: Change, now: datetime,
               details: dict[str, Any] | None = None) -> None:
-        s.add(RetentionAction(recording_id=change.recording_id, step=change.step,
+        row = RetentionAction(recording_id=change.recording_id, step=change.step,
                               rule=change.rule, reason=change.reason, due_at=change.due_at,
-                              actor=actor.name, at=now))
-        self.audit.append(s, actor=actor.audit_name, action=f"retention.{VERBS[change.step]}",
+                              actor=actor.name, at=now)
+        bind(s, self.audit, row, actor=actor.audit_name,
+             action=f"retention.{VERBS[change.step]}",
                           subjects=[f"recording:{change.recording_id}"],
                           details={"rule": change.rule, "reason": change.reason,
                                    "due_at": change.due_at.isoformat(), **(details or {})},
@@ -170,7 +172,8 @@ class RetentionExecutor:
         if actor is not None:
             self.gate.require(actor, P.RETENTION_PLAN, subjects=["retention"])
         with Session(self.catalog.engine) as s:
-            views = sorted(fold_actions(s.exec(select(RetentionAction)).all()).values(),
+            views = sorted(fold_actions(vouched(s, s.exec(select(RetentionAction)).all()))
+                           .values(),
                            key=lambda v: (v.due_at, v.recording_id))
         if actor is not None:
             self.gate.read(actor, "retention.pending",
@@ -181,7 +184,8 @@ class RetentionExecutor:
     def _open(self, s: Session, recording_id: str) -> PendingView | None:
         rows = s.exec(select(RetentionAction)
                       .where(RetentionAction.recording_id == recording_id)).all()
-        return fold_actions(rows).get(recording_id)
+        # A step no audit event vouches for (written into the catalog) counts for nothing.
+        return fold_actions(vouched(s, rows)).get(recording_id)
 
     def approve(self, actor: Actor, recording_id: str) -> PendingView:
         """Approve a scheduled deletion; the user who scheduled it may not."""

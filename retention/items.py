@@ -15,8 +15,8 @@ from sqlmodel import Session, col, select
 
 from archive.catalog import Catalog, Recording
 from archive.tombstones import tombstoned_recordings
-from records.casebook import CaseView, fold_case, fold_links
-from records.dossier import fold_marks
+from records.casebook import CaseView, believed_events, believed_links, fold_case, fold_links
+from records.dossier import believed_marks, fold_marks
 from records.models import Case, CaseEvent, CaseLink, RecordingMark
 from retention.policy import CaseRef, Item
 
@@ -68,7 +68,7 @@ def _marks(s: Session, ids: list[str] | None,
     if ids is not None:
         query = query.where(col(RecordingMark.recording_id).in_(ids))
     rows: dict[str, list[RecordingMark]] = {}
-    for row in s.exec(query):
+    for row in believed_marks(s, s.exec(query)):
         rows.setdefault(row.recording_id, []).append(row)
     return {i: fold_marks(r) for i, r in rows.items()}
 
@@ -77,12 +77,13 @@ def _cases(s: Session, ids: list[str] | None) -> dict[str, tuple[CaseRef, ...]]:
     query = select(CaseLink)
     if ids is not None:
         query = query.where(col(CaseLink.recording_id).in_(ids))
-    links = [v for v in fold_links(s.exec(query).all()) if v.active]
+    links = [v for v in fold_links(believed_links(s, s.exec(query))) if v.active]
     if not links:
         return {}
     wanted = sorted({link.case_id for link in links})
     events: dict[str, list[CaseEvent]] = {}
-    for ev in s.exec(select(CaseEvent).where(col(CaseEvent.case_id).in_(wanted))):
+    for ev in believed_events(s, s.exec(select(CaseEvent).where(
+            col(CaseEvent.case_id).in_(wanted)))):
         events.setdefault(ev.case_id, []).append(ev)
     views = {c.id: case_ref(fold_case(c, events.get(c.id, [])))
              for c in s.exec(select(Case).where(col(Case.id).in_(wanted)))}

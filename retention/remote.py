@@ -33,13 +33,14 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditLog
+from archive.bindings import vouched
 from archive.catalog import Catalog, Recording
 from archive.catalog.models import Derivative, Rendition, Segment
 from archive.replica.objectstore import LockChange, ObjectStore
 from archive.replica.queue import UploadEvent, UploadItem
 from integrity.codes import Code
 from integrity.errors import EvidockError, UploadUnavailable
-from records.casebook import fold_links
+from records.casebook import believed_links, fold_links
 from records.models import CaseLink
 from retention.holds import fold_holds
 from retention.models import Hold, HoldRelease
@@ -128,9 +129,10 @@ def holds_by_recording(catalog: Catalog) -> dict[str, tuple[str, ...]]:
     """Recording id → ids of the holds in force on it (directly, through its officer, or
     through a case it is actively linked to)."""
     with Session(catalog.engine) as s:
-        views = fold_holds(s.exec(select(Hold)).all(), s.exec(select(HoldRelease)).all())
+        # A release or unlink no audit event vouches for frees nothing (see items.py).
+        views = fold_holds(s.exec(select(Hold)).all(), vouched(s, s.exec(select(HoldRelease))))
         recordings = list(s.exec(select(Recording.id, Recording.officer_id)))
-        links = fold_links(s.exec(select(CaseLink)).all())
+        links = fold_links(believed_links(s, s.exec(select(CaseLink))))
     by_officer: dict[str, list[str]] = {}
     for rec_id, officer in recordings:
         if officer:

@@ -9,7 +9,10 @@ accumulator per range (O(log n) memory each), yields the proof, the same bytes
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from integrity.errors import ProofInvalid
 from integrity.merkle import ConsistencyProof, InclusionProof, MerkleAccumulator
@@ -119,3 +122,42 @@ def prove_consistency(leaves: Iterable[bytes], old_size: int, size: int,
     path = tuple(feeder.roots[r] for r in ranges)
     return (ConsistencyProof(old_size, size, path), feeder.prefix_roots[old_size],
             feeder.prefix_roots[size])
+
+
+def prove_many(leaves: Iterable[bytes], indices: Iterable[int], size: int,
+               ) -> tuple[dict[int, InclusionProof], bytes]:
+    """Inclusion proofs of several leaves in the first ``size`` leaves, from one pass.
+
+    The ranges of one proof are disjoint, so a leaf feeds at most one range per proof;
+    ranges shared between proofs are summed once."""
+    wanted = {i: inclusion_ranges(i, size) for i in set(indices)}
+    pending = sorted({r for ranges in wanted.values() for r in ranges})
+    active: dict[Range, MerkleAccumulator] = {}
+    roots: dict[Range, bytes] = {}
+    whole, pos, nxt = MerkleAccumulator(), 0, 0
+    for leaf in leaves:
+        if pos >= size:
+            break
+        while nxt < len(pending) and pending[nxt][0] == pos:
+            active[pending[nxt]] = MerkleAccumulator()
+            nxt += 1
+        whole = whole.extend([leaf])
+        for r in list(active):
+            active[r] = active[r].extend([leaf])
+            if r[1] == pos + 1:
+                roots[r] = active.pop(r).root()
+        pos += 1
+    if pos != size:
+        raise ProofInvalid("fewer leaves than the tree size", leaves=pos, size=size)
+    return ({i: InclusionProof(i, size, tuple(roots[r] for r in ranges))
+             for i, ranges in wanted.items()}, whole.root())
+
+
+def stored_leaves(conn: Connection, size: int) -> Iterator[bytes]:
+    """The log's stored leaf hashes [0, size), streamed (a gap raises)."""
+    rows = conn.execution_options(stream_results=True, max_row_buffer=10_000).execute(
+        text("SELECT seq, leaf_hash FROM auditevent WHERE seq < :n ORDER BY seq"), {"n": size})
+    for expected, (seq, leaf) in enumerate(rows):
+        if int(seq) != expected:
+            raise ProofInvalid("the audit log has gaps", missing=expected)
+        yield bytes.fromhex(leaf)

@@ -65,6 +65,8 @@ class AuditReport:
     #: catalog rows compared with their signed records (archive/sealcheck.py), if done
     recordings: int | None = None
     sessions: int | None = None
+    #: authority-bearing rows compared with their audit events (archive/bindings.py)
+    authority: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,7 +78,8 @@ class AuditReport:
 
     def to_dict(self) -> dict[str, Any]:
         rows = {} if self.recordings is None else {"recordings": self.recordings,
-                                                   "sessions": self.sessions}
+                                                   "sessions": self.sessions,
+                                                   "authority_rows": self.authority}
         return {"ok": self.ok, "events": self.events, "heads": self.heads, **rows,
                 "findings": [f.to_dict() for f in self.findings]}
 

@@ -20,6 +20,7 @@ from evidock_testing import StepClock, write_agency_config
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditEvent
+from archive.bindings import bind
 from archive.catalog import Blob, Device, DockSession, Recording
 from archive.catalog.models import Rendition, Segment
 from config import load_settings
@@ -151,10 +152,11 @@ def test_approval_and_run_check_the_items_again(st: Station) -> None:
     exports = st.svc.exports()
     st.svc.cases().link(st.who("clerk"), LEAKY, "v3", stage="现场检查", reason="补充")
     with st.svc.catalog.transaction() as s:  # as if v1's raw link had never been
-        s.add(CaseLink(case_id=Casebook(catalog=st.svc.catalog).case(LEAKY).id,
-                       recording_id="v1", action="unlink",
-                       unlinks=_link_id(st, "v1", LEAKY), stage="调查取证",
-                       actor="clerk2", reason="清理", at=T0))
+        bind(s, st.svc.audit(), CaseLink(case_id=Casebook(catalog=st.svc.catalog).case(LEAKY).id,
+                                       recording_id="v1", action="unlink",
+                                       unlinks=_link_id(st, "v1", LEAKY), stage="调查取证",
+                                       actor="clerk2", reason="清理", at=T0),
+             actor="user:clerk2", action="case.unlink", subjects=[], details={}, at=T0)
     request = exports.request(st.who("inspector"), case=LEAKY, purpose="行政复议",
                               recipient="复议机关")
     st.svc.cases().link(st.who("secretary"), SECRET, "v3", stage="调查取证", reason="涉密")

@@ -36,6 +36,7 @@ from storage_support import (
 )
 
 from archive.audit.log import AuditEvent, AuditLog
+from archive.bindings import bind
 from archive.catalog import Catalog, Device, DockSession, Recording
 from archive.catalog.models import Derivative, Rendition, Segment
 from archive.replica.objectstore import ObjectStore, _ceil_second
@@ -173,13 +174,20 @@ def test_blobs_and_holds_per_recording_from_the_catalog(catalog: Catalog,
                        reason="r", at=T0))
         s.add(CaseLink(id=2, case_id="C1", recording_id=r2, action="link", actor="x",
                        reason="r", at=T0))
-        s.add(CaseLink(id=3, case_id="C1", recording_id=r2, action="unlink", unlinks=2,
-                       actor="x", reason="r", at=T0))
         for hid, scope, target in (("H1", "case", "C1"), ("H2", "officer", "333333"),
                                    ("H3", "recording", r2), ("H4", "recording", r1)):
             s.add(Hold(id=hid, scope=scope, target=target, reason="r", placed_by="x",
                        placed_at=T0))
-        s.add(HoldRelease(hold_id="H3", released_by="y", reason="r", at=T0))
+        audit = AuditLog(catalog=catalog)  # r2's unlink and release, each with its event
+        for row in (CaseLink(id=3, case_id="C1", recording_id=r2, action="unlink", unlinks=2,
+                             actor="x", reason="r", at=T0),
+                    HoldRelease(hold_id="H3", released_by="y", reason="r", at=T0)):
+            bind(s, audit, row, actor="user:x", action="test.free", subjects=[], details={},
+                 at=T0)
+        # r1's, written into the catalog behind evidock's back: they free nothing
+        s.add(CaseLink(id=4, case_id="C1", recording_id=r1, action="unlink", unlinks=1,
+                       actor="x", reason="r", at=T0))
+        s.add(HoldRelease(hold_id="H4", released_by="y", reason="r", at=T0))
     assert blobs_by_recording(catalog) == {
         r1: frozenset({orig, seg0, seg1, manifest, salvage}), r2: frozenset({other}),
         r3: frozenset({other})}

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import typer
 
 from evidock.cli_base import ConfigOpt, JsonOpt, Reply, command
+from evidock.output import show_time, zoned
 
 if TYPE_CHECKING:
     from evidock.client import Station
@@ -37,16 +38,21 @@ def _print_request(req: Mapping[str, Any]) -> None:
         f"recording {req['recording_id']}"
     typer.echo(f"request {req['id']}: {req['status']}")
     typer.echo(f"  {scope}; purpose {req['purpose']}; to {req['recipient']}")
-    typer.echo(f"  requested by {req['requested_by']} at {req['at']}")
+    typer.echo(f"  requested by {req['requested_by']} at {show_time(req['at'])}")
     for d in req["decisions"]:
-        until = f", valid until {d['valid_until']}" if d["valid_until"] else ""
-        typer.echo(f"  {d['decision']} by {d['by']} at {d['at']}{until} {d['reason']}")
+        until = f", valid until {show_time(d['valid_until'])}" if d["valid_until"] else ""
+        typer.echo(f"  {d['decision']} by {d['by']} at {show_time(d['at'])}{until} "
+                   f"{d['reason']}")
     for item in req["items"]:
         start_us, end_us = item["range_us"]
         typer.echo(f"  item {item['recording_id']} "
                    f"[{start_us / 1e6:.3f}, {end_us / 1e6:.3f}) s")
     for note in req["skipped"]:
         typer.echo(f"  skipped {note}")
+    # What the package will hold, for the approver to see before approving.
+    typer.echo("  package: " + ("exact (only the trimmed ranges, no covering segments)"
+                                if req.get("exact") else "covering segments + trimmed ranges")
+               + "; originals: " + ("yes" if req.get("originals") else "no"))
 
 
 def _request_out(config: Path | None, path: str,
@@ -54,7 +60,7 @@ def _request_out(config: Path | None, path: str,
     from evidock.client import station
 
     with station(config) as st:
-        req = st.get(path) if body is None else st.post(path, body)
+        req = zoned(st.get(path) if body is None else st.post(path, body), st.zone_name)
     return Reply(req, human=lambda: _print_request(req))
 
 
@@ -72,12 +78,17 @@ def request(
     end: Annotated[str | None, typer.Option("--end", help="Seconds, H:MM:SS or ISO time "
                                                           "(recording only).")] = None,
     reason: Annotated[str, typer.Option("--reason")] = "",
+    exact: Annotated[bool, typer.Option("--exact", help="No byte outside the approved "
+                                        "ranges: only the trimmed derivative.")] = False,
+    originals: Annotated[bool, typer.Option("--originals", help="Include the original "
+                                            "camera file(s).")] = False,
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
     """Ask to take a case's footage, or (a range of) a recording, out of the archive."""
     return _request_out(config, "/exports", {
         "purpose": purpose, "recipient": recipient, "case": case, "recording": recording,
-        "start": start, "end": end, "reason": reason})
+        "start": start, "end": end, "reason": reason, "exact": exact,
+        "originals": originals})
 
 
 @export_app.command("approve")
@@ -125,7 +136,7 @@ def list_(
     from evidock.client import station
 
     with station(config) as st:
-        answer = st.get("/exports", status=status, case=case)
+        answer = zoned(st.get("/exports", status=status, case=case), st.zone_name)
     return Reply(answer, human=lambda: _print_list(answer["requests"]))
 
 
@@ -133,7 +144,7 @@ def _print_list(reqs: list[dict[str, Any]]) -> None:
     for r in reqs:
         scope = r["case_number"] if r["case_id"] else r["recording_id"]
         typer.echo(f"{r['id']}  {r['status']:8} {r['purpose']}  {scope}  "
-                   f"to {r['recipient']}  by {r['requested_by']}")
+                   f"to {r['recipient']}  by {r['requested_by']} at {show_time(r['at'])}")
 
 
 @export_app.command("run")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from integrity import safejson
+from integrity import casebag, safejson
 from integrity.clipcheck import MAX_DOCUMENT, PackageCheck, looks_like_package
 from integrity.codes import Code
 from integrity.findings import Finding
@@ -57,7 +57,8 @@ class CaseExportCheck:
     def run(self) -> list[Finding]:
         request = self._request()
         listed = self._listed(request)
-        present = sorted(e.path for e in self.top.entries.values() if e.kind is Kind.DIR)
+        present = sorted(e.path for e in self.top.entries.values()
+                         if e.kind is Kind.DIR and e.path != casebag.NAME)
         for name in sorted(set(listed) - set(present)):
             self.add(Code.E_MISSING_FILE, "package listed by request.json is missing",
                      display(name) + "/")
@@ -75,7 +76,29 @@ class CaseExportCheck:
             for name, claims in listed.items():
                 self._package_fields(name, claims)
         self._signed_items(present, listed)
+        self._case_record()
         return self.findings
+
+    def _case_record(self) -> None:
+        """The case/ bag: verified whole when present; missing when the packages' signed
+        request records name it."""
+        entry = self.top.entries.get(casebag.NAME)
+        named = any(isinstance(c.get("request"), dict)
+                    and c["request"].get("case_record") == casebag.NAME
+                    for c in self.clips.values())
+        if entry is None or entry.kind is not Kind.DIR:
+            if named:
+                self.add(Code.E_MISSING_FILE, "the case record (documents, links, index) "
+                         "the approved request's packages name is missing",
+                         casebag.NAME + "/")
+            return
+        try:
+            with self.pkg.subdirectory(entry) as sub:
+                self.findings.extend(casebag.CaseRecordCheck(
+                    sub, self.trusted, self.clips,
+                    named=frozenset(f.subject for f in self.findings)).run())
+        except Refused as refused:
+            self.findings.append(refused.finding)
 
     def _request(self) -> Any:
         entry = self.top.file(REQUEST)

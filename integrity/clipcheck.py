@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from integrity import bag, clipsign, merkle, safejson
+from integrity import bag, bundle, clipsign, contents, derivative, merkle, safejson
 from integrity import manifest as mf
 from integrity.codes import Code
 from integrity.errors import EvidockError
@@ -24,11 +24,13 @@ from integrity.safefs import Inventory, Kind, PackageDir, Refused, display
 
 FIXED_DATA = ("README.txt", "clip.json", clipsign.SIG_FILE, "manifest.json", "proofs.json",
               "keys/keyring.json")
-DIRS = ("data", "data/keys", "data/segments")
+#: Written since packages carry the exact-range derivative (clip.json "derivative").
+DERIVED_DATA = ("index.html", derivative.DOC, derivative.SIG)
+DIRS = ("data", "data/keys", "data/segments", f"data/{derivative.DIR}")
 MAX_DOCUMENT = 32 << 20  # JSON documents and README.txt
 _LIMITS = {**{n: bag.MAX_TAG_FILE for n in ("bagit.txt", "bag-info.txt")},
            **{n: bag.MAX_MANIFEST for n in (*bag.PAYLOAD_MANIFESTS, *bag.TAG_MANIFESTS)},
-           **{f"data/{n}": MAX_DOCUMENT for n in FIXED_DATA}}
+           **{f"data/{n}": MAX_DOCUMENT for n in (*FIXED_DATA, *DERIVED_DATA, bundle.NAME)}}
 
 
 def looks_like_package(inventory: Inventory) -> bool:
@@ -48,6 +50,11 @@ class PackageCheck:
         self.misfit: set[str] = set()  # segments of the wrong size: not hashed
         self.clip: Any = None
         self.keyring: Mapping[str, PublicKey] | None = None
+        self.derived: Any = None  # derivative.json, parsed (None: no derivative)
+        self.derived_path: str | None = None  # the derivative clip's path in the bag
+        self.derived_digests: Mapping[str, str] | None = None
+        self.originals: dict[str, dict[str, Any]] = {}  # clip.json's, by path in the bag
+        self.measured: dict[str, Mapping[str, str]] = {}  # originals' digests as read
 
     def add(self, code: Code, message: str, subject: str | None = None, **details: Any) -> None:
         self.findings.append(Finding(code, message, subject, details))
@@ -63,6 +70,7 @@ class PackageCheck:
         proofs = self._json("data/proofs.json")
         signed = self._load_manifest()
         listed = self._listed_segments(self.clip)
+        self._load_derivative()
         self._check_files(listed, manifests)
         entries = self._match_entries(signed.manifest, listed or []) if signed else []
         sized = self._check_sizes(entries)
@@ -75,6 +83,10 @@ class PackageCheck:
             self._check_selection(signed.manifest, self.clip, listed)
         self._check_clip_signature()
         self._check_request_item(self.clip)
+        self._check_derivative(signed)
+        self._check_contents(manifests)
+        self.findings += bundle.in_package(self.texts.get(f"data/{bundle.NAME}"), self._keys(),
+                                           trusted=self.trusted is not None)
         return self.findings
 
     # ------------------------------------------------------------------ reading
@@ -144,12 +156,23 @@ class PackageCheck:
 
     def _check_files(self, listed: list[str] | None,
                      manifests: list[bag.BagManifest]) -> None:
-        expected = {*bag.BAG_FILES, *(f"data/{n}" for n in FIXED_DATA)}
+        fixed = [n for n in FIXED_DATA if not contents.is_original_only(self.clip)
+                 or n not in ("manifest.json", "proofs.json")]
+        expected = {*bag.BAG_FILES, *(f"data/{n}" for n in fixed), *self.originals}
+        if contents.is_original_only(self.clip):
+            expected.add("data/index.html")
+        if isinstance(self.clip, dict) and "derivative" in self.clip:
+            expected |= {f"data/{n}" for n in DERIVED_DATA}
+            expected |= {self.derived_path} if self.derived_path else set()
+        if isinstance(self.clip, dict) and self.clip.get("audit_bundle") == bundle.NAME:
+            expected.add(f"data/{bundle.NAME}")  # signed in clip.json: its events
         if listed is not None:
             expected |= {f"data/segments/{n}" for n in listed}
         else:  # clip.json unusable (already a finding): judge segments by the bag alone
             expected |= {p for m in manifests if not m.tag for p in m.digests
-                         if p.startswith("data/segments/")}
+                         if p.startswith(("data/segments/", f"data/{derivative.DIR}/",
+                                          f"data/{contents.ORIGINALS}/"))
+                         or p == "data/index.html"}
         refused = {e.path for e in self.inv.entries.values() if e.kind in (Kind.LINK,
                                                                           Kind.SPECIAL)}
         self.findings.extend(bag.file_set_findings(self.inv, manifests, expected=expected,
@@ -209,13 +232,19 @@ class PackageCheck:
                 actual[file.path] = bag.digest_bytes(self.texts[file.path], algos)
             elif file.path in sized or (algos and file.path in self.expected
                                         and file.path not in self.unread | self.misfit):
-                jobs.append(bag.HashJob(entry=file, algos=algos, blake3=file.path in sized))
+                jobs.append(bag.HashJob(entry=file, algos=algos, blake3=file.path in sized
+                                        or file.path == self.derived_path
+                                        or file.path in self.originals))
         actual.update(bag.hash_files(self.pkg, jobs))
         for path in sorted(actual):
             result = actual[path]
             if isinstance(result, Finding):
                 self.findings.append(result)
                 continue
+            if path == self.derived_path:
+                self.derived_digests = result
+            if path in self.originals:
+                self.measured[path] = result
             segment = sized.get(path)
             if segment is not None and result["blake3"] != segment.blake3:
                 self.add(Code.E_DIGEST_MISMATCH, "BLAKE3 differs from the signed manifest",
@@ -323,7 +352,7 @@ class PackageCheck:
             return
         lo, hi = span
         covering = [e for e in manifest.entries() if e.end_us > lo and e.start_us < hi]
-        names = [e.name for e in covering]
+        names = [] if clip.get("exact") is True else [e.name for e in covering]
         if names != listed:
             self.add(Code.E_SELECTION_MISMATCH, "clip.json's segments are not those the "
                      "signed manifest has over its range", "clip.json",
@@ -347,6 +376,48 @@ class PackageCheck:
                 isinstance(i, dict) and {k: i.get(k) for k in own} == own for i in items):
             self.add(Code.E_REQUEST_MISMATCH, "the package's recording and range are not an "
                      "item of the request it records", "clip.json", package=own)
+
+
+    # ------------------------------------------------------------------ the derivative
+
+    def _load_derivative(self) -> None:
+        self.originals, found = contents.original_entries(self.clip)
+        self.findings.extend(found)
+        if not isinstance(self.clip, dict) or "derivative" not in self.clip:
+            return  # a package made before derivatives: its clip.json (signed) says so
+        self.derived = self._json(f"data/{derivative.DOC}")
+        name = self.derived.get("file") if isinstance(self.derived, dict) else None
+        if isinstance(name, str) and derivative.plain_file(name):
+            self.derived_path = f"data/{name}"
+        elif self.derived is not None:
+            self.add(Code.E_PACKAGE_PATH_UNSAFE, "derivative.json names no plain file in "
+                     "data/derivative/: never opened", derivative.DOC, file=display(str(name)))
+
+    def _check_derivative(self, signed: mf.SignedManifest | None) -> None:
+        if not isinstance(self.clip, dict) or "derivative" not in self.clip:
+            return
+        raw = self.texts.get(f"data/{derivative.DOC}")
+        if raw is None or self.derived is None:
+            return  # missing or unreadable: said already
+        sig_path = f"data/{derivative.SIG}"
+        entry = self.inv.file(self.derived_path) if self.derived_path else None
+        self.findings.extend(derivative.package_findings(
+            raw, self.derived, None if sig_path not in self.texts else self._json(sig_path),
+            self._keys(), trusted=self.trusted is not None, clip=self.clip,
+            manifest=None if signed is None else signed.manifest,
+            measured=self.derived_digests, size=None if entry is None else entry.size,
+            named={f.subject for f in self.findings}))
+
+    def _check_contents(self, manifests: list[bag.BagManifest]) -> None:
+        """The originals are clip.json's; index.html lists every evidence file."""
+        sizes = {p: e.size for p in self.originals if (e := self.inv.file(p)) is not None}
+        self.findings.extend(contents.original_findings(
+            self.originals, clip=self.clip, measured=self.measured, sizes=sizes))
+        page = self.texts.get("data/index.html")
+        sums = next((m.digests for m in manifests if not m.tag and m.algo == "sha256"), None)
+        if page is not None and sums is not None:  # else older, or missing: said already
+            self.findings.extend(contents.index_findings(
+                page, sums, {f.subject for f in self.findings}))
 
 
 def _is_range(value: Any) -> TypeGuard[list[int]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
+from records.exportoptions import ExportOption
 from records.models import Case, ExportDecision, ExportRequest
 
 STATUSES = ("pending", "approved", "rejected", "expired", "running", "used", "discarded")
@@ -73,6 +74,8 @@ class RequestView:
     decisions: tuple[Decision, ...]
     items: tuple[ExportItem, ...] = ()  # filled by ExportDesk.show/request/run
     skipped: tuple[str, ...] = ()  # case links that cannot be packaged (no rendition)
+    exact: bool = False  # no byte outside the approved ranges (no covering segments)
+    originals: bool = False  # the original camera files too
 
     def _last(self, kind: str) -> Decision | None:
         return next((d for d in reversed(self.decisions) if d.decision == kind), None)
@@ -97,7 +100,8 @@ class RequestView:
                 "valid_until": None if approval is None else _iso(approval.valid_until),
                 "exports": list(self.exports),
                 "decisions": [d.to_json() for d in self.decisions],
-                "items": [i.to_json() for i in self.items], "skipped": list(self.skipped)}
+                "items": [i.to_json() for i in self.items], "skipped": list(self.skipped),
+                "exact": self.exact, "originals": self.originals}
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +119,8 @@ class Package:
 
 
 def fold_request(row: ExportRequest, decisions: Iterable[ExportDecision], *,
-                 now: datetime, case_number: str | None = None) -> RequestView:
+                 now: datetime, case_number: str | None = None,
+                 option: ExportOption | None = None) -> RequestView:
     """The request as its decisions (in id order) leave it at ``now``."""
     folded = tuple(Decision(d.decision, d.actor, d.reason, d.valid_until,
                             tuple(d.exports), d.at)
@@ -131,7 +136,9 @@ def fold_request(row: ExportRequest, decisions: Iterable[ExportDecision], *,
                        recording_id=row.recording_id, start=row.start, end=row.end,
                        purpose=row.purpose, recipient=row.recipient,
                        requested_by=row.requested_by, reason=row.reason, at=row.at,
-                       status=status, decisions=folded)
+                       status=status, decisions=folded,
+                       exact=bool(option and option.exact),
+                       originals=bool(option and option.originals))
 
 
 def load_requests(s: Session, *, now: datetime, case_id: str | None = None,
@@ -149,8 +156,10 @@ def load_requests(s: Session, *, now: datetime, case_id: str | None = None,
         by_req[d.request_id].append(d)
     numbers = dict(s.exec(select(Case.id, Case.number).where(
         col(Case.id).in_([r.case_id for r in rows if r.case_id]))).all())
-    return [fold_request(r, by_req[r.id], now=now, case_number=numbers.get(r.case_id or ""))
-            for r in rows]
+    options = {o.request_id: o for o in s.exec(
+        select(ExportOption).where(col(ExportOption.request_id).in_(wanted)))}
+    return [fold_request(r, by_req[r.id], now=now, case_number=numbers.get(r.case_id or ""),
+                         option=options.get(r.id)) for r in rows]
 
 
 __all__ = ["STATUSES", "Decision", "ExportItem", "Package", "RequestView", "fold_request",

@@ -30,8 +30,12 @@ from datetime import datetime
 from pathlib import Path
 
 from archive.audit.log import AuditLog
+from archive.bindings import bind
 from archive.catalog import Catalog
+from integrity import casebag
 from integrity.errors import Conflict, EvidockError
+from records.casebook import Casebook
+from records.casepackage import write_case_record
 from records.exportbook import Package, RequestView, load_requests
 from records.models import ExportDecision
 from records.package import Exporter, StagedPackage, publish, sync_tree
@@ -92,7 +96,10 @@ def provenance(view: RequestView, actor: Actor) -> dict[str, object]:
             "requested_by": view.requested_by, "requested_at": _iso(view.at),
             "reason": view.reason, "approved_by": approval.actor,
             "approved_at": _iso(approval.at), "valid_until": _iso(approval.valid_until),
-            "exported_by": actor.name, "skipped": list(view.skipped), "items": items}
+            "exported_by": actor.name, "skipped": list(view.skipped), "items": items,
+            "exact": view.exact, "originals": view.originals,
+            # A case export's case/ bag (its documents, links, index): missed if removed.
+            "case_record": casebag.NAME if view.case_id is not None else None}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +113,7 @@ class ExportRun:
     view: RequestView
     subjects: list[str]
     out: Path
+    book: Casebook
 
     def run(self, *, resume: bool) -> list[Package]:
         self._consume(resume=resume)
@@ -130,9 +138,9 @@ class ExportRun:
             if status != expected:  # another run took it meanwhile
                 raise Conflict(f"export request {self.view.id} is {status} now",
                                request=self.view.id, status=status)
-            s.add(ExportDecision(request_id=self.view.id, decision="running",
-                                 actor=self.actor.name, at=now))
-            self.audit.append(s, actor=self.actor.audit_name,
+            bind(s, self.audit, ExportDecision(request_id=self.view.id, decision="running",
+                                               actor=self.actor.name, at=now),
+                 actor=self.actor.audit_name,
                               action="export.resume" if resume else "export.start",
                               subjects=self.subjects,
                               details={"items": [i.to_json() for i in self.view.items],
@@ -152,10 +160,16 @@ class ExportRun:
             made = self.exporter.stage(item.recording_id, start_us=item.start_us,
                                        end_us=item.end_us, at=at, destination=dest,
                                        actor=self.actor.audit_name, purpose=view.purpose,
-                                       request_id=view.id,
+                                       request_id=view.id, exact=view.exact,
+                                       with_originals=view.originals,
                                        provenance={**vouched, "link_id": item.link_id})
             staged.append((Package(dest, made.export.id, item, made.segments), made))
         if view.case_id is not None:
+            write_case_record(at=staging / casebag.NAME, book=self.book,
+                              store=self.exporter.store, keys=self.exporter.keys,
+                              case_id=view.case_id, packages=[(p, m.path) for p, m in staged],
+                              provenance=vouched, zone=self.exporter.zone,
+                              station_id=self.exporter.station_id, now=self.clock())
             (staging / "request.json").write_bytes(_json({**vouched, "packages": [
                 {**p.to_json(), "dir": p.path.name} for p, _ in staged]}))
             sync_tree(staging)
@@ -171,9 +185,10 @@ class ExportRun:
                                request=self.view.id, status=status)
             for _, made in staged:
                 s.add(made.export)
-            s.add(ExportDecision(request_id=self.view.id, decision="used",
-                                 actor=self.actor.name, exports=exports, at=now))
-            self.audit.append(s, actor=self.actor.audit_name, action="export.run",
+            bind(s, self.audit, ExportDecision(request_id=self.view.id, decision="used",
+                                               actor=self.actor.name, exports=exports,
+                                               at=now),
+                 actor=self.actor.audit_name, action="export.run",
                               subjects=[*self.subjects, *sorted(
                                   {f"recording:{p.item.recording_id}" for p, _ in staged})],
                               details={"purpose": self.view.purpose,
@@ -192,9 +207,9 @@ class ExportRun:
         with contextlib.suppress(Exception), self.catalog.transaction() as s:
             if load_requests(s, now=now, ids=[self.view.id])[0].status != "running":
                 return
-            s.add(ExportDecision(request_id=self.view.id, decision="released",
-                                 actor=self.actor.name, reason=code, at=now))
-            self.audit.append(s, actor=self.actor.audit_name, action="export.released",
+            bind(s, self.audit, ExportDecision(request_id=self.view.id, decision="released",
+                                               actor=self.actor.name, reason=code, at=now),
+                 actor=self.actor.audit_name, action="export.released",
                               subjects=self.subjects, details={"error": code}, at=now)
 
 

@@ -22,6 +22,7 @@ from typing import NoReturn
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditLog
+from archive.bindings import bind
 from archive.catalog import Catalog, Recording
 from archive.catalog.models import Rendition, Segment
 from config.access import ExportSettings
@@ -32,6 +33,7 @@ from integrity.errors import (
     NotFound,
     SelfApproval,
 )
+from records.bundle import Bundler
 from records.casebook import Casebook, CaseView
 from records.exportarea import AreaState, ExportArea, Removed
 from records.exportbook import (
@@ -42,11 +44,14 @@ from records.exportbook import (
     fold_request,
     load_requests,
 )
+from records.exportoptions import ExportOption
 from records.exportrun import ExportRun, check_out, remove_partial
 from records.labels import require_items
 from records.models import Export, ExportDecision, ExportRequest
+from records.originals import NO_RENDITION
 from records.package import Exporter, parse_offset
 from records.permissions import Actor, Gate, P
+from records.vouch import unvouched
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -63,6 +68,9 @@ class ExportDesk:
         self.settings, self.clock, self.new_id = settings, clock, new_id
         self.reached = reached  # test-only pause points (crash tests); no-op otherwise
         self.book = casebook or Casebook(catalog=catalog)
+        if exporter.bundler is None and audit.signer is not None:  # the events, provable
+            exporter.bundler = Bundler(audit=audit, keys=exporter.keys, gate=gate,
+                                       book=self.book, clock=clock)
 
     # ------------------------------------------------------------------ access
 
@@ -135,6 +143,12 @@ class ExportDesk:
     def _recording_item(self, recording_id: str, start: str | None,
                         end: str | None) -> ExportItem:
         rec, whole = self._span(recording_id)
+        if whole is None and rec.kind in NO_RENDITION:  # a photo leaves whole, as archived
+            if start is not None or end is not None:
+                raise InvalidRequest(f"recording {recording_id} is a {rec.kind}: it has no "
+                                     "time range; leave out --start and --end",
+                                     recording=recording_id)
+            return ExportItem(recording_id, 0, 0)
         if whole is None:
             raise NotFound(f"recording {recording_id} has no rendition to export; run "
                            "`evidock process`", recording=recording_id)
@@ -148,16 +162,20 @@ class ExportDesk:
 
     def _case_items(self, case_id: str, *, made_at: datetime | None,
                     ) -> tuple[list[ExportItem], list[str]]:
-        """Links active now (and made by ``made_at``); those without rendition skipped."""
+        """Links active now (and made by ``made_at``): footage by its range, photos and
+        other files whole; video or audio not yet processed is skipped."""
         items: list[ExportItem] = []
         skipped: list[str] = []
         for link in self.book.links(case_id=case_id):
             if not link.active or (made_at is not None and link.at > made_at):
                 continue
-            _rec, whole = self._span(link.recording_id)
+            rec, whole = self._span(link.recording_id)
+            if whole is None and rec.kind in NO_RENDITION:
+                items.append(ExportItem(link.recording_id, 0, 0, link.id))
+                continue
             if whole is None:
                 skipped.append(f"link {link.id}: recording {link.recording_id} has no "
-                               "rendition (photo, log or not yet processed)")
+                               "rendition yet (run `evidock process`)")
                 continue
             items.append(ExportItem(link.recording_id, link.start_us or 0,
                                     whole if link.end_us is None else link.end_us, link.id))
@@ -227,8 +245,10 @@ class ExportDesk:
 
     def request(self, actor: Actor, *, case: str | None = None, recording: str | None = None,
                 start: str | None = None, end: str | None = None, purpose: str,
-                recipient: str, reason: str = "") -> RequestView:
-        """Ask to take a case's linked footage, or (a range of) a recording, out."""
+                recipient: str, reason: str = "", exact: bool = False,
+                originals: bool = False) -> RequestView:
+        """Ask to take a case's linked footage, or (a range of) a recording, out;
+        ``exact``: nothing outside the ranges; ``originals``: the camera files too."""
         if (case is None) == (recording is None):
             raise InvalidRequest("name exactly one of a case or a recording")
         if purpose not in self.settings.purposes:
@@ -246,7 +266,9 @@ class ExportDesk:
         if case is not None:
             found = self.book.case(case)
             row.case_id, number = found.id, found.number
-        view = fold_request(row, (), now=row.at, case_number=number)
+        option = ExportOption(request_id=row.id, exact=exact, originals=originals,
+                              at=row.at) if exact or originals else None
+        view = fold_request(row, (), now=row.at, case_number=number, option=option)
         self._require(actor, P.EXPORT_REQUEST, self._subjects(view), self._cases_of(view))
         view = self._with_items(view)
         self._require_items(actor, P.EXPORT_REQUEST, view)
@@ -255,11 +277,15 @@ class ExportDesk:
                                  case=case, skipped=list(view.skipped))
         with self.catalog.transaction() as s:
             s.add(row)
+            if option is not None:
+                s.flush()  # the option names the request
+                s.add(option)
             self.audit.append(s, actor=actor.audit_name, action="export.request",
                               subjects=self._subjects(view),
                               details={"purpose": purpose, "recipient": row.recipient,
                                        "case_number": view.case_number, "start": start,
-                                       "end": end, "reason": reason,
+                                       "end": end, "reason": reason, "exact": exact,
+                                       "originals": originals,
                                        "items": [i.to_json() for i in view.items]},
                               at=row.at)
         return view
@@ -291,10 +317,11 @@ class ExportDesk:
             if status != "pending":
                 raise Conflict(f"export request {request_id} is {status}; only a pending "
                                "request can be decided", request=request_id, status=status)
-            s.add(ExportDecision(request_id=request_id, decision=decision, actor=actor.name,
-                                 reason=reason, valid_until=valid_until, at=now))
+            row = ExportDecision(request_id=request_id, decision=decision,
+                                 actor=actor.name, reason=reason, valid_until=valid_until,
+                                 at=now)
             action = "export.approve" if decision == "approved" else "export.reject"
-            self.audit.append(s, actor=actor.audit_name, action=action, subjects=subjects,
+            bind(s, self.audit, row, actor=actor.audit_name, action=action, subjects=subjects,
                               details={"reason": reason, "valid_until": _iso(valid_until),
                                        "requested_by": view.requested_by}, at=now)
         return self._load(request_id)
@@ -323,12 +350,16 @@ class ExportDesk:
         view = self._with_items(view)
         # Checked again at run time: a label may have reached an item since approval.
         self._require_items(actor, P.EXPORT_RUN, view)
+        if forged := unvouched(self.catalog, view):
+            self._refuse(actor, view, "no audit event vouches for "
+                         f"{'; '.join(forged)}: written into the catalog directly?")
         if not view.items:
             raise Conflict(f"nothing left to export: every link of request {view.id} was "
                            "removed", request=view.id)
         return ExportRun(catalog=self.catalog, audit=self.audit, exporter=self.exporter,
                          clock=self.clock, reached=self.reached, actor=actor, view=view,
-                         subjects=self._subjects(view), out=out).run(resume=resume)
+                         subjects=self._subjects(view), out=out,
+                         book=self.book).run(resume=resume)
 
     def tidy(self, area: ExportArea) -> builtins.list[Removed]:
         """The export area's lifecycle (:meth:`ExportArea.sweep`), each removal audited
@@ -371,9 +402,9 @@ class ExportDesk:
                 raise Conflict(f"export request {request_id} is {status}; only an approved "
                                "request, or one whose run died, can be discarded",
                                request=request_id, status=status)
-            s.add(ExportDecision(request_id=request_id, decision="discarded",
-                                 actor=actor.name, reason=reason, at=now))
-            self.audit.append(s, actor=actor.audit_name, action="export.discard",
+            bind(s, self.audit, ExportDecision(request_id=request_id, decision="discarded",
+                                               actor=actor.name, reason=reason, at=now),
+                 actor=actor.audit_name, action="export.discard",
                               subjects=subjects, details={"reason": reason,
                                                           "was": status}, at=now)
         return self._load(request_id)

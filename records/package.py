@@ -18,18 +18,19 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from archive.catalog import Catalog, Recording
 from archive.catalog.models import Rendition, Segment
 from archive.keystore import StationKeys
 from archive.store import ContentStore, fsync_dir
-from integrity import clipsign
+from integrity import bundle, clipsign, derivative
 from integrity import manifest as mf
 from integrity import package as pkg
 from integrity.digest import copy_and_hash
 from integrity.errors import DigestMismatch, EvidockError, NotFound
+from records import index_html, originals, trim
 from records.models import Export
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
@@ -137,9 +138,14 @@ def sync_tree(root: Path) -> None:
 class Exporter:
     def __init__(self, *, store: ContentStore, catalog: Catalog, keys: StationKeys,
                  clock: Callable[[], datetime], station_id: str,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 zone: tzinfo = UTC) -> None:
         self.store, self.catalog, self.keys = store, catalog, keys
         self.clock, self.station_id, self.new_id = clock, station_id, new_id
+        self.zone = zone  # the station's: the times index.html shows
+        #: (recording id, request id) → data/audit-bundle.json (records/bundle.py); set
+        #: by the export desk. None: a package without it (verify then says it is missing).
+        self.bundler: Callable[[str, str | None], bytes] | None = None
 
     def _load(self, recording_id: str) -> tuple[Recording, Rendition, list[Segment]]:
         rec, rendition, segs = self.catalog.rendered(recording_id)
@@ -150,19 +156,22 @@ class Exporter:
 
     def export(self, recording_id: str, *, start: str, end: str, out: Path, actor: str,
                purpose: str = "", request_id: str | None = None,
-               provenance: dict[str, object] | None = None) -> ExportResult:
+               provenance: dict[str, object] | None = None,
+               exact: bool = False, with_originals: bool = False) -> ExportResult:
         """Stage, record and publish one package (the one-call form). ``provenance``
         (the approved request) goes into the signed clip.json."""
-        rec, _rendition, _segs = self._load(recording_id)
-        start_us = parse_offset(start, rec.camera_start)
-        end_us = parse_offset(end, rec.camera_start)
+        rec, rendition, _segs = self.catalog.rendered(recording_id)
+        whole = rendition is None and rec.kind in originals.NO_RENDITION  # a photo: no range
+        start_us = 0 if whole else parse_offset(start, rec.camera_start)
+        end_us = 0 if whole else parse_offset(end, rec.camera_start)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise EvidockError(f"{out} exists and is not an empty directory", path=str(out))
         tmp = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex}")
         try:
             staged = self.stage(recording_id, start_us=start_us, end_us=end_us, at=tmp,
                                 destination=out, actor=actor, purpose=purpose,
-                                request_id=request_id, provenance=provenance)
+                                request_id=request_id, provenance=provenance,
+                                exact=exact, with_originals=with_originals)
             with self.catalog.transaction() as s:  # recorded before it is in place
                 s.add(staged.export)
             publish(tmp, out)
@@ -173,10 +182,17 @@ class Exporter:
     def stage(self, recording_id: str, *, start_us: int, end_us: int, at: Path,
               destination: Path, actor: str, purpose: str = "",
               request_id: str | None = None,
-              provenance: dict[str, object] | None = None) -> StagedPackage:
+              provenance: dict[str, object] | None = None,
+              exact: bool = False, with_originals: bool = False) -> StagedPackage:
         """Write the package of [start_us, end_us) into ``at`` (which must not exist) and
-        sync it; the Export row it returns names ``destination``. Removes ``at`` on error."""
-        rec, rendition, segs = self._load(recording_id)
+        sync it; the Export row it returns names ``destination``. Removes ``at`` on error.
+        ``exact``: no covering segment, only the trimmed derivative (no byte outside);
+        ``with_originals``: the camera file too. A photo (no rendition): the original."""
+        rec, rendition, segs = self.catalog.rendered(recording_id)
+        if rendition is None:
+            return self._stage_original(rec, at=at, destination=destination, actor=actor,
+                                        purpose=purpose, request_id=request_id,
+                                        provenance=provenance)
         chosen = covering(segs, start_us, end_us)
         assert rendition.manifest_blake3 is not None
         manifest_bytes = self.store.path_for(rendition.manifest_blake3).read_bytes()
@@ -188,15 +204,18 @@ class Exporter:
         at.mkdir(parents=True)
         try:
             self._write(at, rec=rec, signed=signed, manifest_bytes=manifest_bytes,
-                        chosen=chosen, export=export, provenance=provenance)
+                        chosen=chosen, export=export, provenance=provenance,
+                        exact=exact, audio=rendition.kind == "audio",
+                        with_originals=with_originals)
             sync_tree(at)
         except BaseException:
             shutil.rmtree(at, ignore_errors=True)
             raise
-        return StagedPackage(export, at, tuple(s.name for s in chosen))
+        return StagedPackage(export, at, () if exact else tuple(s.name for s in chosen))
 
     def _clip(self, rec: Recording, signed: mf.SignedManifest, chosen: list[Segment],
-              export: Export, provenance: dict[str, object] | None) -> dict[str, object]:
+              export: Export, provenance: dict[str, object] | None, *,
+              exact: bool) -> dict[str, object]:
         """What the export claims, all of it signed (integrity.clipsign)."""
         entries = {e.index: e for e in signed.manifest.entries()}
         original = next(o for o in signed.manifest.originals if o.recording_id == rec.id)
@@ -205,33 +224,130 @@ class Exporter:
                 "created_at": mf.format_utc(export.created_at),
                 "range_us": [export.start_us, export.end_us], "original": original.to_dict(),
                 "camera_start": rec.camera_start.isoformat() if rec.camera_start else None,
-                "segments": [s.name for s in chosen], "key_id": signed.key_id,
+                "segments": [] if exact else [s.name for s in chosen],
+                "exact": exact, "derivative": derivative.DOC, "key_id": signed.key_id,
                 "selection": {"merkle_root": signed.manifest.merkle_root,
                               "segments": [entries[s.index].to_dict() for s in chosen]},
-                "request": provenance}
+                "request": provenance,
+                # signed: the verifier then requires data/audit-bundle.json
+                **({"audit_bundle": bundle.NAME} if self.bundler is not None else {})}
 
     def _write(self, tmp: Path, *, rec: Recording, signed: mf.SignedManifest,
                manifest_bytes: bytes, chosen: list[Segment], export: Export,
-               provenance: dict[str, object] | None = None) -> None:
+               provenance: dict[str, object] | None = None, exact: bool = False,
+               audio: bool = False, with_originals: bool = False) -> None:
         data = tmp / "data"
-        (data / "segments").mkdir(parents=True)
-        (data / "keys").mkdir()
+        (data / "keys").mkdir(parents=True)
+        copied = [originals.copy_original(self.store, rec, data)] if with_originals else []
+        sources = tmp / ".sources"  # an exact package's segments: trimmed, never packaged
+        (sources if exact else data / "segments").mkdir()
         for seg in chosen:
-            self._copy_segment(seg, data / "segments" / seg.name)
-        proofs = {s.name: signed.manifest.inclusion_proof(s.index).to_dict() for s in chosen}
-        clip = _json(self._clip(rec, signed, chosen, export, provenance))
-        files = {
-            "README.txt": README.encode("utf-8"),
-            "clip.json": clip,
-            clipsign.SIG_FILE: clipsign.sign_clip(clip, self.keys.load()),
+            self._copy_segment(seg, (sources if exact else data / "segments") / seg.name)
+        self._derive(data, sources if exact else data / "segments", signed=signed,
+                     chosen=chosen, export=export, audio=audio)
+        shutil.rmtree(sources, ignore_errors=True)
+        proofs = {} if exact else {s.name: signed.manifest.inclusion_proof(s.index).to_dict()
+                                   for s in chosen}
+        clip = _json({**self._clip(rec, signed, chosen, export, provenance, exact=exact),
+                      "originals": copied})
+        self._write_files(tmp, rec, export, provenance=provenance, clip=clip, files={
             "manifest.json": manifest_bytes,
             "proofs.json": _json({"merkle_root": signed.manifest.merkle_root,
-                                  "proofs": proofs}),
-            "keys/keyring.json": _json(self.keys.keyring().to_dict()),
-        }
+                                  "proofs": proofs})})
+
+    def _write_files(self, tmp: Path, rec: Recording, export: Export, *,
+                     provenance: dict[str, object] | None, clip: bytes,
+                     files: dict[str, bytes]) -> None:
+        """The common files (README, signed clip.json, keyring, audit bundle, index)
+        beside ``files``, then the bag."""
+        files = {"README.txt": README.encode("utf-8"), "clip.json": clip,
+                 clipsign.SIG_FILE: clipsign.sign_clip(clip, self.keys.load()),
+                 "keys/keyring.json": _json(self.keys.keyring().to_dict()),
+                 **({bundle.NAME: self.bundler(rec.id, export.request_id)}
+                    if self.bundler is not None else {}), **files}
+        (tmp / "data" / "keys").mkdir(parents=True, exist_ok=True)
         for name, content in files.items():
-            (data / name).write_bytes(content)
+            (tmp / "data" / name).write_bytes(content)
+        (tmp / "data" / "index.html").write_bytes(self._index(tmp, rec, export, provenance))
         _write_bag(tmp, export)
+
+    def _stage_original(self, rec: Recording, *, at: Path, destination: Path, actor: str,
+                        purpose: str, request_id: str | None,
+                        provenance: dict[str, object] | None) -> StagedPackage:
+        """A photo's (log's, other file's) package: the original itself, signed for."""
+        rendition = originals.placeholder_rendition(self.catalog, rec)
+        export = Export(id=self.new_id(), recording_id=rec.id, rendition_id=rendition.id,
+                        start_us=0, end_us=0, segments=[], destination=str(destination),
+                        actor=actor, purpose=purpose, request_id=request_id,
+                        created_at=self.clock())
+        at.mkdir(parents=True)
+        try:
+            (at / "data").mkdir()
+            copied = originals.copy_original(self.store, rec, at / "data")
+            clip = _json({"format": pkg.CLIP_FORMAT, "export_id": export.id,
+                          "recording_id": rec.id, "station_id": self.station_id,
+                          "created_at": mf.format_utc(export.created_at), "kind": rec.kind,
+                          "range_us": [0, 0], "original": originals.reference(rec),
+                          "camera_start": rec.camera_start.isoformat()
+                          if rec.camera_start else None, "rendition": None,
+                          "segments": [], "originals": [copied], "request": provenance,
+                          **({"audit_bundle": bundle.NAME} if self.bundler is not None
+                             else {})})
+            self._write_files(at, rec, export, provenance=provenance, clip=clip, files={})
+            sync_tree(at)
+        except BaseException:
+            shutil.rmtree(at, ignore_errors=True)
+            raise
+        return StagedPackage(export, at, ())
+
+    def _derive(self, data: Path, sources: Path, *, signed: mf.SignedManifest,
+                chosen: list[Segment], export: Export, audio: bool) -> None:
+        """data/derivative/: the range trimmed from ``sources`` and its signed provenance."""
+        ext = Path(chosen[0].name).suffix.lstrip(".")
+        out = data / derivative.DIR / f"clip.{ext}"
+        out.parent.mkdir()
+        made = trim.trim([sources / s.name for s in chosen], first_start_us=chosen[0].start_us,
+                         start_us=export.start_us, end_us=export.end_us,
+                         kind="audio" if audio else "video", ext=ext, out=out)
+        with open(out, "rb") as fh:
+            digests = copy_and_hash(fh, None)
+        doc = _json({"format": derivative.FORMAT, "label": derivative.LABEL,
+                     "file": f"{derivative.DIR}/{out.name}", "size": out.stat().st_size,
+                     "blake3": digests.blake3, "sha256": digests.sha256,
+                     "recording_id": export.recording_id, "export_id": export.id,
+                     "range_us": [export.start_us, export.end_us],
+                     "merkle_root": signed.manifest.merkle_root,
+                     "sources": derivative.sources_of(signed.manifest, export.start_us,
+                                                      export.end_us),
+                     "trim": {"offset_us": made.offset_us, "duration_us": made.duration_us,
+                              "method": made.method, "tool": made.tool,
+                              "argv": list(made.argv)},
+                     "created_at": mf.format_utc(export.created_at)})
+        (data / derivative.DOC).write_bytes(doc)
+        (data / derivative.SIG).write_bytes(derivative.sign(doc, self.keys.load()))
+
+    def _index(self, tmp: Path, rec: Recording, export: Export,
+               provenance: dict[str, object] | None) -> bytes:
+        def local(when: datetime | None) -> str:
+            return "-" if when is None else when.astimezone(self.zone).isoformat(" ")
+        roles = {"segments": "segment", derivative.DIR: "derivative", "originals": "original"}
+        files = []
+        for path in sorted(p for p in (tmp / "data").rglob("*") if p.is_file()):
+            rel = pkg.relpath(tmp, path)
+            role = roles.get(rel.split("/")[1] if rel.count("/") > 1 else "", "record")
+            files.append(index_html.IndexFile(path=rel, role=role, size=path.stat().st_size,
+                         sha256=hashlib.sha256(path.read_bytes()).hexdigest()))
+        facts = [("recording / 录像", rec.id), ("officer / 警号", rec.officer_id or "-"),
+                 ("camera / 记录仪", rec.device_serial),
+                 ("recorded at / 拍摄时间", local(rec.camera_start)),
+                 ("approved range / 批准时段", f"{export.start_us / 1e6:.3f} s - "
+                                           f"{export.end_us / 1e6:.3f} s"),
+                 ("original BLAKE3 / 原始文件摘要", rec.blake3),
+                 ("original SHA-256", rec.sha256),
+                 ("exported at / 导出时间", local(export.created_at)),
+                 ("export / 导出编号", export.id)]
+        return index_html.render(title=f"evidock 证据包 / evidence package {export.id}",
+                                 facts=facts, files=files, request=provenance)
 
     def _copy_segment(self, seg: Segment, dest: Path) -> None:
         with open(self.store.path_for(seg.blake3), "rb") as src, open(dest, "wb") as out:

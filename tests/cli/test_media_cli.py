@@ -320,11 +320,15 @@ def test_rotation_keeps_old_signatures_verifiable(station: Station, tmp_path: Pa
     assert out["ok"] is True
     run = evidock(home, "verify", str(station.package), "--key", str(new_pem))
     assert run.returncode == 1, run.stderr
-    # Both station signatures in the package (the segments' manifest and the clip's
-    # statement) are the old key's: each is a finding under the new key alone.
-    assert "E_KEY_MISMATCH [manifest.json]" in run.stdout
-    assert "E_KEY_MISMATCH [clip.json]" in run.stdout
-    assert run.stdout.rstrip().endswith("FAILED: 2 finding(s)")
+    # Every station signature in the package (the segments' manifest, the clip's
+    # statement, the derivative's, the audit bundle's) is the old key's: each is a
+    # key finding under the new key alone, and there is no other finding.
+    findings = run.stdout.rstrip().splitlines()
+    assert "E_KEY_MISMATCH [manifest.json]: manifest was not signed by the given key" \
+        in findings
+    assert any(f.startswith("E_KEY_MISMATCH [clip.json]") for f in findings)
+    assert all(f.startswith("E_KEY_MISMATCH [") for f in findings[:-1])
+    assert findings[-1] == f"FAILED: {len(findings) - 1} finding(s)"
     assert stored == {"target": station.video_id, "ok": True, "findings": []}
 
 

@@ -178,10 +178,11 @@ def test_a_case_request_exports_every_active_link_once(world: World, tmp_path: P
     short_end = world.segments(world.short)[-1].end_us
     expected = [(world.long.id, 0, 4_000_000, world.links["long-a"]),
                 (world.long.id, 10_500_000, long_end, world.links["long-b"]),
-                (world.short.id, 0, short_end, world.links["short"])]
+                (world.short.id, 0, short_end, world.links["short"]),
+                (world.photo.id, 0, 0, world.links["photo"])]  # issue 15: a photo, whole
     assert [(i.recording_id, i.start_us, i.end_us, i.link_id)
             for i in pending.items] == expected  # the unlinked range is not there
-    assert len(pending.skipped) == 1 and world.photo.id in pending.skipped[0]
+    assert pending.skipped == ()
 
     approved = world.desk.approve(world.who("legal"), rid, reason="依法提供")
     assert approved.status == "approved" and approved.approval is not None
@@ -189,13 +190,14 @@ def test_a_case_request_exports_every_active_link_once(world: World, tmp_path: P
     out = tmp_path / "out"
     packages = world.desk.run(world.who("inspector"), rid, out=out)
 
-    names = [f"01-{world.long.id}", f"02-{world.long.id}", f"03-{world.short.id}"]
-    assert sorted(p.name for p in out.iterdir()) == [*names, "request.json"]
+    names = [f"01-{world.long.id}", f"02-{world.long.id}", f"03-{world.short.id}",
+             f"04-{world.photo.id}"]  # issue 15: the photo leaves as its original
+    assert sorted(p.name for p in out.iterdir()) == [*names, "case", "request.json"]
     assert [p.path for p in packages] == [out / n for n in names]
     for p in packages:
         assert world.verify(p.path) == [], p.path
     assert [p.segments for p in packages] == [("seg00000.mp4",), ("seg00001.mp4",),
-                                              ("seg00000.mp4",)]
+                                              ("seg00000.mp4",), ()]
     doc = json.loads((out / "request.json").read_text(encoding="utf-8"))
     assert (doc["request_id"], doc["case_number"], doc["purpose"], doc["recipient"]) == (
         rid, CASE, "行政复议", "邵阳市人民政府行政复议办公室")
@@ -219,7 +221,7 @@ def test_a_case_request_exports_every_active_link_once(world: World, tmp_path: P
     with pytest.raises(NotApproved) as again:  # used once: never twice
         world.desk.run(world.who("inspector"), rid, out=tmp_path / "again")
     assert again.value.code == "E_NOT_APPROVED" and not (tmp_path / "again").exists()
-    assert len(world.exports_of(rid)) == 3
+    assert len(world.exports_of(rid)) == 4  # with the photo's
 
 
 def test_a_whole_recording_request_is_one_package(world: World, tmp_path: Path) -> None:
@@ -244,7 +246,7 @@ def test_a_link_made_after_the_request_is_not_covered(world: World) -> None:
                                   start_us=1_000_000, end_us=2_000_000)
     try:
         items = world.desk.show(world.who("legal"), rid).items
-        assert link.id not in {i.link_id for i in items} and len(items) == 3
+        assert link.id not in {i.link_id for i in items} and len(items) == 4
         later = world.desk.show(world.who("legal"), world.request()).items
         assert link.id in {i.link_id for i in later}
     finally:
@@ -285,10 +287,11 @@ def test_a_run_that_fails_part_way_leaves_nothing_and_can_be_retried(
     assert not out.exists() and list(tmp_path.iterdir()) == []  # staging removed too
     assert world.exports_of(rid) == []  # nothing was recorded: nothing left staging
     released = world.events("export.released")[-1]
+    assert released.details.pop("row")["table"] == "exportdecision"  # archive/bindings.py
     assert released.details == {"error": "E_DISK_FULL"}
     assert f"export-request:{rid}" in released.subjects
     assert world.desk.show(world.who("legal"), rid).status == "approved"  # given back
-    assert len(world.desk.run(world.who("inspector"), rid, out=out)) == 3
+    assert len(world.desk.run(world.who("inspector"), rid, out=out)) == 4
 
 
 # --------------------------------------------------------------------------- issue 19, item 2
@@ -398,6 +401,7 @@ def test_discarding_ends_a_request_and_needs_the_run_lock_for_a_running_one(
     done = world.desk.discard(world.who("inspector"), rid, reason="不需要了")
     assert done.status == "discarded"
     event = world.events("export.discard")[-1]
+    assert event.details.pop("row")["table"] == "exportdecision"  # archive/bindings.py
     assert event.details == {"reason": "不需要了", "was": "approved"}
     with pytest.raises(NotApproved):
         world.desk.run(world.who("inspector"), rid, out=tmp_path / "out", exclusive=True)
@@ -529,8 +533,8 @@ def test_bad_requests_are_refused_and_leave_no_row(world: World, kw: dict[str, A
 def test_a_range_outside_the_recording_is_refused(world: World) -> None:
     with pytest.raises(InvalidRequest):
         world.request(recording=world.short.id, start="5", end="9")
-    with pytest.raises(EvidockError):  # a photo has no rendition to package
-        world.request(recording=world.photo.id)
+    with pytest.raises(EvidockError):  # a photo leaves whole: it has no time range
+        world.request(recording=world.photo.id, start="0", end="1")
 
 
 def test_an_officer_may_request_but_not_approve_or_run(world: World, tmp_path: Path) -> None:

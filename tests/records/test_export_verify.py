@@ -159,7 +159,9 @@ def test_export_of_a_range_carries_exactly_the_covering_segments(world: World,
     assert res.segments == SEGS[:2] and (res.start_us, res.end_us) == (8_000_000, 14_000_000)
     files = sorted(pkg.relpath(out / "data", p) for p in (out / "data").rglob("*")
                    if p.is_file())
-    assert files == sorted([*pkg.FIXED_DATA, "segments/seg00000.mp4", "segments/seg00001.mp4"])
+    assert files == sorted([*pkg.FIXED_DATA, "segments/seg00000.mp4", "segments/seg00001.mp4",
+                            "index.html", "derivative/clip.mp4", "derivative/derivative.json",
+                            "derivative/derivative.sig.json"])  # issue 15: the exact range
     for seg in segs[:2]:
         assert (out / "data" / "segments" / seg.name).read_bytes() \
             == world.svc.store.path_for(seg.blake3).read_bytes()
@@ -205,11 +207,11 @@ def test_export_at_a_segment_boundary_carries_the_frames_asked_for(
 
 
 def test_export_needs_a_finished_rendition(world: World, tmp_path: Path) -> None:
+    photo = world.exporter.export(world.photo.id, start="0", end="1", out=tmp_path / "p",
+                                  actor="t")  # issue 15: a photo leaves as its original
+    assert photo.segments == () and list((tmp_path / "p" / "data" / "originals").iterdir())
+    shutil.rmtree(tmp_path / "p")
     before = len(_exports(world))
-    with pytest.raises(NotFound) as err:
-        world.exporter.export(world.photo.id, start="0", end="1", out=tmp_path / "p",
-                              actor="t")
-    assert err.value.code == "E_NOT_FOUND"
     with pytest.raises(NotFound):
         world.exporter.export("no-such-recording", start="0", end="1", out=tmp_path / "q",
                               actor="t")
@@ -628,6 +630,7 @@ def test_another_recordings_manifest_is_caught(world: World, package: Path,
         (pkg.E_SEGMENT_UNKNOWN, SEGS[1]),
         (pkg.E_SEGMENT_UNKNOWN, SEGS[2]),
         (C.E_BAG_DIGEST_MISMATCH, "data/manifest.json"), OXUM, SEL,
+        (C.E_DERIVATIVE_MISMATCH, "derivative.json"),  # its sources are not that manifest's
     }
 
 
@@ -635,13 +638,15 @@ def test_wrong_key_is_named(world: World, package: Path) -> None:
     stranger = KeyPair.generate().public
     found = pkg.verify_package(package, trusted={stranger.key_id: stranger})
     assert _failures(found) == {(pkg.E_KEY_MISMATCH, "manifest.json"),
-                                (pkg.E_KEY_MISMATCH, "clip.json")}
+                                (pkg.E_KEY_MISMATCH, "clip.json"),
+                                (pkg.E_KEY_MISMATCH, "derivative/derivative.json")}
 
 
 def test_foreign_keyring_in_the_package_is_caught(world: World, package: Path) -> None:
     _foreign_keyring(package)
     assert _failures(pkg.verify_package(package)) == {
         (E_KEY_UNKNOWN, "manifest.json"), (E_KEY_UNKNOWN, "clip.json"),
+        (E_KEY_UNKNOWN, "derivative/derivative.json"),
         (C.E_BAG_DIGEST_MISMATCH, "data/keys/keyring.json")}
     # With the published key the signature holds; the changed file is still named.
     assert _failures(world.verify(package)) == {

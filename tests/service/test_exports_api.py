@@ -150,7 +150,7 @@ def test_request_self_approval_approval_run_and_offline_verify(station: Station,
     assert set(ran) == {"request_id", "out", "packages"} and ran["out"] == str(out)
     [listed] = ran["packages"]
     assert listed["dir"] == str(package) and listed["segments"] == ["seg00000.mp4"]
-    assert sorted(p.name for p in out.iterdir()) == [package.name, "request.json"]
+    assert sorted(p.name for p in out.iterdir()) == [package.name, "case", "request.json"]
     doc = json.loads((out / "request.json").read_text(encoding="utf-8"))
     assert (doc["requested_by"], doc["approved_by"], doc["exported_by"]) == (
         "inspector", "legal", "inspector")

@@ -42,6 +42,8 @@ class RequestBody(BaseModel):
     start: str | None = None
     end: str | None = None
     reason: str = ""
+    exact: bool = False
+    originals: bool = False
 
 
 class DecisionBody(BaseModel):

@@ -82,12 +82,31 @@ class ExportSettings(_Frozen):
     approval_valid_h: float = Field(72, gt=0, le=24 * 365)
 
 
+#: 记录方式: what kind of footage covers a stage. "any": 根据实际情况 (video, audio or photo).
+RecordingMode = Literal["video", "audio", "photo", "any"]
+
+
 class CoverageRequirement(_Frozen):
-    """Which stages of which case types must have audio-video recording."""
+    """Which stages of which case types must have audio-video recording, and how."""
 
     stage: str = Field(min_length=1)
     case_types: tuple[str, ...] = ()  # empty: every case type
     full_process: bool = False  # 全过程音像记录: the whole stage, without gaps
+    # None: "video" for a full-process stage (only video can fill its time), else "any".
+    mode: RecordingMode | None = None
+
+    @property
+    def recording_mode(self) -> RecordingMode:
+        if self.mode is not None:
+            return self.mode
+        return "video" if self.full_process else "any"
+
+    @model_validator(mode="after")
+    def _fills_time(self) -> CoverageRequirement:
+        if self.full_process and self.mode == "photo":
+            raise ValueError(f"coverage.requirements {self.stage}: a photo cannot record a "
+                             "full process; use mode video or audio")
+        return self
 
 
 class CoverageSettings(_Frozen):
@@ -99,4 +118,5 @@ class CoverageSettings(_Frozen):
 
 
 __all__ = ["ROLES", "SENSITIVITIES", "AccessSettings", "CaseSettings", "CoverageRequirement",
-           "CoverageSettings", "ExportSettings", "Role", "Sensitivity", "UserEntry"]
+           "CoverageSettings", "ExportSettings", "RecordingMode", "Role", "Sensitivity",
+           "UserEntry"]

@@ -1,242 +1,52 @@
 """Coverage of the recording list (音像记录事项清单): pure, no database, clock or I/O.
 
 The caller hands in each case's facts (declared stage windows, active links as absolute
-times), the settings and ``now``. Per case, every required stage is ``covered`` (footage
-is linked at it) or ``missing``. For full-process (全过程) stages the linked footage must
-also fill the declared window: holes longer than ``gap_tolerance_s`` are gaps, including
-uncovered time at the start and end of the window. Without a declared window only holes
-between the first and last footage can be seen, and the finding says the window is unknown.
+times with the footage's kind, the stage applicability decisions in force), the settings
+and ``now``. The stages that apply to a case are its type's checklist entries, less those
+marked 不适用 and plus those marked applicable. Each is:
+
+- ``not_applicable`` (不适用): marked so, with the decision (reason, who, when);
+- ``missing``: no linked footage of the entry's 记录方式 (``mode``: a photo does not
+  cover a stage that needs video; footage of another kind is listed, not counted);
+- ``gaps``: a full-process (全过程) stage whose footage leaves holes longer than
+  ``gap_tolerance_s`` in the declared window, including uncovered time at its start and
+  end — never ``covered``. Without a declared window only holes between the first and
+  last footage can be seen, and the finding says the window is unknown;
+- ``covered``: otherwise.
+
+This module is the only judge of coverage: the statistics count its findings per case.
 
 Footage whose camera time or duration is unknown is listed as such and never fills time.
 Several declarations of one stage are merged into their union (the conservative reading:
 more time to fill, never less); a window that ends after ``now`` is judged up to ``now``.
-Every summary number is a count over the per-case findings.
+Every summary number is a count over the per-case findings. The values live in
+:mod:`records.coverage_values` (re-exported here).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
-from config.access import CoverageSettings
-
-StageStatus = Literal["covered", "missing"]
-GapKind = Literal["window", "window_start", "inside", "window_end"]
-TimeState = Literal["known", "camera_time_unknown", "duration_unknown"]
-
-
-def _aware(what: str, value: datetime | None) -> None:
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-class DeclaredStage(NamedTuple):
-    """When a stage took place, as the written record says: [start, end)."""
-
-    stage: str
-    start: datetime
-    end: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LinkFacts:
-    """One active link as absolute times. ``start``/``end`` None: not known."""
-
-    recording_id: str
-    stage: str
-    start: datetime | None
-    end: datetime | None
-    officer_id: str | None
-    recorded_at: datetime | None  # the camera's start time of the recording
-    offloaded_at: datetime
-
-    def __post_init__(self) -> None:
-        for what in ("start", "end", "recorded_at", "offloaded_at"):
-            _aware(f"link {self.recording_id} {what}", getattr(self, what))
-        if self.start is not None and self.end is not None and self.end < self.start:
-            raise ValueError(f"link {self.recording_id}: end before start")
-
-    @property
-    def time(self) -> TimeState:
-        if self.start is None:
-            return "camera_time_unknown"
-        return "known" if self.end is not None else "duration_unknown"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CaseFacts:
-    case_id: str
-    number: str
-    case_type: str
-    unit: str
-    status: str
-    declared: tuple[DeclaredStage, ...] = ()
-    links: tuple[LinkFacts, ...] = ()
-
-    def __post_init__(self) -> None:
-        for d in self.declared:
-            _aware(f"case {self.number} stage {d.stage}", d.start)
-            _aware(f"case {self.number} stage {d.stage}", d.end)
-            if d.end <= d.start:
-                raise ValueError(f"case {self.number} stage {d.stage}: end not after start")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Gap:
-    start: datetime
-    end: datetime
-    kind: GapKind
-
-    @property
-    def seconds(self) -> float:
-        return (self.end - self.start).total_seconds()
-
-    def to_json(self) -> dict[str, object]:
-        return {"start": _iso(self.start), "end": _iso(self.end), "kind": self.kind,
-                "seconds": self.seconds}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StageFinding:
-    stage: str
-    required: bool
-    full_process: bool
-    status: StageStatus
-    footage: tuple[LinkFacts, ...]
-    windows: tuple[tuple[datetime, datetime], ...]  # declared, merged
-    gaps: tuple[Gap, ...] = ()
-    notes: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, object]:
-        return {"stage": self.stage, "required": self.required,
-                "full_process": self.full_process, "status": self.status,
-                "windows": [[_iso(a), _iso(b)] for a, b in self.windows],
-                "footage": [_footage_json(f) for f in self.footage],
-                "gaps": [g.to_json() for g in self.gaps], "notes": list(self.notes)}
-
-
-def _footage_json(f: LinkFacts) -> dict[str, object]:
-    return {"recording_id": f.recording_id, "officer_id": f.officer_id,
-            "start": _iso(f.start), "end": _iso(f.end), "time": f.time}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LateFinding:
-    recording_id: str
-    officer_id: str | None
-    recorded_at: datetime
-    offloaded_at: datetime
-
-    @property
-    def delay_h(self) -> float:
-        return (self.offloaded_at - self.recorded_at).total_seconds() / 3600
-
-    def to_json(self) -> dict[str, object]:
-        return {"recording_id": self.recording_id, "officer_id": self.officer_id,
-                "recorded_at": _iso(self.recorded_at), "offloaded_at": _iso(self.offloaded_at),
-                "delay_h": round(self.delay_h, 3)}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Tally:
-    cases: int = 0
-    required: int = 0
-    covered: int = 0
-    missing: int = 0
-    gaps: int = 0
-    late: int = 0
-    unknown_time: int = 0
-
-    def __add__(self, other: Tally) -> Tally:
-        return Tally(**{k: getattr(self, k) + getattr(other, k) for k in _TALLY_FIELDS})
-
-    def to_json(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in _TALLY_FIELDS}
-
-
-_TALLY_FIELDS = ("cases", "required", "covered", "missing", "gaps", "late", "unknown_time")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CaseFinding:
-    case_id: str
-    number: str
-    case_type: str
-    unit: str
-    status: str
-    stages: tuple[StageFinding, ...]
-    late: tuple[LateFinding, ...]
-    unknown_time: tuple[str, ...]  # recordings whose camera time or duration is unknown
-    officers: tuple[str | None, ...]  # whose footage is linked (None: no officer known)
-
-    @property
-    def required(self) -> tuple[StageFinding, ...]:
-        return tuple(s for s in self.stages if s.required)
-
-    def tally(self, officer: str | None = None, *, own_only: bool = False) -> Tally:
-        """Counts of this case; with ``own_only``, late/unknown count ``officer``'s only."""
-        req = self.required
-        mine = {f.recording_id for s in self.stages for f in s.footage
-                if f.officer_id == officer}
-        return Tally(cases=1, required=len(req),
-                     covered=sum(s.status == "covered" for s in req),
-                     missing=sum(s.status == "missing" for s in req),
-                     gaps=sum(len(s.gaps) for s in req),
-                     late=sum(not own_only or x.recording_id in mine for x in self.late),
-                     unknown_time=sum(not own_only or r in mine for r in self.unknown_time))
-
-    @property
-    def complete(self) -> bool:
-        t = self.tally()
-        return t.missing == 0 and t.gaps == 0
-
-    def to_json(self) -> dict[str, object]:
-        return {"case_id": self.case_id, "number": self.number, "type": self.case_type,
-                "unit": self.unit, "status": self.status, "complete": self.complete,
-                "stages": [s.to_json() for s in self.stages],
-                "late": [x.to_json() for x in self.late],
-                "unknown_time": list(self.unknown_time), "officers": list(self.officers),
-                "tally": self.tally().to_json()}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CoverageReport:
-    generated_at: datetime
-    offload_deadline_h: float
-    gap_tolerance_s: float
-    cases: tuple[CaseFinding, ...]
-    hidden: int = 0  # cases left out because the reader may not see them
-    # linked recordings left out: beyond the reader through another case they are in
-    hidden_recordings: int = 0
-    by_unit: tuple[tuple[str, Tally], ...] = field(default=())
-    by_officer: tuple[tuple[str | None, Tally], ...] = field(default=())
-
-    @property
-    def total(self) -> Tally:
-        return sum((c.tally() for c in self.cases), Tally())
-
-    @property
-    def complete(self) -> bool:
-        return all(c.complete for c in self.cases)
-
-    def to_json(self) -> dict[str, object]:
-        return {"generated_at": _iso(self.generated_at), "complete": self.complete,
-                "settings": {"offload_deadline_h": self.offload_deadline_h,
-                             "gap_tolerance_s": self.gap_tolerance_s},
-                "hidden": self.hidden, "hidden_recordings": self.hidden_recordings,
-                "total": self.total.to_json(),
-                "cases": [c.to_json() for c in self.cases],
-                "by_unit": [{"unit": u, **t.to_json()} for u, t in self.by_unit],
-                "by_officer": [{"officer_id": o, **t.to_json()} for o, t in self.by_officer]}
-
-
-# ---------------------------------------------------------------------------- logic
+from config.access import CoverageRequirement, CoverageSettings, RecordingMode
+from records.coverage_values import (
+    SATISFIES,
+    STATUSES,
+    CaseFacts,
+    CaseFinding,
+    CoverageReport,
+    DeclaredStage,
+    Gap,
+    LateFinding,
+    LinkFacts,
+    StageDecision,
+    StageFinding,
+    StageStatus,
+    Tally,
+    require_aware,
+)
 
 
 def merge(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
@@ -273,13 +83,38 @@ def holes(window: tuple[datetime, datetime], spans: Sequence[tuple[datetime, dat
     return found
 
 
-def _requirements(settings: CoverageSettings, case_type: str) -> dict[str, bool]:
-    """Stage → full process, for the requirements that apply to ``case_type`` (in order)."""
-    out: dict[str, bool] = {}
-    for req in settings.requirements:
-        if not req.case_types or case_type in req.case_types:
-            out[req.stage] = out.get(req.stage, False) or req.full_process
+class Need(NamedTuple):
+    """What a stage of a case needs: the whole way through, and of which kind."""
+
+    full_process: bool
+    mode: RecordingMode
+
+
+def _join(a: RecordingMode, b: RecordingMode) -> RecordingMode:
+    """Two entries for one stage: both must be met (video meets every mode)."""
+    return a if b in (a, "any") else b if a == "any" else "video"
+
+
+def _needs(entries: Iterable[CoverageRequirement]) -> dict[str, Need]:
+    out: dict[str, Need] = {}
+    for req in entries:
+        old = out.get(req.stage)
+        mode = req.recording_mode if old is None else _join(old.mode, req.recording_mode)
+        out[req.stage] = Need(bool(old and old.full_process) or req.full_process, mode)
     return out
+
+
+def _requirements(settings: CoverageSettings, facts: CaseFacts) -> dict[str, Need]:
+    """Stage → need, for the stages that apply to the case (checklist order; stages marked
+    applicable outside the case type's list after it, needing what the list says of the
+    stage for any type, else any footage)."""
+    listed = _needs(r for r in settings.requirements
+                    if not r.case_types or facts.case_type in r.case_types)
+    anywhere = _needs(settings.requirements)
+    for d in sorted(facts.decisions, key=lambda d: d.stage):
+        if d.applicable and d.stage not in listed:
+            listed[d.stage] = anywhere.get(d.stage, Need(False, "any"))
+    return listed
 
 
 def _full_process(windows: Sequence[tuple[datetime, datetime]] | None,
@@ -298,21 +133,34 @@ def _full_process(windows: Sequence[tuple[datetime, datetime]] | None,
     return holes(extent, spans, tolerance, edges=False), notes
 
 
-def _stage(facts: CaseFacts, stage: str, *, required: bool, full: bool, now: datetime,
+def _stage(facts: CaseFacts, stage: str, need: Need | None, *, now: datetime,
            tolerance: timedelta) -> StageFinding:
+    """The finding of one stage; ``need`` None: not required (footage linked anyway)."""
     footage = tuple(sorted((f for f in facts.links if f.stage == stage),
                            key=lambda f: (f.start is None, f.start or now, f.recording_id)))
     declared = merge((d.start, d.end) for d in facts.declared if d.stage == stage)
-    finding = StageFinding(stage=stage, required=required, full_process=full,
-                           status="covered" if footage else "missing", footage=footage,
-                           windows=tuple(declared))
-    if not (required and full and footage):
-        return finding
+    decision = next((d for d in facts.decisions if d.stage == stage), None)
+    finding = StageFinding(stage=stage, required=need is not None,
+                           full_process=bool(need and need.full_process), status="missing",
+                           footage=footage, windows=tuple(declared),
+                           mode=need.mode if need else "any", decision=decision)
+    counted = finding.counted
+    notes = [f"{len(footage) - len(counted)} linked recording(s) not counted: the stage "
+             f"needs {finding.mode}"] if len(counted) < len(footage) else []
+    if need is not None and decision is not None and not decision.applicable:
+        if footage:
+            notes.append(f"{len(footage)} recording(s) linked at a stage marked 不适用")
+        return replace(finding, status="not_applicable", notes=tuple(notes))
+    if not counted:
+        return replace(finding, notes=tuple(notes))
+    if not finding.full_process:
+        return replace(finding, status="covered", notes=tuple(notes))
     judged = [(a, min(b, now)) for a, b in declared if a < now]
-    gaps, notes = _full_process(judged if declared else None, footage, tolerance)
+    gaps, more = _full_process(judged if declared else None, counted, tolerance)
     if any(b > now for _, b in declared):
-        notes.append("stage window extends past now: judged up to now")
-    return replace(finding, gaps=tuple(gaps), notes=tuple(notes))
+        more.append("stage window extends past now: judged up to now")
+    return replace(finding, status="gaps" if gaps else "covered", gaps=tuple(gaps),
+                   notes=tuple(notes + more))
 
 
 def _late(links: Iterable[LinkFacts], deadline: timedelta) -> tuple[LateFinding, ...]:
@@ -327,12 +175,11 @@ def _late(links: Iterable[LinkFacts], deadline: timedelta) -> tuple[LateFinding,
 
 def case_finding(facts: CaseFacts, *, settings: CoverageSettings, now: datetime) -> CaseFinding:
     tolerance = timedelta(seconds=settings.gap_tolerance_s)
-    wanted = _requirements(settings, facts.case_type)
+    wanted = _requirements(settings, facts)
     extra = sorted({f.stage for f in facts.links} - set(wanted))
-    stages = [_stage(facts, s, required=True, full=full, now=now, tolerance=tolerance)
-              for s, full in wanted.items()]
-    stages += [_stage(facts, s, required=False, full=False, now=now, tolerance=tolerance)
-               for s in extra]
+    stages = [_stage(facts, s, need, now=now, tolerance=tolerance)
+              for s, need in wanted.items()]
+    stages += [_stage(facts, s, None, now=now, tolerance=tolerance) for s in extra]
     unknown = sorted({f.recording_id for f in facts.links if f.time != "known"})
     officers = sorted({f.officer_id for f in facts.links}, key=lambda o: (o is None, o or ""))
     return CaseFinding(case_id=facts.case_id, number=facts.number, case_type=facts.case_type,
@@ -360,7 +207,7 @@ def report(cases: Iterable[CaseFacts], *, settings: CoverageSettings, now: datet
     An officer's row counts the cases in which their footage is linked (stages, covered,
     missing, gaps of those cases) and, of late and unknown-time recordings, their own.
     """
-    _aware("now", now)
+    require_aware("now", now)
     findings = tuple(case_finding(c, settings=settings, now=now)
                      for c in sorted(cases, key=lambda c: (c.unit, c.number)))
     by_unit, by_officer = _summaries(findings)
@@ -370,5 +217,6 @@ def report(cases: Iterable[CaseFacts], *, settings: CoverageSettings, now: datet
                           by_unit=by_unit, by_officer=by_officer)
 
 
-__all__ = ["CaseFacts", "CaseFinding", "CoverageReport", "DeclaredStage", "Gap", "LateFinding",
-           "LinkFacts", "StageFinding", "Tally", "case_finding", "holes", "merge", "report"]
+__all__ = ["SATISFIES", "STATUSES", "CaseFacts", "CaseFinding", "CoverageReport",
+           "DeclaredStage", "Gap", "LateFinding", "LinkFacts", "Need", "StageDecision",
+           "StageFinding", "StageStatus", "Tally", "case_finding", "holes", "merge", "report"]

@@ -22,8 +22,16 @@ from archive.catalog import Catalog, DockSession, Recording
 from archive.catalog.models import Rendition, Segment
 from config.access import CoverageSettings
 from integrity.errors import InvalidRequest
+from records.applicability import decisions, in_force
 from records.casebook import Casebook, CaseView, LinkView, fold_links
-from records.coverage import CaseFacts, CoverageReport, DeclaredStage, LinkFacts, report
+from records.coverage import (
+    CaseFacts,
+    CoverageReport,
+    DeclaredStage,
+    LinkFacts,
+    StageDecision,
+    report,
+)
 from records.labels import hidden_recordings
 from records.models import CaseLink, CaseStage
 from records.permissions import Actor, Gate, P
@@ -54,7 +62,7 @@ def link_facts(link: LinkView, rec: Recording, *, offloaded_at: datetime,
             end = rec.camera_start + timedelta(microseconds=max(stop, offset))
     return LinkFacts(recording_id=rec.id, stage=link.stage, start=start, end=end,
                      officer_id=rec.officer_id, recorded_at=rec.camera_start,
-                     offloaded_at=offloaded_at)
+                     offloaded_at=offloaded_at, kind=rec.kind)
 
 
 def _durations(s: Session, recording_ids: Sequence[str]) -> dict[str, int]:
@@ -104,9 +112,14 @@ def load_facts(catalog: Catalog, cases: Sequence[CaseView], *,
     declared: dict[str, list[DeclaredStage]] = {c: [] for c in ids}
     for st in sorted(stages, key=lambda x: x.id or 0):
         declared[st.case_id].append(DeclaredStage(st.stage, st.start_at, st.end_at))
+    decided = {c: tuple(StageDecision(stage=d.stage, applicable=d.applicable, reason=d.reason,
+                                      actor=d.actor, at=d.at)
+                        for d in in_force(history).values())
+               for c, history in decisions(catalog, ids).items()}
     return tuple(CaseFacts(case_id=c.id, number=c.number, case_type=c.case_type, unit=c.unit,
                            status=c.status, declared=tuple(declared[c.id]),
-                           links=tuple(facts[c.id])) for c in cases)
+                           links=tuple(facts[c.id]), decisions=decided.get(c.id, ()))
+                 for c in cases)
 
 
 def in_scope(case: CaseView, *, unit: str | None, since: datetime | None) -> bool:
@@ -161,7 +174,8 @@ class CoverageDesk:
         self.gate.read(actor, "coverage", [f"case:{c.id}" for c in cases], {
             "case": number, "unit": unit, "since": None if since is None else since.isoformat(),
             "hidden": hidden, "hidden_recordings": len(unseen), "missing": total.missing,
-            "gaps": total.gaps, "late": total.late})
+            "gaps": total.gaps, "gap_stages": total.gap_stages,
+            "not_applicable": total.not_applicable, "late": total.late})
         return result
 
 

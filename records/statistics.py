@@ -17,6 +17,10 @@ Dimensions: ``unit`` (the unit of the case a recording is linked to; unlinked: n
 ``year`` of the recording (camera start, else ingest time) in the station's zone. A
 recording is as secret as the strictest case it is actively linked to: one the reader
 may not see is left out of every count and counted once in ``hidden``.
+
+Asked for, ``coverage`` adds the stages of the cases by status (covered, missing, gaps,
+不适用) by unit / stage / month / year: :mod:`records.statistics_coverage`, which runs
+the pure coverage module per case instead of re-stating its rules in SQL.
 """
 
 from __future__ import annotations
@@ -31,6 +35,42 @@ from integrity.errors import InvalidRequest
 Dimension = Literal["unit", "officer", "stage", "month", "year"]
 DIMENSIONS: tuple[Dimension, ...] = get_args(Dimension)
 PERIODS: tuple[Dimension, ...] = ("month", "year")
+
+# Coverage statuses counted per group (records/statistics_coverage.py counts them).
+COVERAGE_METRICS = ("stages", "covered", "missing", "gaps", "not_applicable")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageCounts:
+    stages: int = 0  # checklist stages of the cases: the four statuses below
+    covered: int = 0
+    missing: int = 0
+    gaps: int = 0  # stages whose status is gaps (holes over the tolerance)
+    not_applicable: int = 0  # marked 不适用
+
+    def __add__(self, other: StageCounts) -> StageCounts:
+        return StageCounts(**{k: getattr(self, k) + getattr(other, k) for k in COVERAGE_METRICS})
+
+    def to_json(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in COVERAGE_METRICS}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoverageStats:
+    by: tuple[Dimension, ...]  # the query's dimensions less officer
+    rows: tuple[tuple[tuple[str, ...], StageCounts], ...]
+    total: StageCounts
+    cases: int
+    hidden_cases: int
+    hidden_recordings: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"by": list(self.by), "cases": self.cases, "hidden_cases": self.hidden_cases,
+                "hidden_recordings": self.hidden_recordings, "total": self.total.to_json(),
+                "rows": [{**dict(zip(self.by, key, strict=True)), **c.to_json()}
+                         for key, c in self.rows]}
+
+
 #: More periods than this is a request to narrow (a century of months).
 MAX_PERIODS = 1200
 METRICS = ("recordings", "hours", "unknown_duration", "late", "links")
@@ -176,6 +216,7 @@ class StatisticsReport:
     rows: tuple[StatRow, ...]
     total: Counts
     hidden: int  # recordings in range the reader may not see: in no count above
+    coverage: CoverageStats | None = None  # stage statuses, when asked for
 
     def row_json(self, row: StatRow) -> dict[str, object]:
         out: dict[str, object] = dict(zip(self.query.by, row.key, strict=True))
@@ -192,9 +233,11 @@ class StatisticsReport:
         return {"generated_at": local(self.generated_at), "zone": q.zone_name,
                 "by": list(q.by), "from": local(q.start), "to": local(q.end),
                 "offload_deadline_h": q.offload_deadline_h, "hidden": self.hidden,
-                "total": self.total.to_json(), "rows": [self.row_json(r) for r in self.rows]}
+                "total": self.total.to_json(), "rows": [self.row_json(r) for r in self.rows],
+                **({} if self.coverage is None else {"coverage": self.coverage.to_json()})}
 
 
-__all__ = ["DIMENSIONS", "MAX_PERIODS", "METRICS", "PERIODS", "Counts", "Dimension", "Period",
+__all__ = ["COVERAGE_METRICS", "DIMENSIONS", "MAX_PERIODS", "METRICS", "PERIODS", "Counts",
+           "CoverageStats", "Dimension", "Period", "StageCounts",
            "StatRow", "StatisticsReport", "StatsQuery", "dimensions", "next_period",
            "parse_bound", "periods"]

@@ -16,6 +16,7 @@ from a small expression compiled per dialect.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,8 @@ from sqlalchemy.sql.selectable import Select, Subquery
 from archive.catalog import Catalog, DockSession, Recording
 from archive.catalog.models import Rendition, Segment
 from archive.catalog.types import UTCDateTime, table_of
-from config.access import SENSITIVITIES
+from config.access import SENSITIVITIES, CoverageSettings
+from integrity.errors import InvalidRequest
 from records.models import Case, CaseEvent, CaseLink
 from records.permissions import Actor, Gate, P
 from records.statistics import Counts, Period, StatisticsReport, StatRow, StatsQuery, periods
@@ -270,21 +272,34 @@ def compute(conn: Connection, query: StatsQuery, actor: Actor, *,
 class StatisticsDesk:
     """Checks the reader (``stats.view``), counts what they may see, audits the read."""
 
-    def __init__(self, *, catalog: Catalog, gate: Gate,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(self, *, catalog: Catalog, gate: Gate, clock: Callable[[], datetime],
+                 coverage: CoverageSettings | None = None) -> None:
         self.catalog, self.gate, self.clock = catalog, gate, clock
+        self.coverage = coverage
 
-    def run(self, actor: Actor, query: StatsQuery) -> StatisticsReport:
+    def run(self, actor: Actor, query: StatsQuery, *,
+            with_coverage: bool = False) -> StatisticsReport:
+        """The counts; ``with_coverage``: also the coverage stages (needs the settings)."""
         self.gate.require(actor, P.STATS_VIEW, subjects=[])
         with self.catalog.engine.connect() as conn:
             if conn.dialect.name == "postgresql":  # every count from one snapshot
                 conn.execution_options(isolation_level="REPEATABLE READ")
             result = compute(conn, query, actor, now=self.clock())
+        if with_coverage:
+            if self.coverage is None:
+                raise InvalidRequest("coverage statistics need the coverage settings")
+            from records.statistics_coverage import coverage_stats
+
+            result = replace(result, coverage=coverage_stats(
+                self.catalog, actor, query, settings=self.coverage, now=result.generated_at))
         self.gate.read(actor, "statistics", [], {
             "by": list(query.by), "from": None if query.start is None else query.start.isoformat(),
             "to": None if query.end is None else query.end.isoformat(),
             "rows": len(result.rows), "recordings": result.total.recordings,
-            "hidden": result.hidden})
+            "hidden": result.hidden,
+            **({} if result.coverage is None else {
+                "coverage_stages": result.coverage.total.stages,
+                "hidden_cases": result.coverage.hidden_cases})})
         return result
 
 

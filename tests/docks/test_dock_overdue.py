@@ -60,7 +60,7 @@ def test_overdue_command_json(services: Services, home: Path) -> None:
     # Offloaded 55 minutes before the real now(): overdue for a 30-minute window.
     with serving(home) as svc:
         late = svc.cli("dock", "overdue", "--json", "--window", "30m", user="supervisor")
-        clerk = svc.cli("dock", "overdue", "--json", user="clerk")  # no coverage.view
+        clerk = svc.cli("dock", "overdue", "--json", user="officer")  # no coverage.view
         human = svc.cli("dock", "overdue", "--window", "30m", user="inspector")
     assert late.returncode == 1, late.stderr
     doc = json.loads(late.stdout)

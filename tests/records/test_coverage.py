@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from records.coverage import (
     CoverageReport,
     DeclaredStage,
     LinkFacts,
+    StageDecision,
     Tally,
     case_finding,
     holes,
@@ -61,10 +62,12 @@ def lk(rid: str, stage: str, start: float | None, end: float | None, *,
 
 
 def facts(*links: LinkFacts, case_type: str = "行政检查", declared: tuple[Any, ...] = (),
-          unit: str = "城东中队", number: str = "邵城管检〔2019〕第001号") -> CaseFacts:
+          unit: str = "城东中队", number: str = "邵城管检〔2019〕第001号",
+          decisions: tuple[StageDecision, ...] = ()) -> CaseFacts:
     return CaseFacts(case_id=f"id-{number}", number=number, case_type=case_type, unit=unit,
                      status="open", declared=tuple(DeclaredStage(s, at(a), at(b))
-                                                   for s, a, b in declared), links=links)
+                                                   for s, a, b in declared), links=links,
+                     decisions=decisions)
 
 
 SEIZE = "查封扣押"
@@ -82,6 +85,7 @@ class Expect:
 
 
 BOTH = {"现场检查": "covered", SEIZE: "covered"}
+GAPPED = {"现场检查": "covered", SEIZE: "gaps"}  # holes over the tolerance: never covered
 CASES: dict[str, tuple[CaseFacts, Expect]] = {
     "covered": (facts(lk("a", "现场检查", 0, 10), lk("b", SEIZE, 0, 60), declared=WINDOW),
                 Expect(BOTH)),
@@ -90,14 +94,14 @@ CASES: dict[str, tuple[CaseFacts, Expect]] = {
     "gap inside declared window": (
         facts(lk("a", "现场检查", 0, 1), lk("b", SEIZE, 0, 20), lk("c", SEIZE, 30, 60),
               declared=WINDOW),
-        Expect(BOTH, gaps=[("inside", 20, 30)])),
+        Expect(GAPPED, gaps=[("inside", 20, 30)])),
     "gaps at window start and end": (
         facts(lk("a", "现场检查", 0, 1), lk("b", SEIZE, 5, 55), declared=WINDOW),
-        Expect(BOTH, gaps=[("window_start", 0, 5), ("window_end", 55, 60)])),
+        Expect(GAPPED, gaps=[("window_start", 0, 5), ("window_end", 55, 60)])),
     "footage outside the window is clipped": (
         facts(lk("a", "现场检查", 0, 1), lk("b", SEIZE, -30, 10), lk("c", SEIZE, 50, 90),
               declared=WINDOW),
-        Expect(BOTH, gaps=[("inside", 10, 50)])),
+        Expect(GAPPED, gaps=[("inside", 10, 50)])),
     "holes up to the tolerance ignored": (
         facts(lk("a", "现场检查", 0, 1), lk("b", SEIZE, 5 / 60, 30),
               lk("c", SEIZE, 30 + 5 / 60, 60 - 4 / 60), declared=WINDOW),
@@ -105,7 +109,7 @@ CASES: dict[str, tuple[CaseFacts, Expect]] = {
     "a hole just over the tolerance is a gap": (
         facts(lk("a", "现场检查", 0, 1), lk("b", SEIZE, 0, 30), lk("c", SEIZE, 30.1, 60),
               declared=WINDOW),
-        Expect(BOTH, gaps=[("inside", 30, 30.1)])),
+        Expect(GAPPED, gaps=[("inside", 30, 30.1)])),
     "overlapping footage of two officers merges": (
         facts(lk("a", "现场检查", 0, 1), lk("b", SEIZE, 0, 40),
               lk("c", SEIZE, 20, 60, officer="O2"), declared=WINDOW),
@@ -113,10 +117,10 @@ CASES: dict[str, tuple[CaseFacts, Expect]] = {
     "two declarations are merged into their union": (
         facts(lk("a", "现场检查", 0, 1), lk("b", SEIZE, 0, 60),
               declared=(*WINDOW, (SEIZE, 50, 80))),
-        Expect(BOTH, gaps=[("window_end", 60, 80)])),
+        Expect(GAPPED, gaps=[("window_end", 60, 80)])),
     "undeclared window: only holes between footage": (
         facts(lk("a", "现场检查", 0, 1), lk("b", SEIZE, 0, 20), lk("c", SEIZE, 40, 60)),
-        Expect(BOTH, gaps=[("inside", 20, 40)], note="not declared")),
+        Expect(GAPPED, gaps=[("inside", 20, 40)], note="not declared")),
     "case type filter: 听证 required for 行政处罚": (
         facts(lk("a", "现场检查", 0, 1), lk("b", SEIZE, 0, 60), declared=WINDOW,
               case_type="行政处罚"),
@@ -132,11 +136,11 @@ CASES: dict[str, tuple[CaseFacts, Expect]] = {
     "unknown camera time never fills a window": (
         facts(lk("a", "现场检查", 0, 1), lk("u", SEIZE, None, None, offload_h=100),
               declared=WINDOW),
-        Expect(BOTH, gaps=[("window", 0, 60)], unknown=["u"], note="unknown times")),
+        Expect(GAPPED, gaps=[("window", 0, 60)], unknown=["u"], note="unknown times")),
     "unknown duration never fills time": (
         facts(lk("a", "现场检查", 0, 1), lk("b", SEIZE, 0, 30), lk("d", SEIZE, 30, None),
               declared=WINDOW),
-        Expect(BOTH, gaps=[("window_end", 30, 60)], unknown=["d"], note="unknown times")),
+        Expect(GAPPED, gaps=[("window_end", 30, 60)], unknown=["d"], note="unknown times")),
 }
 
 
@@ -207,14 +211,16 @@ def test_summary_per_unit_and_officer_is_derived_from_the_cases() -> None:
     rep = _summary_report()
     assert [c.number for c in rep.cases] == ["东〔2019〕1号", "东〔2019〕2号", "西〔2019〕1号"]
     units = dict(rep.by_unit)
-    assert units["城东中队"] == Tally(cases=2, required=5, covered=3, missing=2, gaps=1,
-                                    late=2, unknown_time=1)
+    assert units["城东中队"] == Tally(cases=2, required=5, covered=2, missing=2, gaps=1,
+                                    gap_stages=1, late=2, unknown_time=1)
     assert units["城西中队"] == Tally(cases=1, required=2, covered=0, missing=2)
     assert sum(units.values(), Tally()) == rep.total
     officers = dict(rep.by_officer)
     # O1 filmed in case 1 only; O2 in both; None: the west case and the unknown recording.
-    assert officers["O1"] == Tally(cases=1, required=2, covered=2, gaps=1, late=1)
-    assert officers["O2"] == Tally(cases=2, required=5, covered=3, missing=2, gaps=1, late=1)
+    assert officers["O1"] == Tally(cases=1, required=2, covered=1, gaps=1, gap_stages=1,
+                                   late=1)
+    assert officers["O2"] == Tally(cases=2, required=5, covered=2, missing=2, gaps=1,
+                                   gap_stages=1, late=1)
     assert officers[None] == Tally(cases=2, required=5, covered=1, missing=4,
                                    unknown_time=1)
     assert [o for o, _ in rep.by_officer] == ["O1", "O2", None]
@@ -224,8 +230,9 @@ def test_summary_per_unit_and_officer_is_derived_from_the_cases() -> None:
 def test_to_json_is_plain_json_with_every_finding() -> None:
     out = json.loads(json.dumps(_summary_report().to_json()))
     assert out["hidden"] == 2 and out["complete"] is False
-    assert out["total"] == {"cases": 3, "required": 7, "covered": 3, "missing": 4, "gaps": 1,
-                            "late": 2, "unknown_time": 1}
+    assert out["total"] == {"cases": 3, "required": 7, "covered": 2, "missing": 4, "gaps": 1,
+                            "gap_stages": 1, "not_applicable": 0, "late": 2,
+                            "unknown_time": 1}
     first = out["cases"][0]
     seize = next(s for s in first["stages"] if s["stage"] == SEIZE)
     assert seize["gaps"] == [{"start": at(20).isoformat(), "end": at(30).isoformat(),
@@ -233,10 +240,11 @@ def test_to_json_is_plain_json_with_every_finding() -> None:
     assert first["late"][0]["recording_id"] == "a" and first["late"][0]["delay_h"] == 30
     second = out["cases"][1]
     unknown = next(f for s in second["stages"] for f in s["footage"] if f["recording_id"] == "u")
-    assert unknown == {"recording_id": "u", "officer_id": None, "start": None, "end": None,
-                       "time": "camera_time_unknown"}
-    assert {"officer_id": "O1", "cases": 1, "required": 2, "covered": 2, "missing": 0,
-            "gaps": 1, "late": 1, "unknown_time": 0} in out["by_officer"]
+    assert unknown == {"recording_id": "u", "officer_id": None, "kind": "video", "counts": True,
+                       "start": None, "end": None, "time": "camera_time_unknown"}
+    assert {"officer_id": "O1", "cases": 1, "required": 2, "covered": 1, "missing": 0,
+            "gaps": 1, "gap_stages": 1, "not_applicable": 0, "late": 1,
+            "unknown_time": 0} in out["by_officer"]
 
 
 # ---------------------------------------------------------------------- loader (pure part)
@@ -386,7 +394,7 @@ def test_report_on_the_agency(station: Station) -> None:
                                                          "听证": "missing"}
     assert [x.recording_id for x in by[A].late] == ["rec-a2"]
     assert {s.stage: (s.status, s.full_process) for s in by[B].stages} == {
-        "现场检查": ("covered", False), "查封扣押": ("covered", True)}
+        "现场检查": ("covered", False), "查封扣押": ("gaps", True)}
     seize = next(s for s in by[B].stages if s.stage == "查封扣押")
     assert [(g.kind, g.start, g.end) for g in seize.gaps] == [
         ("inside", DAY + timedelta(minutes=20), DAY + timedelta(minutes=30))]
@@ -394,10 +402,11 @@ def test_report_on_the_agency(station: Station) -> None:
     assert by[C].complete and not by[A].complete and not by[B].complete
     assert dict(rep.by_unit) == {
         "城东中队": Tally(cases=2, required=3, covered=2, missing=1, late=1),
-        "城西中队": Tally(cases=1, required=2, covered=2, gaps=1, unknown_time=1)}
+        "城西中队": Tally(cases=1, required=2, covered=1, gaps=1, gap_stages=1,
+                         unknown_time=1)}
     officers = dict(rep.by_officer)
-    assert officers["100002"] == Tally(cases=2, required=4, covered=3, missing=1, gaps=1,
-                                       late=1)
+    assert officers["100002"] == Tally(cases=2, required=4, covered=2, missing=1, gaps=1,
+                                       gap_stages=1, late=1)
     assert officers["100001"].cases == 3
 
 
@@ -452,7 +461,8 @@ def test_cli_json_exit_codes_and_refusal(station: Station) -> None:
     # The real CLI as the users' own OS accounts, against a real service on this home.
     with serving(station.home) as svc:
         run = svc.cli("coverage", "--case", A, "--json", user="legal")
-        ok = svc.cli("coverage", "--case", C, user="legal")
+        # Wide enough that rich does not wrap a footage span inside its cell.
+        ok = svc.cli("coverage", "--case", C, user="legal", env={"COLUMNS": "200"})
         refused = svc.cli("coverage", "--case", A, "--json", user="officer")
         bad = svc.cli("coverage", "--since", "last week", "--json", user="legal")
     assert run.returncode == 1, (run.stdout, run.stderr)  # 听证 is missing
@@ -464,12 +474,51 @@ def test_cli_json_exit_codes_and_refusal(station: Station) -> None:
                                                                  "听证": "missing"}
     assert [x["recording_id"] for x in case["late"]] == ["rec-a2"]
     assert out["by_unit"] == [{"unit": "城东中队", "cases": 1, "required": 2, "covered": 1,
-                               "missing": 1, "gaps": 0, "late": 1, "unknown_time": 0}]
+                               "missing": 1, "gaps": 0, "gap_stages": 0,
+                               "not_applicable": 0, "late": 1, "unknown_time": 0}]
     assert ok.returncode == 0, (ok.stdout, ok.stderr)
     assert C in ok.stdout and ": complete" in ok.stdout and "INCOMPLETE" not in ok.stdout
     # Times are shown in the station's zone (Asia/Shanghai), not in the UTC of the JSON.
-    assert "2019-03-05 09:00:00–09:06:39" in ok.stdout
+    assert "2019-03-05 09:00:00+08:00–09:06:39+08:00" in ok.stdout
     assert refused.returncode == 3
     assert json.loads(refused.stdout)["error"]["code"] == "E_FORBIDDEN"
     assert station.events("access.refused")[-1].actor == "user:officer"
     assert bad.returncode == 1 and json.loads(bad.stdout)["error"]["code"] == "E_INVALID"
+
+
+# ------------------------------------------------------ 记录方式 and applicability (pure)
+
+
+def _decided(stage: str, applicable: bool) -> StageDecision:
+    return StageDecision(stage=stage, applicable=applicable, reason="r", actor="legal", at=T0)
+
+
+def test_modes_decisions_and_the_checklist() -> None:
+    modes = CoverageSettings(requirements=(
+        CoverageRequirement(stage="现场检查", mode="audio"),
+        CoverageRequirement(stage=SEIZE, full_process=True),  # unset: video
+        CoverageRequirement(stage="送达", mode="photo", case_types=("行政处罚",)),
+        CoverageRequirement(stage="送达", mode="audio", case_types=("行政处罚",))))
+    photo = replace(lk("p", "现场检查", 0, 0), kind="photo")
+    audio = replace(lk("a", SEIZE, 0, 60), kind="audio")
+    found = case_finding(facts(photo, audio, declared=WINDOW), settings=modes, now=NOW)
+    assert [(s.stage, s.mode, s.status) for s in found.stages] == [
+        ("现场检查", "audio", "missing"), (SEIZE, "video", "missing")]
+    assert found.stages[1].gaps == () and "needs video" in found.stages[1].notes[0]
+    # Two entries of one stage (photo and audio): only video meets both.
+    both = case_finding(facts(case_type="行政处罚", decisions=(_decided(SEIZE, False),)),
+                        settings=modes, now=NOW)
+    assert {s.stage: (s.mode, s.status) for s in both.stages} == {
+        "现场检查": ("audio", "missing"), SEIZE: ("video", "not_applicable"),
+        "送达": ("video", "missing")}
+    assert both.tally() == Tally(cases=1, required=2, missing=2, not_applicable=1)
+    # Marked applicable outside the case type's list: required, as the list says of it.
+    extra = case_finding(facts(decisions=(_decided("送达", True),)), settings=modes, now=NOW)
+    assert [(s.stage, s.required, s.mode) for s in extra.stages][-1] == ("送达", True, "video")
+    # 不适用 for a stage that is not on the list changes nothing.
+    odd = case_finding(facts(lk("x", "听证", 0, 1), decisions=(_decided("听证", False),)),
+                       settings=modes, now=NOW)
+    assert [(s.stage, s.required, s.status) for s in odd.stages][-1] == (
+        "听证", False, "covered")
+    with pytest.raises(ValueError, match="cannot record a full process"):
+        CoverageRequirement(stage=SEIZE, full_process=True, mode="photo")

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,8 +27,10 @@ from stats_support import (
 
 from archive.audit.log import AuditEvent
 from config import load_settings
+from config.access import CoverageRequirement, CoverageSettings
 from evidock.wiring import Services
 from integrity.errors import Forbidden, InvalidRequest
+from records.applicability import ApplicabilityDesk
 from records.statistics import (
     StatisticsReport,
     StatsQuery,
@@ -221,3 +224,64 @@ def _events(svc: Services, action: str) -> list[AuditEvent]:
     with Session(svc.catalog.engine) as s:
         return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)
                            .order_by(col(AuditEvent.seq))))
+
+
+# ---------------------------------------------------------------- coverage stages
+
+COVERAGE = CoverageSettings(
+    requirements=(CoverageRequirement(stage="现场检查"),
+                  CoverageRequirement(stage="查封扣押", case_types=("行政强制",),
+                                      full_process=True),
+                  CoverageRequirement(stage="听证", case_types=("行政处罚",))),
+    gap_tolerance_s=5)
+
+
+def test_coverage_stages_by_status_are_the_coverage_modules_findings(
+        station: Services) -> None:
+    """Hand count for supervisor2 (S, 国家秘密, hidden): A 现场检查 covered (2019-03-05),
+    A 听证 不适用 (marked; footage 2019-03-31 22:00), C 现场检查 covered (03-08), B 查封扣押
+    gaps (declared 00:30–01:00 on 2019-04-01, r3 fills 20 min), B 现场检查 missing (no
+    footage: the case's creation, 2026-12)."""
+    chief = station.gate().by_name("chief")
+    station.cases().stage(chief, "邵城强〔2019〕第002号", stage="查封扣押",
+                          start_at=local(2019, 4, 1, 0, 30), end_at=local(2019, 4, 1, 1, 0))
+    ApplicabilityDesk(catalog=station.catalog, gate=station.gate(),
+                      cases=station.settings.cases, clock=station.clock).decide(
+        station.gate().by_name("legal"), number="邵城管罚〔2019〕第001号", stage="听证",
+        applicable=False, reason="当事人未申请听证")
+    desk = StatisticsDesk(catalog=station.catalog, gate=station.gate(), clock=station.clock,
+                          coverage=COVERAGE)
+    who = station.gate().by_name("supervisor2")
+
+    def cov(*by: str, start: str | None = None, end: str | None = None) -> dict[str, Any]:
+        found = desk.run(who, query(*by, start=start, end=end), with_coverage=True).to_json()
+        return found["coverage"]  # type: ignore[no-any-return]
+
+    def stages(n: int, covered: int = 0, missing: int = 0, gaps: int = 0,
+               na: int = 0) -> dict[str, int]:
+        return {"stages": n, "covered": covered, "missing": missing, "gaps": gaps,
+                "not_applicable": na}
+
+    def keyed(found: dict[str, Any]) -> dict[object, dict[str, int]]:
+        return {r[found["by"][0]]: {k: r[k] for k in stages(0)} for r in found["rows"]}
+
+    total = cov()
+    assert (total["cases"], total["hidden_cases"]) == (3, 1)
+    assert total["total"] == stages(5, covered=2, missing=1, gaps=1, na=1)
+    assert keyed(cov("unit")) == {"城东中队": stages(3, covered=2, na=1),
+                                  "城西中队": stages(2, missing=1, gaps=1)}
+    assert keyed(cov("stage")) == {"现场检查": stages(3, covered=2, missing=1),
+                                   "听证": stages(1, na=1), "查封扣押": stages(1, gaps=1)}
+    assert keyed(cov("month")) == {"2019-03": stages(3, covered=2, na=1),
+                                   "2019-04": stages(1, gaps=1),
+                                   "2026-12": stages(1, missing=1)}
+    assert keyed(cov("year", start="2019", end="2019")) == {
+        "2019": stages(4, covered=2, gaps=1, na=1)}
+    by_officer = cov("officer", "unit")  # officer is no coverage dimension: left out
+    assert by_officer["by"] == ["unit"] and len(by_officer["rows"]) == 2
+    last = _events(station, "read.statistics")[-1]
+    assert last.details["coverage_stages"] == 5 and last.details["hidden_cases"] == 1
+    plain = StatisticsDesk(catalog=station.catalog, gate=station.gate(), clock=station.clock)
+    assert "coverage" not in plain.run(who, query()).to_json()
+    with pytest.raises(InvalidRequest, match="coverage settings"):
+        plain.run(who, query(), with_coverage=True)

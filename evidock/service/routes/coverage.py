@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Response
 
 from evidock.service.deps import ActorDep, ServicesDep
+from evidock.service.routes.recordings import Body
 from integrity.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from records.applicability import ApplicabilityDesk
 
 router = APIRouter(tags=["coverage"])
 
@@ -39,9 +44,39 @@ def coverage(*, actor: ActorDep, svc: ServicesDep, response: Response,
     desk = CoverageDesk(catalog=svc.catalog, gate=svc.gate(), settings=svc.settings.coverage,
                         clock=svc.clock)
     station = svc.settings.station
-    result = desk.run(actor, number=case, unit=unit, since=_since(since, station.zone))
-    response.headers[ZONE_HEADER] = station.camera_timezone
+    result = desk.run(actor, number=case, unit=unit, since=_since(since, station.local_zone))
+    response.headers[ZONE_HEADER] = station.local_zone_name
     return result.to_json()
+
+
+class StageIn(Body):
+    case: str
+    stage: str
+    applicable: bool
+    reason: str
+
+
+@router.post("/coverage/stage")
+def decide_stage(body: StageIn, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
+    """Mark a checklist stage (not) applicable to a case (不适用), with a reason: a clerk
+    of the case's unit or a legal reviewer; appended, audited, the newest decision wins."""
+    desk = _applicability(svc)
+    return desk.decide(actor, number=body.case, stage=body.stage, applicable=body.applicable,
+                       reason=body.reason).to_json()
+
+
+@router.get("/coverage/stage")
+def stage_history(actor: ActorDep, svc: ServicesDep, case: str) -> dict[str, object]:
+    """Every applicability decision of a case, oldest first (a read, audited)."""
+    found = _applicability(svc).history(actor, number=case)
+    return {"case": case, "decisions": [d.to_json() for d in found]}
+
+
+def _applicability(svc: ServicesDep) -> ApplicabilityDesk:
+    from records.applicability import ApplicabilityDesk
+
+    return ApplicabilityDesk(catalog=svc.catalog, gate=svc.gate(), cases=svc.settings.cases,
+                             clock=svc.clock)
 
 
 __all__ = ["ZONE_HEADER", "router"]

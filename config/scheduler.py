@@ -35,6 +35,8 @@ class SchedulerSettings(_Frozen):
     overdue_every_s: int = _every(3600)
     audit_head_every_s: int = _every(3600)
     renditions_every_s: int = _every(900)
+    #: Send queued manifests and tree heads to the TSAs (config ``[timestamps]``).
+    timestamps_every_s: int = _every(600)
     #: After downtime a missed job runs once (coalesced) if its latest missed time is at
     #: most this old; keep it at least the longest interval so every job catches up.
     misfire_grace_s: int = Field(86400, ge=1, le=MAX_INTERVAL_S)

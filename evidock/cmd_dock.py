@@ -47,6 +47,10 @@ def _print_status(doc: dict[str, Any]) -> None:
                f"(status {doc['status_file']}, updated {doc.get('updated_at', 'never')})")
     for bay in doc["bays"].values():
         typer.echo(format_bay(bay))
+    stamps = doc.get("timestamps")
+    if stamps:
+        typer.echo(f"timestamps: {stamps['pending']} signed manifest(s)/tree head(s) waiting "
+                   f"for an RFC 3161 token ({stamps['tsas']} TSA(s) configured)")
     for dev in doc.get("unregistered", []):
         typer.echo(f"unregistered camera-like device {dev['vendor_id']}:{dev['model_id']} "
                    f"{dev['name']!r} serial {dev['serial']}; to register:\n{dev['register']}")

@@ -23,6 +23,7 @@ from typing import Any
 
 from archive.fixity import Fixity, FixityPlan
 from archive.replica.queue import ItemOutcome
+from archive.timestamps import enqueue_missing
 from config import load_settings
 from config.access import SENSITIVITIES
 from config.scheduler import JOB_IDS
@@ -179,6 +180,24 @@ def renditions(ctx: JobContext) -> Outcome:
     return ("findings" if counts["failed"] else "ok"), counts
 
 
+def timestamps(ctx: JobContext) -> Outcome:
+    """Ask the TSAs for tokens for queued manifests and tree heads; failures stay queued."""
+    svc = ctx.svc
+    stamper = svc.stamper()  # E_CONFIG before anything if a root is unreadable
+    added = enqueue_missing(svc.catalog, now=ctx.now)
+    if not svc.settings.timestamps.tsa_urls:
+        return "skipped", {"reason": "timestamps.tsa_urls is empty", "enqueued": added,
+                           "pending": stamper.pending()}
+    report = stamper.run()
+    stamped = [i for i in report.items if i.state == "stamped"]
+    counts: dict[str, Any] = {
+        "enqueued": added, "attempted": len(report.items), "stamped": len(stamped),
+        "queued": report.count("queued"), "pending": report.pending,
+        "codes": report.codes(),
+        "stamps": [i.to_dict() for i in stamped][:_MAX_IDS]}
+    return ("findings" if report.count("queued") else "ok"), counts
+
+
 BODIES: Mapping[str, Body] = {
     "retention_plan": retention_plan,
     "remote_retention": remote_retention,
@@ -187,6 +206,7 @@ BODIES: Mapping[str, Body] = {
     "overdue": overdue_report,
     "audit_head": audit_head,
     "renditions": renditions,
+    "timestamps": timestamps,
 }
 assert tuple(BODIES) == JOB_IDS, "config.scheduler.JOB_IDS and BODIES must agree"
 
@@ -256,6 +276,10 @@ def run_audit_head(config: str | None = None) -> dict[str, Any]:
 
 def run_renditions(config: str | None = None) -> dict[str, Any]:
     return run_job("renditions", config)
+
+
+def run_timestamps(config: str | None = None) -> dict[str, Any]:
+    return run_job("timestamps", config)
 
 
 #: Job id → textual reference stored in the job store.

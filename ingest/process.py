@@ -25,6 +25,7 @@ from archive.catalog import Blob, Catalog, Recording
 from archive.catalog.models import Rendition, Segment
 from archive.keystore import StationKeys
 from archive.store import ContentStore, Stager
+from archive.timestamp_rows import MANIFEST, enqueue
 from config import Settings
 from ingest.media import MediaInfo, Prober
 from ingest.rendition import RenditionPlan, output_pattern, plan_rendition, segment_argv
@@ -190,6 +191,10 @@ class Renderer:
             s.flush()
             s.add_all(segments)
             self._audit(s, rendition, segments=len(segments))
+            # Queued with the rendition: a trusted time for the manifest (archive/timestamps).
+            enqueue(s.connection(), kind=MANIFEST, subject=manifest_blob.blake3,
+                    sha256=manifest_blob.sha256, at=self.clock(),
+                    claimed_at=datetime.fromisoformat(signed.manifest.created_at))
         return rendition
 
     def _cut(self, recording: Recording, plan: RenditionPlan, work: Path) -> list[CutSegment]:

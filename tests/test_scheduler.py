@@ -380,7 +380,7 @@ def test_daemon_notifies_ready_stores_jobs_and_stops_on_sigterm(
     proc = subprocess.Popen([sys.executable, "-m", "evidock", "scheduler", "run"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert any(m.startswith("STATUS=7 jobs") for m in _until(sock, "READY=1"))
+        assert any(m.startswith(f"STATUS={len(JOB_IDS)} jobs") for m in _until(sock, "READY=1"))
         listed = evidock(home, "scheduler", "jobs", "--json")
         assert listed.returncode == 0, listed.stderr
         rows = json.loads(listed.stdout)["jobs"]

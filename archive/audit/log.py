@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from hashlib import sha256
 from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, Column, Integer, insert, select, text
@@ -47,6 +48,8 @@ from archive.audit.rows import Appended, EventSpec, chain
 from archive.catalog import Catalog
 from archive.catalog.db import WRITE_OPTION
 from archive.catalog.types import APPEND_ONLY, JSONText, UTCDateTime, table_of
+from archive.timestamp_rows import TREE_HEAD, enqueue
+from integrity.canonical import canonical_bytes
 from integrity.errors import AuditError, ProofInvalid, Refused
 from integrity.merkle import MerkleAccumulator
 
@@ -274,8 +277,13 @@ class AuditLog:
                                  since=acc.size)
             acc = acc.extend(bytes.fromhex(r[1]) for r in rows)
             head = self.signer.sign(size=acc.size, root=acc.root(), at=at)
-            conn.execute(insert(_H), {**head.to_dict(), "time": at,
-                                      "frontier": [h.hex() for h in acc.frontier]})
+            made = conn.execute(insert(_H), {**head.to_dict(), "time": at,
+                                             "frontier": [h.hex() for h in acc.frontier]})
+            # Queued with the head: a trusted time for the signed head as published.
+            row_id = made.inserted_primary_key[0] if made.inserted_primary_key else None
+            enqueue(conn, kind=TREE_HEAD, subject=str(row_id),
+                    claimed_at=at, at=at,
+                    sha256=sha256(canonical_bytes(head.to_dict())).hexdigest())
         return head
 
     def _frontier(self, conn: Connection) -> MerkleAccumulator:

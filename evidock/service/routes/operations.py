@@ -188,7 +188,17 @@ def dock_status(_actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     doc: dict[str, Any] = read_status(path) or {"bays": {}, "unregistered": [], "ignored": 0}
     doc["running"] = ops.pid_alive(doc.get("pid"))
     doc["status_file"] = str(path)
+    doc["timestamps"] = _timestamp_status(svc)
     return doc
+
+
+def _timestamp_status(svc: ServicesDep) -> dict[str, Any]:
+    """How many signed manifests and tree heads still wait for an RFC 3161 token."""
+    from archive.timestamp_rows import pending_count
+
+    with svc.catalog.engine.connect() as conn:
+        pending = pending_count(conn)
+    return {"pending": pending, "tsas": len(svc.settings.timestamps.tsa_urls)}
 
 
 @router.get("/dock/overdue")

@@ -24,6 +24,8 @@ from integrity.errors import ServiceUnavailable
 API = "/api/v1"
 # Connecting is quick or broken; an answer may take long (an export, a retention run).
 TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=300.0, pool=5.0)
+#: The header naming the station's zone on every answer (people see times in it).
+ZONE_HEADER = "X-Evidock-Zone"
 
 
 def socket_path(config: Path | None, environ: Mapping[str, str] | None = None) -> str:
@@ -45,6 +47,8 @@ class Station:
 
     def __init__(self, *, socket: str, transport: httpx.BaseTransport | None = None) -> None:
         self.socket = socket
+        #: The station's zone as its last answer named it ("UTC" until one does).
+        self.zone_name = "UTC"
         self._http = httpx.Client(transport=transport or httpx.HTTPTransport(uds=socket),
                                   base_url="http://evidock" + API, timeout=TIMEOUT)
 
@@ -66,6 +70,7 @@ class Station:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
+        self.zone_name = response.headers.get(ZONE_HEADER, self.zone_name)
         return _answer(response)
 
     @contextmanager
@@ -73,6 +78,7 @@ class Station:
         """A response whose body is read in pieces (downloads); errors raised as usual."""
         try:
             with self._http.stream(method, path, **kwargs) as response:
+                self.zone_name = response.headers.get(ZONE_HEADER, self.zone_name)
                 if response.status_code >= 400:
                     response.read()
                     _answer(response)

@@ -2,13 +2,13 @@
 
 Thin clients of the station service: the service identifies the user behind the socket,
 the desk and the dossier decide and audit, and what is printed is rendered from the
-service's JSON answer. Times without a zone are read by the service in the agency's
-local zone (station.camera_timezone), as the written case record gives them.
+service's JSON answer, its times in the station's zone with the offset (evidock/output.py).
+Times without a zone are read by the service in the agency's local zone
+(station.camera_timezone), as the written case record gives them.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
@@ -16,6 +16,8 @@ from urllib.parse import quote
 import typer
 
 from evidock.cli_base import ConfigOpt, JsonOpt, ReasonOpt, Reply, command
+from evidock.output import show_time, zoned
+from integrity.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -35,15 +37,16 @@ def _post(config: Path | None, path: str, body: Json) -> Json:
 
     with station(config) as st:
         answer: Json = st.post(path, body)
-    return answer
+        return zoned(answer, st.zone_name)
 
 
 def _get(config: Path | None, path: str, **params: Any) -> Json:
+    """The service's answer, its times in the station's zone (human and ``--json``)."""
     from evidock.client import station
 
     with station(config) as st:
         answer: Json = st.get(path, **params)
-    return answer
+        return zoned(answer, st.zone_name)
 
 
 def _us(value: int | None) -> str:
@@ -51,10 +54,8 @@ def _us(value: int | None) -> str:
 
 
 def _when(value: str | None) -> str:
-    """Compact UTC for tables (JSON keeps full ISO 8601)."""
-    if value is None:
-        return ""
-    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    """As people read it: the station's zone with its offset (the answer is zoned)."""
+    return show_time(value)
 
 
 # ---------------------------------------------------------------------- writing
@@ -116,7 +117,7 @@ def attach(number: NumberArg,
             params={"case": number, "filename": doc.name, "description": description},
             headers={"Content-Length": str(doc.size),
                      "Content-Type": "application/octet-stream"})
-    return answer
+        return zoned(answer, st.zone_name)
 
 
 @case_app.command("close")
@@ -214,8 +215,20 @@ def find(case: Annotated[str | None, typer.Option("--case", help="Case number.")
          = None,
          until: Annotated[str | None, typer.Option("--until", help="ISO time (exclusive).")]
          = None,
+         party_id: Annotated[str | None, typer.Option(
+             "--party-id", help="Cases with a party of this ID number ('-': stdin).")] = None,
+         party_name: Annotated[str | None, typer.Option(
+             "--party-name", help="Cases with a party whose name contains this.")] = None,
          config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
-    """Footage matching every given filter (camera start time, else ingest time)."""
+    """Footage matching every given filter (camera start time, else ingest time); with
+    --party-id or --party-name, the cases you may see with such a party instead."""
+    if party_id is not None or party_name is not None:
+        from evidock.cmd_party import find_by_party
+
+        if any(x is not None for x in (case, officer, device, unit, stage, since, until)):
+            raise InvalidRequest("--party-id/--party-name find cases: give no footage "
+                                 "filter with them")
+        return find_by_party(config, id_number=party_id, name=party_name)
     answer = _get(config, "/recordings", case=case, officer=officer, device=device,
                   unit=unit, stage=stage, since=since, until=until)
     return Reply(answer, human=lambda: _print_found(answer["recordings"]))
@@ -319,7 +332,11 @@ def _print_dossier(d: Json) -> None:
         exports.add_row(e["id"], e["recording_id"],
                         f"{_us(e['start_us'])}–{_us(e['end_us'])}", e["purpose"], e["by"],
                         _when(e["at"]))
-    for table in (stages, docs, exports):
+    # 法制审核 decisions (records/reviews.py): the last is in force
+    reviews = Table("at", "reviewer", "decision", "reason", title="review decisions")
+    for r in d.get("reviews", ()):
+        reviews.add_row(_when(r["at"]), r["by"], r["decision"], r["reason"])
+    for table in (stages, docs, exports, reviews):
         if table.row_count:
             console.print(table)
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from evidock.cli_base import ConfigOpt, JsonOpt, ReasonOpt, Reply, command
+from evidock.output import rezone_text, show_time, zone_of, zoned
 from integrity.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -46,13 +48,15 @@ def station(config: Path | None) -> Iterator[Station]:
 def plan(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Dry run: what the rules decide for every recording now (nothing changes)."""
     with station(config) as st:
-        report: Json = st.get("/retention/plan")
-    return Reply(report, human=lambda: _print_plan(report))
+        report: Json = zoned(st.get("/retention/plan"), st.zone_name)
+        zone = zone_of(st.zone_name)
+    return Reply(report, human=lambda: _print_plan(report, zone))
 
 
-def _print_plan(report: Json) -> None:
+def _print_plan(report: Json, zone: tzinfo) -> None:
     for d in report["decisions"]:
-        typer.echo(f"{d['action']:6} {d['rule']:22} {d['recording_id']}  {d['reason']}")
+        typer.echo(f"{d['action']:6} {d['rule']:22} {d['recording_id']}  "
+                   f"{rezone_text(d['reason'], zone)}")
     typer.echo(", ".join(f"{k} {v}" for k, v in report["summary"].items()))
 
 
@@ -61,13 +65,15 @@ def _print_plan(report: Json) -> None:
 def schedule(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Schedule each due deletion (the grace period starts); cancel those now kept."""
     with station(config) as st:
-        report: Json = st.post("/retention/schedule")
-    return Reply(report, human=lambda: _print_schedule(report))
+        report: Json = zoned(st.post("/retention/schedule"), st.zone_name)
+        zone = zone_of(st.zone_name)
+    return Reply(report, human=lambda: _print_schedule(report, zone))
 
 
-def _print_schedule(report: Json) -> None:
+def _print_schedule(report: Json, zone: tzinfo) -> None:
     for c in report["changes"]:
-        typer.echo(f"{c['step']:9} {c['recording_id']}  due {c['due_at']}  {c['reason']}")
+        typer.echo(f"{c['step']:9} {c['recording_id']}  due {show_time(c['due_at'])}  "
+                   f"{rezone_text(c['reason'], zone)}")
     typer.echo(f"{report['scheduled']} scheduled, {report['cancelled']} cancelled, "
                f"{report['open']} pending")
 
@@ -77,17 +83,18 @@ def _print_schedule(report: Json) -> None:
 def pending(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Scheduled deletions, their due dates and approvals."""
     with station(config) as st:
-        answer: Json = st.get("/retention/pending")
-    return Reply(answer, human=lambda: _print_pending(answer["pending"]))
+        answer: Json = zoned(st.get("/retention/pending"), st.zone_name)
+        zone = zone_of(st.zone_name)
+    return Reply(answer, human=lambda: _print_pending(answer["pending"], zone))
 
 
-def _print_pending(views: list[Json]) -> None:
+def _print_pending(views: list[Json], zone: tzinfo) -> None:
     for v in views:
         approvals = ("approved by " + ", ".join(v["approvals"]) if v["approvals"]
                      else "not approved")
-        typer.echo(f"{'due' if v['due'] else 'grace':5} {v['due_at']}  "
+        typer.echo(f"{'due' if v['due'] else 'grace':5} {show_time(v['due_at'])}  "
                    f"{v['recording_id']}  scheduled by {v['scheduled_by']}; {approvals}; "
-                   f"{v['reason']}")
+                   f"{rezone_text(v['reason'], zone)}")
     typer.echo(f"{len(views)} pending")
 
 
@@ -97,7 +104,8 @@ def approve(recording: Annotated[str, typer.Argument(help="Recording id.")],
             config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Approve a scheduled deletion (a different user from the one who scheduled it)."""
     with station(config) as st:
-        answer: dict[str, object] = st.post("/retention/approve", {"recording": recording})
+        answer: dict[str, object] = zoned(st.post("/retention/approve",
+                                                  {"recording": recording}), st.zone_name)
     return answer
 
 
@@ -108,18 +116,20 @@ def run(dry_run: Annotated[bool, typer.Option("--dry-run",
         config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Delete the due, approved recordings' content, leaving a tombstone for each."""
     with station(config) as st:
-        report: Json = st.get("/retention/dry-run") if dry_run else st.post("/retention/run")
+        report: Json = zoned(st.get("/retention/dry-run") if dry_run
+                             else st.post("/retention/run"), st.zone_name)
+        zone = zone_of(st.zone_name)
     # Exit 1 when an item was blocked (its stored content does not match the catalog).
-    return Reply(report, human=lambda: _print_run(report),
+    return Reply(report, human=lambda: _print_run(report, zone),
                  exit_code=1 if report["counts"].get("blocked") else 0)
 
 
-def _print_run(report: Json) -> None:
+def _print_run(report: Json, zone: tzinfo) -> None:
     for o in report["outcomes"]:
         removed, kept = o["removed"], o["kept"]
         extra = f" ({len(removed)} blobs, {len(kept)} kept)" if removed or kept else ""
         typer.echo(f"{o['status']:12} {o['code']:30} {o['recording_id']}{extra}  "
-                   f"{o['reason']}")
+                   f"{rezone_text(o['reason'], zone)}")
     summary = ", ".join(f"{n} {s}" for s, n in report["counts"].items() if n) \
         or "nothing pending"
     typer.echo(f"dry run: {summary}" if report["dry_run"] else summary)
@@ -133,7 +143,7 @@ def _print_run(report: Json) -> None:
 def _print_hold(view: Json) -> None:
     state = "active" if view["active"] else f"released by {view['released_by']}"
     typer.echo(f"{view['id']}  {view['scope']}:{view['label']}  by {view['placed_by']} "
-               f"{view['placed_at']}  {state}  {view['reason']}")
+               f"{show_time(view['placed_at'])}  {state}  {view['reason']}")
 
 
 @hold_app.command("add")
@@ -152,8 +162,8 @@ def hold_add(reason: ReasonOpt,
         raise InvalidRequest("name exactly one of --case, --recording, --officer")
     scope, target = given[0]
     with station(config) as st:
-        answer: dict[str, object] = st.post("/holds", {"scope": scope, "target": target,
-                                                      "reason": reason})
+        answer: dict[str, object] = zoned(st.post("/holds", {
+            "scope": scope, "target": target, "reason": reason}), st.zone_name)
     return answer
 
 
@@ -163,8 +173,8 @@ def hold_release(hold: Annotated[str, typer.Argument(help="Hold id.")], reason: 
                  config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
     """Release a hold (a different user from the one who placed it)."""
     with station(config) as st:
-        answer: dict[str, object] = st.post("/holds/release", {"hold": hold,
-                                                               "reason": reason})
+        answer: dict[str, object] = zoned(st.post("/holds/release", {
+            "hold": hold, "reason": reason}), st.zone_name)
     return answer
 
 
@@ -175,7 +185,7 @@ def hold_list(all_holds: Annotated[bool, typer.Option("--all",
               config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Holds in force (or all of them)."""
     with station(config) as st:
-        answer: Json = st.get("/holds", all=all_holds)
+        answer: Json = zoned(st.get("/holds", all=all_holds), st.zone_name)
     return Reply(answer, human=lambda: _print_holds(answer["holds"],
                                                     int(answer.get("hidden") or 0)))
 

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -147,7 +147,8 @@ def test_stage_marks_documents_close_and_reopen(station: Station) -> None:
     cli(station, "case", "link", number, photo, "--stage", "现场检查", "--reason", "r")
     stage = cli(station, "case", "stage", number, "现场检查", "--start", "2026-11-20T16:00",
                 "--end", "2026-11-20T17:00", "--note", "笔录第2页")
-    assert stage["start_at"] == "2026-11-20T08:00:00+00:00"  # naive: agency local time
+    # naive: agency local time; shown (JSON too) in the station's zone with its offset
+    assert stage["start_at"] == "2026-11-20T16:00:00+08:00"
     assert stage["case"] == number
     assert cli(station, "recording", "mark", photo, "作为证据使用", "--reason", "证据")[
         "marks"] == ["作为证据使用"]
@@ -164,8 +165,8 @@ def test_stage_marks_documents_close_and_reopen(station: Station) -> None:
         microsecond=0, tzinfo=None)
     closed = cli(station, "case", "close", number, "--reason", "结案", "--date",
                  local.isoformat())
-    assert closed["closed_at"] == local.replace(tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(
-        UTC).isoformat()  # in UTC
+    # the same instant, shown in the station's zone with its offset (stored in UTC)
+    assert closed["closed_at"] == local.replace(tzinfo=ZoneInfo("Asia/Shanghai")).isoformat()
     assert cli(station, "case", "reopen", number, "--reason", "复议")["status"] == "open"
 
     (hit,) = cli(station, "case", "find", "--unit", "城西中队", "--stage", "现场检查")[

@@ -91,7 +91,7 @@ def show(case: str, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
 @router.post("/cases/close")
 def close(body: CloseIn, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
     """Close a case (retention periods run from the closing date)."""
-    when = maybe_moment(body.date, svc.settings.station.zone, name="--date")
+    when = maybe_moment(body.date, svc.settings.station.local_zone, name="--date")
     return svc.cases().close(actor, body.case, reason=body.reason, closed_at=when).to_json()
 
 
@@ -122,7 +122,7 @@ def unlink(link_id: int, body: ReasonIn, actor: ActorDep, svc: ServicesDep,
 @router.post("/cases/stages")
 def stage(body: StageIn, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
     """Record when a stage took place, from the written case record."""
-    zone = svc.settings.station.zone
+    zone = svc.settings.station.local_zone
     row = svc.cases().stage(actor, body.case, stage=body.stage,
                             start_at=moment(body.start, zone, name="--start"),
                             end_at=moment(body.end, zone, name="--end"), note=body.note)

@@ -65,7 +65,7 @@ def find(*, actor: ActorDep, svc: ServicesDep, case: str | None = None,
          ) -> dict[str, object]:
     """Recordings you may see matching every given filter (none: all of them); times
     on the camera's start, else the ingest time. Others are counted hidden (audited)."""
-    zone = svc.settings.station.zone
+    zone = svc.settings.station.local_zone
     found = svc.dossier().find(actor, case=case, officer=officer, device=device, unit=unit,
                                stage=stage, since=maybe_moment(since, zone, name="--since"),
                                until=maybe_moment(until, zone, name="--until"))

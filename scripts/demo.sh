@@ -104,6 +104,7 @@ out="$out_root/$req"
 ev inspector export run "$req" --out "$out"
 # The recipient verifies offline against the station's published key.
 ev clerk keys export-public > "$run_dir/station.pem"
-for pkg in "$out"/*/; do "$evidock" verify "$pkg" --key "$run_dir/station.pem"; done
+# A case export is verified whole: every package, the case/ record and request.json.
+"$evidock" verify "$out" --key "$run_dir/station.pem"
 ev clerk case show "$number"
 echo "demo: the station is in $EVIDOCK_HOME (owned by the evidock account), the package in $out"

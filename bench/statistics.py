@@ -38,11 +38,16 @@ STAGES = ("现场检查", "调查取证", "查封扣押", "听证", "送达")
 CHUNK = 20_000
 READING = """Reading: `COUNT(*)` reads no row (SQLite counts the smallest index), so the ratio is
 large by construction; the second baseline reads one column of every row. A statistics
-query reads every recording, looks up its rendition and last segment (two indexed
-lookups), joins its active links, drops the recordings of hidden cases and sorts the
-(group, recording) pairs; a grouped report also runs the total, hence about twice the
-total's time. Linear in the rows: ~10× the 10⁵-recording run. If this must get faster,
-a per-recording duration kept at rendition time would remove the lookups.
+query makes one pass over the recordings (materialized once): per recording, one lookup
+in the covering index of `renditionfootage` (its footage, kept when the rendition was
+stored), one in `caselink` by recording (its active links), its dock session, and the
+hidden-case filter. Officer, month and year groups are that pass grouped, the total
+their sum; unit and stage groups join the links of the linked recordings only and
+carry the total in the same statement (UNION ALL). Month and year add a pass for the
+extent unless --from and --to are given. Before (per-recording rendition and
+last-segment lookups, the total run again for every grouped report): 3.9 s total and
+8-10 s grouped at 10⁶ on this machine. Results are identical (checked on 10⁵ for every
+dimension and clearance).
 """
 
 
@@ -76,6 +81,7 @@ def build(engine: Engine, n: int, segments: int) -> None:
     from archive.catalog import Blob, Device, DockSession, Recording
     from archive.catalog.models import Rendition, Segment
     from archive.catalog.types import table_of
+    from archive.footage_model import RenditionFootage
     from records.models import Case, CaseEvent, CaseLink
 
     rnd = random.Random(19)
@@ -93,6 +99,10 @@ def build(engine: Engine, n: int, segments: int) -> None:
         (Segment, ({"rendition_id": f"ren-{i:07d}", "index": k, "name": f"{k}.mp4",
                     "start_us": k * 10_000_000, "end_us": (k + 1) * 10_000_000, "size": 1,
                     "blake3": b3} for i in range(n) if i % 20 != 7 for k in range(segments))),
+        # What ingest/process.py keeps with each ok rendition.
+        (RenditionFootage, ({"rendition_id": f"ren-{i:07d}", "recording_id": f"rec-{i:07d}",
+                             "segments_s": segments * 10.0, "probed_s": None}
+                            for i in range(n) if i % 20 != 7)),
         (Case, ({"id": f"case-{c:05d}", "number": f"BENCH-{c:05d}", "case_type": "行政检查",
                  "unit": UNITS[c % 4], "title": "", "created_by": "bench", "created_at": T0,
                  "sensitivity": "个人隐私" if c % 20 == 0 else "none"} for c in range(10_000))),

@@ -336,7 +336,11 @@ def _print_dossier(d: Json) -> None:
     reviews = Table("at", "reviewer", "decision", "reason", title="review decisions")
     for r in d.get("reviews", ()):
         reviews.add_row(_when(r["at"]), r["by"], r["decision"], r["reason"])
-    for table in (stages, docs, exports, reviews):
+    # 当事人: only for party.view (key absent otherwise); full numbers: `case party list`
+    parties = Table("name", "ID type", "ID number", "role", title="parties")
+    for p in d.get("parties", ()):
+        parties.add_row(p["name"], p["id_type"], p["id_number_masked"], p["role"])
+    for table in (parties, stages, docs, exports, reviews):
         if table.row_count:
             console.print(table)
 

@@ -20,7 +20,7 @@ from integrity.errors import InvalidRequest
 Json = dict[str, Any]
 SerialArg = Annotated[str, typer.Argument(help="Camera serial.")]
 CAMERA_COLUMNS = ("serial", "camera_model", "officer", "unit", "since", "last_dock",
-                  "last_offload", "clock_drift_s", "idle")
+                  "last_offload", "clock_drift_s", "battery", "idle")
 UNIT_COLUMNS = ("unit", "officers", "cameras", "ratio", "required", "below")
 
 equipment_app = typer.Typer(no_args_is_help=True,
@@ -84,6 +84,8 @@ def report(idle_days: Annotated[int | None, typer.Option(
 def _cell(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, dict):  # a reading in words (battery: "not reported by the camera")
+        return str(value.get("text", ""))
     return show_time(value) if is_instant(value) else str(value)
 
 
@@ -91,7 +93,8 @@ def _csv(got: Json) -> None:
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(["kind", *CAMERA_COLUMNS])
     for c in got["cameras"]:
-        out.writerow(["camera", *("" if c[k] is None else c[k] for k in CAMERA_COLUMNS)])
+        out.writerow(["camera", *("" if c[k] is None else c[k]["text"] if k == "battery"
+                                  else c[k] for k in CAMERA_COLUMNS)])
     out.writerow(["kind", *UNIT_COLUMNS])
     for u in got["units"]:
         out.writerow(["unit", *("" if u[k] is None else u[k] for k in UNIT_COLUMNS)])
@@ -115,7 +118,8 @@ def _table(got: Json) -> None:
                       style="bold red" if u["below"] else None)
     console.print(units)
     console.print(f"below the ratio: {', '.join(got['below_ratio']) or 'none'}; idle: "
-                  f"{', '.join(got['idle']) or 'none'}; battery: no camera driver reports it")
+                  f"{', '.join(got['idle']) or 'none'}; battery at dock: not reported by the "
+                  "camera (no camera driver reads it)")
 
 
 def _print_history(got: Json) -> None:

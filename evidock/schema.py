@@ -30,6 +30,7 @@ import archive.audit.log
 import archive.bindings_model
 import archive.catalog.models
 import archive.fixity
+import archive.footage_model
 import archive.replica.queue
 import archive.timestamp_rows
 import records.applicability
@@ -49,6 +50,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     archive.catalog.models,
     archive.audit.log,
     archive.bindings_model,
+    archive.footage_model,
     archive.fixity,
     archive.replica.queue,
     archive.timestamp_rows,

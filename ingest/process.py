@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from archive.audit.log import AuditLog
 from archive.catalog import Blob, Catalog, Recording
 from archive.catalog.models import Rendition, Segment
+from archive.footage_model import footage_of
 from archive.keystore import StationKeys
 from archive.store import ContentStore, Stager
 from archive.timestamp_rows import MANIFEST, enqueue
@@ -190,6 +191,7 @@ class Renderer:
             s.add(rendition)
             s.flush()
             s.add_all(segments)
+            s.add(footage_of(rendition, segments))  # what statistics read (issue 18)
             self._audit(s, rendition, segments=len(segments))
             # Queued with the rendition: a trusted time for the manifest (archive/timestamps).
             enqueue(s.connection(), kind=MANIFEST, subject=manifest_blob.blake3,

@@ -23,6 +23,7 @@ from archive.catalog import Catalog, Recording
 from integrity.errors import InvalidRequest
 from records.casebook import Casebook, CaseView, LinkView
 from records.models import CaseAttachment, Export, ExportRequest, RecordingMark
+from records.parties_shown import PartyShown, current_parties
 from records.permissions import Actor, Gate, P, strictest
 from records.reviews import ReviewView, load_reviews
 
@@ -206,6 +207,8 @@ class CaseDossier:
     hidden_ids: frozenset[str] = frozenset()
     # review decisions (法制审核), oldest first: the last is in force (records/reviews.py)
     reviews: tuple[ReviewView, ...] = ()
+    # current parties, ID numbers masked; None: the reader lacks party.view (no key)
+    parties: tuple[PartyShown, ...] | None = None
 
     def to_json(self) -> dict[str, object]:
         return {"case": self.case.to_json(),
@@ -217,6 +220,8 @@ class CaseDossier:
                 "attachments": [x.to_json() for x in self.attachments],
                 "exports": [x.to_json() for x in self.exports],
                 "reviews": [x.to_json() for x in self.reviews],
+                **({} if self.parties is None else
+                   {"parties": [x.to_json() for x in self.parties]}),
                 "generated_at": _iso(self.generated_at)}
 
 
@@ -300,10 +305,14 @@ class Dossier:
             attachments=tuple(attachment_view(x) for x in self.book.attachments(case.id)),
             exports=self._exports(case.id), generated_at=self.clock(),
             hidden_ids=frozenset(ids) - {r.id for r in shown},
-            reviews=load_reviews(self.catalog, case.id))
+            reviews=load_reviews(self.catalog, case.id),
+            # the case is visible (required above); parties need party.view besides
+            parties=current_parties(self.catalog, case.id) if actor.may(P.PARTY_VIEW)
+            else None)
         self.gate.read(actor, "case.show", [*subjects, *(f"recording:{r.id}" for r in shown)],
                        {"number": case.number, "recordings": len(shown),
-                        "hidden": dossier.hidden_recordings})
+                        "hidden": dossier.hidden_recordings,
+                        "parties": None if dossier.parties is None else len(dossier.parties)})
         return dossier
 
     def _visible(self, actor: Actor, ids: Sequence[str]) -> tuple[RecordingSummary, ...]:

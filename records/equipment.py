@@ -60,6 +60,12 @@ class Docking:
     drift_seen_at: datetime | None = None
 
 
+#: No camera driver reads the battery at dock: said in words, never a null that looks
+#: like a reading (``reported`` false; a driver that reads it would add its values).
+BATTERY_NOT_REPORTED: dict[str, object] = {"reported": False,
+                                           "text": "not reported by the camera"}
+
+
 @dataclass(frozen=True, slots=True)
 class CameraView:
     serial: str
@@ -79,7 +85,7 @@ class CameraView:
                 "last_dock": _iso(d.last_dock), "last_station": d.last_station,
                 "last_bay": d.last_bay, "last_offload": _iso(d.last_offload),
                 "clock_drift_s": d.clock_drift_s, "drift_seen_at": _iso(d.drift_seen_at),
-                "battery": None,  # no camera driver reports it yet
+                "battery": BATTERY_NOT_REPORTED,
                 "idle": self.idle}
 
 

@@ -1,11 +1,13 @@
 """Statistics computed by the database (GROUP BY), on SQLite and PostgreSQL alike.
 
-One derived table of facts, a row per recording and active link (or one with no link),
-carries everything a group needs: officer, the linked case's unit, the link's stage,
-the period, the footage seconds and whether the offload was late. Recordings are
-counted over its DISTINCT (group, recording) rows, links over its rows. Recordings
+One pass over the visible recordings in range (a materialized CTE: officer, period,
+footage seconds from ``renditionfootage``, late flag, active links), from which every
+report is read. Officer, month and year put each recording in one group: the groups are
+that pass grouped, and the total is their sum. Unit and stage come from the links: the
+linked recordings are counted over DISTINCT (group, recording) pairs, the unlinked ones
+go to the group of no unit / stage, and the total rides in the same statement. Recordings
 linked to a case the reader may not see (unit, or a label beyond their clearance; the
-case's newest label) are excluded inside the same query and counted once as hidden.
+case's newest label) are excluded inside the query and counted once as hidden.
 
 Periods are compared as datetimes against the zone's month or year boundaries computed
 here (a CASE over the bounds), so the database needs no time zone table and a month
@@ -15,29 +17,37 @@ from a small expression compiled per dialect.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, or_, select, type_coerce
+from sqlalchemy import Float, and_, case, func, literal, or_, select, type_coerce, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.sql.selectable import Select, Subquery
+from sqlalchemy.sql.selectable import CTE, Select, Subquery
 
 from archive.catalog import Catalog, DockSession, Recording
-from archive.catalog.models import Rendition, Segment
 from archive.catalog.types import UTCDateTime, table_of
+from archive.footage_model import RenditionFootage
 from config.access import SENSITIVITIES, CoverageSettings
 from integrity.errors import InvalidRequest
 from records.models import Case, CaseEvent, CaseLink
 from records.permissions import Actor, Gate, P
-from records.statistics import Counts, Period, StatisticsReport, StatRow, StatsQuery, periods
+from records.statistics import (
+    PERIODS,
+    Counts,
+    Period,
+    StatisticsReport,
+    StatRow,
+    StatsQuery,
+    periods,
+)
 
 _REC, _SESSION = table_of(Recording), table_of(DockSession)
-_RENDITION, _SEGMENT = table_of(Rendition), table_of(Segment)
+_FOOTAGE = table_of(RenditionFootage)
 _CASE, _EVENT, _LINK = table_of(Case), table_of(CaseEvent), table_of(CaseLink)
 
 
@@ -59,28 +69,6 @@ def _epoch_pg(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
 def _epoch_sqlite(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
     # julianday keeps milliseconds: plenty for hours and a deadline in hours.
     return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
-
-
-class probed_seconds(FunctionElement[float]):  # noqa: N801
-    """A rendition's probed ``duration_s`` (JSON text), when it is a number."""
-
-    type = Float()
-    inherit_cache = True
-    name = "probed_seconds"
-
-
-@compiles(probed_seconds)
-def _probed_pg(element: probed_seconds, compiler: Any, **kw: Any) -> str:
-    doc = f"CAST({compiler.process(element.clauses, **kw)} AS JSONB)"
-    return (f"CASE WHEN jsonb_typeof({doc} -> 'duration_s') = 'number' "
-            f"THEN CAST({doc} ->> 'duration_s' AS DOUBLE PRECISION) END")
-
-
-@compiles(probed_seconds, "sqlite")
-def _probed_sqlite(element: probed_seconds, compiler: Any, **kw: Any) -> str:
-    doc = compiler.process(element.clauses, **kw)
-    return (f"CASE WHEN json_type({doc}, '$.duration_s') IN ('integer', 'real') "
-            f"THEN json_extract({doc}, '$.duration_s') END")
 
 
 # ------------------------------------------------------------------ building blocks
@@ -125,18 +113,14 @@ def footage_seconds() -> ColumnElement[float]:
     """A recording's footage seconds: its longest ok rendition (last segment's end, else
     the probed duration when positive); NULL when unknown.
 
-    Correlated scalar subqueries (indexed by recording, then by rendition): a joined
-    derived table of every rendition made SQLite rescan it per recording.
+    Read from ``renditionfootage`` (kept when each ok rendition is stored): one lookup in
+    its covering index per recording, where finding the renditions and their last
+    segments took two.
     """
-    ok = and_(_RENDITION.c.recording_id == _REC.c.id, _RENDITION.c.status == "ok")
-    segments = (select(cast(func.max(_SEGMENT.c.end_us), Float) / 1_000_000.0)
-                .select_from(_RENDITION.join(_SEGMENT,
-                                             _SEGMENT.c.rendition_id == _RENDITION.c.id))
-                .where(ok).correlate(_REC).scalar_subquery())
-    probed = probed_seconds(_RENDITION.c.media)
-    positive = (select(func.max(probed)).where(ok, probed > 0).correlate(_REC)
-                .scalar_subquery())
-    return type_coerce(func.coalesce(segments, positive), Float)
+    f = _FOOTAGE
+    return type_coerce(select(func.coalesce(func.max(f.c.segments_s), func.max(f.c.probed_s)))
+                       .where(f.c.recording_id == _REC.c.id).correlate(_REC)
+                       .scalar_subquery(), Float)
 
 
 def recorded_at() -> ColumnElement[datetime]:
@@ -156,59 +140,115 @@ def in_range(query: StatsQuery) -> list[ColumnElement[bool]]:
 
 def bucket(spans: Sequence[Period]) -> ColumnElement[Any]:
     """The label of the period a recording falls in (rows are already in range)."""
-    when = recorded_at()
     if not spans:
         return type_coerce(None, UTCDateTime())
-    return case(*[(when < p.end, p.label) for p in spans])
+    return _search(recorded_at(), spans)
 
 
-def facts(query: StatsQuery, actor: Actor, spans: Sequence[Period]) -> Subquery:
-    """One row per visible recording in range and active link (or none), with the
-    recording's seconds and late flag (computed once per recording, below the links)."""
+def _search(when: ColumnElement[datetime], spans: Sequence[Period]) -> ColumnElement[Any]:
+    """The first span ending after ``when``, as nested CASEs halving the spans: ~log2(n)
+    comparisons a row where one CASE of n branches took n/2 (24 months, 10⁶ rows)."""
+    if len(spans) == 1:
+        return case((when < spans[0].end, spans[0].label))
+    mid = len(spans) // 2
+    return case((when < spans[mid - 1].end, _search(when, spans[:mid])),
+                else_=_search(when, spans[mid:]))
+
+
+def link_count() -> ColumnElement[int]:
+    """A recording's active links (correlated: one lookup in the recording_id index)."""
+    unlink = _LINK.alias("count_unlink")
+    removed = (select(unlink.c.unlinks)
+               .where(unlink.c.action == "unlink", unlink.c.unlinks.is_not(None))
+               .correlate(None))
+    return (select(func.count()).select_from(_LINK)
+            .where(_LINK.c.recording_id == _REC.c.id, _LINK.c.action == "link",
+                   _LINK.c.id.not_in(removed)).correlate(_REC).scalar_subquery())
+
+
+def visible(query: StatsQuery, actor: Actor, spans: Sequence[Period]) -> CTE:
+    """One row per visible recording in range: officer, period, seconds, late flag and
+    active links, each computed once (materialized: read by several branches, and
+    inlined SQLite would run the footage lookup for every use of ``seconds``)."""
     offloaded = func.coalesce(_SESSION.c.started_at, _REC.c.ingested_at)
-    seconds = footage_seconds().label("seconds")
-    per_rec = (select(_REC.c.id, _REC.c.officer_id, _REC.c.camera_start, seconds,
-                      bucket(spans).label("period"),
-                      epoch_seconds(offloaded).label("offloaded"))
+    per_rec = (select(_REC.c.id, _REC.c.officer_id, _REC.c.camera_start,
+                      footage_seconds().label("seconds"), bucket(spans).label("period"),
+                      epoch_seconds(offloaded).label("offloaded"),
+                      link_count().label("links"))
                .select_from(_REC.outerjoin(_SESSION, _SESSION.c.id == _REC.c.session_id))
                .where(_REC.c.id.not_in(hidden_recordings(actor)), *in_range(query))
-               # Computed once per recording: inlined, SQLite evaluated the seconds
-               # subqueries once for every place they are used.
-               .cte("visible_recording").prefix_with("MATERIALIZED"))
+               .cte("per_rec").prefix_with("MATERIALIZED"))
     ended = epoch_seconds(per_rec.c.camera_start) + func.coalesce(per_rec.c.seconds, 0.0)
     late = case((and_(per_rec.c.camera_start.is_not(None),
                       per_rec.c.offloaded - ended > query.offload_deadline_h * 3600), 1),
                 else_=0)
+    return (select(per_rec.c.id, per_rec.c.officer_id.label("officer"), per_rec.c.period,
+                   per_rec.c.seconds, late.label("late"), per_rec.c.links)
+            .cte("visible_recording"))
+
+
+def _sums(keys: Sequence[ColumnElement[Any]], table: Any, *, recordings: ColumnElement[Any],
+          links: ColumnElement[Any]) -> Select[Any]:
+    unknown = case((table.c.seconds.is_(None), 1), else_=0)
+    return select(*keys, recordings.label("recordings"),
+                  func.sum(table.c.seconds).label("seconds"),
+                  func.sum(unknown).label("unknown"), func.sum(table.c.late).label("late"),
+                  links.label("links"))
+
+
+def _keyed(query: StatsQuery, table: Any, **fixed: ColumnElement[Any] | None) -> list[Any]:
+    """The query's dimensions as columns of ``table`` (``fixed``: given instead, or left
+    out when None: PostgreSQL refuses to GROUP BY a constant)."""
+    out = []
+    for d in query.by:
+        name = "period" if d in PERIODS else d
+        if name not in fixed:
+            out.append(table.c[name].label(name))
+        elif (given := fixed[name]) is not None:
+            out.append(given.label(name))
+    return out
+
+
+def by_recording(query: StatsQuery, v: CTE) -> Select[Any]:
+    """No dimension, or ones that put each recording in one group (officer, month,
+    year): one pass over the visible recordings."""
+    keys = _keyed(query, v)
+    return (_sums(keys, v, recordings=func.count(), links=func.sum(v.c.links))
+            .group_by(*keys))
+
+
+def by_link(query: StatsQuery, v: CTE) -> Select[Any]:
+    """Dimensions of the links (unit, stage): a recording counts once per group it is
+    linked into. Linked recordings are grouped by (group, recording) first; unlinked
+    ones (most) go straight to the group of no unit / stage. The last column says
+    which row is the total (every visible recording once), counted in the same pass."""
     links = active_links("active_link")
     linked = _CASE.alias("linked_case")
-    joined = (per_rec.outerjoin(links, links.c.recording_id == per_rec.c.id)
-              .outerjoin(linked, linked.c.id == links.c.case_id))
-    return (select(per_rec.c.id.label("recording_id"), per_rec.c.officer_id.label("officer"),
-                   linked.c.unit.label("unit"), links.c.stage.label("stage"),
-                   links.c.id.label("link_id"), per_rec.c.seconds, late.label("late"),
-                   per_rec.c.period)
-            .select_from(joined).subquery("fact"))
-
-
-def _keys(query: StatsQuery, table: Subquery) -> list[ColumnElement[Any]]:
-    return [table.c["period" if d in ("month", "year") else d] for d in query.by]
-
-
-def counted(query: StatsQuery, actor: Actor, spans: Sequence[Period]) -> Select[Any]:
-    """Per group: recordings (each once), their seconds, unknown durations, late ones,
-    and their links; one pass over the facts."""
-    f = facts(query, actor, spans)
-    inner = _keys(query, f)
-    per = (select(*inner, f.c.recording_id, f.c.seconds, f.c.late,
-                  func.count(f.c.link_id).label("links"))
-           .group_by(*inner, f.c.recording_id, f.c.seconds, f.c.late)
-           .subquery("per_recording"))
-    keys = _keys(query, per)
-    return (select(*keys, func.count().label("recordings"),
-                   func.sum(per.c.seconds).label("seconds"),
-                   func.sum(case((per.c.seconds.is_(None), 1), else_=0)).label("unknown"),
-                   func.sum(per.c.late).label("late"), func.sum(per.c.links).label("links"))
-            .group_by(*keys))
+    facts = (select(v.c.id, v.c.officer, v.c.period, v.c.seconds, v.c.late,
+                    linked.c.unit, links.c.stage)
+             .select_from(v.join(links, links.c.recording_id == v.c.id)
+                          .join(linked, linked.c.id == links.c.case_id))
+             .where(v.c.links > 0).subquery("fact"))  # no link lookup for the unlinked
+    inner = _keyed(query, facts)
+    pairs = (select(*inner, facts.c.id, facts.c.seconds, facts.c.late,
+                    func.count().label("links"))
+             .group_by(*inner, facts.c.id, facts.c.seconds, facts.c.late).subquery("pair"))
+    keys = _keyed(query, pairs)
+    none = type_coerce(None, linked.c.unit.type)
+    branches = [
+        _sums(keys, pairs, recordings=func.count(), links=func.sum(pairs.c.links))
+        .add_columns(literal(0).label("is_total")).group_by(*keys),
+        _sums(_keyed(query, v, unit=none, stage=none), v, recordings=func.count(),
+              links=literal(0)).add_columns(literal(0).label("is_total"))
+        .where(v.c.links == 0).group_by(*_keyed(query, v, unit=None, stage=None)),
+        _sums([none.label(k.name) for k in keys], v, recordings=func.count(),
+              links=func.sum(v.c.links)).add_columns(literal(1).label("is_total"))]
+    both = union_all(*branches).subquery("branch")
+    out = [both.c[k.name] for k in keys]
+    return (select(*out, func.sum(both.c.recordings), func.sum(both.c.seconds),
+                   func.sum(both.c.unknown), func.sum(both.c.late), func.sum(both.c.links),
+                   both.c.is_total)
+            .group_by(*out, both.c.is_total))
 
 
 def hidden_count(query: StatsQuery, actor: Actor) -> Select[Any]:
@@ -216,29 +256,49 @@ def hidden_count(query: StatsQuery, actor: Actor) -> Select[Any]:
             .where(_REC.c.id.in_(hidden_recordings(actor)), *in_range(query)))
 
 
-def extent(query: StatsQuery, actor: Actor) -> Select[datetime, datetime]:
-    """The first and last time of the visible recordings in range."""
+def extent(query: StatsQuery, actor: Actor | None) -> Select[datetime, datetime]:
+    """The first and last time of the recordings in range (``actor``: only those they
+    may see; None: all of them)."""
     when = recorded_at()
+    hidden = [] if actor is None else [_REC.c.id.not_in(hidden_recordings(actor))]
     return (select(type_coerce(func.min(when), UTCDateTime()),
                    type_coerce(func.max(when), UTCDateTime()))
-            .where(_REC.c.id.not_in(hidden_recordings(actor)), *in_range(query)))
+            .where(*hidden, *in_range(query)))
 
 
 # ------------------------------------------------------------------ running
 
 
 def _spans(conn: Connection, query: StatsQuery, actor: Actor) -> tuple[Period, ...]:
+    """The periods to bucket by. Unbounded, they span every recording in range, hidden
+    ones too (a cheaper pass: a period no visible recording falls in yields no row);
+    only when that span is too long does the reader's own extent decide, so an error
+    never reports a time of a recording they may not see."""
     kind = query.period
     if kind is None:
         return ()
-    start, end = query.start, query.end
-    if start is None or end is None:
-        first, last = conn.execute(extent(query, actor)).one()
+    if query.start is not None and query.end is not None:
+        return periods(kind, query.start, query.end, query.zone)
+    for who in (None, actor):
+        first, last = conn.execute(extent(query, who)).one()
         if first is None or last is None:
             return ()
-        start = start or first
-        end = end or last + timedelta(microseconds=1)
-    return periods(kind, start, end, query.zone)
+        start, end = query.start or first, query.end or last + timedelta(microseconds=1)
+        try:
+            return periods(kind, start, end, query.zone)
+        except InvalidRequest:
+            if who is actor:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def sum_counts(rows: Iterable[Counts]) -> Counts:
+    out = Counts()
+    for c in rows:
+        out = Counts(recordings=out.recordings + c.recordings, seconds=out.seconds + c.seconds,
+                     unknown_duration=out.unknown_duration + c.unknown_duration,
+                     late=out.late + c.late, links=out.links + c.links)
+    return out
 
 
 def _rows(query: StatsQuery, found: Sequence[Any],
@@ -256,17 +316,28 @@ def _rows(query: StatsQuery, found: Sequence[Any],
 
 def compute(conn: Connection, query: StatsQuery, actor: Actor, *,
             now: datetime) -> StatisticsReport:
-    """The statistics ``actor`` may see, by ``query``, as the database counts them."""
-    overall = StatsQuery(zone=query.zone, zone_name=query.zone_name, start=query.start,
-                         end=query.end, offload_deadline_h=query.offload_deadline_h)
-    total = _rows(overall, conn.execute(counted(overall, actor, ())).all(), ())
-    rows: tuple[StatRow, ...] = ()  # no dimension: the total only
-    if query.by:
-        spans = _spans(conn, query, actor)
-        rows = _rows(query, conn.execute(counted(query, actor, spans)).all(), spans)
+    """The statistics ``actor`` may see, by ``query``, as the database counts them: one
+    pass over the visible recordings for the groups and the total."""
+    spans = _spans(conn, query, actor)
+    v = visible(query, actor, spans)
+    if {"unit", "stage"} & set(query.by):
+        found = conn.execute(by_link(query, v)).all()
+        rows = _rows(query, [r[:-1] for r in found if not r[-1]], spans)
+        total = _rows(_overall(query), [r[len(query.by):-1] for r in found if r[-1]], ())
+        total_counts = total[0].counts if total else Counts()
+    else:  # each recording is in one group: the groups add up to the total exactly
+        rows = _rows(query, conn.execute(by_recording(query, v)).all(), spans)
+        total_counts = sum_counts(r.counts for r in rows)
+        if not query.by:  # the one row is the total itself
+            rows = ()
     hidden = int(conn.execute(hidden_count(query, actor)).scalar_one())
     return StatisticsReport(query=query, generated_at=now, rows=rows,
-                            total=total[0].counts if total else Counts(), hidden=hidden)
+                            total=total_counts, hidden=hidden)
+
+
+def _overall(query: StatsQuery) -> StatsQuery:
+    return StatsQuery(zone=query.zone, zone_name=query.zone_name, start=query.start,
+                      end=query.end, offload_deadline_h=query.offload_deadline_h)
 
 
 class StatisticsDesk:
@@ -304,4 +375,4 @@ class StatisticsDesk:
 
 
 __all__ = ["StatisticsDesk", "active_links", "compute", "epoch_seconds", "footage_seconds",
-           "counted", "facts", "hidden_cases", "hidden_recordings"]
+           "by_link", "by_recording", "hidden_cases", "sum_counts", "visible", "hidden_recordings"]

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 from archive.catalog import Blob, Device, DockSession, Recording
 from archive.catalog.models import Rendition, Segment
+from archive.footage_model import footage_of
 from evidock.wiring import Services
 
 CST = timezone(timedelta(hours=8))
@@ -72,14 +73,18 @@ def footage(svc: Services, rid: str, *, start: datetime | None, offloaded: datet
                         status="ingested"))
         if seconds is None:
             return
-        s.add(Rendition(id=f"r-{rid}", recording_id=rid, status="ok", code="OK",
-                        source_blake3=digest, media={"duration_s": seconds + 99},
-                        created_at=offloaded))
+        rendition = Rendition(id=f"r-{rid}", recording_id=rid, status="ok", code="OK",
+                              source_blake3=digest, media={"duration_s": seconds + 99},
+                              created_at=offloaded)
         half = round(seconds * 500_000)
-        for i, (a, b) in enumerate([(0, half), (half, round(seconds * 1e6))] if segments
-                                   else []):
-            s.add(Segment(rendition_id=f"r-{rid}", index=i, name=f"{i}.mp4", start_us=a,
-                          end_us=b, size=1, blake3=digest))
+        segs = [Segment(rendition_id=f"r-{rid}", index=i, name=f"{i}.mp4", start_us=a,
+                        end_us=b, size=1, blake3=digest)
+                for i, (a, b) in enumerate([(0, half), (half, round(seconds * 1e6))]
+                                           if segments else [])]
+        s.add(rendition)
+        s.flush()
+        # As ingest/process.py stores them: the footage row goes with the rendition.
+        s.add_all([*segs, footage_of(rendition, segs)])
 
 
 def populate(svc: Services) -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from evidock_testing import write_agency_config
 from service_support import serving
+from sqlmodel import Session, col, select
 
+from archive.audit.log import AuditEvent
 from archive.catalog import DockSession
 from docks.overdue import overdue, parse_window
 from evidock.wiring import Services
@@ -60,14 +62,25 @@ def test_overdue_command_json(services: Services, home: Path) -> None:
     # Offloaded 55 minutes before the real now(): overdue for a 30-minute window.
     with serving(home) as svc:
         late = svc.cli("dock", "overdue", "--json", "--window", "30m", user="supervisor")
-        clerk = svc.cli("dock", "overdue", "--json", user="officer")  # no coverage.view
+        officer = svc.cli("dock", "overdue", "--json", user="officer")
+        # The clerk holds coverage.view (its cases' coverage) but not equipment.view.
+        clerk = svc.cli("dock", "overdue", "--json", user="clerk")
         human = svc.cli("dock", "overdue", "--window", "30m", user="inspector")
+    with Session(services.catalog.engine) as s:
+        events = list(s.exec(select(AuditEvent).order_by(col(AuditEvent.seq))))
+    reads = [e for e in events if e.action == "read.dock.overdue"]
+    refused = [e for e in events if e.action == "access.refused"]
     assert late.returncode == 1, late.stderr
     doc = json.loads(late.stdout)
     assert doc["window_h"] == 0.5
     assert {r["id"] for r in doc["overdue"]} == {"ZFY0009", "999999"}
     assert overdue(services.catalog, now=datetime.now(UTC), window=timedelta(hours=24)) == []
-    assert clerk.returncode == 3
-    assert json.loads(clerk.stdout)["error"]["code"] == "E_FORBIDDEN"
+    for no in (officer, clerk):
+        assert no.returncode == 3, no.stdout
+        assert json.loads(no.stdout)["error"]["code"] == "E_FORBIDDEN"
+    assert [(e.actor, e.details["overdue"]) for e in reads] == [("user:supervisor", 2),
+                                                                ("user:inspector", 2)]
+    assert {(e.actor, e.details["permission"]) for e in refused} == {
+        ("user:officer", "equipment.view"), ("user:clerk", "equipment.view")}
     assert human.returncode == 1 and human.stdout.endswith("2 overdue (window 0.5 h)\n")
     assert "ZFY0009" in human.stdout and "999999" in human.stdout

@@ -4,6 +4,7 @@ may see (hidden, never counted), the refusal and the audit of every read."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -13,7 +14,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from evidock_testing import StepClock, open_services, write_agency_config
+from alembic import command
+from evidock_testing import StepClock, offloaded_home, open_services, write_agency_config
+from sqlalchemy import inspect, text
 from sqlmodel import Session, col, select
 from stats_support import (
     EXTRA,
@@ -26,9 +29,14 @@ from stats_support import (
 )
 
 from archive.audit.log import AuditEvent
+from archive.catalog.db import writer
+from archive.catalog.migrations import config as migration_config
+from archive.catalog.models import Rendition, Segment
+from archive.footage_model import RenditionFootage, footage_of
 from config import load_settings
 from config.access import CoverageRequirement, CoverageSettings
 from evidock.wiring import Services
+from fixtures.camera import CameraTree
 from integrity.errors import Forbidden, InvalidRequest
 from records.applicability import ApplicabilityDesk
 from records.statistics import (
@@ -285,3 +293,71 @@ def test_coverage_stages_by_status_are_the_coverage_modules_findings(
     assert "coverage" not in plain.run(who, query()).to_json()
     with pytest.raises(InvalidRequest, match="coverage settings"):
         plain.run(who, query(), with_coverage=True)
+
+
+# ------------------------------------------------------- footage kept with renditions
+
+
+def _footage_rows(svc: Services) -> list[tuple[Any, ...]]:
+    with svc.catalog.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT rendition_id, recording_id, segments_s, probed_s FROM renditionfootage "
+            "ORDER BY rendition_id"))]
+
+
+def test_the_migration_backfills_what_ingest_keeps(station: Services) -> None:
+    """Down to 0009 (no table) and up again: the backfill from renditions and segments
+    gives the very rows kept when the renditions were stored, on both dialects."""
+    kept = _footage_rows(station)
+    assert ("r-r1", "r1", 600.0, 699.0) in kept and ("r-r4", "r4", None, None) not in kept
+    assert len(kept) == 7  # every ok rendition; r4 has none
+    before = run(station, "supervisor", query("unit")).to_json()
+    with writer(station.catalog.engine).begin() as conn:
+        command.downgrade(migration_config(conn), "0009")
+        assert not inspect(conn).has_table("renditionfootage")
+        command.upgrade(migration_config(conn), "head")
+    assert _footage_rows(station) == kept
+    assert run(station, "supervisor", query("unit")).to_json() | {"generated_at": 0} == \
+        before | {"generated_at": 0}
+
+
+def test_a_second_ok_rendition_counts_its_longest_once(station: Services) -> None:
+    """Runs last per database (it adds a rendition): r1 stays one recording, its hours
+    those of the longer rendition."""
+    before = run(station, "supervisor", query("officer")).to_json()
+    digest = hashlib.sha256(b"r1").hexdigest()  # r1's blob (tests/stats_support.py)
+    rendition = Rendition(id="r-r1-again", recording_id="r1", status="ok", code="OK",
+                          source_blake3=digest, media={}, created_at=local(2019, 3, 6))
+    segs = [Segment(rendition_id=rendition.id, index=0, name="0.mp4", start_us=0,
+                    end_us=650_000_000, size=1, blake3=digest)]
+    with station.catalog.transaction() as s:
+        s.add(rendition)
+        s.flush()
+        s.add_all([*segs, footage_of(rendition, segs)])
+    after = run(station, "supervisor", query("officer")).to_json()
+    assert after["total"]["recordings"] == before["total"]["recordings"]  # type: ignore[index]
+    assert after["total"]["hours"] == round(  # type: ignore[index]
+        before["total"]["hours"] + 50 / 3600, 3)  # type: ignore[index]
+
+
+def test_renditions_made_by_ingest_keep_their_footage(
+        tmp_path_factory: pytest.TempPathFactory, camera_template: CameraTree) -> None:
+    """Real offload, real ffmpeg: each ok rendition's row says where its last segment
+    ends and what the probe said."""
+    home = offloaded_home(tmp_path_factory.mktemp("footage") / "home", camera_template.root)
+    svc = open_services(load_settings(environ={"EVIDOCK_HOME": str(home)}))
+    try:
+        with Session(svc.catalog.engine) as s:
+            renditions = s.exec(select(Rendition).where(Rendition.status == "ok")).all()
+            assert renditions, "the camera fixture has video"
+            for r in renditions:
+                kept = s.get(RenditionFootage, r.id)
+                ends = s.exec(select(Segment.end_us).where(
+                    Segment.rendition_id == r.id)).all()
+                assert kept is not None and kept.recording_id == r.recording_id
+                assert kept.segments_s == max(ends) / 1e6
+                probed = r.media.get("duration_s")
+                assert kept.probed_s == (probed if isinstance(probed, float) and probed > 0
+                                         else None)
+    finally:
+        svc.close()

@@ -25,6 +25,7 @@ from sqlalchemy import text
 from archive.catalog import Catalog
 from archive.catalog.models import Device, DockSession
 from records.parties import SECRET_NAME
+from records.parties_shown import mask_id
 
 OPEN = "邵城管检〔2019〕第301号"  # 城西中队, no label
 PRIVATE = "邵城管检〔2019〕第302号"  # 城西中队, 个人隐私
@@ -179,6 +180,41 @@ def test_the_audit_log_never_holds_a_name_or_number_in_clear(station: Station) -
     assert '"hidden":1' in dump  # clerk2's find: the private case counted, in the log only
 
 
+@pytest.mark.parametrize(("number", "masked"), [
+    (SHARED_ID, "110105********002X"), (USCC, "913501********0Y43"),
+    ("E12345678", "E******78"), ("AB12", "****"), ("", "")])
+def test_mask_id(number: str, masked: str) -> None:
+    assert mask_id(number) == masked and len(masked) == len(number)
+
+
+def test_case_show_lists_parties_masked_only_to_party_view(station: Station) -> None:
+    # clerk2: party.view, and may see the open case
+    shown = station.run("case", "show", OPEN, user="clerk2")
+    assert [(p["name"], p["id_type"], p["id_number_masked"], p["role"])
+            for p in shown["parties"]] == [
+        ("张三丰", "居民身份证", "110105********002X", "当事人"),
+        ("某某商贸有限公司", "统一社会信用代码", "913501********0Y43", "当事人")]
+    assert SHARED_ID not in json.dumps(shown) and USCC not in json.dumps(shown)
+    human = station.svc.cli("case", "show", OPEN, user="clerk2")
+    assert human.returncode == 0, human.stderr
+    assert "110105********002X" in human.stdout and "张三丰" in human.stdout
+    assert SHARED_ID not in human.stdout
+    # the officer sees the case but lacks party.view: no parties, not even an empty list
+    bare = station.run("case", "show", OPEN, user="officer")
+    assert bare["case"]["number"] == OPEN and "parties" not in bare
+    text_run = station.svc.cli("case", "show", OPEN, user="officer")
+    assert text_run.returncode == 0, text_run.stderr
+    for secret in ("张三丰", "某某商贸", "110105", "parties"):
+        assert secret not in text_run.stdout and secret not in json.dumps(bare), secret
+    # a case beyond clerk2's clearance: the whole dossier refused, parties with it
+    refused = station.run("case", "show", PRIVATE, user="clerk2", code=3)
+    assert "李四光" not in json.dumps(refused, ensure_ascii=False)
+    # cleared for 个人隐私: the private case's parties, masked the same way
+    cleared = station.run("case", "show", PRIVATE, user="clerk")
+    assert [(p["name"], p["id_number_masked"]) for p in cleared["parties"]] == [
+        ("张三丰", "110105********002X"), ("李四光", "440524********0014")]
+
+
 def test_people_read_the_party_table(station: Station) -> None:
     run = station.svc.cli("case", "party", "list", OPEN, user="clerk2")
     assert run.returncode == 0, run.stderr
@@ -198,13 +234,18 @@ def test_equipment_through_the_cli(station: Station) -> None:
     assert (cam["officer"], cam["last_dock"], cam["last_bay"], cam["clock_drift_s"]) == (
         "123456", "2026-12-01T09:00:00+08:00", "3", -12.0)
     assert cam["idle"] is True and report["idle"] == ["ZFY0009"]  # docked days ago
+    # No driver reads the battery at dock: said in words, never a null reading.
+    assert cam["battery"] == {"reported": False, "text": "not reported by the camera"}
     later = station.run("equipment", "report", "--idle-days", "3650", user="supervisor")
     assert later["idle"] == [] and later["idle_days"] == 3650
     csv_run = station.svc.cli("equipment", "report", "--csv", user="supervisor")
     assert csv_run.returncode == 0, csv_run.stderr
     lines = csv_run.stdout.splitlines()
     assert lines[0].startswith("kind,serial,") and lines[1].startswith("camera,ZFY0009,")
+    assert lines[0].split(",")[-2:] == ["battery", "idle"]
+    assert lines[1].split(",")[-2:] == ["not reported by the camera", "False"]
     table = station.svc.cli("equipment", "report", user="admin")
     assert table.returncode == 0 and "ZFY0009" in table.stdout, table.stderr
+    assert "battery at dock: not reported by the camera" in " ".join(table.stdout.split())
     assert station.run("equipment", "report", user="clerk", code=3)["error"]["code"] == \
         "E_FORBIDDEN"

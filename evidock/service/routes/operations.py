@@ -6,7 +6,8 @@ signs with the key); the user only asks, and each answer is the JSON the command
 to print with ``--json``. Permissions: offloading, renditions and salvage need
 ``ingest.run`` (officers and clerks at the station); uploads ``upload.run`` (admin);
 verifying a stored recording ``recording.view`` of it; the overdue report
-``coverage.view``; the public keyring and the dock's bays any identified user.
+``equipment.view`` (it names cameras and officers: equipment, not case coverage, which
+clerks hold); the public keyring and the dock's bays any identified user.
 """
 
 from __future__ import annotations
@@ -207,14 +208,17 @@ def dock_overdue(actor: ActorDep, svc: ServicesDep,
     """Cameras and officers not offloaded within the window (default dock.overdue_window_h)."""
     from docks.overdue import overdue, parse_window
 
-    svc.gate().require(actor, P.COVERAGE_VIEW)
+    svc.gate().require(actor, P.EQUIPMENT_VIEW)
     try:
         span = parse_window(window) if window else \
             timedelta(hours=svc.settings.dock.overdue_window_h)
     except ValueError as exc:
         raise ConfigError(str(exc), key="--window") from exc
     rows = [r.to_json() for r in overdue(svc.catalog, now=svc.clock(), window=span)]
-    return {"window_h": span.total_seconds() / 3600, "overdue": rows}
+    hours = span.total_seconds() / 3600
+    svc.gate().read(actor, "dock.overdue", [],  # audit details carry no floats
+                    {"window_s": int(span.total_seconds()), "overdue": len(rows)})
+    return {"window_h": hours, "overdue": rows}
 
 
 __all__ = ["router"]

@@ -21,13 +21,18 @@ if TYPE_CHECKING:
     from integrity.findings import Finding
 
 
-def _package(target: Path, key: Path | None) -> list[Finding]:
+def _package(target: Path, key: Path | None, tsa_roots: list[Path],
+             attested: list[dict[str, Any]]) -> list[Finding]:
     """A key file that is a link or no regular file is a finding (refused unread); the
-    package is then checked against its own keyring, so every other finding still shows."""
+    package is then checked against its own keyring, so every other finding still shows.
+    ``attested`` receives each timestamp token's attested time beside the claimed one."""
     from integrity.package import trusted_key, verify_package
+    from integrity.timestampcheck import load_roots
 
+    roots = load_roots(tsa_roots) if tsa_roots else None
     trusted, refused = trusted_key(key) if key is not None else (None, [])
-    return [*refused, *verify_package(target, trusted=trusted)]
+    return [*refused, *verify_package(target, trusted=trusted, tsa_roots=roots,
+                                      attested=attested)]
 
 
 def _stored(recording_id: str, config: Path | None) -> dict[str, Any]:
@@ -43,21 +48,27 @@ def _stored(recording_id: str, config: Path | None) -> dict[str, Any]:
 def verify(
     target: Annotated[str, typer.Argument(help="Clip package directory or recording id.")],
     key: Annotated[Path | None, typer.Option("--key", help="Station public key (PEM).")] = None,
+    tsa_root: Annotated[list[Path] | None, typer.Option(
+        "--tsa-root", help="A TSA root certificate (PEM) the package's RFC 3161 tokens "
+        "must chain to; repeat for several.")] = None,
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
     """Verify a clip package (offline) or a stored recording; report every finding."""
+    attested: list[dict[str, Any]] = []
     if Path(target).is_dir() or Path(target).is_symlink():  # a link: refused, a finding
-        findings = [f.to_dict() for f in _package(Path(target), key)]
+        findings = [f.to_dict() for f in _package(Path(target), key, tsa_root or [],
+                                                  attested)]
     elif "/" in target or Path(target).exists():
         raise NotFound(f"{target} is not a clip package directory", path=target)
-    elif key is not None:
-        raise KeyError_("--key applies to clip packages; stored recordings use the "
-                        "station keyring")
+    elif key is not None or tsa_root:
+        raise KeyError_("--key and --tsa-root apply to clip packages; stored recordings "
+                        "use the station keyring")
     else:
         findings = _stored(target, config)["findings"]
     failed = [f for f in findings if _is_failure(str(f["code"]))]
-    return Reply({"target": target, "ok": not failed, "findings": findings},
-                 human=lambda: _print_findings(findings, failed),
+    shown = {"timestamps": attested} if attested else {}  # a package's tokens, if any
+    return Reply({"target": target, "ok": not failed, "findings": findings, **shown},
+                 human=lambda: _print_findings(findings, failed, attested),
                  exit_code=1 if failed else 0)
 
 
@@ -66,7 +77,16 @@ def _is_failure(code: str) -> bool:
     return not code.startswith("W_")
 
 
-def _print_findings(findings: list[dict[str, Any]], failed: list[dict[str, Any]]) -> None:
+def _print_findings(findings: list[dict[str, Any]], failed: list[dict[str, Any]],
+                    attested: list[dict[str, Any]]) -> None:
+    for t in attested:  # a pending one is a W_TIMESTAMP_PENDING finding below
+        if t.get("attested_at") is None:
+            continue
+        where = f"{t['package']}/" if "package" in t else ""
+        diff = t.get("difference_us")
+        delta = "" if diff is None else f" ({diff / 1e6:+.3f} s)"
+        typer.echo(f"timestamp {where}{t['file']}: attested {t['attested_at']} by "
+                   f"{t['tsa']}, claimed {t['claimed_at']}{delta}")
     for f in findings:
         where = f" [{f['subject']}]" if f["subject"] else ""
         typer.echo(f"{f['code']}{where}: {f['message']}")

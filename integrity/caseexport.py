@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cryptography import x509
+
 from integrity import casebag, safejson
 from integrity.clipcheck import MAX_DOCUMENT, PackageCheck, looks_like_package
 from integrity.codes import Code
@@ -46,8 +48,11 @@ def _shown(side: dict[str, Any], key: str) -> Any:
 
 class CaseExportCheck:
     def __init__(self, pkg: PackageDir, top: Inventory,
-                 trusted: Mapping[str, PublicKey] | None) -> None:
+                 trusted: Mapping[str, PublicKey] | None, *,
+                 tsa_roots: tuple[x509.Certificate, ...] | None = None) -> None:
         self.pkg, self.top, self.trusted = pkg, top, trusted
+        self.tsa_roots = tsa_roots
+        self.attested: list[dict[str, Any]] = []  # each package's tokens (timestampcheck)
         self.findings: list[Finding] = list(top.findings)
         self.clips: dict[str, Any] = {}
 
@@ -132,8 +137,9 @@ class CaseExportCheck:
     def _package(self, name: str) -> None:
         try:
             with self.pkg.subdirectory(self.top.entries[name]) as sub:
-                check = PackageCheck(sub, sub.walk(), self.trusted)
+                check = PackageCheck(sub, sub.walk(), self.trusted, tsa_roots=self.tsa_roots)
                 self.findings.extend(_within(display(name), f) for f in check.run())
+                self.attested += [{**a, "package": display(name)} for a in check.attested]
         except Refused as refused:
             self.findings.append(refused.finding)
             return

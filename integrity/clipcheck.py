@@ -14,8 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from cryptography import x509
+
 from integrity import bag, bundle, clipsign, contents, derivative, merkle, safejson
 from integrity import manifest as mf
+from integrity import timestampcheck as stamps
 from integrity.codes import Code
 from integrity.errors import EvidockError
 from integrity.findings import Finding
@@ -30,7 +33,8 @@ DIRS = ("data", "data/keys", "data/segments", f"data/{derivative.DIR}")
 MAX_DOCUMENT = 32 << 20  # JSON documents and README.txt
 _LIMITS = {**{n: bag.MAX_TAG_FILE for n in ("bagit.txt", "bag-info.txt")},
            **{n: bag.MAX_MANIFEST for n in (*bag.PAYLOAD_MANIFESTS, *bag.TAG_MANIFESTS)},
-           **{f"data/{n}": MAX_DOCUMENT for n in (*FIXED_DATA, *DERIVED_DATA, bundle.NAME)}}
+           **{f"data/{n}": MAX_DOCUMENT for n in (*FIXED_DATA, *DERIVED_DATA, bundle.NAME,
+                                                    stamps.NAME)}}
 
 
 def looks_like_package(inventory: Inventory) -> bool:
@@ -41,8 +45,12 @@ class PackageCheck:
     """One verification run over one opened package directory."""
 
     def __init__(self, pkg: PackageDir, inventory: Inventory,
-                 trusted: Mapping[str, PublicKey] | None) -> None:
+                 trusted: Mapping[str, PublicKey] | None, *,
+                 tsa_roots: tuple[x509.Certificate, ...] | None = None) -> None:
         self.pkg, self.inv, self.trusted = pkg, inventory, trusted
+        self.tsa_roots = tsa_roots  # None: none given (a token's signer is then a warning)
+        #: timestamps.json's tokens: attested time beside the claimed one (for the report)
+        self.attested: tuple[dict[str, Any], ...] = ()
         self.findings: list[Finding] = list(inventory.findings)
         self.texts: dict[str, bytes] = {}
         self.unread: set[str] = set()  # refused on reading: never hashed either
@@ -87,6 +95,7 @@ class PackageCheck:
         self._check_contents(manifests)
         self.findings += bundle.in_package(self.texts.get(f"data/{bundle.NAME}"), self._keys(),
                                            trusted=self.trusted is not None)
+        self._check_timestamps()
         return self.findings
 
     # ------------------------------------------------------------------ reading
@@ -166,13 +175,15 @@ class PackageCheck:
             expected |= {self.derived_path} if self.derived_path else set()
         if isinstance(self.clip, dict) and self.clip.get("audit_bundle") == bundle.NAME:
             expected.add(f"data/{bundle.NAME}")  # signed in clip.json: its events
+        if isinstance(self.clip, dict) and self.clip.get("timestamps") == stamps.NAME:
+            expected.add(f"data/{stamps.NAME}")  # signed in clip.json: its tokens
         if listed is not None:
             expected |= {f"data/segments/{n}" for n in listed}
         else:  # clip.json unusable (already a finding): judge segments by the bag alone
             expected |= {p for m in manifests if not m.tag for p in m.digests
                          if p.startswith(("data/segments/", f"data/{derivative.DIR}/",
                                           f"data/{contents.ORIGINALS}/"))
-                         or p == "data/index.html"}
+                         or p in ("data/index.html", f"data/{stamps.NAME}")}
         refused = {e.path for e in self.inv.entries.values() if e.kind in (Kind.LINK,
                                                                           Kind.SPECIAL)}
         self.findings.extend(bag.file_set_findings(self.inv, manifests, expected=expected,
@@ -418,6 +429,23 @@ class PackageCheck:
         if page is not None and sums is not None:  # else older, or missing: said already
             self.findings.extend(contents.index_findings(
                 page, sums, {f.subject for f in self.findings}))
+
+    def _check_timestamps(self) -> None:
+        """The RFC 3161 tokens over the manifest and the bundle's head (clip.json, signed,
+        names the file in every package made since they travel)."""
+        if not isinstance(self.clip, dict) or self.clip.get("timestamps") != stamps.NAME:
+            return  # a package made before tokens travelled: its clip.json says so
+        raw = self.texts.get(f"data/{stamps.NAME}")
+        if raw is None:
+            return  # missing or unreadable: said already
+        signed = stamps.signed_in(self.texts.get("data/manifest.json"),
+                                  self.texts.get(f"data/{bundle.NAME}"))
+        doc = self._json(f"data/{stamps.NAME}")
+        if doc is None:
+            return  # not JSON: said already
+        result = stamps.check(doc, signed, roots=self.tsa_roots)
+        self.findings += result.findings
+        self.attested = result.attested
 
 
 def _is_range(value: Any) -> TypeGuard[list[int]]:

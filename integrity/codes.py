@@ -146,6 +146,7 @@ class Code(StrEnum):
     E_TIMESTAMP_IMPRINT = "E_TIMESTAMP_IMPRINT"
     E_TIMESTAMP_UNTRUSTED = "E_TIMESTAMP_UNTRUSTED"
     E_TIMESTAMP_NONCE = "E_TIMESTAMP_NONCE"
+    E_TIMESTAMP_MISSING = "E_TIMESTAMP_MISSING"
     # one item failed, recorded, the run goes on
     E_SOURCE_CHANGED = "E_SOURCE_CHANGED"
     E_SOURCE_READ = "E_SOURCE_READ"
@@ -177,6 +178,7 @@ class Code(StrEnum):
     W_REMOTE_HOLD_GONE = "W_REMOTE_HOLD_GONE"
     W_RECORD_UNCOMMITTED = "W_RECORD_UNCOMMITTED"
     W_TIMESTAMP_PENDING = "W_TIMESTAMP_PENDING"
+    W_TIMESTAMP_UNTRUSTED = "W_TIMESTAMP_UNTRUSTED"
     # all well
     I_INGESTED = "I_INGESTED"
     I_DUPLICATE = "I_DUPLICATE"
@@ -397,6 +399,12 @@ _INFO: dict[Code, tuple[Category, str]] = {
     Code.W_TIMESTAMP_PENDING: (Category.WARNING, "a signed manifest or tree head still "
                                                  "waits for a timestamp token (no TSA "
                                                  "answered yet; retried)"),
+    Code.E_TIMESTAMP_MISSING: (_FD, "a package's timestamps.json has no entry (token or "
+                                    "pending) for a signed manifest or tree head it "
+                                    "carries, or an entry for nothing it carries"),
+    Code.W_TIMESTAMP_UNTRUSTED: (Category.WARNING, "a timestamp token's imprint holds, "
+                                                   "but no TSA root was given (--tsa-root): "
+                                                   "its signer, so its time, is unchecked"),
     Code.W_RECORD_UNCOMMITTED: (Category.WARNING, "the store holds a signed recording "
                                                   "record that no catalog row and no "
                                                   "session record names: an ingest "

@@ -24,8 +24,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import blake3
+from cryptography import x509
 
 from integrity import bag, caseexport, clipcheck
 from integrity.codes import Code
@@ -64,11 +66,14 @@ def blake3_file(path: Path) -> str:
 
 
 def verify_package(root: Path, *, trusted: Mapping[str, PublicKey] | None = None,
-                   ) -> list[Finding]:
+                   tsa_roots: tuple[x509.Certificate, ...] | None = None,
+                   attested: list[dict[str, Any]] | None = None) -> list[Finding]:
     """Every finding for the clip package (or case export) at ``root`` (empty: it holds).
 
     ``trusted``: the station's published keys; without them the package's own keyring
-    is used and ``W_KEY_UNTRUSTED`` says so. Never raises for bad or hostile input.
+    is used and ``W_KEY_UNTRUSTED`` says so. ``tsa_roots``: the TSA roots the timestamp
+    tokens must chain to (None: ``W_TIMESTAMP_UNTRUSTED``); ``attested`` receives each
+    token's attested time beside the claimed one. Never raises for bad or hostile input.
     """
     try:
         pkg = PackageDir.open(root)
@@ -77,9 +82,14 @@ def verify_package(root: Path, *, trusted: Mapping[str, PublicKey] | None = None
     with pkg:
         try:
             top = pkg.walk(levels=0)
-            if caseexport.is_case_export(top):
-                return caseexport.CaseExportCheck(pkg, top, trusted).run()
-            return clipcheck.PackageCheck(pkg, pkg.walk(), trusted).run()
+            check: caseexport.CaseExportCheck | clipcheck.PackageCheck = (
+                caseexport.CaseExportCheck(pkg, top, trusted, tsa_roots=tsa_roots)
+                if caseexport.is_case_export(top) else
+                clipcheck.PackageCheck(pkg, pkg.walk(), trusted, tsa_roots=tsa_roots))
+            found = check.run()
+            if attested is not None:
+                attested.extend(check.attested)
+            return found
         except OSError as exc:  # the system failed us (out of descriptors, I/O): say so
             return [Finding(Code.E_PACKAGE_UNREADABLE, f"verification stopped: {exc}",
                             str(root), {"errno": exc.errno})]

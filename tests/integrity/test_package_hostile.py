@@ -203,7 +203,8 @@ def test_a_key_file_that_is_no_regular_file_is_refused_unread(package: Path, pem
     assert code == 1 and out["ok"] is False
     assert [(f["code"], f["subject"]) for f in out["findings"]] == [
         ("E_KEY_REFUSED", str(key)),
-        ("W_KEY_UNTRUSTED", "keys/keyring.json")]  # checked against its own keyring only
+        ("W_KEY_UNTRUSTED", "keys/keyring.json"),  # checked against its own keyring only
+        ("W_TIMESTAMP_PENDING", "timestamps.json#manifest.json")]  # the station has no TSA
 
 
 # --------------------------------------------------------------------------- bounded reads

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from evidock_testing import StepClock, write_agency_config
+from evidock_testing import StepClock, without_pending, write_agency_config
 from service_support import RunningService, serving
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
@@ -105,7 +105,7 @@ class World:
                                .order_by(col(Segment.index))))
 
     def verify(self, path: Path) -> list[Any]:
-        return verify_package(path, trusted=self.svc.keys.keyring().by_id())
+        return without_pending(verify_package(path, trusted=self.svc.keys.keyring().by_id()))
 
 
 def _rel(seq: int, kind: str = "video") -> str:

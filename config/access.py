@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -80,6 +81,26 @@ class ExportSettings(_Frozen):
 
     purposes: tuple[str, ...] = Field(min_length=1)
     approval_valid_h: float = Field(72, gt=0, le=24 * 365)
+    #: Content credentials (C2PA) on each export's exact-range clip (records/c2pa_sign.py),
+    #: beside the station's signature: a PEM chain (leaf with an EKU, then its CAs) and
+    #: the leaf's PEM key (0600), relative paths from the station home.
+    c2pa: bool = False
+    c2pa_cert: str | None = None
+    c2pa_key: str | None = None
+
+    @model_validator(mode="after")
+    def _c2pa_files(self) -> ExportSettings:
+        if self.c2pa and not (self.c2pa_cert and self.c2pa_key):
+            raise ValueError("exports.c2pa: needs c2pa_cert (PEM chain) and c2pa_key")
+        return self
+
+    def c2pa_paths(self, home: Path) -> tuple[Path, Path] | None:
+        """(chain, key) when C2PA is on, else None."""
+        if not self.c2pa or not self.c2pa_cert or not self.c2pa_key:
+            return None
+        cert, key = Path(self.c2pa_cert), Path(self.c2pa_key)
+        return (cert if cert.is_absolute() else home / cert,
+                key if key.is_absolute() else home / key)
 
 
 #: 记录方式: what kind of footage covers a stage. "any": 根据实际情况 (video, audio or photo).

@@ -14,6 +14,7 @@ import typer
 from evidock import (
     cmd_admin,
     cmd_audit,
+    cmd_c2pa,
     cmd_case,
     cmd_coverage,
     cmd_dock,
@@ -87,6 +88,7 @@ app.add_typer(cmd_coverage.coverage_app, name="coverage")
 app.command()(cmd_stats.stats)
 app.command()(cmd_media.process)
 app.command()(cmd_verify.verify)
+app.command("verify-c2pa")(cmd_c2pa.verify_c2pa)
 app.command()(cmd_media.recover)
 
 

@@ -21,6 +21,7 @@ from ingest.media import Prober
 from ingest.offload import Offloader
 from ingest.process import Renderer
 from integrity.errors import ConfigError
+from records.c2pa_sign import C2paSigner
 from records.cases import CaseDesk
 from records.dossier import Dossier
 from records.exports import ExportDesk
@@ -121,6 +122,11 @@ class Services:
         exporter = Exporter(store=self.store, catalog=self.catalog, keys=self.keys,
                             clock=self.clock, station_id=self.settings.station.id,
                             zone=self.settings.station.local_zone)
+        if self.settings.exports.c2pa:  # content credentials on each clip
+            exporter.c2pa = C2paSigner(settings=self.settings.exports,
+                                       home=self.settings.home, catalog=self.catalog)
+        if self.settings.timestamps.tsa_urls:  # the bundle's fresh head: a token now
+            exporter.stamp_now = lambda: self.stamper().run()
         return ExportDesk(catalog=self.catalog, gate=self.gate(), audit=self.audit(),
                           exporter=exporter, settings=self.settings.exports, clock=self.clock,
                           reached=FifoHooks.from_env(os.environ).reached)

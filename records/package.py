@@ -28,10 +28,12 @@ from archive.store import ContentStore, fsync_dir
 from integrity import bundle, clipsign, derivative
 from integrity import manifest as mf
 from integrity import package as pkg
+from integrity import timestampcheck as stamps
 from integrity.digest import copy_and_hash
 from integrity.errors import DigestMismatch, EvidockError, NotFound
 from records import index_html, originals, trim
 from records.models import Export
+from records.timestamps_file import timestamps_file
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
 
@@ -146,6 +148,12 @@ class Exporter:
         #: (recording id, request id) → data/audit-bundle.json (records/bundle.py); set
         #: by the export desk. None: a package without it (verify then says it is missing).
         self.bundler: Callable[[str, str | None], bytes] | None = None
+        #: Asks the TSAs now for what waits (archive.timestamps.Stamper.run), so the
+        #: bundle's fresh head can carry its token; set by wiring when TSAs are configured.
+        self.stamp_now: Callable[[], object] | None = None
+        #: Signs the derivative clip with C2PA content credentials in place, before its
+        #: digests are taken (records/c2pa_sign.C2paSigner); set by wiring when on.
+        self.c2pa: Callable[..., None] | None = None
 
     def _load(self, recording_id: str) -> tuple[Recording, Rendition, list[Segment]]:
         rec, rendition, segs = self.catalog.rendered(recording_id)
@@ -228,7 +236,7 @@ class Exporter:
                 "exact": exact, "derivative": derivative.DOC, "key_id": signed.key_id,
                 "selection": {"merkle_root": signed.manifest.merkle_root,
                               "segments": [entries[s.index].to_dict() for s in chosen]},
-                "request": provenance,
+                "request": provenance, "timestamps": stamps.NAME,
                 # signed: the verifier then requires data/audit-bundle.json
                 **({"audit_bundle": bundle.NAME} if self.bundler is not None else {})}
 
@@ -244,7 +252,7 @@ class Exporter:
         for seg in chosen:
             self._copy_segment(seg, (sources if exact else data / "segments") / seg.name)
         self._derive(data, sources if exact else data / "segments", signed=signed,
-                     chosen=chosen, export=export, audio=audio)
+                     chosen=chosen, export=export, audio=audio, request=provenance)
         shutil.rmtree(sources, ignore_errors=True)
         proofs = {} if exact else {s.name: signed.manifest.inclusion_proof(s.index).to_dict()
                                    for s in chosen}
@@ -260,11 +268,14 @@ class Exporter:
                      files: dict[str, bytes]) -> None:
         """The common files (README, signed clip.json, keyring, audit bundle, index)
         beside ``files``, then the bag."""
+        bundled = self.bundler(rec.id, export.request_id) if self.bundler else None
         files = {"README.txt": README.encode("utf-8"), "clip.json": clip,
                  clipsign.SIG_FILE: clipsign.sign_clip(clip, self.keys.load()),
                  "keys/keyring.json": _json(self.keys.keyring().to_dict()),
-                 **({bundle.NAME: self.bundler(rec.id, export.request_id)}
-                    if self.bundler is not None else {}), **files}
+                 **({bundle.NAME: bundled} if bundled is not None else {}), **files,
+                 stamps.NAME: timestamps_file(self.catalog, bundle=bundled,
+                                              manifest=files.get("manifest.json"),
+                                              stamp_now=self.stamp_now)}
         (tmp / "data" / "keys").mkdir(parents=True, exist_ok=True)
         for name, content in files.items():
             (tmp / "data" / name).write_bytes(content)
@@ -291,6 +302,7 @@ class Exporter:
                           "camera_start": rec.camera_start.isoformat()
                           if rec.camera_start else None, "rendition": None,
                           "segments": [], "originals": [copied], "request": provenance,
+                          "timestamps": stamps.NAME,
                           **({"audit_bundle": bundle.NAME} if self.bundler is not None
                              else {})})
             self._write_files(at, rec, export, provenance=provenance, clip=clip, files={})
@@ -301,7 +313,8 @@ class Exporter:
         return StagedPackage(export, at, ())
 
     def _derive(self, data: Path, sources: Path, *, signed: mf.SignedManifest,
-                chosen: list[Segment], export: Export, audio: bool) -> None:
+                chosen: list[Segment], export: Export, audio: bool,
+                request: dict[str, object] | None = None) -> None:
         """data/derivative/: the range trimmed from ``sources`` and its signed provenance."""
         ext = Path(chosen[0].name).suffix.lstrip(".")
         out = data / derivative.DIR / f"clip.{ext}"
@@ -309,6 +322,8 @@ class Exporter:
         made = trim.trim([sources / s.name for s in chosen], first_start_us=chosen[0].start_us,
                          start_us=export.start_us, end_us=export.end_us,
                          kind="audio" if audio else "video", ext=ext, out=out)
+        if self.c2pa is not None:  # before the digests: the station signs the C2PA'd file
+            self.c2pa(out, export=export, signed=signed, made=made, request=request)
         with open(out, "rb") as fh:
             digests = copy_and_hash(fh, None)
         doc = _json({"format": derivative.FORMAT, "label": derivative.LABEL,

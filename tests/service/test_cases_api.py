@@ -290,9 +290,13 @@ def test_a_cut_upload_stores_nothing(station: Station) -> None:
     assert run.returncode == 0, run.stderr
     assert not run.stdout.startswith("HTTP/1.1 200")
     store = load_settings(environ={"EVIDOCK_HOME": str(station.svc.home)}).store_dir
-    for sub in (store / ".staging").iterdir():  # wait for any writer still cleaning up
-        with contextlib.suppress(FileNotFoundError), open(sub) as held:
-            fcntl.flock(held, fcntl.LOCK_EX)
+    for sub in (store / ".staging").iterdir():  # wait for any writer still cleaning up:
+        with contextlib.suppress(FileNotFoundError):  # a writer holds its dir's flock
+            held = os.open(sub, os.O_RDONLY)
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX)
+            finally:
+                os.close(held)
     assert [p for p in (store / ".staging").rglob("*") if p.is_file()] == []
     b3 = blake3.blake3(data).hexdigest()
     assert not (store / b3[:2] / b3[2:4] / b3).exists()

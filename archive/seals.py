@@ -70,7 +70,10 @@ def session_fields(dock: DockSession) -> dict[str, Any]:
             "wipe_requested": bool(dock.wipe_requested),
             "started_at": _t(dock.started_at), "clock_drift_us": drift,
             "ended_at": _t(dock.ended_at), "outcome": dock.outcome,
-            "error_code": dock.error_code}
+            "error_code": dock.error_code,
+            # Only when read: records sealed before the battery was kept stay verifiable.
+            **({"battery_percent": dock.battery_percent}
+               if dock.battery_percent is not None else {})}
 
 
 def session_body(dock: DockSession, files: list[SessionFile], *, stage: str,

@@ -17,7 +17,14 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from config import Settings
-from docks.drivers import CameraIdentity, Driver, MassStorageDriver, clock_drift_s
+from docks.drivers import (
+    CameraIdentity,
+    DockReadings,
+    Driver,
+    MassStorageDriver,
+    battery_percent,
+    clock_drift_s,
+)
 from docks.folders import FolderSource, WatchedBay
 from docks.job import Claims, Job, JobContext, Target, event
 from docks.mount import Mounter
@@ -50,7 +57,7 @@ class Dock:
         self._driver_factory = driver_factory or default_driver
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
-        self._pending: dict[str, tuple[CameraIdentity, float | None]] = {}
+        self._pending: dict[str, tuple[CameraIdentity, DockReadings]] = {}
         self._sources: list[Source] = []
         self._noted: set[str] = set()  # devices handled once until removed (not jobs)
         dock = config.dock
@@ -175,7 +182,7 @@ class Dock:
             entry=decision.entry, device=ev.props.get("DEVNAME", ""),
             fstype=ev.props.get("ID_FS_TYPE", ""), serial=decision.serial,
             identity=pending[0] if pending else None,
-            clock_drift_s=pending[1] if pending else None))
+            readings=pending[1] if pending else DockReadings()))
 
     def _not_a_camera(self, ev: Docked, decision: Ignored | CameraLike, port: str) -> None:
         """Never mounted. Camera-like devices are listed for the admin to register."""
@@ -205,6 +212,9 @@ class Dock:
                 drift = clock_drift_s(driver, now)
                 if decision.entry.sync_clock:
                     driver.sync_clock(now)
+                # Last: a late or garbled reply to it can confuse no other call.
+                readings = DockReadings(clock_drift_s=drift,
+                                        battery_percent=battery_percent(driver))
             finally:
                 driver.close()
         except Exception as exc:  # the bay shows it; other bays carry on
@@ -212,11 +222,11 @@ class Dock:
             event("unlock-failed", bay=label, error=str(exc))
             return
         with self._lock:
-            self._pending[label] = (identity, drift)
+            self._pending[label] = (identity, readings)
         self.board.update(label, camera=identity.serial, officer=identity.officer,
                           clock_drift_s=drift)
         event("unlocked", bay=label, serial=identity.serial, officer=identity.officer,
-              clock_drift_s=drift)
+              clock_drift_s=drift, battery_percent=readings.battery_percent)
 
     def _launch(self, target: Target) -> None:
         with self._lock:

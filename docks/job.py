@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from config import Settings
-from docks.drivers import CameraIdentity, Driver, clock_drift_s
+from docks.drivers import CameraIdentity, DockReadings, Driver, battery_percent, clock_drift_s
 from docks.folders import identify_folder
 from docks.mount import Mounted, Mounter
 from docks.runner import DockStopping, Pipeline
@@ -61,7 +61,7 @@ class Target:
     folder: Path | None = None
     serial: str = ""  # from udev; folders are identified from their names
     identity: CameraIdentity | None = None  # already known (vendor driver unlocked it)
-    clock_drift_s: float | None = None
+    readings: DockReadings = DockReadings()  # read with the identity
 
 
 class Claims:
@@ -178,22 +178,23 @@ class Job:
             self.update(state="failed", last_error=f"{Code.E_INTERNAL}: {exc!r}")
 
     def _run(self) -> None:
-        identity, drift = self._identify()
-        self.update(camera=identity.serial, officer=identity.officer, clock_drift_s=drift)
+        identity, readings = self._identify()
+        self.update(camera=identity.serial, officer=identity.officer,
+                    clock_drift_s=readings.clock_drift_s)
         # Claimed before the camera is mounted or read: a second bay touches nothing.
         with self.ctx.claims.hold(identity.serial, self.target.bay), self._source() as root:
             self.update(state="queued")
             with self.ctx.slots:
                 self.check_stop()
                 self.update(state="offloading")
-                report = self._offload(root, identity, drift, wipe=False)
+                report = self._offload(root, identity, readings, wipe=False)
                 wiped = self._wipe_pass(root, identity, report)
         self._finish(report, wiped)
 
-    def _identify(self) -> tuple[CameraIdentity, float | None]:
+    def _identify(self) -> tuple[CameraIdentity, DockReadings]:
         t = self.target
         if t.identity is not None:
-            return t.identity, t.clock_drift_s
+            return t.identity, t.readings
         if t.kind == "folder":
             assert t.folder is not None
             parser = NameParser(model=self.ctx.settings.camera_model(t.camera_model),
@@ -203,7 +204,7 @@ class Job:
                 raise SourceInvalid(f"cannot tell the camera serial of {t.folder}: no "
                                     "parsable names and the folder name is not a serial",
                                     path=str(t.folder))
-            return CameraIdentity(serial=found.serial, officer=found.officer), None
+            return CameraIdentity(serial=found.serial, officer=found.officer), DockReadings()
         driver = self.ctx.make_driver(t)
         try:
             driver.unlock()
@@ -212,9 +213,11 @@ class Job:
             drift = clock_drift_s(driver, now)
             if t.entry is not None and t.entry.sync_clock:
                 driver.sync_clock(now)
+            # Last: a late or garbled reply to it can confuse no other call.
+            battery = battery_percent(driver)
         finally:
             driver.close()
-        return identity, drift
+        return identity, DockReadings(clock_drift_s=drift, battery_percent=battery)
 
     @contextlib.contextmanager
     def _source(self) -> Iterator[Path]:
@@ -227,13 +230,15 @@ class Job:
             self._mounted = m
             yield m.point
 
-    def _offload(self, root: Path, identity: CameraIdentity, drift: float | None, *,
+    def _offload(self, root: Path, identity: CameraIdentity, readings: DockReadings, *,
                  wipe: bool, only: frozenset[tuple[bytes, str]] | None = None,
                  ) -> OffloadReport:
         req = OffloadRequest(source=root, device_serial=identity.serial,
                              officer_id=identity.officer, camera_model=self.target.camera_model,
-                             wipe_after_verify=wipe, bay=self.target.bay, wipe_only=only)
-        report = self.ctx.pipeline.offload(req, BayProgress(self), clock_drift_s=drift)
+                             wipe_after_verify=wipe, bay=self.target.bay, wipe_only=only,
+                             battery_percent=readings.battery_percent)
+        report = self.ctx.pipeline.offload(req, BayProgress(self),
+                                           clock_drift_s=readings.clock_drift_s)
         self.update(session_id=report.session_id, outcome=report.outcome,
                     last_error=f"{report.error.code}: {report.error.message}"
                     if report.error else None)
@@ -260,7 +265,8 @@ class Job:
         self.update(state="verifying")
         if self._mounted is not None:
             self.ctx.mounter.remount_rw(self._mounted)
-        again = self._offload(root, identity, None, wipe=True, only=proven)
+        # The readings belong to the first session (the dock); the wipe pass has none.
+        again = self._offload(root, identity, DockReadings(), wipe=True, only=proven)
         wiped = sum(f.wiped for f in again.files)
         self.update(wiped=wiped)
         self._kept(again.files)

@@ -17,7 +17,9 @@ from integrity.errors import SourceGone
 class Pipeline(Protocol):
     def offload(self, request: OffloadRequest, progress: Progress, *,
                 clock_drift_s: float | None = None) -> OffloadReport:
-        """Run one verified offload (ingest.offload.Offloader.run) and record the drift."""
+        """Run one verified offload (ingest.offload.Offloader.run) and record the drift.
+
+        The battery read at dock travels in ``request.battery_percent``."""
 
     def process(self, report: OffloadReport) -> int:
         """Make renditions for the report's new recordings; return how many failed."""

@@ -1,9 +1,10 @@
 """A vendor-command driver for 执法记录仪 that unlock mass storage with a password.
 
 The public-security SDK exposes ``GetIDCode``, ``SetMSDC(pwd)``, ``GetZFYInfo``,
-``SyncDevTime``; vendors carry them over a USB serial (CDC-ACM) or HID endpoint in their
-own framing. This module speaks one documented framing of those calls over any byte
-stream (a tty here); a different vendor framing is a different driver.
+``SyncDevTime``, ``ReadDeviceBatteryDumpEnergy``; vendors carry them over a USB serial
+(CDC-ACM) or HID endpoint in their own framing. This module speaks one documented
+framing of those calls over any byte stream (a tty here); a different vendor framing is
+a different driver.
 
 Frame (both directions)::
 
@@ -20,10 +21,12 @@ log in first, 3 unknown command) followed by the data.
 | 0x03 | GetZFYInfo | — | ZFY_INFO (below) |
 | 0x04 | GetDevTime | — | camera local time, 14 ASCII ``YYYYmmddHHMMSS`` |
 | 0x05 | SyncDevTime | local time, 14 ASCII | — |
+| 0x06 | ReadDeviceBatteryDumpEnergy | — | remaining battery, 1 byte, percent 0-100 |
 
 ZFY_INFO: product serial 7, police number 6, name 32, unit id 12, unit name 32 bytes;
-GBK text, NUL-padded. GetZFYInfo and the clock calls answer only after a successful
-SetMSDC (status 2 before).
+GBK text, NUL-padded. GetZFYInfo, the clock and the battery calls answer only after a
+successful SetMSDC (status 2 before). A battery reply that is not one byte of 0-100 is a
+DriverError; the dock reads it as "not reported" (docks.drivers.battery_percent).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from integrity.errors import EvidockError
 
 MAGIC = b"\x5a\xa5"
 GET_ID_CODE, SET_MSDC, GET_ZFY_INFO, GET_TIME, SYNC_TIME = 0x01, 0x02, 0x03, 0x04, 0x05
+READ_BATTERY = 0x06
 OK, BAD_PASSWORD, LOCKED, UNKNOWN = 0, 1, 2, 3
 INFO_FIELDS = (("serial", 7), ("officer", 6), ("name", 32), ("unit_id", 12), ("unit_name", 32))
 INFO_SIZE = sum(n for _, n in INFO_FIELDS)
@@ -185,3 +189,10 @@ class ZfyDriver:
 
     def sync_clock(self, now: datetime) -> None:
         self.call(SYNC_TIME, now.astimezone(self._zone).strftime(TIME_FORMAT).encode("ascii"))
+
+    def read_battery(self) -> int | None:
+        data = self.call(READ_BATTERY)
+        if len(data) != 1 or data[0] > 100:
+            raise DriverError(f"camera battery reply unreadable: {data.hex()!r}",
+                              reply=data.hex())
+        return data[0]

@@ -72,20 +72,29 @@ def report(idle_days: Annotated[int | None, typer.Option(
                                    "(default: config equipment.idle_days).")] = None,
            as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
            config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
-    """Cameras (holder, last dock, last offload, clock drift, idle) and units below the
-    equipment ratio (config equipment.min_ratio, cameras per officer). Needs equipment.view;
-    every run is an audit event. Exit codes: 0 done; 1 bad input; 3 refused."""
+    """Cameras (holder, last dock, last offload, clock drift, battery at dock, idle) and
+    units below the equipment ratio (config equipment.min_ratio, cameras per officer).
+    Needs equipment.view; every run is an audit event. Exit codes: 0 done; 1 bad input;
+    3 refused."""
     if as_csv and as_json:
         raise InvalidRequest("choose --csv or --json, not both")
     got = _call(config, "GET", "/equipment/report", idle_days=idle_days)
     return Reply(got, human=lambda: _csv(got) if as_csv else _table(got))
 
 
+def battery_text(battery: Json) -> str:
+    """The battery at dock for people: "37% at 2026-12-04 09:12:00+08:00", or in words
+    why there is no reading ("not reported by the camera")."""
+    if not battery.get("reported"):
+        return str(battery.get("text", ""))
+    return f"{battery['percent']}% at {show_time(battery['at'])}"
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
-    if isinstance(value, dict):  # a reading in words (battery: "not reported by the camera")
-        return str(value.get("text", ""))
+    if isinstance(value, dict):  # the battery at dock: a reading, or why there is none
+        return battery_text(value)
     return show_time(value) if is_instant(value) else str(value)
 
 
@@ -93,7 +102,7 @@ def _csv(got: Json) -> None:
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(["kind", *CAMERA_COLUMNS])
     for c in got["cameras"]:
-        out.writerow(["camera", *("" if c[k] is None else c[k]["text"] if k == "battery"
+        out.writerow(["camera", *("" if c[k] is None else battery_text(c[k]) if k == "battery"
                                   else c[k] for k in CAMERA_COLUMNS)])
     out.writerow(["kind", *UNIT_COLUMNS])
     for u in got["units"]:
@@ -118,8 +127,8 @@ def _table(got: Json) -> None:
                       style="bold red" if u["below"] else None)
     console.print(units)
     console.print(f"below the ratio: {', '.join(got['below_ratio']) or 'none'}; idle: "
-                  f"{', '.join(got['idle']) or 'none'}; battery at dock: not reported by the "
-                  "camera (no camera driver reads it)")
+                  f"{', '.join(got['idle']) or 'none'}; battery: the newest reading at a "
+                  "dock (a mass-storage camera has none: not reported by the camera)")
 
 
 def _print_history(got: Json) -> None:

@@ -149,12 +149,13 @@ class Offloader:
                 device_serial=req.device_serial, officer_id=req.officer_id,
                 camera_model=parser.model.name, source=str(req.source), bay=req.bay,
                 wipe_requested=req.wipe_after_verify, started_at=started,
-                clock_drift_s=req.clock_drift_s,
+                clock_drift_s=req.clock_drift_s, battery_percent=req.battery_percent,
             ), now=started, camera_model=parser.model.name, also=self._event(
                 "dock.session.start", [session_id, req.device_serial, req.officer_id],
                 {"device": req.device_serial, "officer": req.officer_id, "bay": req.bay,
                  "camera_model": parser.model.name, "source": str(req.source),
-                 "wipe_requested": req.wipe_after_verify}, started))
+                 "wipe_requested": req.wipe_after_verify,
+                 "battery_percent": req.battery_percent}, started))
             report = self._run_session(req=req, session_id=session_id, tree=tree,
                                        parser=parser, progress=progress or NullProgress(),
                                        started=started)

@@ -33,6 +33,8 @@ class OffloadRequest:
     bay: str | None = None
     # camera clock minus station clock at dock time, when the driver could read it
     clock_drift_s: float | None = None
+    # remaining battery (percent) the camera reported at dock; None: not reported
+    battery_percent: int | None = None
     # With wipe_after_verify: only these (relpath, BLAKE3) may be wiped, e.g. what an
     # earlier pass proved; None: any file this pass proves.
     wipe_only: frozenset[tuple[bytes, str]] | None = None

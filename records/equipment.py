@@ -49,8 +49,9 @@ class CameraAssignment(SQLModel, table=True):
 
 @dataclass(frozen=True, slots=True)
 class Docking:
-    """What the sessions of one camera say: when it was last docked and offloaded, and
-    the clock drift seen at the last dock that could read the camera's clock."""
+    """What the sessions of one camera say: when it was last docked and offloaded, the
+    clock drift seen at the last dock that could read the camera's clock, and the
+    battery at the last dock where the camera reported it."""
 
     last_dock: datetime | None = None
     last_station: str | None = None  # where it was last docked: station and bay
@@ -58,10 +59,18 @@ class Docking:
     last_offload: datetime | None = None
     clock_drift_s: float | None = None
     drift_seen_at: datetime | None = None
+    battery_percent: int | None = None
+    battery_seen_at: datetime | None = None
+
+    def battery(self) -> dict[str, object]:
+        if self.battery_percent is None or self.battery_seen_at is None:
+            return BATTERY_NOT_REPORTED
+        return {"reported": True, "percent": self.battery_percent,
+                "at": _iso(self.battery_seen_at)}
 
 
-#: No camera driver reads the battery at dock: said in words, never a null that looks
-#: like a reading (``reported`` false; a driver that reads it would add its values).
+#: A camera that never reported its battery at a dock (a plain mass-storage camera has
+#: no command for it): said in words, never a null that looks like a reading.
 BATTERY_NOT_REPORTED: dict[str, object] = {"reported": False,
                                            "text": "not reported by the camera"}
 
@@ -85,7 +94,7 @@ class CameraView:
                 "last_dock": _iso(d.last_dock), "last_station": d.last_station,
                 "last_bay": d.last_bay, "last_offload": _iso(d.last_offload),
                 "clock_drift_s": d.clock_drift_s, "drift_seen_at": _iso(d.drift_seen_at),
-                "battery": BATTERY_NOT_REPORTED,
+                "battery": d.battery(),
                 "idle": self.idle}
 
 
@@ -290,20 +299,24 @@ def _newest(s: Session, *where: Any) -> dict[str, DockSession]:
 
 def _docking(s: Session) -> dict[str, Docking]:
     """Per camera, from its sessions, in SQL: last dock (when, where), last offload,
-    the clock drift seen at the newest dock that could read the camera's clock."""
+    the clock drift seen at the newest dock that could read the camera's clock, the
+    battery at the newest dock where the camera reported it."""
     offloaded = dict(s.exec(
         select(DockSession.device_serial, func.max(DockSession.ended_at))
         .where(col(DockSession.outcome).in_(OFFLOADED))
         .group_by(col(DockSession.device_serial))).all())
     drifts = _newest(s, col(DockSession.clock_drift_s).is_not(None))
+    batteries = _newest(s, col(DockSession.battery_percent).is_not(None))
     out = {}
     for serial, last in _newest(s).items():
-        drift = drifts.get(serial)
+        drift, battery = drifts.get(serial), batteries.get(serial)
         out[serial] = Docking(
             last_dock=last.started_at, last_station=last.station_id, last_bay=last.bay,
             last_offload=offloaded.get(serial),
             clock_drift_s=drift.clock_drift_s if drift else None,
-            drift_seen_at=drift.started_at if drift else None)
+            drift_seen_at=drift.started_at if drift else None,
+            battery_percent=battery.battery_percent if battery else None,
+            battery_seen_at=battery.started_at if battery else None)
     return out
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -274,3 +275,35 @@ def without_pending(findings: list[Any]) -> list[Any]:
     tests/records/test_export_timestamps.py covers); tests of other findings drop it."""
     return [f for f in findings
             if str(f["code"] if isinstance(f, dict) else f.code) != "W_TIMESTAMP_PENDING"]
+
+
+@contextmanager
+def station_on(database: str, home: Path, *, extra: str = "",
+               start: datetime | None = None) -> Iterator[Services]:
+    """In-process services of a station (the agency config plus ``extra``) on a real
+    SQLite file (``database`` "sqlite") or a throwaway PostgreSQL cluster ("postgresql",
+    skipped without its binaries), its clock a :class:`StepClock` from ``start``.
+
+    For module fixtures run on both databases:
+    ``@pytest.fixture(scope="module", params=["sqlite", "postgresql"])``."""
+    import sys
+    from contextlib import nullcontext
+
+    from config import load_settings
+
+    support = str(REPO / "tests" / "archive")  # pg_support lives there
+    if support not in sys.path:
+        sys.path.insert(0, support)
+    from pg_support import pg_cluster
+
+    write_agency_config(home, extra)
+    environ = {"EVIDOCK_HOME": str(home)}
+    with pg_cluster() if database == "postgresql" else nullcontext() as make:
+        if make is not None:
+            environ["EVIDOCK_PATHS__CATALOG_URL"] = make()
+        svc = open_services(load_settings(environ=environ), clock=StepClock(start))
+        assert svc.catalog.engine.dialect.name == database
+        try:
+            yield svc
+        finally:
+            svc.close()

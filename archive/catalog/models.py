@@ -47,6 +47,7 @@ class DockSession(SQLModel, table=True):
     outcome: str | None = None  # completed | findings | interrupted | failed
     error_code: str | None = None
     clock_drift_s: float | None = None
+    battery_percent: int | None = None  # read at dock (migration 0011); None: not reported
 
 
 class Blob(SQLModel, table=True):

@@ -19,6 +19,7 @@ from docks.zfy import (
     GET_ZFY_INFO,
     LOCKED,
     OK,
+    READ_BATTERY,
     SET_MSDC,
     SYNC_TIME,
     TIME_FORMAT,
@@ -32,12 +33,17 @@ class FakeCamera:
     """A camera's vendor endpoint on the master side of a real pty."""
 
     def __init__(self, *, password: bytes, clock: datetime, name: str = "张三",
-                 serial: str = "ZFY0001") -> None:
+                 serial: str = "ZFY0001", battery: int | bytes | None = 37) -> None:
+        """``battery``: the percent it reports, raw reply bytes (a garbled reply), or
+        None for firmware without the command (it answers "unknown command")."""
         self.master, self._slave = os.openpty()  # the slave stays open: else reads get EIO
         tty.setraw(self._slave)
         self.port = Path(os.ttyname(self._slave))
         self.password, self.clock, self.name, self.serial = password, clock, name, serial
         self.unlocked, self.synced = False, None
+        self.battery = bytes([battery]) if isinstance(battery, int) else battery
+        self.silent: set[int] = set()  # commands it never answers (a hung camera)
+        self.pulled_at: set[int] = set()  # commands during which it is unplugged
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -57,6 +63,8 @@ class FakeCamera:
         if cmd == SYNC_TIME:
             self.synced = payload.decode()
             return bytes([OK])
+        if cmd == READ_BATTERY and self.battery is not None:
+            return bytes([OK]) + self.battery
         return bytes([3])
 
     def _serve(self) -> None:
@@ -71,5 +79,10 @@ class FakeCamera:
                 frame, buf = decode_frame(buf)
                 if frame is None:
                     break
+                if frame.cmd in self.pulled_at:
+                    os.close(self.master)  # the line is gone: the driver reads EIO
+                    return
+                if frame.cmd in self.silent:
+                    continue
                 reply = self._answer(frame.cmd, frame.payload)
                 os.write(self.master, encode_frame(frame.cmd | 0x80, reply))

@@ -19,6 +19,7 @@ from dockutil import REPO
 from fakezfy import FakeCamera
 
 from config import Settings
+from docks.drivers import MassStorageDriver, battery_percent
 from docks.folders import FolderSource, WatchedBay
 from docks.registry import CameraLike, Ignored, Registered, bay_for_port, classify, udev_rules
 from docks.sdnotify import Notifier
@@ -27,6 +28,7 @@ from docks.sources import Docked, SourceEvent, Undocked
 from docks.zfy import (
     GET_TIME,
     GET_ZFY_INFO,
+    READ_BATTERY,
     DriverError,
     ZfyDriver,
     decode_frame,
@@ -97,6 +99,64 @@ def test_vendor_driver_unlocks_identifies_and_reads_the_clock() -> None:
         assert fake.synced == "20261123160000"
     finally:
         drv.close()
+
+
+def _battery(fake: FakeCamera, *, unlock: bool = True) -> tuple[int | None, str]:
+    """(what the dock records, what the raw call says) for one fake camera."""
+    drv = ZfyDriver.open(fake.port, password="888888", zone=SHANGHAI, timeout_s=5)
+    try:
+        if unlock:
+            drv.unlock()
+        try:
+            said = str(drv.read_battery())
+        except DriverError as exc:
+            said = exc.message
+        return battery_percent(drv), said
+    finally:
+        drv.close()
+
+
+@pytest.mark.parametrize(("battery", "unlock", "recorded", "said"), [
+    (37, True, 37, "37"),
+    (0, True, 0, "0"),
+    (100, True, 100, "100"),
+    (37, False, None, "camera locked"),  # only after SetMSDC, like the other info calls
+    (b"\x65", True, None, "battery reply unreadable: '65'"),  # 101 %
+    (b"\xff", True, None, "battery reply unreadable: 'ff'"),
+    (b"", True, None, "battery reply unreadable: ''"),
+    (b"\x25\x00", True, None, "battery reply unreadable: '2500'"),
+    (None, True, None, "unknown command"),  # firmware without ReadDeviceBatteryDumpEnergy
+])
+def test_vendor_driver_reads_the_battery_or_it_is_not_reported(
+        battery: int | bytes | None, *, unlock: bool, recorded: int | None, said: str) -> None:
+    fake = FakeCamera(password=b"888888", clock=datetime(2026, 1, 1), battery=battery)
+    got, message = _battery(fake, unlock=unlock)
+    assert got == recorded and said in message, message
+
+
+def test_a_camera_pulled_or_silent_mid_call_is_not_reported() -> None:
+    pulled = FakeCamera(password=b"888888", clock=datetime(2026, 1, 1))
+    pulled.pulled_at.add(READ_BATTERY)  # USB unplugged mid-call: the control line is gone
+    drv = ZfyDriver.open(pulled.port, password="888888", zone=SHANGHAI, timeout_s=5)
+    try:
+        drv.unlock()
+        assert battery_percent(drv) is None
+        with pytest.raises((DriverError, OSError)):
+            drv.read_battery()
+    finally:
+        drv.close()
+    # A camera that stops answering: the reply's timeout, not a hang or a crash.
+    silent = FakeCamera(password=b"888888", clock=datetime(2026, 1, 1))
+    silent.silent.add(READ_BATTERY)
+    drv = ZfyDriver.open(silent.port, password="888888", zone=SHANGHAI, timeout_s=0.2)
+    try:
+        drv.unlock()
+        with pytest.raises(DriverError, match="did not answer"):
+            drv.read_battery()
+        assert battery_percent(drv) is None
+    finally:
+        drv.close()
+    assert battery_percent(MassStorageDriver(serial="X")) is None
 
 
 def test_vendor_driver_refuses_a_wrong_password_and_bad_frames() -> None:

@@ -24,7 +24,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from dockutil import Archive, Daemon, Hooks, digests, write_dock_toml
+from evidock_testing import write_agency_config
 from fakezfy import FakeCamera
+from service_support import serving
 
 HERE = Path(__file__).resolve().parent
 
@@ -223,6 +225,8 @@ def test_registered_camera_mounted_read_only_offloaded_wiped_and_removed(
     with Archive(home) as a:
         assert a.catalogued("ZFY0001") == original
         assert [s.outcome for s in a.sessions()] == ["completed", "completed"]
+        # A mass-storage camera has no command for it: never a reading.
+        assert [s.battery_percent for s in a.sessions()] == [None, None]
 
 
 def test_two_cameras_at_once_and_one_pulled_mid_offload(
@@ -268,13 +272,20 @@ def usb_tty(*, n: int, devname: str, vendor: str, model: str, serial: str) -> st
     return "\n".join([f"P: {path}", *(f"E: {k}={v}" for k, v in props.items())]) + "\n"
 
 
+@pytest.mark.parametrize(("battery", "percent"), [
+    (37, 37),
+    (b"\x65", None),  # 101 %: out of range, not a reading
+    (b"\x25\x00", None),  # two bytes: malformed
+    (None, None),  # firmware without the command ("unknown command")
+], ids=["reported", "out-of-range", "malformed", "unknown-command"])
 def test_vendor_camera_unlocked_on_its_control_line_then_offloaded_with_clock_drift(
-        testbed: Testbed, loops: list[Loop], cam_a: Path, tmp_path: Path) -> None:
+        testbed: Testbed, loops: list[Loop], cam_a: Path, tmp_path: Path, *,
+        battery: int | bytes | None, percent: int | None) -> None:
     original = digests(cam_a)
     # The camera's clock runs 90 s ahead of the station's (Asia/Shanghai local time).
     ahead = (datetime.now(UTC) + timedelta(seconds=90)).astimezone(
         ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
-    fake = FakeCamera(password=b"888888", clock=ahead)
+    fake = FakeCamera(password=b"888888", clock=ahead, battery=battery)
     loop = Loop(tmp_path, cam_a, "camA")
     loops.append(loop)
     # The bay is the USB port: its disk and its control line share the port prefix.
@@ -299,5 +310,109 @@ def test_vendor_camera_unlocked_on_its_control_line_then_offloaded_with_clock_dr
     with Archive(home) as a:
         assert a.catalogued("ZFY0001") == original
         first = a.sessions()[0]
+        started = _session_starts(a)
+        sealed = _sealed_sessions(a, first.id)
     assert first.officer_id == "123456", "the officer comes from GetZFYInfo"
+    # in the tamper-evident log too, and in the session's signed records when read
+    assert started[first.id]["battery_percent"] == percent
+    assert sealed and all(b.get("battery_percent") == percent for b in sealed)
+    assert percent is not None or all("battery_percent" not in b for b in sealed)
     assert first.clock_drift_s == unlocked["clock_drift_s"], "drift recorded with the session"
+    # The battery, read last at dock: a bad reply is "not reported", the offload goes on.
+    assert (unlocked["battery_percent"], first.battery_percent) == (percent, percent)
+    _battery_in_the_equipment_report(home, percent, first.started_at)
+
+
+def _sealed_sessions(a: Archive, session_id: str) -> list[dict[str, object]]:
+    """The bodies of the signed records of one dock session (archive/seals.py)."""
+    from sqlmodel import Session, select
+
+    from archive.catalog.models import Seal
+    from integrity.findings import Finding
+    from integrity.records import parse
+
+    with Session(a.catalog.engine) as s:
+        seals = s.exec(select(Seal).where(Seal.kind == "session",
+                                          Seal.subject == session_id)).all()
+    out = []
+    for seal in seals:
+        record = parse(a.store.path_for(seal.blake3).read_bytes(), seal.blake3)
+        assert not isinstance(record, Finding), record
+        out.append(dict(record.body))
+    return out
+
+
+def _session_starts(a: Archive) -> dict[str, dict[str, object]]:
+    """The details of each ``dock.session.start`` audit event, by session id."""
+    from sqlmodel import Session, select
+
+    from archive.audit.log import AuditEvent
+
+    with Session(a.catalog.engine) as s:
+        events = s.exec(select(AuditEvent).where(
+            AuditEvent.action == "dock.session.start")).all()
+    return {e.subjects[0]: dict(e.details) for e in events}
+
+
+def _battery_in_the_equipment_report(home: Path, percent: int | None,
+                                     docked: datetime) -> None:
+    """Through the real service, as a supervisor's OS account: JSON and CSV."""
+    write_agency_config(home)
+    with serving(home) as svc:
+        run = svc.cli("equipment", "report", "--json", user="supervisor")
+        assert run.returncode == 0, run.stderr
+        (cam,) = json.loads(run.stdout)["cameras"]
+        csv = svc.cli("equipment", "report", "--csv", user="supervisor")
+        assert csv.returncode == 0, csv.stderr
+    battery, cell = cam["battery"], csv.stdout.splitlines()[1].split(",")[-2]
+    if percent is None:
+        assert battery == {"reported": False, "text": "not reported by the camera"}
+        assert cell == "not reported by the camera"
+        return
+    assert (battery["reported"], battery["percent"]) == (True, percent)
+    at = datetime.fromisoformat(battery["at"])
+    assert at == docked and at.utcoffset() == timedelta(hours=8), battery  # station zone
+    assert cell == f"{percent}% at {at.replace(microsecond=0).isoformat(sep=' ')}"
+
+
+def test_a_bay_with_a_fixed_control_line_reads_the_battery_when_the_disk_docks(
+        testbed: Testbed, loops: list[Loop], cam_a: Path, tmp_path: Path) -> None:
+    """No control-line event: the job itself logs in on the bay's ``control_port``,
+    reads identity, clock and battery, then offloads (docks/job.py)."""
+    now = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+    fake = FakeCamera(password=b"888888", clock=now, battery=52)
+    loop = Loop(tmp_path, cam_a, "camA")
+    loops.append(loop)
+    toml = write_dock_toml(tmp_path / "dock.toml", f"""
+[dock]
+sources = ["udev"]
+process_after_offload = false
+filesystems = ["ext4"]
+
+[[dock.cameras]]
+name = "zfy"
+vendor_id = "2bdf"
+model_id = "0101"
+serial_pattern = "[A-Z0-9]{{7}}"
+camera_model = "generic-dcim"
+driver = "zfy-serial"
+password = "888888"
+
+[[dock.bays]]
+number = 1
+id_path = "{PORT.format(n=1)}"
+control_port = "{fake.port}"
+""")
+    home = tmp_path / "home"
+    d = Daemon(home=home, dock_toml=toml, env=testbed.daemon_env()).ready()
+    try:
+        testbed.add(usb_disk(n=1, devname=loop.dev, dev=loop.majmin, vendor="2bdf",
+                             model="0101", serial="ZFY0001"))
+        d.wait_event("done", bay="1")
+    finally:
+        assert d.terminate() == 0
+    assert fake.unlocked and not d.named("unlocked"), "the job logged in, not a tty event"
+    with Archive(home) as a:
+        first = a.sessions()[0]
+    assert (first.officer_id, first.battery_percent) == ("123456", 52)
+    assert first.clock_drift_s is not None and abs(first.clock_drift_s) < 5

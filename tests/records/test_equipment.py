@@ -4,39 +4,34 @@ and units below the equipment ratio, on SQLite and PostgreSQL.
 Now is 2026-12-10 08:00Z. Officers (config): P001, P002 of 城东中队, P003 of 城西中队
 (and `officer`, of every unit: counted in none). min_ratio 1: 城东 needs 2, 城西 1.
 
-C1: P001 from 11-01, P003 from 12-05 (held by 城西). Docked 11-20 (drift +80 s) and
-    12-09 (drift +3.5 s, completed).
+C1: P001 from 11-01, P003 from 12-05 (held by 城西). Docked 11-20 (drift +80 s,
+    battery 64%) and 12-09 (drift +3.5 s, completed, battery not reported): the battery
+    shown is the newest reading, 64% at 11-20.
 C2: P002 from 11-01, then a later row for the same date names P001 (a correction:
     P001 holds it, 城东). Offloaded 12-01 (completed), docked 12-02 (interrupted): last
     offload 12-01, last dock 12-02; 8 days ago: idle at 7 days, not at 10.
 C3: P001 from 11-01, back in the store from 12-08 (held by nobody). Docked 12-09
-    (failed): no offload.
+    (failed, battery 15%): no offload, but the battery was seen at the dock.
+C2 and C4 never reported a battery (mass-storage cameras): "not reported by the camera".
 C4: never assigned, first seen 11-01, no session: idle.
 So 城东 holds 1 (C2) of 2 required: below; 城西 holds 1 (C1) of 1: not below.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from evidock_testing import StepClock, open_services, write_agency_config
+from evidock_testing import station_on
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditEvent
 from archive.catalog.models import Device, DockSession
-from config import load_settings
 from evidock.wiring import Services
 from integrity.errors import Forbidden, InvalidRequest, NotFound
 from records.equipment import CameraAssignment, EquipmentDesk, holder_at
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "archive"))  # pg_support lives there
-
-from pg_support import pg_cluster  # noqa: E402
 
 NOW = datetime(2026, 12, 10, 8, 0, tzinfo=UTC)
 EXTRA = """
@@ -70,10 +65,10 @@ def d(month: int, day: int, hour: int = 0) -> datetime:
 
 
 def _session(n: int, serial: str, start: datetime, outcome: str,
-             drift: float | None = None) -> DockSession:
+             drift: float | None = None, *, battery: int | None = None) -> DockSession:
     return DockSession(id=f"s{n}", station_id="st", device_serial=serial, camera_model="m",
                        source="/dev/x", started_at=start, ended_at=start + timedelta(hours=1),
-                       outcome=outcome, clock_drift_s=drift)
+                       outcome=outcome, clock_drift_s=drift, battery_percent=battery)
 
 
 def populate(svc: Services) -> None:
@@ -81,11 +76,11 @@ def populate(svc: Services) -> None:
         for serial in ("C1", "C2", "C3", "C4"):
             s.add(Device(serial=serial, camera_model="m", first_seen=d(11, 1)))
         s.flush()
-        for row in (_session(1, "C1", d(11, 20), "completed", 80.0),
+        for row in (_session(1, "C1", d(11, 20), "completed", 80.0, battery=64),
                     _session(2, "C1", d(12, 9, 10), "completed", 3.5),
                     _session(3, "C2", d(12, 1), "completed"),
                     _session(4, "C2", d(12, 2), "interrupted"),
-                    _session(5, "C3", d(12, 9), "failed")):
+                    _session(5, "C3", d(12, 9), "failed", battery=15)):
             s.add(row)
     desk = equipment(svc)
     admin = svc.gate().by_name("admin")
@@ -106,18 +101,9 @@ def equipment(svc: Services) -> EquipmentDesk:
 def station(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     home = tmp_path_factory.mktemp(f"equipment-{request.param}") / "home"
-    write_agency_config(home, EXTRA)
-    environ = {"EVIDOCK_HOME": str(home)}
-    with pg_cluster() if request.param == "postgresql" else nullcontext() as make:
-        if make is not None:
-            environ["EVIDOCK_PATHS__CATALOG_URL"] = make()
-        svc = open_services(load_settings(environ=environ), clock=StepClock(NOW))
-        assert svc.catalog.engine.dialect.name == request.param
-        try:
-            populate(svc)
-            yield svc
-        finally:
-            svc.close()
+    with station_on(request.param, home, extra=EXTRA, start=NOW) as svc:
+        populate(svc)
+        yield svc
 
 
 def test_the_report_matches_the_hand_count(station: Services) -> None:
@@ -138,6 +124,37 @@ def test_the_report_matches_the_hand_count(station: Services) -> None:
     assert as_json["below_ratio"] == ["城东中队"] and as_json["idle"] == ["C2", "C4"]
     longer = equipment(station).report(station.gate().by_name("supervisor"), idle_days=10)
     assert [c.serial for c in longer.cameras if c.idle] == ["C4"]
+
+
+def test_the_battery_is_the_newest_reading_at_a_dock_or_said_not_reported(
+        station: Services) -> None:
+    report = equipment(station).report(station.gate().by_name("supervisor"), idle_days=7)
+    got = {c["serial"]: c["battery"] for c in report.to_json()["cameras"]}  # type: ignore[attr-defined]
+    not_reported = {"reported": False, "text": "not reported by the camera"}
+    assert got == {
+        "C1": {"reported": True, "percent": 64, "at": d(11, 20).isoformat()},
+        "C2": not_reported,
+        "C3": {"reported": True, "percent": 15, "at": d(12, 9).isoformat()},
+        "C4": not_reported,
+    }
+
+
+def test_a_sessions_battery_reading_never_changes(station: Services) -> None:
+    """Guarded like the clock drift (migration 0011): not even an open session's. (The
+    open session is rolled back with the refused UPDATE: the module's counts stand.)"""
+    with pytest.raises(Exception, match="never changes|UPDATE refused"), \
+            station.catalog.transaction() as s:
+        s.add(DockSession(id="open", station_id="st", device_serial="C4", camera_model="m",
+                          source="/dev/x", started_at=d(12, 9, 12), battery_percent=50))
+        s.flush()
+        s.execute(text("UPDATE docksession SET battery_percent = 99 WHERE id = 'open'"))
+    with pytest.raises(Exception, match="closed|UPDATE refused"), \
+            station.catalog.transaction() as s:
+        s.execute(text("UPDATE docksession SET battery_percent = NULL WHERE id = 's1'"))
+    with Session(station.catalog.engine) as s:
+        assert s.get(DockSession, "open") is None
+        s1 = s.get(DockSession, "s1")
+        assert s1 is not None and s1.battery_percent == 64
 
 
 def test_a_unit_bound_user_sees_their_unit_and_the_store(station: Services) -> None:

@@ -5,17 +5,14 @@ may see (hidden, never counted), the refusal and the audit of every read."""
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections.abc import Iterator
-from contextlib import nullcontext
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from alembic import command
-from evidock_testing import StepClock, offloaded_home, open_services, write_agency_config
+from evidock_testing import offloaded_home, open_services, station_on
 from sqlalchemy import inspect, text
 from sqlmodel import Session, col, select
 from stats_support import (
@@ -47,10 +44,6 @@ from records.statistics import (
     periods,
 )
 from records.statistics_sql import StatisticsDesk
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "archive"))  # pg_support lives there
-
-from pg_support import pg_cluster  # noqa: E402
 
 ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -113,19 +106,10 @@ def test_bad_bounds() -> None:
 def station(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     home = tmp_path_factory.mktemp(f"stats-{request.param}") / "home"
-    write_agency_config(home, EXTRA)
-    environ = {"EVIDOCK_HOME": str(home)}
-    with pg_cluster() if request.param == "postgresql" else nullcontext() as make:
-        if make is not None:
-            environ["EVIDOCK_PATHS__CATALOG_URL"] = make()
-        svc = open_services(load_settings(environ=environ),
-                            clock=StepClock(datetime(2026, 12, 1, tzinfo=UTC)))
-        assert svc.catalog.engine.dialect.name == request.param
-        try:
-            populate(svc)
-            yield svc
-        finally:
-            svc.close()
+    with station_on(request.param, home, extra=EXTRA,
+                    start=datetime(2026, 12, 1, tzinfo=UTC)) as svc:
+        populate(svc)
+        yield svc
 
 
 def run(svc: Services, user: str, q: StatsQuery) -> StatisticsReport:

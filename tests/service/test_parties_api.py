@@ -234,7 +234,9 @@ def test_equipment_through_the_cli(station: Station) -> None:
     assert (cam["officer"], cam["last_dock"], cam["last_bay"], cam["clock_drift_s"]) == (
         "123456", "2026-12-01T09:00:00+08:00", "3", -12.0)
     assert cam["idle"] is True and report["idle"] == ["ZFY0009"]  # docked days ago
-    # No driver reads the battery at dock: said in words, never a null reading.
+    # Its sessions carry no battery reading (as a mass-storage camera's): said in words,
+    # never a null reading. A reported one, from a real dock through this service, is in
+    # tests/docks/test_dock_udev.py (the vendor camera test).
     assert cam["battery"] == {"reported": False, "text": "not reported by the camera"}
     later = station.run("equipment", "report", "--idle-days", "3650", user="supervisor")
     assert later["idle"] == [] and later["idle_days"] == 3650
@@ -246,6 +248,6 @@ def test_equipment_through_the_cli(station: Station) -> None:
     assert lines[1].split(",")[-2:] == ["not reported by the camera", "False"]
     table = station.svc.cli("equipment", "report", user="admin")
     assert table.returncode == 0 and "ZFY0009" in table.stdout, table.stderr
-    assert "battery at dock: not reported by the camera" in " ".join(table.stdout.split())
+    assert "battery: the newest reading at a dock" in " ".join(table.stdout.split())
     assert station.run("equipment", "report", user="clerk", code=3)["error"]["code"] == \
         "E_FORBIDDEN"

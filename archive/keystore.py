@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from integrity.errors import KeyError_
-from integrity.keys import KeyPair, Keyring, new_keyring, rotate
+from integrity.keys import ALG, PROFILES, KeyPair, Keyring, new_keyring, profile_of, rotate
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -44,15 +44,25 @@ class StationKeys:
     def exists(self) -> bool:
         return self.private_path.is_file() and self.keyring_path.is_file()
 
-    def init(self) -> tuple[KeyPair, bool]:
-        """Load the station key, creating it on first use. Returns (key, created)."""
+    def init(self, *, profile: str | None = None) -> tuple[KeyPair, bool]:
+        """Load the station key, creating it on first use. Returns (key, created).
+
+        ``profile`` (``default`` or ``gm``) picks the algorithm of a new key; asked of an
+        existing key set, a different profile is refused rather than silently ignored."""
+        alg = _alg(profile)
         if self.exists():
-            return self.load(), False
+            key = self.load()
+            if profile is not None and key.alg != alg:
+                raise KeyError_(f"the station already signs with {key.alg} (profile "
+                                f"{profile_of(key.alg)}); change profile with "
+                                f"`evidock keys rotate --profile {profile}`",
+                                key_id=key.key_id)
+            return key, False
         if self.keyring_path.exists() or self.private_path.exists():
             raise KeyError_(f"half a key set in {self.directory}: refusing to overwrite",
                             directory=str(self.directory))
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = KeyPair.generate()
+        key = KeyPair.generate(alg or ALG)
         atomic_write(self.private_path, key.to_pem(), mode=0o600)
         self._write_keyring(new_keyring(key.public))
         return key, True
@@ -77,9 +87,10 @@ class StationKeys:
         except ValueError as exc:
             raise KeyError_(f"keyring unreadable: {exc}", path=str(self.keyring_path)) from exc
 
-    def rotate(self) -> KeyPair:
+    def rotate(self, *, profile: str | None = None) -> KeyPair:
+        """A new current key of the same algorithm, or of ``profile``'s when given."""
         ring = self.keyring()
-        key = KeyPair.generate()
+        key = KeyPair.generate(_alg(profile) or ring.current_key.alg)
         # Keyring first: if we die before the private key lands, load() refuses loudly
         # rather than signing with a key the keyring no longer calls current.
         self._write_keyring(rotate(ring, key.public))
@@ -89,3 +100,12 @@ class StationKeys:
     def _write_keyring(self, ring: Keyring) -> None:
         data = json.dumps(ring.to_dict(), indent=2, sort_keys=True).encode() + b"\n"
         atomic_write(self.keyring_path, data, mode=0o644)
+
+
+def _alg(profile: str | None) -> str | None:
+    if profile is None:
+        return None
+    if profile not in PROFILES:
+        raise KeyError_(f"unknown crypto profile {profile!r}: one of "
+                        f"{', '.join(PROFILES)}", profile=profile)
+    return PROFILES[profile]

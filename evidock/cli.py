@@ -44,6 +44,11 @@ def init(config: ConfigOpt = None,
          account: Annotated[str | None, typer.Option(
              "--account", help="As root: the service account that will own the station's "
                                "files (default: [service] account).")] = None,
+         profile: Annotated[str | None, typer.Option(
+             "--profile", help="Crypto profile of a new station key: default (Ed25519) "
+                               "or gm (SM2 with SM3, GB/T 32918; adds SM3 digests to "
+                               "exports). Fixed once the key exists; change it with "
+                               "`evidock keys rotate --profile`.")] = None,
          as_json: JsonOpt = False) -> dict[str, object]:
     """Create EVIDOCK_HOME (config, catalog, store, station key) for the service account;
     bring the catalog's schema to this evidock's revision. Safe to run again. Root or
@@ -51,7 +56,7 @@ def init(config: ConfigOpt = None,
     from evidock.operators import init_station, require_operator
 
     require_operator(config, command="init")
-    return init_station(config, account=account)
+    return init_station(config, account=account, profile=profile)
 
 
 @app.command()

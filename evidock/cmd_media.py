@@ -14,12 +14,16 @@ import typer
 
 from evidock.cli_base import ConfigOpt, JsonOpt, Reply, command
 
-keys_app = typer.Typer(no_args_is_help=True, help="The station's Ed25519 signing keys.")
+keys_app = typer.Typer(no_args_is_help=True,
+                       help="The station's signing keys (Ed25519, or SM2 in the gm profile).")
+ProfileOpt = Annotated[str | None, typer.Option(
+    "--profile", help="default (Ed25519) or gm (SM2 with SM3, GB/T 32918).")]
 
 
 @keys_app.command("init")
 @command
-def keys_init(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
+def keys_init(config: ConfigOpt = None, profile: ProfileOpt = None,
+              as_json: JsonOpt = False) -> dict[str, object]:
     """Create the station key (once; `evidock init` does); show it if it exists.
     Root or the service account only."""
     from config import load_settings
@@ -29,9 +33,9 @@ def keys_init(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, o
     require_operator(config, command="keys init")
     svc = Services.from_config(load_settings(config_file=config))
     try:
-        key, created = svc.keys.init()
+        key, created = svc.keys.init(profile=profile)
         follow_home(svc.settings, svc.keys.directory)
-        return {"key_id": key.key_id, "created": created,
+        return {"key_id": key.key_id, "created": created, "alg": key.alg,
                 "private_key": str(svc.keys.private_path)}
     finally:
         svc.close()
@@ -50,9 +54,10 @@ def keys_show(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, o
 
 @keys_app.command("rotate")
 @command
-def keys_rotate(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str, object]:
-    """New signing key; old public keys stay so earlier signatures still verify.
-    Root or the service account only."""
+def keys_rotate(config: ConfigOpt = None, profile: ProfileOpt = None,
+                as_json: JsonOpt = False) -> dict[str, object]:
+    """New signing key (same algorithm, or --profile's); old public keys stay so earlier
+    signatures still verify. Root or the service account only."""
     from config import load_settings
     from evidock.operators import follow_home, require_operator
     from evidock.wiring import Services
@@ -60,9 +65,9 @@ def keys_rotate(config: ConfigOpt = None, as_json: JsonOpt = False) -> dict[str,
     require_operator(config, command="keys rotate")
     svc = Services.from_config(load_settings(config_file=config))
     try:
-        key = svc.keys.rotate()
+        key = svc.keys.rotate(profile=profile)
         follow_home(svc.settings, svc.keys.directory)
-        return {"key_id": key.key_id, "keys": len(svc.keys.keyring().keys)}
+        return {"key_id": key.key_id, "alg": key.alg, "keys": len(svc.keys.keyring().keys)}
     finally:
         svc.close()
 

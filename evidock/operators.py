@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from config import Settings
 from integrity.errors import ConfigError, InvalidRequest, NotOperator
+from integrity.keys import profile_of
 
 if TYPE_CHECKING:
     from archive.catalog.migrations import Migrated
@@ -158,7 +159,8 @@ def _outermost(paths: list[Path]) -> list[Path]:
     return [p for p in paths if not any(p != q and p.is_relative_to(q) for q in paths)]
 
 
-def init_station(config: Path | None, *, account: str | None) -> dict[str, object]:
+def init_station(config: Path | None, *, account: str | None,
+                 profile: str | None = None) -> dict[str, object]:
     """`evidock init`: home, config, catalog at head, store, station key; as root, all
     of it handed to the service account. Safe to run again."""
     from config import load_settings, write_default_config
@@ -176,13 +178,13 @@ def init_station(config: Path | None, *, account: str | None) -> dict[str, objec
         wrote = write_default_config(settings.home / "evidock.toml")
         settings = load_settings(config_file=config)  # with the config just written
         schema = migrate_catalog(settings)
-        key_id = _make_station(settings)
+        key_id, profile = _make_station(settings, profile)
         secure_station(settings, owner, config_files=config_files(config_file=config))
     finally:
         os.umask(old_umask)
     return {"home": str(settings.home), "config_written": wrote,
             "catalog": settings.catalog_url, "schema": schema.to_revision,
-            "store": str(settings.store_dir), "key_id": key_id,
+            "store": str(settings.store_dir), "key_id": key_id, "profile": profile,
             "account": owner.name if owner else current_account()}
 
 
@@ -205,7 +207,7 @@ def migrate_catalog(settings: Settings) -> Migrated:
     return done
 
 
-def _make_station(settings: Settings) -> str:
+def _make_station(settings: Settings, profile: str | None) -> tuple[str, str]:
     """Store, key and log directories, and the station key (made once, here)."""
     from evidock.wiring import Services
 
@@ -214,10 +216,10 @@ def _make_station(settings: Settings) -> str:
         svc.store.ensure()
         for d in (settings.keys_dir, settings.logs_dir):
             d.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
-        key, _ = svc.keys.init()
+        key, _ = svc.keys.init(profile=profile)
     finally:
         svc.close()
-    return key.key_id
+    return key.key_id, profile_of(key.alg)
 
 
 def follow_home(settings: Settings, path: Path) -> None:

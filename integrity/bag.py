@@ -36,6 +36,11 @@ BAG_ALGOS = ("sha256", "sha512")
 PAYLOAD_MANIFESTS = tuple(f"manifest-{a}.txt" for a in BAG_ALGOS)
 TAG_MANIFESTS = tuple(f"tagmanifest-{a}.txt" for a in BAG_ALGOS)
 BAG_FILES = ("bagit.txt", "bag-info.txt", *PAYLOAD_MANIFESTS, *TAG_MANIFESTS)
+#: Read when present: the gm profile's SM3 manifests (integrity/gmbag.py says when they
+#: must be). Any tag manifest is exempt from being listed in one.
+MANIFEST_NAMES = (*PAYLOAD_MANIFESTS, *TAG_MANIFESTS, "manifest-sm3.txt",
+                  "tagmanifest-sm3.txt")
+ALL_TAG_MANIFESTS = (*TAG_MANIFESTS, "tagmanifest-sm3.txt")
 MAX_TAG_FILE = 1 << 20  # bagit.txt, bag-info.txt
 MAX_MANIFEST = 32 << 20
 MAX_LINE = 8 << 10
@@ -43,7 +48,7 @@ MAX_HASHED_FILE = 16 << 30  # a hostile sparse "segment" is refused, not hashed 
 MAX_LINE_FINDINGS = 20  # then one finding says how many more lines are malformed
 _CHUNK = 1 << 20
 _LINE = {a: re.compile(rf"([0-9a-fA-F]{{{n}}})[ \t]+(\S.*)") for a, n in
-         (("sha256", 64), ("sha512", 128))}
+         (("sha256", 64), ("sha512", 128), ("sm3", 64))}
 _ESCAPE = re.compile(r"%(0[aAdD]|25)")
 
 
@@ -102,7 +107,7 @@ def _entry(out: BagManifest, line: str, number: int) -> Finding | None:
         return Finding(Code.E_PACKAGE_PATH_UNSAFE, f"line {number} names a path that could "
                        "leave the package: never opened", out.name,
                        {"line": number, "path": display(path)})
-    if path.startswith("data/") == out.tag or path in TAG_MANIFESTS:
+    if path.startswith("data/") == out.tag or path in ALL_TAG_MANIFESTS:
         where = "a tag manifest lists a payload file" if out.tag else \
             "a payload manifest lists a file outside data/"
         return _bad(out.name, f"line {number}: {where}", number, path=display(path))
@@ -185,7 +190,7 @@ def oxum_findings(raw: bytes, inventory: Inventory) -> list[Finding]:
 
 def covering(path: str, manifests: Iterable[BagManifest]) -> list[BagManifest]:
     """The manifests that must list ``path``: payload ones for data/, else the tag ones."""
-    if path in TAG_MANIFESTS:
+    if path in ALL_TAG_MANIFESTS:
         return []
     return [m for m in manifests if m.tag != path.startswith("data/")]
 

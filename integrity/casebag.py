@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from integrity import bag, keys, safejson
+from integrity import bag, gmbag, keys, safejson
 from integrity.canonical import canonical_bytes
 from integrity.codes import Code
 from integrity.findings import Finding
@@ -39,7 +39,7 @@ MAX_DOCUMENT = 32 << 20
 
 def sign(doc_bytes: bytes, keypair: keys.KeyPair) -> bytes:
     signature = keys.sign(keypair, CONTEXT + doc_bytes)
-    return canonical_bytes({"alg": keys.ALG, "key_id": keypair.key_id,
+    return canonical_bytes({"alg": keypair.alg, "key_id": keypair.key_id,
                             "sig": signature.hex(), "signs": "case.json"})
 
 
@@ -69,7 +69,7 @@ class CaseRecordCheck:
         self.findings.append(Finding(code, message, f"{NAME}/{subject}", details))
 
     def run(self) -> list[Finding]:
-        for path in (*bag.BAG_FILES, *FIXED):
+        for path in (*bag.BAG_FILES, *FIXED, *gmbag.FILES):
             entry = self.inv.file(path)
             if entry is not None:
                 try:
@@ -80,13 +80,18 @@ class CaseRecordCheck:
         doc = self._json("data/case.json")
         documents = [d for d in doc.get("documents", [])] if isinstance(doc, dict) else []
         paths = {p: d for d in documents if (p := document_path(d)) is not None}
-        expected = {*bag.BAG_FILES, *FIXED, *paths}
+        expected = {*bag.BAG_FILES, *FIXED, *paths, *gmbag.expected(gmbag.tags_of(self.texts))}
         blocked = {e.path for e in self.inv.entries.values()
                    if e.kind in (Kind.LINK, Kind.SPECIAL)}
         self.findings.extend(_within(f) for f in bag.file_set_findings(
             self.inv, manifests, expected=expected, refused=blocked))
         measured = self._digests(manifests, expected, set(paths))
         self._signature(doc)
+        self.findings += [_within(f) for f in gmbag.findings(
+            gmbag.tags_of(self.texts), self.texts,
+            self.trusted if self.trusted is not None else self._keyring(),
+            gmbag.signer(self.texts.get("data/case.sig.json")),
+            trusted=self.trusted is not None)]
         self._documents(paths, measured)
         self._packages(doc)
         self._index(manifests, paths)
@@ -107,7 +112,7 @@ class CaseRecordCheck:
         if "bagit.txt" in self.texts:
             self.findings.extend(_within(f) for f in
                                  bag.declaration_findings(self.texts["bagit.txt"]))
-        for name in (*bag.PAYLOAD_MANIFESTS, *bag.TAG_MANIFESTS):
+        for name in bag.MANIFEST_NAMES:
             if name in self.texts:
                 parsed, problems = bag.parse_manifest(name, self.texts[name])
                 found += [parsed] if parsed is not None else []
@@ -140,7 +145,8 @@ class CaseRecordCheck:
         if raw is None:
             return  # missing: said already
         if not isinstance(sig, dict) or sig.get("signs") != "case.json" \
-                or not isinstance(sig.get("sig"), str):
+                or not isinstance(sig.get("sig"), str) \
+                or not keys.signature_alg_ok(sig.get("alg"), sig.get("key_id")):
             self.add(Code.E_CLIP_UNSIGNED, "no station signature on case.json", "case.json")
             return
         known = self.trusted if self.trusted is not None else self._keyring()

@@ -16,7 +16,7 @@ from typing import Any, TypeGuard
 
 from cryptography import x509
 
-from integrity import bag, bundle, clipsign, contents, derivative, merkle, safejson
+from integrity import bag, bundle, clipsign, contents, derivative, gmbag, merkle, safejson
 from integrity import manifest as mf
 from integrity import timestampcheck as stamps
 from integrity.codes import Code
@@ -32,7 +32,7 @@ DERIVED_DATA = ("index.html", derivative.DOC, derivative.SIG)
 DIRS = ("data", "data/keys", "data/segments", f"data/{derivative.DIR}")
 MAX_DOCUMENT = 32 << 20  # JSON documents and README.txt
 _LIMITS = {**{n: bag.MAX_TAG_FILE for n in ("bagit.txt", "bag-info.txt")},
-           **{n: bag.MAX_MANIFEST for n in (*bag.PAYLOAD_MANIFESTS, *bag.TAG_MANIFESTS)},
+           **{n: bag.MAX_MANIFEST for n in bag.MANIFEST_NAMES}, gmbag.SIG: gmbag.MAX_SIG,
            **{f"data/{n}": MAX_DOCUMENT for n in (*FIXED_DATA, *DERIVED_DATA, bundle.NAME,
                                                     stamps.NAME)}}
 
@@ -90,6 +90,7 @@ class PackageCheck:
             self._check_order(entries)
             self._check_selection(signed.manifest, self.clip, listed)
         self._check_clip_signature()
+        self._check_profile()
         self._check_request_item(self.clip)
         self._check_derivative(signed)
         self._check_contents(manifests)
@@ -127,7 +128,7 @@ class PackageCheck:
         if "bag-info.txt" in self.texts:
             self.findings.extend(bag.oxum_findings(self.texts["bag-info.txt"], self.inv))
         manifests = []
-        for name in (*bag.PAYLOAD_MANIFESTS, *bag.TAG_MANIFESTS):
+        for name in bag.MANIFEST_NAMES:
             if name in self.texts:
                 parsed, found = bag.parse_manifest(name, self.texts[name])
                 manifests.extend([parsed] if parsed is not None else [])
@@ -167,7 +168,8 @@ class PackageCheck:
                      manifests: list[bag.BagManifest]) -> None:
         fixed = [n for n in FIXED_DATA if not contents.is_original_only(self.clip)
                  or n not in ("manifest.json", "proofs.json")]
-        expected = {*bag.BAG_FILES, *(f"data/{n}" for n in fixed), *self.originals}
+        expected = {*bag.BAG_FILES, *(f"data/{n}" for n in fixed), *self.originals,
+                    *gmbag.expected(gmbag.tags_of(self.texts))}
         if contents.is_original_only(self.clip):
             expected.add("data/index.html")
         if isinstance(self.clip, dict) and "derivative" in self.clip:
@@ -348,6 +350,13 @@ class PackageCheck:
         if doc is not None:
             self.findings.extend(clipsign.clip_signature_findings(
                 raw, doc, self._keys(), trusted=self.trusted is not None))
+
+    def _check_profile(self) -> None:
+        """The gm layer (integrity/gmbag.py) against the key that signed clip.json."""
+        self.findings += gmbag.findings(
+            gmbag.tags_of(self.texts), self.texts, self._keys(),
+            gmbag.signer(self.texts.get(f"data/{clipsign.SIG_FILE}")),
+            trusted=self.trusted is not None)
 
     def _check_selection(self, manifest: mf.Manifest, clip: Any,
                          listed: list[str] | None) -> None:

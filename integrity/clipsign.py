@@ -33,7 +33,7 @@ def message(clip_bytes: bytes) -> bytes:
 def sign_clip(clip_bytes: bytes, keypair: keys.KeyPair) -> bytes:
     """The bytes of ``clip.sig.json`` for these exact ``clip.json`` bytes."""
     signature = keys.sign(keypair, message(clip_bytes))
-    return canonical_bytes({"alg": keys.ALG, "key_id": keypair.key_id,
+    return canonical_bytes({"alg": keypair.alg, "key_id": keypair.key_id,
                             "sig": signature.hex(), "signs": "clip.json"})
 
 
@@ -41,7 +41,7 @@ def _block(doc: Any) -> tuple[str, str] | None:
     if not isinstance(doc, dict) or set(doc) != {"alg", "key_id", "sig", "signs"}:
         return None
     key_id, sig = doc["key_id"], doc["sig"]
-    if doc["alg"] != keys.ALG or doc["signs"] != "clip.json" \
+    if not keys.signature_alg_ok(doc["alg"], key_id) or doc["signs"] != "clip.json" \
             or not isinstance(key_id, str) or not keys.KEY_ID_RE.fullmatch(key_id) \
             or not isinstance(sig, str) or not _SIG_HEX.fullmatch(sig):
         return None

@@ -121,6 +121,9 @@ class Code(StrEnum):
     E_REQUEST_MISMATCH = "E_REQUEST_MISMATCH"
     E_KEY_REFUSED = "E_KEY_REFUSED"
     E_CLIP_UNSIGNED = "E_CLIP_UNSIGNED"
+    E_CRYPTO_PROFILE = "E_CRYPTO_PROFILE"
+    E_REDACTION_INVALID = "E_REDACTION_INVALID"
+    E_REDACTION_UNSIGNED = "E_REDACTION_UNSIGNED"
     E_SELECTION_MISMATCH = "E_SELECTION_MISMATCH"
     E_DERIVATIVE_MISMATCH = "E_DERIVATIVE_MISMATCH"
     E_DERIVATIVE_UNSIGNED = "E_DERIVATIVE_UNSIGNED"
@@ -352,6 +355,15 @@ _INFO: dict[Code, tuple[Category, str]] = {
                                    "its clip.json records"),
     Code.E_KEY_REFUSED: (_FD, "the --key file is a symbolic link, not a regular file or too "
                               "large: refused unread (the package's own keyring is used)"),
+    Code.E_REDACTION_INVALID: (_FD, "a redacted derivative's statement (redaction.json) "
+                                    "is malformed, unlabelled, or does not describe the "
+                                    "redacted file it ships with"),
+    Code.E_REDACTION_UNSIGNED: (_FD, "a redacted derivative without the station's "
+                                     "signature on its redaction.json"),
+    Code.E_CRYPTO_PROFILE: (_FD, "the package's crypto profile (bag-info.txt "
+                                 "Evidock-Crypto-Profile) disagrees with the suite that "
+                                 "signed it, is unknown, or its gm layer (SM3 manifests "
+                                 "signed with SM2) is malformed"),
     Code.E_CLIP_UNSIGNED: (_FD, "a clip package without the station's signature on its "
                                 "clip.json (data/clip.sig.json missing or unreadable): "
                                 "its range, segments, request and approval are "

@@ -32,7 +32,7 @@ _SOURCE_KEYS = ("name", "index", "blake3", "start_us", "end_us")
 
 def sign(doc_bytes: bytes, keypair: keys.KeyPair) -> bytes:
     signature = keys.sign(keypair, CONTEXT + doc_bytes)
-    return canonical_bytes({"alg": keys.ALG, "key_id": keypair.key_id,
+    return canonical_bytes({"alg": keypair.alg, "key_id": keypair.key_id,
                             "sig": signature.hex(), "signs": "derivative.json"})
 
 
@@ -53,7 +53,8 @@ def sources_of(manifest: mf.Manifest, start_us: int, end_us: int) -> list[dict[s
 def signature_findings(doc_bytes: bytes, sig_doc: Any, known: Mapping[str, keys.PublicKey],
                        *, trusted: bool) -> list[Finding]:
     if not isinstance(sig_doc, dict) or set(sig_doc) != {"alg", "key_id", "sig", "signs"} \
-            or sig_doc["signs"] != "derivative.json" or sig_doc["alg"] != keys.ALG \
+            or sig_doc["signs"] != "derivative.json" \
+            or not keys.signature_alg_ok(sig_doc["alg"], sig_doc["key_id"]) \
             or not isinstance(sig_doc["sig"], str) or len(sig_doc["sig"]) != 128:
         return [Finding(Code.E_DERIVATIVE_UNSIGNED, "derivative.sig.json is not a station "
                         "signature {alg, key_id, sig, signs: derivative.json}", SIG)]

@@ -1,6 +1,12 @@
-"""Ed25519 station keys: generation, (de)serialisation, signing and a rotation keyring.
+"""Station keys: generation, (de)serialisation, signing and a rotation keyring.
 
-Key id: ``"ed25519:" + hex(BLAKE3(raw 32-byte public key)[:16])``. 128 bits is far more
+Two signature algorithms, one per crypto profile: ``ed25519`` (profile ``default``) and
+``sm2`` (profile ``gm``: SM2 with SM3 and the standard signer ID, see integrity/sm2.py).
+Both give 64-byte signatures. The key id names the algorithm:
+``"<alg>:" + hex(BLAKE3(raw public key)[:16])`` (raw = 32 bytes for Ed25519, the 65-byte
+point 04‖X‖Y for SM2), so every signed thing that carries a key id says which suite
+signed it, and a signature block whose ``alg`` disagrees with its key id is refused.
+128 bits is far more
 than enough to *name* a key among a station's few keys, and stays short enough to read
 aloud; security never rests on it, because verification always uses the full public key
 looked up by id (a key whose recomputed id differs from its label is refused).
@@ -21,28 +27,56 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from integrity import sm2
 from integrity.errors import KeyError_, SignatureInvalid
 
 ALG = "ed25519"
+SM2 = "sm2"
+ALGS = (ALG, SM2)
+#: Crypto profile chosen at ``evidock init`` → the signature algorithm of its keys.
+PROFILES = {"default": ALG, "gm": SM2}
 KEY_ID_PREFIX = "ed25519:"
-KEY_ID_RE = re.compile(r"^ed25519:[0-9a-f]{32}$")
+KEY_ID_RE = re.compile(r"^(ed25519|sm2):[0-9a-f]{32}$")
 SIGNATURE_SIZE = 64
 _RAW = serialization.Encoding.Raw
+_RAW_SIZE = {ALG: 32, SM2: sm2.PUBLIC_SIZE}
 
 
-def key_id_for(raw_public: bytes) -> str:
-    return KEY_ID_PREFIX + blake3.blake3(raw_public).digest()[:16].hex()
+def key_id_for(raw_public: bytes, alg: str = ALG) -> str:
+    return f"{alg}:" + blake3.blake3(raw_public).digest()[:16].hex()
+
+
+def alg_of(key_id: object) -> str | None:
+    """The algorithm a well-formed key id names, else None."""
+    if not isinstance(key_id, str) or not KEY_ID_RE.fullmatch(key_id):
+        return None
+    return key_id.split(":", 1)[0]
+
+
+def profile_of(alg: str) -> str:
+    return next(name for name, a in PROFILES.items() if a == alg)
+
+
+def signature_alg_ok(alg: object, key_id: object) -> bool:
+    """A signature block's ``alg`` is one we know and the one its key id names."""
+    return isinstance(alg, str) and alg in ALGS and alg_of(key_id) == alg
 
 
 @dataclass(frozen=True)
 class PublicKey:
-    """An Ed25519 public key held as its 32 raw bytes."""
+    """A public key held as its raw bytes (Ed25519: 32; SM2: the 65-byte point)."""
 
     raw: bytes
+    alg: str = ALG
 
     def __post_init__(self) -> None:
-        if not isinstance(self.raw, bytes) or len(self.raw) != 32:
-            raise KeyError_("an Ed25519 public key is 32 bytes")
+        if self.alg not in ALGS:
+            raise KeyError_("unknown signature algorithm", alg=self.alg)
+        if not isinstance(self.raw, bytes) or len(self.raw) != _RAW_SIZE[self.alg]:
+            raise KeyError_(f"an {self.alg} public key is {_RAW_SIZE[self.alg]} bytes")
+        if self.alg == SM2:
+            sm2.check_public(self.raw)
+            return
         try:
             self._key()
         except ValueError as exc:
@@ -53,13 +87,15 @@ class PublicKey:
 
     @property
     def key_id(self) -> str:
-        return key_id_for(self.raw)
+        return key_id_for(self.raw, self.alg)
 
     def to_hex(self) -> str:
         return self.raw.hex()
 
     def to_pem(self) -> bytes:
         """PEM SubjectPublicKeyInfo."""
+        if self.alg == SM2:
+            return sm2.pem("PUBLIC KEY", sm2.public_to_der(self.raw))
         return self._key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -68,54 +104,76 @@ class PublicKey:
         return Ed25519PublicKey.from_public_bytes(self.raw)
 
     @classmethod
-    def from_hex(cls, text: str) -> PublicKey:
+    def from_hex(cls, text: str, alg: str = ALG) -> PublicKey:
         try:
             raw = bytes.fromhex(text)
         except (TypeError, ValueError):
             raise KeyError_("public key is not hex") from None
-        return cls(raw)
+        return cls(raw, alg)
 
     @classmethod
     def from_pem(cls, data: bytes) -> PublicKey:
+        try:
+            return cls(sm2.public_from_der(sm2.unpem("PUBLIC KEY", data)), SM2)
+        except KeyError_:
+            pass  # not SM2: let cryptography read it (and name what it is)
         try:
             key = serialization.load_pem_public_key(data)
         except (TypeError, ValueError, UnsupportedAlgorithm) as exc:
             raise KeyError_(f"unreadable public key PEM: {exc}") from None
         if not isinstance(key, Ed25519PublicKey):
-            raise KeyError_("public key is not Ed25519", kind=type(key).__name__)
+            raise KeyError_("public key is neither Ed25519 nor SM2", kind=type(key).__name__)
         return cls(key.public_bytes(_RAW, serialization.PublicFormat.Raw))
 
 
 @dataclass(frozen=True)
 class KeyPair:
-    """A station signing key. ``seed`` is the 32-byte RFC 8032 private key (never printed)."""
+    """A station signing key. ``seed`` is the 32-byte private key (never printed):
+    the RFC 8032 seed for Ed25519, the scalar d for SM2."""
 
     seed: bytes = field(repr=False)
     public: PublicKey
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, bytes) or len(self.seed) != 32:
-            raise KeyError_("an Ed25519 private key is 32 bytes")
-        if _public_raw(self.seed) != self.public.raw:
+            raise KeyError_(f"an {self.public.alg} private key is 32 bytes")
+        if self.public.alg == SM2:
+            _check_sm2_pair(self.seed, self.public.raw)
+        elif _public_raw(self.seed) != self.public.raw:
             raise KeyError_("public key does not belong to this private key")
 
     @property
     def key_id(self) -> str:
         return self.public.key_id
 
+    @property
+    def alg(self) -> str:
+        return self.public.alg
+
     @classmethod
-    def generate(cls) -> KeyPair:
-        """A fresh key from the OS CSPRNG (via cryptography)."""
+    def generate(cls, alg: str = ALG) -> KeyPair:
+        """A fresh key from the OS CSPRNG (cryptography; GmSSL's for SM2)."""
+        if alg == SM2:
+            private, public = sm2.generate()
+            return cls(private, PublicKey(public, SM2))
+        if alg != ALG:
+            raise KeyError_("unknown signature algorithm", alg=alg)
         return cls.from_seed(_seed_of(Ed25519PrivateKey.generate()))
 
     @classmethod
     def from_seed(cls, seed: bytes) -> KeyPair:
+        """An Ed25519 key from its seed (an SM2 key needs its public point too)."""
         if not isinstance(seed, bytes) or len(seed) != 32:
             raise KeyError_("an Ed25519 private key is 32 bytes")
         return cls(seed, PublicKey(_public_raw(seed)))
 
     def to_pem(self, passphrase: bytes | None = None) -> bytes:
         """PEM PKCS#8; encrypted with the best available scheme when a passphrase is given."""
+        if self.alg == SM2:
+            if passphrase:
+                raise KeyError_("SM2 keys are stored unencrypted (mode 0600), like the "
+                                "station key always is")
+            return sm2.pem("PRIVATE KEY", sm2.private_to_der(self.seed, self.public.raw))
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(passphrase)
             if passphrase
@@ -128,13 +186,29 @@ class KeyPair:
     @classmethod
     def from_pem(cls, data: bytes, passphrase: bytes | None = None) -> KeyPair:
         try:
+            private, public = sm2.private_from_der(sm2.unpem("PRIVATE KEY", data))
+        except KeyError_:
+            pass  # not an SM2 key in our shape: let cryptography read it
+        else:
+            return cls(private, PublicKey(public, SM2))
+        try:
             key = serialization.load_pem_private_key(data, password=passphrase or None)
         except (TypeError, ValueError, UnsupportedAlgorithm) as exc:
             # Wrong/missing passphrase and garbage both land here; say which we can.
-            raise KeyError_(f"unreadable private key PEM: {exc}") from None
+            sm2_note = (" (an SM2 key is read only unencrypted, as `openssl genpkey "
+                        "-algorithm SM2` writes it)" if "1.2.156.10197" in str(exc) else "")
+            raise KeyError_(f"unreadable private key PEM: {exc}{sm2_note}") from None
         if not isinstance(key, Ed25519PrivateKey):
-            raise KeyError_("private key is not Ed25519", kind=type(key).__name__)
+            raise KeyError_("private key is neither Ed25519 nor SM2", kind=type(key).__name__)
         return cls.from_seed(_seed_of(key))
+
+
+def _check_sm2_pair(private: bytes, public: bytes) -> None:
+    # GmSSL derives no public point from d: a signature that verifies proves the pair.
+    sm2.check_private(private)
+    probe = b"evidock key pair check"
+    if not sm2.verify(public, probe, sm2.sign(private, public, probe)):
+        raise KeyError_("public key does not belong to this private key")
 
 
 def _private(seed: bytes) -> Ed25519PrivateKey:
@@ -150,7 +224,9 @@ def _seed_of(key: Ed25519PrivateKey) -> bytes:
 
 
 def sign(keypair: KeyPair, message: bytes) -> bytes:
-    """64-byte Ed25519 signature (deterministic: same key and message, same bytes)."""
+    """64-byte signature: Ed25519 (deterministic) or SM2 r‖s (randomised)."""
+    if keypair.alg == SM2:
+        return sm2.sign(keypair.seed, keypair.public.raw, message)
     return _private(keypair.seed).sign(message)
 
 
@@ -158,6 +234,10 @@ def verify(public: PublicKey, message: bytes, signature: bytes) -> None:
     """Raise SignatureInvalid (with the key id) unless ``signature`` is valid."""
     if not isinstance(signature, bytes) or len(signature) != SIGNATURE_SIZE:
         raise SignatureInvalid("signature is not 64 bytes", key_id=public.key_id)
+    if public.alg == SM2:
+        if not sm2.verify(public.raw, message, signature):
+            raise SignatureInvalid("signature does not verify", key_id=public.key_id)
+        return
     try:
         public._key().verify(signature, message)
     except InvalidSignature:
@@ -207,8 +287,14 @@ class Keyring:
         return {
             "version": 1,
             "current": self.current,
-            "keys": [{"alg": ALG, "key_id": k.key_id, "public": k.to_hex()} for k in self.keys],
+            "keys": [{"alg": k.alg, "key_id": k.key_id, "public": k.to_hex()}
+                     for k in self.keys],
         }
+
+    @property
+    def profile(self) -> str:
+        """The crypto profile of the key that signs now (``default`` or ``gm``)."""
+        return profile_of(self.current_key.alg)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Keyring:
@@ -222,12 +308,13 @@ class Keyring:
 
 
 def _key_entry(entry: object, index: int) -> PublicKey:
-    if not isinstance(entry, Mapping) or entry.get("alg") != ALG:
-        raise KeyError_("keyring entry is not an ed25519 key", index=index)
+    alg = entry.get("alg") if isinstance(entry, Mapping) else None
+    if not isinstance(entry, Mapping) or alg not in ALGS:
+        raise KeyError_("keyring entry is not an ed25519 or sm2 key", index=index)
     public, label = entry.get("public"), entry.get("key_id")
     if not isinstance(public, str) or not isinstance(label, str):
         raise KeyError_("keyring entry needs 'public' and 'key_id' strings", index=index)
-    key = PublicKey.from_hex(public)
+    key = PublicKey.from_hex(public, str(alg))
     if key.key_id != label:
         # A relabelled key would let one key pose as another: refuse the whole keyring.
         raise KeyError_("keyring entry key_id does not match its key", index=index, key_id=label)

@@ -383,7 +383,7 @@ class SignedManifest:
     signature_hex: str
 
     def to_dict(self) -> dict[str, Any]:
-        sig = {"alg": keys.ALG, "key_id": self.key_id, "sig": self.signature_hex}
+        sig = {"alg": keys.alg_of(self.key_id), "key_id": self.key_id, "sig": self.signature_hex}
         return {"manifest": self.manifest.to_dict(), "signature": sig}
 
 
@@ -402,10 +402,11 @@ def _signature_block(doc: Mapping[str, Any]) -> tuple[str, str]:
     block = doc.get("signature")
     with _within("signature"):
         raw = _fields_named(block, ("alg", "key_id", "sig"))
-        if raw["alg"] != keys.ALG:
-            _fail("alg", f"must be {keys.ALG!r}", value=raw["alg"])
         if not isinstance(raw["key_id"], str) or not keys.KEY_ID_RE.fullmatch(raw["key_id"]):
-            _fail("key_id", "must look like ed25519:<32 hex digits>", value=raw["key_id"])
+            _fail("key_id", "must look like ed25519:|sm2:<32 hex digits>", value=raw["key_id"])
+        if not keys.signature_alg_ok(raw["alg"], raw["key_id"]):
+            _fail("alg", "must be the algorithm its key_id names (ed25519 or sm2)",
+                  value=raw["alg"])
         if not isinstance(raw["sig"], str) or not _SIG_HEX.fullmatch(raw["sig"]):
             _fail("sig", "must be 128 lowercase hex digits")
     return raw["key_id"], raw["sig"]

@@ -9,6 +9,7 @@ File form (RFC 8785 canonical bytes, no trailing newline)::
 
     {"body": {...}, "evidock_record": 1, "kind": "recording" | "session",
      "signature": {"alg": "ed25519", "key_id": "ed25519:...", "sig": "<128 hex>"}}
+    (or "sm2" / "sm2:..." on a station of the gm profile)
 
 The signature covers the canonical bytes of ``{"body", "evidock_record", "kind"}``.
 Pure: no files, no clock, no database. Parsing is bounded (size, depth) and returns a
@@ -66,7 +67,7 @@ def seal(kind: str, body: Mapping[str, Any], keypair: keys.KeyPair) -> bytes:
         raise ValueError(f"unknown record kind {kind!r}")
     sig = keys.sign(keypair, signed_message(kind, body))
     return canonical_bytes({"body": dict(body), "evidock_record": VERSION, "kind": kind,
-                            "signature": {"alg": keys.ALG, "key_id": keypair.key_id,
+                            "signature": {"alg": keypair.alg, "key_id": keypair.key_id,
                                           "sig": sig.hex()}})
 
 
@@ -93,7 +94,8 @@ def parse(data: bytes, subject: str) -> SignedRecord | Finding:
     sig = doc["signature"]
     if (doc["evidock_record"] != VERSION or doc["kind"] not in KINDS
             or not isinstance(doc["body"], dict) or not isinstance(sig, dict)
-            or set(sig) != {"alg", "key_id", "sig"} or sig["alg"] != keys.ALG
+            or set(sig) != {"alg", "key_id", "sig"}
+            or not keys.signature_alg_ok(sig["alg"], sig["key_id"])
             or not isinstance(sig["key_id"], str) or not isinstance(sig["sig"], str)):
         return _invalid(subject, "unknown record version, kind or signature form")
     return SignedRecord(doc["kind"], doc["body"], sig["key_id"], sig["sig"])

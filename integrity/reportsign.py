@@ -50,7 +50,7 @@ def statement(pdf: bytes, *, report: str, subjects: list[str], made_at: str, mad
 def sign_report(stmt: Mapping[str, Any], keypair: keys.KeyPair) -> bytes:
     """The bytes of the ``.sig.json`` file for a :func:`statement`."""
     signature = keys.sign(keypair, CONTEXT + canonical_bytes(dict(stmt)))
-    return canonical_bytes({"format": FORMAT, "statement": dict(stmt), "alg": keys.ALG,
+    return canonical_bytes({"format": FORMAT, "statement": dict(stmt), "alg": keypair.alg,
                             "key_id": keypair.key_id, "sig": signature.hex(),
                             "public_key": keypair.public.to_hex()})
 
@@ -58,7 +58,8 @@ def sign_report(stmt: Mapping[str, Any], keypair: keys.KeyPair) -> bytes:
 def _shape(doc: Mapping[str, Any]) -> str | None:
     """Why ``doc`` is not a report signature (None: it has the right shape)."""
     if set(doc) != {"format", "statement", "alg", "key_id", "sig", "public_key"} \
-            or doc["format"] != FORMAT or doc["alg"] != keys.ALG:
+            or doc["format"] != FORMAT \
+            or not keys.signature_alg_ok(doc["alg"], doc["key_id"]):
         return "not an evidock report signature {format, statement, alg, key_id, sig, ...}"
     if not isinstance(doc["key_id"], str) or not keys.KEY_ID_RE.fullmatch(doc["key_id"]) \
             or not isinstance(doc["sig"], str) or not _SIG_HEX.fullmatch(doc["sig"]) \
@@ -99,7 +100,8 @@ def _key(doc: Mapping[str, Any], trusted: Mapping[str, keys.PublicKey] | None,
                                   "key given with --key", subject, {"key_id": key_id})]
         return public, []
     try:
-        public = keys.PublicKey.from_hex(str(doc["public_key"]))
+        public = keys.PublicKey.from_hex(str(doc["public_key"]),
+                                         keys.alg_of(key_id) or keys.ALG)
     except EvidockError:
         public = None
     if public is None or public.key_id != key_id:

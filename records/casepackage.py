@@ -23,10 +23,9 @@ from integrity import manifest as mf
 from integrity.digest import copy_and_hash
 from integrity.errors import DigestMismatch
 from records import index_html
+from records.bagwriter import write_bag
 from records.casebook import Casebook, CaseView
 from records.exportbook import Package
-from records.models import Export
-from records.package import _write_bag
 
 _UNSAFE = re.compile(r"[/\\\0\x00-\x1f]")
 
@@ -65,9 +64,8 @@ def write_case_record(*, at: Path, book: Casebook, store: ContentStore, keys: St
     (data / "case.sig.json").write_bytes(casebag.sign(raw, keys.load()))
     (data / "keys" / "keyring.json").write_bytes(_json(keys.keyring().to_dict()))
     (data / "index.html").write_bytes(_index(book, case, doc, packages, zone))
-    _write_bag(at, Export(id=f"case-{provenance.get('request_id')}", recording_id="",
-                          rendition_id="", start_us=0, end_us=0, destination=str(at),
-                          actor="", created_at=now))
+    write_bag(at, bag_id=f"case-{provenance.get('request_id')}", day=now.date(),
+              keypair=keys.load())
 
 
 def _documents(book: Casebook, store: ContentStore, case_id: str,

@@ -32,6 +32,7 @@ from integrity import timestampcheck as stamps
 from integrity.digest import copy_and_hash
 from integrity.errors import DigestMismatch, EvidockError, NotFound
 from records import index_html, originals, trim
+from records.bagwriter import write_bag
 from records.models import Export
 from records.timestamps_file import timestamps_file
 
@@ -43,20 +44,37 @@ EN: This folder holds segments of a body-worn camera recording exactly as archiv
 the station's signed manifest. To verify it offline:
     evidock verify THIS_FOLDER --key STATION_PUBLIC_KEY.pem
 Verification checks every segment's BLAKE3 digest against the signed manifest, each
-segment's Merkle inclusion proof, the Ed25519 signatures (on the manifest, and on
+segment's Merkle inclusion proof, the @SIG_EN@ (on the manifest, and on
 clip.json: the range, segments, request and approval of this export), and that nothing
 was added, removed or reordered. Standard BagIt tools also check the SHA-256/SHA-512 manifests.
-Obtain the station's public key from the agency independently; the copy in keys/ only
+@BAG_EN@Obtain the station's public key from the agency independently; the copy in keys/ only
 proves consistency, not origin.
 
 中文：本文件夹包含执法记录仪录像的分段文件（与归档内容逐字节一致）及工作站签名清单。
 离线校验方法：
     evidock verify 本文件夹 --key 工作站公钥.pem
-校验内容：每个分段的 BLAKE3 摘要与签名清单一致、默克尔包含证明、Ed25519 签名（清单及
+校验内容：每个分段的 BLAKE3 摘要与签名清单一致、默克尔包含证明、@SIG_ZH@（清单及
 clip.json：本次导出的时间范围、分段、申请与审批记录），
 以及文件未被增加、删除或调换顺序。标准 BagIt 工具亦可校验 SHA-256/SHA-512 清单。
-请通过独立渠道向执法机关索取工作站公钥；keys/ 中的副本仅能证明一致性，不能证明来源。
+@BAG_ZH@请通过独立渠道向执法机关索取工作站公钥；keys/ 中的副本仅能证明一致性，不能证明来源。
 """
+
+#: The suite the station key signs with, in README.txt's words (keys.ALG / keys.SM2).
+_README_SUITE = {
+    "ed25519": ("Ed25519 signatures", "Ed25519 签名", "", ""),
+    "sm2": ("SM2 signatures with SM3, GB/T 32918", "SM2/SM3 国密签名",
+            "manifest-sm3.txt holds the SM3 digest (GB/T 32905) of every file, signed with "
+            "SM2 in manifest-sm3.sig.json\n(crypto profile gm, named in bag-info.txt).\n",
+            "manifest-sm3.txt 为各文件的 SM3 摘要（GB/T 32905），由 manifest-sm3.sig.json "
+            "以 SM2 签名；国密配置 gm 见 bag-info.txt。\n"),
+}
+
+
+def readme(alg: str) -> str:
+    """README.txt naming the suite of the key that signs the package."""
+    sig_en, sig_zh, bag_en, bag_zh = _README_SUITE[alg]
+    return (README.replace("@SIG_EN@", sig_en).replace("@SIG_ZH@", sig_zh)
+            .replace("@BAG_EN@", bag_en).replace("@BAG_ZH@", bag_zh))
 
 
 def parse_offset(text: str, camera_start: datetime | None) -> int:
@@ -269,8 +287,9 @@ class Exporter:
         """The common files (README, signed clip.json, keyring, audit bundle, index)
         beside ``files``, then the bag."""
         bundled = self.bundler(rec.id, export.request_id) if self.bundler else None
-        files = {"README.txt": README.encode("utf-8"), "clip.json": clip,
-                 clipsign.SIG_FILE: clipsign.sign_clip(clip, self.keys.load()),
+        key = self.keys.load()
+        files = {"README.txt": readme(key.alg).encode("utf-8"), "clip.json": clip,
+                 clipsign.SIG_FILE: clipsign.sign_clip(clip, key),
                  "keys/keyring.json": _json(self.keys.keyring().to_dict()),
                  **({bundle.NAME: bundled} if bundled is not None else {}), **files,
                  stamps.NAME: timestamps_file(self.catalog, bundle=bundled,
@@ -280,7 +299,8 @@ class Exporter:
         for name, content in files.items():
             (tmp / "data" / name).write_bytes(content)
         (tmp / "data" / "index.html").write_bytes(self._index(tmp, rec, export, provenance))
-        _write_bag(tmp, export)
+        write_bag(tmp, bag_id=export.id, day=export.created_at.date(),
+                  keypair=self.keys.load())
 
     def _stage_original(self, rec: Recording, *, at: Path, destination: Path, actor: str,
                         purpose: str, request_id: str | None,
@@ -375,30 +395,3 @@ class Exporter:
 
 def _json(obj: object) -> bytes:
     return json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True).encode() + b"\n"
-
-
-def _write_bag(root: Path, export: Export) -> None:
-    payload = sorted(p for p in (root / "data").rglob("*") if p.is_file())
-    sums: dict[str, dict[str, str]] = {a: {} for a in pkg.BAG_ALGOS}
-    total = 0
-    for path in payload:
-        rel = pkg.relpath(root, path)
-        hashers = {a: hashlib.new(a) for a in pkg.BAG_ALGOS}
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                total += len(chunk)
-                for h in hashers.values():
-                    h.update(chunk)
-        for algo, h in hashers.items():
-            sums[algo][rel] = h.hexdigest()
-    (root / "bagit.txt").write_bytes(pkg.BAGIT_TXT)
-    info = (f"Bag-Software-Agent: evidock\nBagging-Date: {export.created_at.date()}\n"
-            f"External-Identifier: {export.id}\nPayload-Oxum: {total}.{len(payload)}\n")
-    (root / "bag-info.txt").write_text(info, encoding="utf-8")
-    for algo in pkg.BAG_ALGOS:
-        (root / f"manifest-{algo}.txt").write_bytes(pkg.bag_manifest_lines(sums[algo]))
-    for algo in pkg.BAG_ALGOS:
-        tags = {}
-        for name in ("bagit.txt", "bag-info.txt", *(f"manifest-{a}.txt" for a in pkg.BAG_ALGOS)):
-            tags[name] = hashlib.new(algo, (root / name).read_bytes()).hexdigest()
-        (root / f"tagmanifest-{algo}.txt").write_bytes(pkg.bag_manifest_lines(tags))

@@ -66,10 +66,13 @@ def made_facts(made: Made) -> tuple[tuple[str, str], ...]:
 
 
 def signature_section(made: Made) -> Section:
+    # The key that signed the head signs the report: name its suite (key id "<alg>:…").
+    gm = str(made.head["key_id"]).startswith("sm2:")
+    zh, en = ("SM2（国密，GB/T 32918）", "SM2 (GB/T 32918)") if gm else ("Ed25519", "Ed25519")
     return Section(title="签名与验证 / signature and verification", lines=(
-        "本报告的字节由站点 Ed25519 密钥签名（分离签名文件），签名同时指明上述审计树头；"
+        f"本报告的字节由站点 {zh} 密钥签名（分离签名文件），签名同时指明上述审计树头；"
         "报告中的每一事件都在该树头所覆盖的审计日志中。",
-        "The station's Ed25519 key signs this report's bytes (a detached signature file) "
+        f"The station's {en} key signs this report's bytes (a detached signature file) "
         "together with the audit tree head above; every event shown is in the log that "
         "head covers.",
         VERIFY_HINT))

@@ -120,9 +120,11 @@ def test_keys_init_is_idempotent_and_the_key_is_published(station: Station) -> N
     first, second = station.init
     assert first["created"] is True and second["created"] is False
     assert first["key_id"] == second["key_id"]
-    assert set(first) == {"key_id", "created", "private_key"}
+    assert set(first) == {"key_id", "created", "private_key", "alg"}
+    assert first["alg"] == "ed25519"  # the default profile
     assert Path(first["private_key"]).stat().st_mode & 0o077 == 0  # private: owner only
-    assert station.show == {"current": first["key_id"], "keys": [first["key_id"]]}
+    assert station.show == {"current": first["key_id"], "keys": [first["key_id"]],
+                            "profile": "default", "alg": "ed25519"}
     assert station.pem.startswith(b"-----BEGIN PUBLIC KEY-----")
     assert PublicKey.from_pem(station.pem).key_id == first["key_id"]
 
@@ -301,7 +303,8 @@ def test_rotation_keeps_old_signatures_verifiable(station: Station, tmp_path: Pa
     shutil.copytree(station.home, home)
     old = station.show["current"]
     rotated = ok_json(evidock(home, "keys", "rotate", "--json"))  # the operator (root)
-    assert set(rotated) == {"key_id", "keys"} and rotated["keys"] == 2
+    assert set(rotated) == {"key_id", "keys", "alg"} and rotated["keys"] == 2
+    assert rotated["alg"] == "ed25519"  # the same suite as before
     assert rotated["key_id"] != old
     with serving(home) as svc:
         show = ok_json(svc.cli("keys", "show", "--json", user="legal"))

@@ -19,10 +19,8 @@ from typing import Any
 
 import pytest
 from evidock_testing import offloaded_home, run_evidock, without_pending
-from sqlmodel import Session, col, select
+from station_homes import export_case, first_video
 
-from archive.catalog import Recording
-from archive.catalog.models import Rendition
 from config import load_settings
 from evidock.wiring import Services
 from fixtures.camera import CameraTree
@@ -51,27 +49,15 @@ class Made:
 
 
 def _export(svc: Services, out: Path) -> Path:
-    with Session(svc.catalog.engine) as s:
-        video = s.exec(select(Recording.id).join(
-            Rendition, col(Rendition.recording_id) == col(Recording.id)).where(
-            Recording.kind == "video", Rendition.status == "ok")
-            .order_by(col(Recording.id))).first()
-    assert video is not None
+    """The video once linked to a secret case (and unlinked), then exported in CASE."""
+    video = first_video(svc)
     who = svc.gate().by_name
     cases = svc.cases()
     cases.create(who("secretary"), number=SECRET, case_type="行政处罚", unit="城东中队",
                  sensitivity="国家秘密")
     link = cases.link(who("secretary"), SECRET, video, stage="调查取证", reason="涉密")
     cases.unlink(who("secretary"), link.id, reason="误关联")
-    cases.create(who("clerk"), number=CASE, case_type="行政处罚", unit="城东中队")
-    cases.link(who("clerk"), CASE, video, stage="调查取证", reason="现场检查",
-               start_us=0, end_us=2_000_000)
-    exports = svc.exports()
-    request = exports.request(who("inspector"), case=CASE, purpose="行政复议",
-                              recipient="复议机关")
-    exports.approve(who("legal"), request.id)
-    [package] = exports.run(who("inspector"), request.id, out=out)
-    return package.path
+    return export_case(svc, out, video, CASE)
 
 
 @pytest.fixture(scope="module")

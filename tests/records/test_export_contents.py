@@ -25,6 +25,7 @@ from evidock_testing import (
 )
 from service_support import RunningService, open_dir, serving
 from sqlmodel import Session, col, select
+from station_homes import rebag
 
 from archive.catalog import Recording
 from archive.catalog.models import Rendition, Segment
@@ -40,7 +41,7 @@ from integrity.codes import Code
 from integrity.findings import Finding
 from integrity.keys import PublicKey
 from records.models import Export
-from records.package import Exporter, _write_bag
+from records.package import Exporter
 
 SERIAL, OFFICER = "ZFY0002", "654321"
 START = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
@@ -211,10 +212,7 @@ def _rebag(root: Path) -> None:
     """Recompute every bag digest: only the signatures and cross-checks remain."""
     clip_path = root / "data" / "clip.json"
     export_id = json.loads(clip_path.read_bytes())["export_id"] if clip_path.exists() else "c"
-    row = Export(id=export_id, recording_id="r", rendition_id="x", start_us=0,
-                 end_us=1, segments=[], destination="", actor="t",
-                 created_at=datetime(2026, 1, 1, tzinfo=UTC))
-    _write_bag(root, row)
+    rebag(root, bag_id=export_id)
 
 
 def test_tampered_derivative_provenance_is_named(exact_pkg: Path, world: World,

@@ -23,20 +23,14 @@ from typing import Any
 
 import pytest
 from evidock_testing import REPO, offloaded_home, verify_offline
-from sqlmodel import Session, col, select
+from station_homes import export_case, first_video, rebag
 
-from archive.catalog import Recording
-from archive.catalog.models import Rendition
 from config import load_settings
 from evidock.wiring import Services
 from fixtures.camera import CameraTree
 from integrity.codes import Code
 from integrity.timestampcheck import HEAD_FILE, MANIFEST_FILE, NAME
-from records.models import Export
-from records.package import _write_bag
 from tests.tsa_support import TestTsa, TsaAuthority, serving_tsa
-
-CASE = "邵城管罚〔2019〕第101号"
 
 
 @dataclass(frozen=True)
@@ -71,26 +65,6 @@ def _station(template: Path, where: Path, pki: Pki, url: str | None) -> Services
     return Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
 
 
-def _export(svc: Services, out: Path) -> Path:
-    """A case of one video, requested, approved and exported (the real desks)."""
-    with Session(svc.catalog.engine) as s:
-        video = s.exec(select(Recording.id).join(
-            Rendition, col(Rendition.recording_id) == col(Recording.id)).where(
-            Recording.kind == "video", Rendition.status == "ok")
-            .order_by(col(Recording.id))).first()
-    assert video is not None
-    who = svc.gate().by_name
-    svc.cases().create(who("clerk"), number=CASE, case_type="行政处罚", unit="城东中队")
-    svc.cases().link(who("clerk"), CASE, video, stage="调查取证", reason="现场检查",
-                     start_us=0, end_us=2_000_000)
-    exports = svc.exports()
-    request = exports.request(who("inspector"), case=CASE, purpose="行政复议",
-                              recipient="复议机关")
-    exports.approve(who("legal"), request.id)
-    [package] = exports.run(who("inspector"), request.id, out=out)
-    return package.path
-
-
 @dataclass(frozen=True)
 class Made:
     package: Path
@@ -100,7 +74,7 @@ class Made:
 
 def _made(svc: Services, where: Path) -> Made:
     try:
-        package = _export(svc, where / "out")
+        package = export_case(svc, where / "out", first_video(svc))
         public = svc.keys.keyring().current_key
     finally:
         svc.close()
@@ -137,11 +111,7 @@ def _rebagged(made: Made, where: Path, change: Any) -> Path:
     copy = where / "pkg"
     shutil.copytree(made.package, copy)
     change(copy / "data")
-    for tag in copy.glob("*manifest-*.txt"):
-        tag.unlink()
-    _write_bag(copy, Export(id="x", recording_id="r", rendition_id=1, start_us=0, end_us=1,
-                            segments=[], destination="", actor="", purpose="",
-                            created_at=datetime.now().astimezone()))
+    rebag(copy)
     return copy
 
 

@@ -24,6 +24,7 @@ from evidock_testing import (
     write_agency_config,
 )
 from sqlmodel import Session, select
+from station_homes import rebag
 
 from archive.catalog import Recording
 from archive.catalog.models import Rendition, Segment
@@ -48,7 +49,7 @@ from integrity.findings import (
 )
 from integrity.keys import KeyPair, PublicKey, new_keyring
 from records.models import Export
-from records.package import Exporter, _write_bag, covering, parse_offset
+from records.package import Exporter, covering, parse_offset
 
 SERIAL, OFFICER = "ZFY0001", "123456"
 START = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
@@ -538,8 +539,7 @@ def test_each_tamper_is_caught_and_named(world: World, package: Path, pem: Path,
 
 def _rebag(p: Path) -> None:
     """Every BagIt file recomputed for the package as it now is (bagit, as anyone can)."""
-    _write_bag(p, Export(id="rebagged", recording_id="r", rendition_id="r", start_us=0,
-                         end_us=1, destination="", actor="", created_at=START))
+    rebag(p)
 
 
 def _drop_last_segment(p: Path) -> None:

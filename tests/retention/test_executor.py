@@ -12,7 +12,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,11 +21,11 @@ from evidock_testing import (
     offloaded_home,
     ok_json,
     tree_snapshot,
-    write_agency_config,
 )
 from service_support import serving
 from sqlalchemy import func, inspect
 from sqlmodel import Session, SQLModel, col, select
+from station_homes import aged_home
 
 from archive.audit.log import AuditEvent
 from archive.catalog import Blob, Recording
@@ -40,7 +40,7 @@ from archive.fixity import (
 )
 from config import load_settings
 from evidock.wiring import Services
-from fixtures.camera import CameraTree, ClipSpec, build_camera
+from fixtures.camera import CameraTree
 from ingest.outcome import OffloadRequest
 from integrity.errors import (
     Conflict,
@@ -480,23 +480,7 @@ def test_cli_plan_pending_and_dry_run(st: Station) -> None:
 
 @pytest.fixture
 def aged(tmp_path: Path) -> Path:
-    """A station whose camera was offloaded 400 days ago by the real clock (the service's),
-    with no grace period: its footage is due for deletion now."""
-    long_ago = datetime.now(UTC) - timedelta(days=400)
-    camera = build_camera(tmp_path / "camera", start=long_ago,
-                          clips=(ClipSpec(duration_s=1.0, height=240),), audio=False)
-    home = tmp_path / "home"
-    write_agency_config(home, "[retention]\ngrace_days = 0\n")
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
-                               clock=StepClock(long_ago))
-    try:
-        report = svc.offloader().run(OffloadRequest(source=camera.root,
-                                                    device_serial="ZFY0001",
-                                                    officer_id="123456"))
-    finally:
-        svc.close()
-    assert report.outcome == "completed" and len(report.files) == 3
-    return home
+    return aged_home(tmp_path)
 
 
 def _recordings(home: Path) -> list[Recording]:

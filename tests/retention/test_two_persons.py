@@ -8,23 +8,21 @@ refusal is audited); a second person approving or running it lets it through.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from evidock_testing import StepClock, ok_json, write_agency_config
+from evidock_testing import ok_json
 from service_support import audit_rows, serving
 from sqlmodel import Session, select
+from station_homes import aged_home, copy_home
 
 from archive.catalog import Recording
 from archive.catalog.models import Tombstone
 from config import load_settings
 from evidock.jobs import SYSTEM_ACTOR, execute
 from evidock.wiring import Services
-from fixtures.camera import ClipSpec, build_camera
-from ingest.outcome import OffloadRequest
 from integrity.errors import Forbidden, SelfApproval
 from records.persons import is_person, people
 from retention.actions import (
@@ -43,36 +41,14 @@ clearances = ["个人隐私", "商业秘密", "国家秘密"]
 """
 
 
-def _aged(root: Path, retention: str) -> Path:
-    """A station whose camera was offloaded 400 days ago by the real clock (the
-    service's): every recording is due for deletion now (no grace period)."""
-    long_ago = datetime.now(UTC) - timedelta(days=400)
-    camera = build_camera(root / "camera", start=long_ago,
-                          clips=(ClipSpec(duration_s=1.0, height=240),), audio=False)
-    home = root / "home"
-    write_agency_config(home, CHIEF + f"[retention]\ngrace_days = 0\n{retention}")
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
-                               clock=StepClock(long_ago))
-    try:
-        report = svc.offloader().run(OffloadRequest(source=camera.root,
-                                                    device_serial="ZFY0001",
-                                                    officer_id="123456"))
-    finally:
-        svc.close()
-    assert report.outcome == "completed" and len(report.files) == 3
-    return home
-
-
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _aged(tmp_path_factory.mktemp("two-persons"), "")
+    return aged_home(tmp_path_factory.mktemp("two-persons"), CHIEF)
 
 
 @pytest.fixture
 def home(template: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "home"
-    shutil.copytree(template, copy)
-    return copy
+    return copy_home(template, tmp_path)
 
 
 @pytest.fixture
@@ -177,7 +153,7 @@ def test_one_user_never_approves_what_they_scheduled_whatever_roles(
 
 def test_without_required_approval_the_scheduler_and_a_runner_are_still_one_person(
         tmp_path: Path) -> None:
-    home = _aged(tmp_path, "require_second_approval = false\n")
+    home = aged_home(tmp_path, CHIEF, "require_second_approval = false\n")
     svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
     try:
         ex, admin = svc.retention(), svc.gate().by_name("admin")

@@ -10,7 +10,6 @@ other floors of a closing date (footage, stages, a reopening).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 from evidock_testing import StepClock, offloaded_home, ok_json
 from service_support import RunningService, audit_rows, serving
+from station_homes import copy_home
 
 from archive.catalog import Recording
 from config import load_settings
@@ -50,9 +50,7 @@ def template(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture
 def home(template: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "home"
-    shutil.copytree(template, copy)
-    return copy
+    return copy_home(template, tmp_path)
 
 
 @pytest.fixture

@@ -135,7 +135,8 @@ def verify_recording(recording: str, actor: ActorDep, svc: ServicesDep) -> dict[
 def keys(_actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     """The current key id and every public key kept for verification."""
     ring = svc.keys.keyring()
-    return {"current": ring.current, "keys": [k.key_id for k in ring.keys]}
+    return {"current": ring.current, "profile": ring.profile,
+            "alg": ring.current_key.alg, "keys": [k.key_id for k in ring.keys]}
 
 
 @router.get("/keys/public")

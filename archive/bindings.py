@@ -38,7 +38,7 @@ from integrity.findings import Finding
 _Row = TypeVar("_Row", bound=SQLModel)
 #: The tables whose rows carry authority, in the order they are checked.
 BOUND = ("exportdecision", "caselink", "caseevent", "hold", "holdrelease", "recordingmark",
-         "retentionaction", "casereview")
+         "retentionaction", "casereview", "redaction", "redactionstep")
 
 
 def _plain(value: object) -> object:

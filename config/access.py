@@ -80,6 +80,9 @@ class ExportSettings(_Frozen):
     """未经批准不得擅自对外提供: exports leave only on an approved request."""
 
     purposes: tuple[str, ...] = Field(min_length=1)
+    #: Purposes that make footage public (技术处理后公开): such a request may take only
+    #: an approved redacted derivative (records/redactions.py), never the footage.
+    public_purposes: tuple[str, ...] = ("信息公开",)
     approval_valid_h: float = Field(72, gt=0, le=24 * 365)
     #: Content credentials (C2PA) on each export's exact-range clip (records/c2pa_sign.py),
     #: beside the station's signature: a PEM chain (leaf with an EKU, then its CAs) and

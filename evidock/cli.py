@@ -23,6 +23,7 @@ from evidock import (
     cmd_ingest,
     cmd_media,
     cmd_party,
+    cmd_redaction,
     cmd_report,
     cmd_retention,
     cmd_review,
@@ -86,6 +87,7 @@ app.add_typer(cmd_scheduler.scheduler_app, name="scheduler")
 app.add_typer(cmd_admin.admin_app, name="admin")
 app.add_typer(cmd_equipment.equipment_app, name="equipment")
 app.add_typer(cmd_review.review_app, name="review")
+app.add_typer(cmd_redaction.redaction_app, name="redaction")
 app.add_typer(cmd_report.report_app, name="report")
 app.command("verify-report")(cmd_report.verify_report)
 app.command()(cmd_audit.fixity)

@@ -50,6 +50,10 @@ def _print_request(req: Mapping[str, Any]) -> None:
     for note in req["skipped"]:
         typer.echo(f"  skipped {note}")
     # What the package will hold, for the approver to see before approving.
+    if req.get("redaction_id"):
+        typer.echo(f"  package: only the redacted derivative of redaction "
+                   f"{req['redaction_id']} (技术处理后的衍生件), nothing of the original")
+        return
     typer.echo("  package: " + ("exact (only the trimmed ranges, no covering segments)"
                                 if req.get("exact") else "covering segments + trimmed ranges")
                + "; originals: " + ("yes" if req.get("originals") else "no"))
@@ -82,13 +86,17 @@ def request(
                                         "ranges: only the trimmed derivative.")] = False,
     originals: Annotated[bool, typer.Option("--originals", help="Include the original "
                                             "camera file(s).")] = False,
+    redaction: Annotated[str | None, typer.Option("--redaction", help="An approved "
+                         "redaction: the package holds only its redacted derivative (the "
+                         "one thing a public purpose, 信息公开, may take).")] = None,
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
-    """Ask to take a case's footage, or (a range of) a recording, out of the archive."""
+    """Ask to take a case's footage, or (a range of) a recording, or an approved redacted
+    derivative out of the archive."""
     return _request_out(config, "/exports", {
         "purpose": purpose, "recipient": recipient, "case": case, "recording": recording,
         "start": start, "end": end, "reason": reason, "exact": exact,
-        "originals": originals})
+        "originals": originals, "redaction": redaction})
 
 
 @export_app.command("approve")

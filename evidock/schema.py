@@ -39,6 +39,7 @@ import records.equipment
 import records.exportoptions
 import records.models
 import records.parties
+import records.redaction_model
 import records.reviews
 import retention.models
 from archive.catalog import migrations
@@ -61,6 +62,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     records.exportoptions,
     records.parties,
     records.equipment,
+    records.redaction_model,
     retention.models,
 )
 

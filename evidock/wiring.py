@@ -27,6 +27,7 @@ from records.dossier import Dossier
 from records.exports import ExportDesk
 from records.package import Exporter
 from records.permissions import Actor, Gate, os_account
+from records.redactions import RedactionDesk
 from retention.executor import RetentionExecutor
 from retention.holds import HoldDesk
 
@@ -129,7 +130,12 @@ class Services:
             exporter.stamp_now = lambda: self.stamper().run()
         return ExportDesk(catalog=self.catalog, gate=self.gate(), audit=self.audit(),
                           exporter=exporter, settings=self.settings.exports, clock=self.clock,
-                          reached=FifoHooks.from_env(os.environ).reached)
+                          reached=FifoHooks.from_env(os.environ).reached,
+                          redactions=lambda rid: self.redactions().approved(rid))
+
+    def redactions(self) -> RedactionDesk:
+        return RedactionDesk(catalog=self.catalog, store=self.store, keys=self.keys,
+                             gate=self.gate(), audit=self.audit(), clock=self.clock)
 
     def dossier(self) -> Dossier:
         return Dossier(catalog=self.catalog, gate=self.gate(), clock=self.clock)

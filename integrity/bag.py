@@ -185,6 +185,24 @@ def oxum_findings(raw: bytes, inventory: Inventory) -> list[Finding]:
                     {"claimed": list(claimed), "actual": list(actual)})]
 
 
+def structure(texts: Mapping[str, bytes], inventory: Inventory,
+              ) -> tuple[list[BagManifest], list[Finding]]:
+    """The bag's declaration, Payload-Oxum and every manifest present (SM3 ones too),
+    from the tag files already read into ``texts``: the manifests, and the findings."""
+    found: list[Finding] = []
+    if "bagit.txt" in texts:
+        found += declaration_findings(texts["bagit.txt"])
+    if "bag-info.txt" in texts:
+        found += oxum_findings(texts["bag-info.txt"], inventory)
+    manifests: list[BagManifest] = []
+    for name in MANIFEST_NAMES:
+        if name in texts:
+            parsed, problems = parse_manifest(name, texts[name])
+            manifests += [parsed] if parsed is not None else []
+            found += problems
+    return manifests, found
+
+
 # --------------------------------------------------------------------------- file set
 
 

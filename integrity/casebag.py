@@ -108,16 +108,9 @@ class CaseRecordCheck:
             return None
 
     def _manifests(self) -> list[bag.BagManifest]:
-        found: list[bag.BagManifest] = []
-        if "bagit.txt" in self.texts:
-            self.findings.extend(_within(f) for f in
-                                 bag.declaration_findings(self.texts["bagit.txt"]))
-        for name in bag.MANIFEST_NAMES:
-            if name in self.texts:
-                parsed, problems = bag.parse_manifest(name, self.texts[name])
-                found += [parsed] if parsed is not None else []
-                self.findings.extend(_within(f) for f in problems)
-        return found
+        manifests, found = bag.structure(self.texts, self.inv)
+        self.findings.extend(_within(f) for f in found)
+        return manifests
 
     def _digests(self, manifests: list[bag.BagManifest], expected: set[str],
                  documents: set[str]) -> dict[str, Mapping[str, str]]:

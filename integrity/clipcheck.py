@@ -123,16 +123,8 @@ class PackageCheck:
             return None
 
     def _bag_structure(self) -> list[bag.BagManifest]:
-        if "bagit.txt" in self.texts:
-            self.findings.extend(bag.declaration_findings(self.texts["bagit.txt"]))
-        if "bag-info.txt" in self.texts:
-            self.findings.extend(bag.oxum_findings(self.texts["bag-info.txt"], self.inv))
-        manifests = []
-        for name in bag.MANIFEST_NAMES:
-            if name in self.texts:
-                parsed, found = bag.parse_manifest(name, self.texts[name])
-                manifests.extend([parsed] if parsed is not None else [])
-                self.findings.extend(found)
+        manifests, found = bag.structure(self.texts, self.inv)
+        self.findings += found
         return manifests
 
     def _load_manifest(self) -> mf.SignedManifest | None:

@@ -29,7 +29,7 @@ from typing import Any
 import blake3
 from cryptography import x509
 
-from integrity import bag, caseexport, clipcheck
+from integrity import bag, caseexport, clipcheck, redactcheck
 from integrity.codes import Code
 from integrity.errors import KeyError_, ManifestInvalid
 from integrity.findings import Finding
@@ -82,10 +82,14 @@ def verify_package(root: Path, *, trusted: Mapping[str, PublicKey] | None = None
     with pkg:
         try:
             top = pkg.walk(levels=0)
-            check: caseexport.CaseExportCheck | clipcheck.PackageCheck = (
-                caseexport.CaseExportCheck(pkg, top, trusted, tsa_roots=tsa_roots)
-                if caseexport.is_case_export(top) else
-                clipcheck.PackageCheck(pkg, pkg.walk(), trusted, tsa_roots=tsa_roots))
+            if caseexport.is_case_export(top):
+                check: caseexport.CaseExportCheck | clipcheck.PackageCheck = \
+                    caseexport.CaseExportCheck(pkg, top, trusted, tsa_roots=tsa_roots)
+            else:
+                whole = pkg.walk()
+                if redactcheck.is_redacted(whole):  # 信息公开: a redacted derivative
+                    return redactcheck.RedactedCheck(pkg, whole, trusted).run()
+                check = clipcheck.PackageCheck(pkg, whole, trusted, tsa_roots=tsa_roots)
             found = check.run()
             if attested is not None:
                 attested.extend(check.attested)

@@ -76,6 +76,7 @@ class RequestView:
     skipped: tuple[str, ...] = ()  # case links that cannot be packaged (no rendition)
     exact: bool = False  # no byte outside the approved ranges (no covering segments)
     originals: bool = False  # the original camera files too
+    redaction_id: str | None = None  # only this approved redacted derivative
 
     def _last(self, kind: str) -> Decision | None:
         return next((d for d in reversed(self.decisions) if d.decision == kind), None)
@@ -101,7 +102,8 @@ class RequestView:
                 "exports": list(self.exports),
                 "decisions": [d.to_json() for d in self.decisions],
                 "items": [i.to_json() for i in self.items], "skipped": list(self.skipped),
-                "exact": self.exact, "originals": self.originals}
+                "exact": self.exact, "originals": self.originals,
+                "redaction_id": self.redaction_id}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,8 @@ def fold_request(row: ExportRequest, decisions: Iterable[ExportDecision], *,
                        requested_by=row.requested_by, reason=row.reason, at=row.at,
                        status=status, decisions=folded,
                        exact=bool(option and option.exact),
-                       originals=bool(option and option.originals))
+                       originals=bool(option and option.originals),
+                       redaction_id=option.redaction_id if option else None)
 
 
 def load_requests(s: Session, *, now: datetime, case_id: str | None = None,

@@ -2,7 +2,8 @@
 
 One append-only row per request, written with it: ``exact`` (no byte outside the
 approved ranges: no covering segments, only the trimmed derivative) and ``originals``
-(the original camera files too). A request without a row asks for neither. The
+(the original camera files too), or ``redaction_id`` (only that approved redacted
+derivative). A request without a row asks for none of these. The
 approver sees both (``export show``) before approving; the run reads them from here.
 """
 
@@ -21,6 +22,9 @@ class ExportOption(SQLModel, table=True):
     request_id: str = Field(primary_key=True, foreign_key="exportrequest.id")
     exact: bool = False
     originals: bool = False
+    #: An approved redaction (records/redactions.py): the package holds its redacted
+    #: derivative and nothing of the original (what a public purpose may take).
+    redaction_id: str | None = None
     at: datetime = utc_field()
 
 

@@ -36,10 +36,11 @@ from integrity import casebag
 from integrity.errors import Conflict, EvidockError
 from records.casebook import Casebook
 from records.casepackage import write_case_record
-from records.exportbook import Package, RequestView, load_requests
-from records.models import ExportDecision
+from records.exportbook import ExportItem, Package, RequestView, load_requests
+from records.models import Export, ExportDecision
 from records.package import Exporter, StagedPackage, publish, sync_tree
 from records.permissions import Actor
+from records.redactpackage import ApprovedRedaction, stage_redacted
 
 
 def staging_of(out: Path) -> Path:
@@ -114,6 +115,7 @@ class ExportRun:
     subjects: list[str]
     out: Path
     book: Casebook
+    redacted: ApprovedRedaction | None = None  # a 信息公开 export: only this derivative
 
     def run(self, *, resume: bool) -> list[Package]:
         self._consume(resume=resume)
@@ -157,6 +159,9 @@ class ExportRun:
         for n, item in enumerate(view.items, 1):
             name = _dir_name(view, n, item.recording_id)
             at, dest = (staging, self.out) if name == "." else (staging / name, self.out / name)
+            if self.redacted is not None:
+                staged.append(self._stage_redacted(item, at, dest, vouched))
+                continue
             made = self.exporter.stage(item.recording_id, start_us=item.start_us,
                                        end_us=item.end_us, at=at, destination=dest,
                                        actor=self.actor.audit_name, purpose=view.purpose,
@@ -174,6 +179,20 @@ class ExportRun:
                 {**p.to_json(), "dir": p.path.name} for p, _ in staged]}))
             sync_tree(staging)
         return staged
+
+    def _stage_redacted(self, item: ExportItem, at: Path, dest: Path,
+                        vouched: dict[str, object]) -> tuple[Package, StagedPackage]:
+        approved, ex = self.redacted, self.exporter
+        assert approved is not None
+        export = Export(id=ex.new_id(), recording_id=approved.recording_id,
+                        rendition_id=approved.rendition_id, start_us=approved.start_us,
+                        end_us=approved.end_us, segments=[], destination=str(dest),
+                        actor=self.actor.audit_name, purpose=self.view.purpose,
+                        request_id=self.view.id, created_at=self.clock())
+        made = stage_redacted(store=ex.store, keys=ex.keys, approved=approved, export=export,
+                              at=at, provenance={**vouched, "redaction_id": approved.id},
+                              station_id=ex.station_id)
+        return Package(dest, export.id, item, ()), made
 
     def _record(self, staged: Sequence[tuple[Package, StagedPackage]]) -> None:
         now = self.clock()

@@ -23,8 +23,7 @@ from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditLog
 from archive.bindings import bind
-from archive.catalog import Catalog, Recording
-from archive.catalog.models import Rendition, Segment
+from archive.catalog import Catalog
 from config.access import ExportSettings
 from integrity.errors import (
     Conflict,
@@ -44,13 +43,14 @@ from records.exportbook import (
     fold_request,
     load_requests,
 )
+from records.exportitems import case_items, recording_item
 from records.exportoptions import ExportOption
 from records.exportrun import ExportRun, check_out, remove_partial
 from records.labels import require_items
 from records.models import Export, ExportDecision, ExportRequest
-from records.originals import NO_RENDITION
-from records.package import Exporter, parse_offset
+from records.package import Exporter
 from records.permissions import Actor, Gate, P
+from records.redactpackage import ApprovedRedaction
 from records.vouch import unvouched
 
 
@@ -63,8 +63,12 @@ class ExportDesk:
                  settings: ExportSettings, clock: Callable[[], datetime],
                  casebook: Casebook | None = None,
                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-                 reached: Callable[[str], None] = lambda _point: None) -> None:
+                 reached: Callable[[str], None] = lambda _point: None,
+                 redactions: Callable[[str], ApprovedRedaction] | None = None) -> None:
         self.catalog, self.gate, self.audit, self.exporter = catalog, gate, audit, exporter
+        #: redaction id → its approved render (records/redactions.py); raises unless
+        #: approved. None: this station makes no redacted packages.
+        self.redactions = redactions
         self.settings, self.clock, self.new_id = settings, clock, new_id
         self.reached = reached  # test-only pause points (crash tests); no-op otherwise
         self.book = casebook or Casebook(catalog=catalog)
@@ -127,66 +131,12 @@ class ExportDesk:
 
     # ------------------------------------------------------------------ footage
 
-    def _span(self, recording_id: str) -> tuple[Recording, int | None]:
-        """The recording and the end of its rendition (None: no rendition to package)."""
-        with Session(self.catalog.engine) as s:
-            rec = s.get(Recording, recording_id)
-            if rec is None:
-                raise NotFound(f"no recording {recording_id}", recording=recording_id)
-            rend = s.exec(select(Rendition).where(Rendition.recording_id == recording_id,
-                                                  Rendition.status == "ok")).first()
-            last = None if rend is None else s.exec(
-                select(Segment).where(Segment.rendition_id == rend.id)
-                .order_by(col(Segment.index).desc())).first()
-        return rec, None if last is None else last.end_us
-
-    def _recording_item(self, recording_id: str, start: str | None,
-                        end: str | None) -> ExportItem:
-        rec, whole = self._span(recording_id)
-        if whole is None and rec.kind in NO_RENDITION:  # a photo leaves whole, as archived
-            if start is not None or end is not None:
-                raise InvalidRequest(f"recording {recording_id} is a {rec.kind}: it has no "
-                                     "time range; leave out --start and --end",
-                                     recording=recording_id)
-            return ExportItem(recording_id, 0, 0)
-        if whole is None:
-            raise NotFound(f"recording {recording_id} has no rendition to export; run "
-                           "`evidock process`", recording=recording_id)
-        start_us = 0 if start is None else parse_offset(start, rec.camera_start)
-        end_us = whole if end is None else parse_offset(end, rec.camera_start)
-        if not 0 <= start_us < min(end_us, whole):
-            raise InvalidRequest(f"the range [{start}, {end}) is not inside recording "
-                                 f"{recording_id} (0 to {whole / 1e6:.3f} s) or is empty",
-                                 start_us=start_us, end_us=end_us, recording=recording_id)
-        return ExportItem(recording_id, start_us, end_us)
-
-    def _case_items(self, case_id: str, *, made_at: datetime | None,
-                    ) -> tuple[list[ExportItem], list[str]]:
-        """Links active now (and made by ``made_at``): footage by its range, photos and
-        other files whole; video or audio not yet processed is skipped."""
-        items: list[ExportItem] = []
-        skipped: list[str] = []
-        for link in self.book.links(case_id=case_id):
-            if not link.active or (made_at is not None and link.at > made_at):
-                continue
-            rec, whole = self._span(link.recording_id)
-            if whole is None and rec.kind in NO_RENDITION:
-                items.append(ExportItem(link.recording_id, 0, 0, link.id))
-                continue
-            if whole is None:
-                skipped.append(f"link {link.id}: recording {link.recording_id} has no "
-                               "rendition yet (run `evidock process`)")
-                continue
-            items.append(ExportItem(link.recording_id, link.start_us or 0,
-                                    whole if link.end_us is None else link.end_us, link.id))
-        return items, skipped
-
     def _with_items(self, view: RequestView) -> RequestView:
         if view.case_id is None:
             assert view.recording_id is not None
-            item = self._recording_item(view.recording_id, view.start, view.end)
+            item = recording_item(self.catalog, view.recording_id, view.start, view.end)
             return replace(view, items=(item,))
-        items, skipped = self._case_items(view.case_id, made_at=view.at)
+        items, skipped = case_items(self.catalog, self.book, view.case_id, made_at=view.at)
         return replace(view, items=tuple(items), skipped=tuple(skipped))
 
     # ------------------------------------------------------------------ reading
@@ -246,14 +196,24 @@ class ExportDesk:
     def request(self, actor: Actor, *, case: str | None = None, recording: str | None = None,
                 start: str | None = None, end: str | None = None, purpose: str,
                 recipient: str, reason: str = "", exact: bool = False,
-                originals: bool = False) -> RequestView:
+                originals: bool = False, redaction: str | None = None) -> RequestView:
         """Ask to take a case's linked footage, or (a range of) a recording, out;
-        ``exact``: nothing outside the ranges; ``originals``: the camera files too."""
-        if (case is None) == (recording is None):
-            raise InvalidRequest("name exactly one of a case or a recording")
+        ``exact``: nothing outside the ranges; ``originals``: the camera files too;
+        ``redaction``: only that approved redacted derivative (what a public purpose,
+        信息公开, may take)."""
         if purpose not in self.settings.purposes:
             raise InvalidRequest(f"unknown purpose {purpose!r}; one of "
                                  f"{list(self.settings.purposes)}", purpose=purpose)
+        if redaction is not None:
+            recording, start, end = self._redacted(
+                redaction, case=case, recording=recording, start=start, end=end,
+                other=exact or originals)
+        elif purpose in self.settings.public_purposes:
+            raise InvalidRequest(f"{purpose} makes footage public: it may take only an "
+                                 "approved redacted derivative (技术处理后公开); request "
+                                 "with --redaction ID", purpose=purpose)
+        if (case is None) == (recording is None):
+            raise InvalidRequest("name exactly one of a case or a recording")
         if not recipient.strip():
             raise InvalidRequest("a recipient is required")
         if case is not None and (start is not None or end is not None):
@@ -267,7 +227,8 @@ class ExportDesk:
             found = self.book.case(case)
             row.case_id, number = found.id, found.number
         option = ExportOption(request_id=row.id, exact=exact, originals=originals,
-                              at=row.at) if exact or originals else None
+                              redaction_id=redaction, at=row.at) \
+            if exact or originals or redaction else None
         view = fold_request(row, (), now=row.at, case_number=number, option=option)
         self._require(actor, P.EXPORT_REQUEST, self._subjects(view), self._cases_of(view))
         view = self._with_items(view)
@@ -285,10 +246,28 @@ class ExportDesk:
                               details={"purpose": purpose, "recipient": row.recipient,
                                        "case_number": view.case_number, "start": start,
                                        "end": end, "reason": reason, "exact": exact,
-                                       "originals": originals,
+                                       "originals": originals, "redaction": redaction,
                                        "items": [i.to_json() for i in view.items]},
                               at=row.at)
         return view
+
+    def _redacted(self, redaction: str, *, case: str | None, recording: str | None,
+                  start: str | None, end: str | None,
+                  other: bool) -> tuple[str, str, str]:
+        """A redaction request's recording and range: the approved redaction's own."""
+        if case is not None or recording is not None or start or end or other:
+            raise InvalidRequest("a redacted export names only its redaction: the "
+                                 "recording and range are the redaction's",
+                                 redaction=redaction)
+        approved = self._approved_redaction(redaction)
+        return (approved.recording_id, f"{approved.start_us / 1e6:.6f}",
+                f"{approved.end_us / 1e6:.6f}")
+
+    def _approved_redaction(self, redaction: str) -> ApprovedRedaction:
+        if self.redactions is None:
+            raise InvalidRequest("this station makes no redacted derivatives",
+                                 redaction=redaction)
+        return self.redactions(redaction)
 
     def approve(self, actor: Actor, request_id: str, *, reason: str = "") -> RequestView:
         return self._decide(actor, request_id, "approved", reason)
@@ -356,10 +335,12 @@ class ExportDesk:
         if not view.items:
             raise Conflict(f"nothing left to export: every link of request {view.id} was "
                            "removed", request=view.id)
+        redacted = None if view.redaction_id is None else \
+            self._approved_redaction(view.redaction_id)  # still approved, at run time
         return ExportRun(catalog=self.catalog, audit=self.audit, exporter=self.exporter,
                          clock=self.clock, reached=self.reached, actor=actor, view=view,
-                         subjects=self._subjects(view), out=out,
-                         book=self.book).run(resume=resume)
+                         subjects=self._subjects(view), out=out, book=self.book,
+                         redacted=redacted).run(resume=resume)
 
     def tidy(self, area: ExportArea) -> builtins.list[Removed]:
         """The export area's lifecycle (:meth:`ExportArea.sweep`), each removal audited

@@ -55,6 +55,10 @@ class P(StrEnum):
     PARTY_EDIT = "party.edit"  # add, correct, remove a party (records/parties.py)
     EQUIPMENT_VIEW = "equipment.view"  # cameras, holders, docking; the ratio report
     EQUIPMENT_ASSIGN = "equipment.assign"  # assign a camera to an officer from a date
+    # a redacted derivative for publication (技术处理后公开): request, edit, render it
+    REDACTION_REQUEST = "redaction.request"
+    # watch a redaction and approve or reject it as a second person (records/redactions.py)
+    REDACTION_REVIEW = "redaction.review"
 
 
 _READ = (P.CASE_VIEW, P.RECORDING_VIEW, P.RECORDING_PLAY)
@@ -63,19 +67,20 @@ DEFAULT_ROLES: Mapping[str, frozenset[P]] = {
     # coverage of the cases of their units (a clerk's units bound every case they see)
     "clerk": frozenset({*_READ, P.CASE_CREATE, P.CASE_LINK, P.CASE_ATTACH, P.CASE_CLOSE,
                         P.RECORDING_MARK, P.EXPORT_REQUEST, P.INGEST_RUN, P.COVERAGE_VIEW,
-                        P.COVERAGE_STAGE, P.PARTY_VIEW, P.PARTY_EDIT}),
+                        P.COVERAGE_STAGE, P.PARTY_VIEW, P.PARTY_EDIT,
+                        P.REDACTION_REQUEST}),
     "inspector": frozenset({*_READ, P.EXPORT_REQUEST, P.EXPORT_RUN, P.COVERAGE_VIEW,
                             P.STATS_VIEW, P.REPORT_CUSTODY, P.PARTY_VIEW,
-                            P.EQUIPMENT_VIEW}),
+                            P.EQUIPMENT_VIEW, P.REDACTION_REQUEST}),
     "legal_reviewer": frozenset({*_READ, P.EXPORT_APPROVE, P.COVERAGE_VIEW, P.COVERAGE_STAGE,
                                  P.STATS_VIEW,
                                  P.HOLD_PLACE, P.HOLD_RELEASE, P.RECORDING_MARK,
                                  P.RECORDING_UNMARK, P.CASE_REVIEW, P.REPORT_CUSTODY,
-                                 P.PARTY_VIEW}),
+                                 P.PARTY_VIEW, P.REDACTION_REVIEW}),
     "supervisor": frozenset({*_READ, P.EXPORT_APPROVE, P.COVERAGE_VIEW, P.STATS_VIEW,
                              P.HOLD_PLACE, P.HOLD_RELEASE, P.RETENTION_PLAN, P.RETENTION_APPROVE,
                              P.AUDIT_VIEW, P.REPORT_CUSTODY, P.PARTY_VIEW,
-                             P.EQUIPMENT_VIEW, P.EQUIPMENT_ASSIGN}),
+                             P.EQUIPMENT_VIEW, P.EQUIPMENT_ASSIGN, P.REDACTION_REVIEW}),
     # Runs the system; sees no footage unless also given a reading role.
     "admin": frozenset({P.RETENTION_PLAN, P.RETENTION_RUN, P.AUDIT_VIEW, P.COVERAGE_VIEW,
                         P.STATS_VIEW, P.UPLOAD_RUN, P.EQUIPMENT_VIEW,

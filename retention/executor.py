@@ -36,7 +36,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from archive.audit.log import AuditLog
 from archive.bindings import bind, vouched
@@ -45,10 +45,9 @@ from archive.catalog.models import Tombstone
 from archive.replica.objectstore import ObjectStore
 from archive.replica.queue import UploadItem
 from archive.store import ContentStore
-from archive.tombstones import content_of, live_references, tombstoned_blobs
+from archive.tombstones import tombstoned_blobs
 from config.retention import RetentionSettings
 from integrity.errors import Conflict, InvalidRequest, NotFound, SelfApproval
-from records.models import CaseAttachment
 from records.permissions import Actor, Gate, P
 from records.persons import is_person
 from retention.actions import (
@@ -69,6 +68,7 @@ from retention.actions import (
     ScheduleReport,
     fold_actions,
 )
+from retention.content import recording_content, still_named
 from retention.holds import HoldDesk
 from retention.items import ItemSource
 from retention.models import RetentionAction
@@ -307,13 +307,13 @@ class RetentionExecutor:
         if s is None:
             with Session(self.catalog.engine) as fresh:
                 return self._split(recording_id, fresh)
-        blobs = [b for b, _ in content_of(s, recording_id)]
-        shared = live_references(s, blobs, exclude=recording_id) | _attached(s, blobs)
+        blobs = [b for b, _ in recording_content(s, recording_id)]
+        shared = still_named(s, blobs, exclude=recording_id)
         return [b for b in blobs if b not in shared], [b for b in blobs if b in shared]
 
     def _in_use(self, b3: str) -> bool:
         with Session(self.catalog.engine) as s:
-            return bool(live_references(s, [b3]) or _attached(s, [b3]))
+            return bool(still_named(s, [b3]))
 
     def _verify(self, blobs: Sequence[str]) -> list[dict[str, Any]]:
         """Every blob re-hashed from disk against its catalog row; the problems found."""
@@ -388,7 +388,7 @@ class RetentionExecutor:
                    removable: list[str], copies: Sequence[UploadItem],
                    now: datetime) -> Tombstone:
         digests: dict[str, Any] = {}
-        for b3, role in content_of(s, view.recording_id):
+        for b3, role in recording_content(s, view.recording_id):
             row = s.get(Blob, b3)
             digests[b3] = {"role": role, "sha256": row.sha256 if row else None,
                            "size": row.size if row else None, "removed": b3 in removable}
@@ -408,7 +408,7 @@ class RetentionExecutor:
         recorded lock has run out (except those of ``handled``: asked in this run)."""
         with Session(self.catalog.engine) as s:
             named = tombstoned_blobs(s)
-            gone = named - live_references(s, named) - _attached(s, named)
+            gone = named - still_named(s, named)
             left = sorted(b for b in gone if self.store.has(b))
             copies = undeleted(s, gone - set(handled), now) if self.objects else []
             known = last_remote(s, [c.blake3 for c in copies])
@@ -430,15 +430,6 @@ class RetentionExecutor:
         else:
             self.audit.record(actor=actor.audit_name, action="retention.run",
                               subjects=subjects, details=details, at=report.now)
-
-
-def _attached(s: Session, blobs: Collection[str]) -> set[str]:
-    """Blobs among ``blobs`` that a case attachment (a text record) names."""
-    wanted = list(set(blobs))
-    if not wanted:
-        return set()
-    return set(s.exec(select(CaseAttachment.blake3)
-                      .where(col(CaseAttachment.blake3).in_(wanted))))
 
 
 def _alone(view: PendingView, runner: Actor) -> Outcome | None:

@@ -15,6 +15,9 @@ command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v b3sum >/dev/null 2>&1 || missing+=(b3sum)
 # The CJK font signed report PDFs are printed with (records/pdfdoc.py).
 [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)
+# libGL and GLib: opencv-python (the redaction renderer and face detector) loads them.
+ls /usr/lib/*/libGL.so.1 >/dev/null 2>&1 || missing+=(libgl1)
+ls /usr/lib/*/libglib-2.0.so.0 >/dev/null 2>&1 || missing+=(libglib2.0-0)
 { [ -x /usr/bin/python3 ] && p3=/usr/bin/python3 || p3=python3; "$p3" -c 'import venv, ensurepip' >/dev/null 2>&1; } || missing+=(python3-venv)
 if [ "${EVIDOCK_MINIMAL:-0}" != 1 ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)

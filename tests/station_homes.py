@@ -20,15 +20,24 @@ from integrity.keys import KeyPair
 from records.bagwriter import write_bag
 
 CASE = "邵城管罚〔2019〕第101号"
+#: A clerk cleared for every sensitivity, to make the cases others may not see.
+SECRETARY = """
+[[access.users]]
+name = "secretary"
+roles = ["clerk"]
+clearances = ["个人隐私", "商业秘密", "国家秘密"]
+"""
 
 
-def aged_home(root: Path, extra_toml: str = "", retention: str = "") -> Path:
+def aged_home(root: Path, extra_toml: str = "", retention: str = "", *,
+              clips: tuple[ClipSpec, ...] = (ClipSpec(duration_s=1.0, height=240),),
+              audio: bool = False, render: bool = False) -> Path:
     """A station whose camera was offloaded 400 days ago by the real clock (the
     service's), with no grace period: every recording is due for deletion now.
-    ``retention``: more lines for its [retention] table."""
+    ``retention``: more lines for its [retention] table; ``render``: its videos
+    rendered too."""
     long_ago = datetime.now(UTC) - timedelta(days=400)
-    camera = build_camera(root / "camera", start=long_ago,
-                          clips=(ClipSpec(duration_s=1.0, height=240),), audio=False)
+    camera = build_camera(root / "camera", start=long_ago, clips=clips, audio=audio)
     home = root / "home"
     write_agency_config(home, f"{extra_toml}[retention]\ngrace_days = 0\n{retention}")
     svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
@@ -37,9 +46,12 @@ def aged_home(root: Path, extra_toml: str = "", retention: str = "") -> Path:
         report = svc.offloader().run(OffloadRequest(source=camera.root,
                                                     device_serial="ZFY0001",
                                                     officer_id="123456"))
+        renderer = svc.renderer()
+        for rec in renderer.pending() if render else ():
+            renderer.render(rec)
     finally:
         svc.close()
-    assert report.outcome == "completed" and len(report.files) == 3
+    assert report.outcome == "completed" and report.files
     return home
 
 
@@ -48,6 +60,15 @@ def copy_home(template: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "home"
     shutil.copytree(template, copy)
     return copy
+
+
+def rendered_videos(svc: Services) -> list[str]:
+    """Every video recording with a rendition, in camera time order."""
+    with Session(svc.catalog.engine) as s:
+        return list(s.exec(select(Recording.id).join(
+            Rendition, col(Rendition.recording_id) == col(Recording.id)).where(
+            Recording.kind == "video", Rendition.status == "ok")
+            .order_by(col(Recording.camera_start))))
 
 
 def first_video(svc: Services) -> str:

@@ -19,6 +19,7 @@ from evidock.service.routes import (
     holds,
     operations,
     parties,
+    redactions,
     reports,
     retention,
     reviews,
@@ -44,7 +45,7 @@ def build_app(*, services: Services, identity: Identity | None = None) -> FastAP
     app.add_exception_handler(EvidockError, _evidock_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     for module in (station, sessions, cases, coverage, statistics, exports, holds, retention,
-                   audit, operations, parties, equipment, reviews, reports):
+                   audit, operations, parties, equipment, reviews, reports, redactions):
         router = module.router
         app.include_router(router, prefix=API)
     return app

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from evidock_testing import offloaded_home, run_evidock, without_pending
-from station_homes import export_case, first_video
+from station_homes import SECRETARY, export_case, first_video
 
 from config import load_settings
 from evidock.wiring import Services
@@ -30,12 +30,7 @@ from integrity.package import verify_package
 
 CASE = "邵城管罚〔2019〕第101号"
 SECRET = "邵城管罚〔2019〕第901号"
-EXTRA = """
-[[access.users]]
-name = "secretary"
-roles = ["clerk"]
-clearances = ["个人隐私", "商业秘密", "国家秘密"]
-"""
+EXTRA = SECRETARY
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from evidock_testing import StepClock, write_agency_config
 from sqlmodel import Session, col, select
+from station_homes import SECRETARY
 
 from archive.audit.log import AuditEvent
 from archive.bindings import bind
@@ -35,12 +36,7 @@ from records.viewing import Viewer
 
 SECRET = "邵城管罚〔2019〕第900号"
 LEAKY = "邵城管罚〔2019〕第902号"
-EXTRA = """
-[[access.users]]
-name = "secretary"
-roles = ["clerk"]
-clearances = ["个人隐私", "商业秘密", "国家秘密"]
-"""
+EXTRA = SECRETARY
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 

@@ -19,11 +19,9 @@ from typing import Any
 import pytest
 from evidock_testing import offloaded_home, ok_json, run_evidock, without_pending
 from service_support import RunningService, account, audit_rows, open_dir, run_as, serving
-from sqlmodel import Session, col, select
+from station_homes import first_video
 
 from archive.audit.log import AuditEvent
-from archive.catalog import Recording
-from archive.catalog.models import Rendition
 from archive.keystore import StationKeys
 from config import load_settings
 from evidock.wiring import Services
@@ -74,12 +72,7 @@ def _prepare(home: Path, camera: Path) -> tuple[str, bytes]:
     offloaded_home(home, camera, extra_toml=ROLES)
     svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
     try:
-        with Session(svc.catalog.engine) as s:
-            video = s.exec(select(Recording.id).join(
-                Rendition, col(Rendition.recording_id) == col(Recording.id)).where(
-                Recording.kind == "video", Rendition.status == "ok")
-                .order_by(col(Recording.id))).first()
-        assert video is not None
+        video = first_video(svc)
         clerk = svc.gate().by_name("clerk")
         svc.cases().create(clerk, number=CASE, case_type="行政处罚", unit="城东中队")
         svc.cases().link(clerk, CASE, video, stage="调查取证", reason="现场检查",

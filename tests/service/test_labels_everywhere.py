@@ -22,10 +22,9 @@ from typing import Any
 import pytest
 from evidock_testing import offloaded_home, ok_json
 from service_support import RunningService, audit_events, audit_rows, open_dir, serving
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, func, select
+from station_homes import rendered_videos
 
-from archive.catalog import Recording
-from archive.catalog.models import Rendition
 from config import load_settings
 from evidock.wiring import Services
 from fixtures.camera import CameraTree
@@ -81,21 +80,13 @@ class Station:
         return error
 
 
-def _videos(svc: Services) -> list[str]:
-    with Session(svc.catalog.engine) as s:
-        return list(s.exec(select(Recording.id).join(
-            Rendition, col(Rendition.recording_id) == col(Recording.id)).where(
-            Recording.kind == "video", Rendition.status == "ok")
-            .order_by(col(Recording.camera_start))))
-
-
 def _prepare(home: Path, camera: Path) -> dict[str, str]:
     offloaded_home(home, camera, extra_toml=EXTRA)
     svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
     try:
         who = svc.gate().by_name
         cases, holds = svc.cases(), svc.holds()
-        v1, v2, v3 = _videos(svc)[:3]
+        v1, v2, v3 = rendered_videos(svc)[:3]
         cases.create(who("secretary"), number=SECRET, case_type="行政处罚", unit="城东中队",
                      sensitivity="国家秘密")
         cases.link(who("secretary"), SECRET, v1, stage="调查取证", reason="涉密")

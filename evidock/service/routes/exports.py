@@ -44,6 +44,7 @@ class RequestBody(BaseModel):
     reason: str = ""
     exact: bool = False
     originals: bool = False
+    redaction: str | None = None
 
 
 class DecisionBody(BaseModel):

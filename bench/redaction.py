@@ -23,17 +23,17 @@ from pathlib import Path
 
 from bench.common import machine_info, markdown_table, run_child, write_section
 
-READING = """Reading: rendering costs about what a plain re-encode of the same footage costs
-(the H.264 encode dominates; hiding the regions in the decoded frames with OpenCV is
-cheap): about real time for 1080p on 2 shared cores. Its peak RSS barely changes when the
-clip is twice as long (one frame buffer in Python; the rest is ffmpeg's and x264's own
-buffers). Detection is the expensive step, about 3 s per second of 1080p footage:
-CenterFace through OpenCV's DNN (no onnxruntime) on every 2nd frame, scaled to 960 px
-wide. It runs once per redaction, before review; the reviewer's edits re-render without
-re-detecting. On the synthetic fixture every face is covered in every frame (faces 1/3 of
-the frame height). Real footage with small, distant or turned-away faces will do worse,
-which is why a second person watches the redaction before it is approved and can add
-boxes by hand."""
+READING = """Reading: rendering takes about twice a plain re-encode of the same footage
+(the H.264 encode still dominates; the rest is the second decode, the raw frames crossing
+two pipes and OpenCV hiding the regions) and stays faster than real time for 1080p on 2
+cores. Its peak RSS barely changes when the clip is twice as long (one frame buffer in
+Python; the rest is ffmpeg's and x264's own buffers). Detection is the expensive step,
+about real time for 1080p: CenterFace through OpenCV's DNN (no onnxruntime) on every 2nd
+frame, scaled to 960 px wide. It runs once per redaction, before review; the reviewer's
+edits re-render without re-detecting. On the synthetic fixture every face is covered in
+every frame (faces 1/3 of the frame height). Real footage with small, distant or
+turned-away faces will do worse, which is why a second person watches the redaction
+before it is approved and can add boxes by hand."""
 
 
 def _child(step: str, src: Path, work: Path) -> None:

@@ -23,7 +23,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import blake3
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from archive.audit.log import AuditLog
 from archive.bindings import bind
@@ -157,9 +158,20 @@ class RedactionDesk:
 
     def _write(self, actor: Actor, step: RedactionStep, blobs: Sequence[Digests],
                subjects: Sequence[str], details: dict[str, Any], *,
-               head: Redaction | None = None) -> None:
+               head: Redaction | None = None, based_on: RedactionView | None = None) -> None:
+        """Append ``step`` (and its blobs' rows) with its audit event; ``based_on``: the
+        view the step was decided on, which must still be the newest (two reviewers at
+        once: the second is refused, not recorded beside the first)."""
         now, redaction_id = step.at, step.redaction_id
         with self.catalog.transaction() as s:
+            if based_on is not None:
+                self.audit.lock(s)  # every step commits with its event: none slips in
+                newest = s.exec(select(func.max(RedactionStep.id)).where(
+                    RedactionStep.redaction_id == redaction_id)).one()
+                if newest != max((st.id for st in based_on.steps), default=None):
+                    raise Conflict(f"redaction {redaction_id} changed meanwhile (another "
+                                   "step was recorded): look at it again",
+                                   redaction=redaction_id)
             for d in {d.blake3: d for d in blobs}.values():
                 if s.get(Blob, d.blake3) is None:
                     s.add(Blob(blake3=d.blake3, sha256=d.sha256, size=d.size, stored_at=now))
@@ -174,7 +186,8 @@ class RedactionDesk:
                  details={"redaction": redaction_id, **details}, at=now)
 
     def _add_plan(self, actor: Actor, view_id: str, plan: Plan, subjects: Sequence[str],
-                  reason: str, *, head: Redaction | None = None) -> None:
+                  reason: str, *, head: Redaction | None = None,
+                  based_on: RedactionView | None = None) -> None:
         data = plan.to_bytes()
         digests = self._put(data)
         step = RedactionStep(redaction_id=view_id, kind="plan", actor=actor.name,
@@ -182,7 +195,7 @@ class RedactionDesk:
         self._write(actor, step, [digests], subjects,
                     {"plan_blake3": digests.blake3, "tracks": len(plan.tracks),
                      "boxes": len(plan.boxes), "audio": len(plan.audio),
-                     "style": plan.style, "why": reason}, head=head)
+                     "style": plan.style, "why": reason}, head=head, based_on=based_on)
 
     # ------------------------------------------------------------------ reading
 
@@ -294,7 +307,7 @@ class RedactionDesk:
                                  "--tone or --style", redaction=view.id)
         self._add_plan(actor, view.id, new, self._subjects(view),
                        f"edited by {actor.name}" + (f"; removed {', '.join(remove)}"
-                                                    if remove else ""))
+                                                    if remove else ""), based_on=view)
         return load_one(self.catalog, view.id)
 
     def render(self, actor: Actor, redaction_id: str) -> RedactionView:
@@ -317,7 +330,8 @@ class RedactionDesk:
                              statement_blake3=made.statement.blake3,
                              signature_blake3=made.signature.blake3)
         self._write(actor, step, [made.output, made.statement, made.signature],
-                    self._subjects(view), {**made.details, "label": redaction.LABEL})
+                    self._subjects(view), {**made.details, "label": redaction.LABEL},
+                    based_on=view)
         return load_one(self.catalog, view.id)
 
     def view(self, actor: Actor, redaction_id: str) -> StoredBytes:
@@ -368,7 +382,8 @@ class RedactionDesk:
                              signature_blake3=render.signature_blake3,
                              reason=reason.strip())
         self._write(actor, step, [], self._subjects(view),
-                    {"output_blake3": render.output_blake3, "reason": reason.strip()})
+                    {"output_blake3": render.output_blake3, "reason": reason.strip()},
+                    based_on=view)
         return load_one(self.catalog, view.id)
 
     def _may_decide(self, actor: Actor, view: RedactionView, kind: str) -> None:

@@ -31,7 +31,7 @@ from config import load_settings
 from evidock.wiring import Services
 from fixtures.camera import CameraTree
 from integrity import redaction
-from integrity.errors import NotApproved
+from integrity.errors import Conflict, NotApproved
 from integrity.redaction import LABEL, Box
 
 SECRET = "邵城管罚〔2019〕第990号"
@@ -376,3 +376,33 @@ def test_a_public_export_takes_only_the_approved_redaction(station: Station) -> 
     assert code != 0 and {(f["code"], f["subject"]) for f in verdict["findings"]} >= {
         ("E_BAG_DIGEST_MISMATCH", "data/release.json"),
         ("E_SIGNATURE_INVALID", "release.json")}
+
+
+def test_two_reviewers_at_once_one_decision(station: Station) -> None:
+    """Both reviewers passed every check on the same view; the second write finds a step
+    recorded since and is refused, never recorded beside the first."""
+    from records.redaction_model import RedactionStep
+    from records.redactionbook import load_one
+
+    st = station
+    rid = _request(st, st.v2)["id"]
+    _render_and_view(st, rid, renderer="clerk", viewer="legal")
+    st.ok("redaction", "view", rid, "--out", str(st.outbox / f"{rid}-sup.mp4"),
+          user="supervisor")
+    svc = st.services()
+    try:
+        desk, who = svc.redactions(), svc.gate().by_name
+        seen = load_one(svc.catalog, rid)  # what the supervisor decided on
+        desk.approve(who("legal"), rid, reason="已审看")  # lands first
+        render = seen.render_step
+        assert render is not None
+        late = RedactionStep(redaction_id=rid, kind="approve", actor="supervisor",
+                             at=svc.clock(), output_blake3=render.output_blake3,
+                             reason="已审看")
+        with pytest.raises(Conflict, match="changed meanwhile"):
+            desk._write(who("supervisor"), late, [], [f"redaction:{rid}"], {},
+                        based_on=seen)
+        assert [(s.kind, s.actor) for s in load_one(svc.catalog, rid).steps
+                if s.kind == "approve"] == [("approve", "legal")]
+    finally:
+        svc.close()

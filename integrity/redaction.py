@@ -237,7 +237,7 @@ def plan_from_dict(doc: Any) -> Plan:
                       for a in doc["audio"])
         return Plan(str(doc["recording_id"]), start, end, width, height, doc["style"],
                     tracks, boxes, audio, doc.get("detector"))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidRequest(f"malformed redaction plan: {exc!r}"[:300]) from None
 
 

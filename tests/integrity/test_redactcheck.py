@@ -145,3 +145,30 @@ def test_a_missing_signature_and_a_foreign_key_are_named(made: tuple[Path, Stati
     other = StationKeys(directory=tmp_path / "other")
     other.init()
     assert "E_KEY_MISMATCH" in _codes(made[0], other)
+
+
+_PLACES = [("plan",), ("plan", "tracks"), ("plan", "tracks", 0, "samples"),
+           ("plan", "tracks", 0, "samples", 0), ("plan", "boxes", 0, "box"),
+           ("plan", "frame"), ("plan", "range_us"), ("plan", "audio", 0, "kind"),
+           ("plan", "style"), ("output",), ("output", "size"), ("format",)]
+
+
+@pytest.mark.parametrize("value", [None, [], [[]], "x", 10**30, {"a": [1]}])
+def test_a_hostile_statement_is_findings_never_a_crash(made: tuple[Path, StationKeys],
+                                                       tmp_path: Path, value: object) -> None:
+    """Every place of redaction.json given a value of the wrong shape (re-signed is not
+    possible without the key; re-bagged is): findings, never an exception."""
+    key = StationKeys(directory=made[0].parent / "keys").load()
+    original = json.loads((made[0] / "data" / "redaction.json").read_bytes())
+    for n, place in enumerate(_PLACES):
+        doc = json.loads(json.dumps(original))
+        at = doc
+        for step in place[:-1]:
+            at = at[step]
+        at[place[-1]] = value
+        root = tmp_path / f"case{n}"
+        shutil.copytree(made[0], root)
+        (root / "data" / "redaction.json").write_text(json.dumps(doc), encoding="utf-8")
+        rebag(root, key)
+        codes = _codes(root, made[1])
+        assert "E_SIGNATURE_INVALID" in codes, (place, value, codes)

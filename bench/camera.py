@@ -1,0 +1,480 @@
+"""Camera-speed offload: cameras on throttled read-only loop devices, `evidock ingest`
+against a plain `cat` of the same files under the same throttle, in one run.
+
+    .venv/bin/python -m bench.camera [--cameras 8] [--mb 256] [--rate 35] [--bays-at 100]
+        [--data DIR] [--no-doc]
+
+Builds once (cached under bench/data/ or --data) one camera tree of --mb MB per camera
+with ``fixtures.camera.build_big_camera`` (serial ZFY000k, so names match the docked
+device and no two cameras share bytes) and an ext4 image of it (``mkfs.ext4 -d``: this
+kernel has no vfat/exFAT module). Each image is attached read-only (``losetup -r``),
+mounted read-only, and its loop device throttled at --rate MB/s in one cgroup v1 blkio
+group (``blkio.throttle.read_bps_device``, one line per device) that every reader runs
+in. Cold: ``sync; echo 3 > /proc/sys/vm/drop_caches`` before each contender.
+
+- baseline: N parallel ``cat FILES > /dev/null``, one per camera;
+- contender: N parallel ``evidock ingest MOUNT --device ZFY000k --json --no-process``
+  clients of one fresh ``evidock serve`` (a fresh EVIDOCK_HOME on the same filesystem
+  as bench/data). The service is the process that reads the cameras, so it runs in the
+  throttled group; its CPU is read from /proc before and after (it includes the
+  ffprobe/ffmpeg children it reaped), the clients' from ``os.wait4``.
+
+Target (issue 14): every camera's ingest ≤ 1.1× its cat, all --cameras at --rate; then
+at --bays-at MB/s for 1, 2, 4, 8 cameras: the largest N where every ratio is ≤ 1.1×.
+Writes "## Camera-speed offload" to docs/BENCHMARKS.md. Root and cgroup v1 blkio only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from bench.common import (
+    MB,
+    REPO,
+    GiB,
+    MiB,
+    cached_build,
+    machine_info,
+    markdown_table,
+    mb_per_s,
+    total_size,
+    tree_files,
+    write_section,
+)
+
+TARGET = 1.1
+BLKIO = Path("/sys/fs/cgroup/blkio")
+EVIDOCK = REPO / ".venv" / "bin" / "evidock"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+USERS = """
+[[access.users]]
+name = "bench"
+os_users = ["root"]
+roles = ["clerk"]
+"""
+SCOPE = ("This measures the offload pipeline (`evidock ingest` through the station "
+         "service: the same Offloader the dock daemon runs), not the daemon's udev path "
+         "(bench/dock.py measures that, on unthrottled trees). The camera images are "
+         "ext4, not vfat/exFAT: this kernel has no vfat/exFAT module.")
+
+
+@dataclass(frozen=True)
+class Camera:
+    serial: str
+    image: Path
+    loop: str
+    mount: Path
+    files: tuple[Path, ...]
+    nbytes: int
+    devno: str  # "MAJ:MIN" of the loop device
+
+
+@dataclass(frozen=True)
+class Run:
+    wall_s: tuple[float, ...]  # per camera, from the common start to that process's exit
+    cpu_s: float
+    rss_mib: float
+    offload_s: tuple[float, ...] = ()  # the Offloader's own time per camera (its report)
+
+
+@dataclass(frozen=True)
+class Round:
+    n: int
+    rate: float
+    cat: Run
+    ingest: Run
+
+    def ratios(self) -> list[float]:
+        return [i / c for i, c in zip(self.ingest.wall_s, self.cat.wall_s, strict=True)]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.camera", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cameras", type=int, default=8, help="cameras docked at once")
+    p.add_argument("--mb", type=int, default=256, help="MB of footage per camera")
+    p.add_argument("--rate", type=float, default=35.0, help="read MB/s per camera (USB 2)")
+    p.add_argument("--bays-at", type=float, default=100.0,
+                   help="rate (MB/s, USB 3) for the 1, 2, 4, 8 bays sweep (0: skip)")
+    p.add_argument("--data", type=Path, default=REPO / "bench" / "data",
+                   help="cache for trees and images, scratch for the station home")
+    p.add_argument("--doc", action=argparse.BooleanOptionalAction, default=True,
+                   help="write the figures to docs/BENCHMARKS.md")
+    return p.parse_args(argv)
+
+
+def preflight() -> None:
+    if os.geteuid() != 0:
+        raise SystemExit("bench.camera needs root (loop devices, mounts, cgroups, "
+                         "drop_caches)")
+    if not (BLKIO / "blkio.throttle.read_bps_device").exists():
+        raise SystemExit(f"bench.camera needs cgroup v1 blkio mounted at {BLKIO} "
+                         "(blkio.throttle.read_bps_device not found)")
+    for tool in ("mkfs.ext4", "losetup", "mount", "umount", "cat"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"bench.camera needs {tool}")
+
+
+# --- cameras ------------------------------------------------------------------------------
+
+
+def camera_image(data: Path, mb: int, serial: str) -> Path:
+    """``data/camera-<mb>mb/<serial>/camera.ext4``, built once from its own tree."""
+    from fixtures.camera import build_big_camera
+
+    def build(root: Path) -> int:
+        tree = build_big_camera(root / "tree", total_bytes=mb * MB, serial=serial,
+                                cache_dir=data / "cache")
+        image, nbytes = root / "camera.ext4", total_size(tree_files(root / "tree"))
+        with open(image, "wb") as fh:  # room for the metadata of a few big files
+            fh.truncate((int(nbytes * 1.05) + 16 * MiB) // 4096 * 4096)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", "-d",
+                        str(root / "tree"), str(image)], check=True, timeout=600)
+        return len(tree.files)
+
+    return cached_build(data / f"camera-{mb}mb", serial, build) / "camera.ext4"
+
+
+def attach(stack: contextlib.ExitStack, image: Path, mount: Path, serial: str) -> Camera:
+    """Loop device (read-only) + read-only mount, both undone by ``stack``."""
+    loop = subprocess.run(["losetup", "-f", "--show", "-r", str(image)], check=True,
+                          capture_output=True, text=True, timeout=60).stdout.strip()
+    stack.callback(subprocess.run, ["losetup", "-d", loop], check=False, timeout=60)
+    mount.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-o", "ro,nosuid,nodev,noexec", loop, str(mount)], check=True,
+                   timeout=60)
+    stack.callback(subprocess.run, ["umount", str(mount)], check=False, timeout=60)
+    rdev = os.stat(loop).st_rdev
+    files = tuple(tree_files(mount))
+    return Camera(serial, image, loop, mount, files, total_size(files),
+                  f"{os.major(rdev)}:{os.minor(rdev)}")
+
+
+def make_cgroup(stack: contextlib.ExitStack) -> Path:
+    group = BLKIO / f"evidock-bench-camera-{os.getpid()}"
+    group.mkdir()
+    stack.callback(_remove_cgroup, group)
+    return group
+
+
+def _remove_cgroup(group: Path) -> None:
+    for pid in (group / "cgroup.procs").read_text().split():  # strays back to the root
+        with contextlib.suppress(OSError):
+            (BLKIO / "cgroup.procs").write_text(pid)
+    group.rmdir()
+
+
+def throttle(group: Path, cameras: Sequence[Camera], rate: float) -> None:
+    for cam in cameras:  # one write per device: each line sets (or replaces) one limit
+        (group / "blkio.throttle.read_bps_device").write_text(
+            f"{cam.devno} {int(rate * MB)}\n")
+
+
+def read_bytes(group: Path) -> dict[str, int]:
+    """Bytes read per device by the members of ``group`` so far."""
+    out = {}
+    for line in (group / "blkio.throttle.io_service_bytes").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "Read":
+            out[parts[0]] = int(parts[2])
+    return out
+
+
+def check_throttled(group: Path, before: dict[str, int], cameras: Sequence[Camera],
+                    who: str) -> None:
+    """Every camera's bytes were read by the throttled group, or the figures mean nothing."""
+    after = read_bytes(group)
+    short = [c.serial for c in cameras
+             if after.get(c.devno, 0) - before.get(c.devno, 0) < c.nbytes]
+    if short:
+        raise SystemExit(f"{who}: the reads of {short} did not all go through the throttled "
+                         "cgroup (page cache not dropped, or the reader outside the group)")
+
+
+def drop_caches() -> None:
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+# --- children -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def in_group(group: Path) -> Iterator[None]:
+    """Children started inside inherit ``group``: every read they do is throttled. (This
+    process joins it for the moment of the fork; a ``preexec_fn`` is unsafe with threads.)"""
+    (group / "cgroup.procs").write_text(str(os.getpid()))
+    try:
+        yield
+    finally:
+        (BLKIO / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def run_parallel(argvs: Sequence[Sequence[str]], group: Path, *, env: dict[str, str],
+                 outs: Sequence[Path | None]) -> Run:
+    """Start every command at once in ``group``; each one's wall from the common start."""
+    walls, cpu, rss, codes = [0.0] * len(argvs), [0.0], [0], [0] * len(argvs)
+    lock = threading.Lock()
+
+    def reap(i: int, pid: int, start: float) -> None:
+        _, status, usage = os.wait4(pid, 0)
+        walls[i] = time.perf_counter() - start
+        with lock:
+            codes[i] = os.waitstatus_to_exitcode(status)
+            cpu[0] += usage.ru_utime + usage.ru_stime
+            rss[0] = max(rss[0], usage.ru_maxrss)
+
+    start, threads = time.perf_counter(), []
+    with in_group(group):
+        for i, (argv, out) in enumerate(zip(argvs, outs, strict=True)):
+            with open(out or os.devnull, "wb") as fh:
+                # Reaped with os.wait4 (its rusage) by a thread each, not proc.wait.
+                proc = subprocess.Popen(list(argv), env=env,  # noqa: SIM115
+                                        stdin=subprocess.DEVNULL, stdout=fh)
+            threads.append(threading.Thread(target=reap, args=(i, proc.pid, start)))
+            threads[-1].start()
+    for t in threads:
+        t.join()
+    if any(codes):
+        raise SystemExit(f"{argvs[0][0]} failed: exit codes {codes}")
+    return Run(tuple(walls), cpu[0], rss[0] / 1024)
+
+
+def cat_round(cameras: Sequence[Camera], group: Path) -> Run:
+    drop_caches()
+    return run_parallel([["cat", *map(str, c.files)] for c in cameras], group,
+                        env=dict(os.environ), outs=[None] * len(cameras))
+
+
+# --- the station --------------------------------------------------------------------------
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
+    return {**env, "EVIDOCK_HOME": str(home), "EVIDOCK_SOCKET": str(home / "bench.sock")}
+
+
+@contextlib.contextmanager
+def station(home: Path, group: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A fresh home and its `evidock serve`, in the throttled group (it reads the cameras)."""
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    env = _env(home)
+    subprocess.run([str(EVIDOCK), "init", "--account", "root"], env=env, check=True,
+                   capture_output=True, timeout=300)
+    with (home / "evidock.toml").open("a", encoding="utf-8") as fh:
+        fh.write(USERS)
+    notify = home / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify))
+    listener.settimeout(120)
+    with in_group(group):
+        proc = subprocess.Popen([str(EVIDOCK), "serve", "--socket", env["EVIDOCK_SOCKET"]],
+                                env={**env, "NOTIFY_SOCKET": str(notify)},
+                                stdout=subprocess.DEVNULL)
+    try:
+        with listener:
+            while b"READY=1" not in listener.recv(4096):
+                pass
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU-s of a live process and the children it has reaped (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return sum(int(f) for f in fields[11:15]) / CLK_TCK
+
+
+def _proc_hwm_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def ingest_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
+    with station(scratch / "home", group) as service:
+        drop_caches()
+        outs = [scratch / f"ingest-{c.serial}.json" for c in cameras]
+        argvs = [[str(EVIDOCK), "ingest", str(c.mount), "--device", c.serial, "--json",
+                  "--no-process"] for c in cameras]
+        before = _proc_cpu(service.pid)
+        clients = run_parallel(argvs, group, env=_env(scratch / "home"), outs=outs)
+        service_cpu = _proc_cpu(service.pid) - before
+        hwm = _proc_hwm_mib(service.pid)
+    inner = []
+    for cam, out in zip(cameras, outs, strict=True):
+        summary = json.loads(out.read_bytes())["summary"]
+        if summary["ingested"] != summary["files"] or summary["files"] != len(cam.files):
+            raise SystemExit(f"{cam.serial}: not every file was ingested: {summary}")
+        inner.append(float(summary["seconds"]))
+    return Run(clients.wall_s, clients.cpu_s + service_cpu, max(hwm, clients.rss_mib),
+               tuple(inner))
+
+
+def measure(cameras: Sequence[Camera], group: Path, scratch: Path, rate: float) -> Round:
+    throttle(group, cameras, rate)
+    before = read_bytes(group)
+    cat = cat_round(cameras, group)
+    check_throttled(group, before, cameras, "cat")
+    before = read_bytes(group)
+    ingest = ingest_round(cameras, group, scratch)
+    check_throttled(group, before, cameras, "ingest")
+    r = Round(len(cameras), rate, cat, ingest)
+    print(f"  {r.n} camera(s) at {rate:g} MB/s: cat {max(cat.wall_s):.2f}s, ingest "
+          f"{max(ingest.wall_s):.2f}s, worst ratio {max(r.ratios()):.2f}×", flush=True)
+    return r
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def per_camera_table(r: Round, cameras: Sequence[Camera]) -> str:
+    rows = [[c.serial, f"{c.nbytes / MB:.0f}", f"{cw:.2f}", f"{iw:.2f}",
+             f"{mb_per_s(c.nbytes, iw):.1f}", f"**{iw / cw:.2f}×**", f"{ow:.2f}",
+             f"{ow / cw:.2f}×"]
+            for c, cw, iw, ow in zip(cameras, r.cat.wall_s, r.ingest.wall_s,
+                                     r.ingest.offload_s, strict=True)]
+    return markdown_table(["camera", "MB", "cat s", "ingest s", "ingest MB/s",
+                           "ingest ÷ cat", "of which offload s (its report)",
+                           "offload ÷ cat"], rows)
+
+
+def _cpu_per_gib(run: Run, nbytes: int) -> str:
+    return f"{run.cpu_s / (nbytes / GiB):.1f}"
+
+
+def sweep_table(rounds: Sequence[Round], cameras: Sequence[Camera]) -> str:
+    rows = []
+    for r in rounds:
+        nbytes = sum(c.nbytes for c in cameras[:r.n])
+        ok = max(r.ratios()) <= TARGET
+        rows.append([r.n, f"{max(r.cat.wall_s):.2f}", f"{mb_per_s(nbytes, max(r.cat.wall_s)):.0f}",
+                     f"{max(r.ingest.wall_s):.2f}", f"{max(r.ratios()):.2f}×",
+                     _cpu_per_gib(r.ingest, nbytes), f"{r.ingest.rss_mib:.0f}",
+                     "met" if ok else "missed"])
+    return markdown_table(["bays", "slowest cat s", "cat aggregate MB/s", "slowest ingest s",
+                           "worst ingest ÷ cat", "ingest CPU-s/GiB", "peak RSS MiB",
+                           f"≤ {TARGET}×"], rows)
+
+
+def main_text(r: Round, cameras: Sequence[Camera]) -> str:
+    nbytes = sum(c.nbytes for c in cameras)
+    worst = max(r.ratios())
+    verdict = "**met**" if worst <= TARGET else "**missed**"
+    return (f"{r.n} cameras at once, each throttled to {r.rate:g} MB/s:\n\n"
+            f"{per_camera_table(r, cameras)}\n\n"
+            f"- slowest camera's ingest ÷ its cat: **{worst:.2f}×** (target ≤ {TARGET}×): "
+            f"{verdict}; slowest ingest ÷ slowest cat "
+            f"{max(r.ingest.wall_s) / max(r.cat.wall_s):.2f}×\n"
+            f"- CPU-s per GiB: ingest {_cpu_per_gib(r.ingest, nbytes)} (service + its "
+            f"ffprobe/ffmpeg children + the {r.n} CLI clients), cat "
+            f"{_cpu_per_gib(r.cat, nbytes)}\n"
+            f"- peak RSS: service {r.ingest.rss_mib:.0f} MiB (VmHWM of `evidock serve`; "
+            f"the largest client or child counted if larger), cat {r.cat.rss_mib:.0f} MiB\n"
+            "- ingest s is the CLI's wall (what the user waits for: client start-up, the "
+            "request, the audited ingest.request, the offload); offload s is the "
+            "Offloader's own time from its JSON report")
+
+
+def bays_text(rounds: Sequence[Round], cameras: Sequence[Camera], rate: float) -> str:
+    good = [r.n for r in rounds if max(r.ratios()) <= TARGET]
+    best = max(good) if good else 0
+    return (f"Bays at {rate:g} MB/s each (USB 3):\n\n{sweep_table(rounds, cameras)}\n\n"
+            f"- largest number of bays with every camera's ingest ≤ {TARGET}× its cat: "
+            f"**{best}**" + ("" if best else " (not even one)"))
+
+
+def doc_body(args: argparse.Namespace, cameras: Sequence[Camera], main_round: Round,
+             sweep: Sequence[Round], cmd: str) -> str:
+    info = machine_info()
+    head = (f"- date: {info['date']}; {info['load']} at the end (shared VM)\n"
+            f"- machine: {info['machine']}\n- python {info['python']}, {info['ffmpeg']}\n"
+            f"- command: `{cmd}`\n"
+            f"- cameras: {len(cameras)} × {cameras[0].nbytes / MB:.0f} MB "
+            f"({len(cameras[0].files)} MP4 files each, `fixtures.camera.build_big_camera`), "
+            "each an ext4 image (`mkfs.ext4 -d`) on a read-only loop device mounted "
+            "read-only, reads throttled per device with cgroup v1 "
+            "`blkio.throttle.read_bps_device`; cold (`sync; echo 3 > "
+            "/proc/sys/vm/drop_caches`) before each contender; one run each\n"
+            "- cat = `cat FILES > /dev/null` per camera, all at once, in the throttled "
+            "group; ingest = `evidock ingest MOUNT --device ZFY000k --json --no-process` "
+            "per camera, all at once, against one fresh `evidock serve` (fresh "
+            "EVIDOCK_HOME on the data disk) running in the throttled group\n"
+            f"- {SCOPE}")
+    parts = [head, main_text(main_round, cameras)]
+    if sweep:
+        parts.append(bays_text(sweep, cameras, args.bays_at))
+    return "\n\n".join(parts)
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # so the cleanup in ``finally`` runs
+
+
+def sweep_sizes(cameras: int) -> list[int]:
+    return sorted({n for n in (1, 2, 4, 8) if n <= cameras} | {cameras} - {0})
+
+
+def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[
+        list[Camera], Round, list[Round]]:
+    serials = [f"ZFY{k:04d}" for k in range(1, args.cameras + 1)]
+    images = [camera_image(args.data, args.mb, s) for s in serials]
+    scratch = args.data / f"camera-scratch-{os.getpid()}"
+    scratch.mkdir(parents=True)
+    stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+    cams = [attach(stack, img, scratch / "mnt" / s, s) for img, s in zip(images, serials,
+                                                                          strict=True)]
+    group = make_cgroup(stack)
+    print(SCOPE, flush=True)
+    main_round = measure(cams, group, scratch, args.rate)
+    sweep = [measure(cams[:n], group, scratch, args.bays_at)
+             for n in (sweep_sizes(args.cameras) if args.bays_at > 0 else [])]
+    return cams, main_round, sweep
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    preflight()
+    args.data = args.data.resolve()
+    args.data.mkdir(parents=True, exist_ok=True)
+    cmd = " ".join([".venv/bin/python -m bench.camera", *(sys.argv[1:] if argv is None
+                                                          else argv)])
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with contextlib.ExitStack() as stack:  # umount, losetup -d, rmdir: even on Ctrl-C
+            cams, main_round, sweep = run(args, stack)
+    except KeyboardInterrupt:
+        print("interrupted; mounts, loop devices and the cgroup were removed", file=sys.stderr)
+        return 130
+    body = doc_body(args, cams, main_round, sweep, cmd)
+    print("\n" + body)
+    if args.doc:
+        write_section("Camera-speed offload", body)
+        print("\nwrote ## Camera-speed offload to docs/BENCHMARKS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

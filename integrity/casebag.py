@@ -69,13 +69,9 @@ class CaseRecordCheck:
         self.findings.append(Finding(code, message, f"{NAME}/{subject}", details))
 
     def run(self) -> list[Finding]:
-        for path in (*bag.BAG_FILES, *FIXED, *gmbag.FILES):
-            entry = self.inv.file(path)
-            if entry is not None:
-                try:
-                    self.texts[path] = self.pkg.read(entry, MAX_DOCUMENT)
-                except Refused as refused:
-                    self.findings.append(refused.finding)
+        self.texts, found = self.pkg.read_present(
+            self.inv, dict.fromkeys((*bag.BAG_FILES, *FIXED, *gmbag.FILES), MAX_DOCUMENT))
+        self.findings += found
         manifests = self._manifests()
         doc = self._json("data/case.json")
         documents = [d for d in doc.get("documents", [])] if isinstance(doc, dict) else []

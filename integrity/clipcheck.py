@@ -102,15 +102,9 @@ class PackageCheck:
     # ------------------------------------------------------------------ reading
 
     def _read_small_files(self) -> None:
-        for path, limit in _LIMITS.items():
-            entry = self.inv.file(path)
-            if entry is None:
-                continue
-            try:
-                self.texts[path] = self.pkg.read(entry, limit)
-            except Refused as refused:
-                self.unread.add(path)
-                self.findings.append(refused.finding)
+        self.texts, found = self.pkg.read_present(self.inv, _LIMITS)
+        self.unread |= {p for p in _LIMITS if self.inv.file(p) and p not in self.texts}
+        self.findings += found
 
     def _json(self, path: str) -> Any:
         raw = self.texts.get(path)

@@ -59,13 +59,8 @@ class RedactedCheck:
     def run(self) -> list[Finding]:
         small = (*bag.BAG_FILES, *bag.MANIFEST_NAMES, *gmbag.FILES,
                  *(f"data/{n}" for n in DATA if n != FILE))
-        for path in dict.fromkeys(small):
-            entry = self.inv.file(path)
-            if entry is not None:
-                try:
-                    self.texts[path] = self.pkg.read(entry, MAX_DOCUMENT)
-                except Refused as refused:
-                    self.findings.append(refused.finding)
+        self.texts, found = self.pkg.read_present(self.inv, dict.fromkeys(small, MAX_DOCUMENT))
+        self.findings += found
         manifests = self._manifests()
         tags = gmbag.tags_of(self.texts)
         expected = {*bag.BAG_FILES, *(f"data/{n}" for n in DATA), *gmbag.expected(tags)}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -163,6 +163,22 @@ class PackageDir:
             raise Refused(Code.E_PACKAGE_LIMIT, f"more than the {limit} bytes this file may "
                           "have: not read further", display(entry.path), limit=limit)
         return b"".join(chunks)
+
+    def read_present(self, inventory: Inventory, limits: Mapping[str, int],
+                     ) -> tuple[dict[str, bytes], list[Finding]]:
+        """Each of ``limits``' paths the walk listed as a regular file, read whole within
+        its limit; a refusal is a finding and leaves the path out."""
+        texts: dict[str, bytes] = {}
+        found: list[Finding] = []
+        for path, limit in limits.items():
+            entry = inventory.file(path)
+            if entry is None:
+                continue
+            try:
+                texts[path] = self.read(entry, limit)
+            except Refused as refused:
+                found.append(refused.finding)
+        return texts, found
 
     def _openat(self, entry: Entry) -> int:
         *dirs, name = entry.path.split("/")

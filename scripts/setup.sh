@@ -30,6 +30,8 @@ if [ "${EVIDOCK_MINIMAL:-0}" != 1 ]; then
   # openssl ts -reply: the test TSA of the RFC 3161 tests (tests/tsa_support.py)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v radosgw >/dev/null 2>&1 || missing+=(ceph-mon ceph-osd radosgw)
+  # The web desk's browser tests: Debian's Chromium driven by Playwright (no download)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from evidock.output import rezone_text
@@ -31,6 +31,7 @@ from evidock.wiring import Services
 from integrity.errors import EvidockError, InvalidRequest
 
 API = "/api/v1"
+DESK = "/desk"
 
 
 def build_app(*, services: Services, identity: Identity | None = None) -> FastAPI:
@@ -48,6 +49,8 @@ def build_app(*, services: Services, identity: Identity | None = None) -> FastAP
                    audit, operations, parties, equipment, reviews, reports, redactions):
         router = module.router
         app.include_router(router, prefix=API)
+    from evidock.web.desk import mount  # the pages pull in Jinja2: only when serving
+    mount(app)
     return app
 
 
@@ -68,7 +71,10 @@ class _ZoneHeader:
         await self.app(scope, receive, named if scope["type"] == "http" else send)
 
 
-async def _evidock_error(request: Request, exc: EvidockError) -> JSONResponse:
+async def _evidock_error(request: Request, exc: EvidockError) -> Response:
+    if request.url.path.startswith(DESK):
+        from evidock.web.desk import error_page
+        return error_page(request, exc)
     body = error_body(exc)
     # People read the message: its times in the station's zone (details stay as data).
     zone = request.app.state.services.settings.station.local_zone

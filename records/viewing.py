@@ -115,9 +115,9 @@ class Viewer:
     def show(self, actor: Actor, recording_id: str) -> RecordingDetail:
         """One recording: its facts, marks, links (with history) and renditions."""
         summary, cases = self._recording(actor, recording_id, P.RECORDING_VIEW)
-        numbers = {c.id: c.number for c in self.book.cases()}
-        links = tuple((x, numbers[x.case_id])
-                      for x in self.book.links(recording_ids=[recording_id]))
+        rows = self.book.links(recording_ids=[recording_id])
+        numbers = {c.id: c.number for c in self.book.cases({x.case_id for x in rows})}
+        links = tuple((x, numbers[x.case_id]) for x in rows)
         detail = RecordingDetail(recording=summary,
                                  sensitivity=strictest(c.sensitivity for c in cases),
                                  links=links, renditions=self._renditions(recording_id))

@@ -37,6 +37,7 @@ import records.applicability
 import records.credentials
 import records.equipment
 import records.exportoptions
+import records.footage_thumbs
 import records.models
 import records.parties
 import records.redaction_model
@@ -63,6 +64,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     records.parties,
     records.equipment,
     records.redaction_model,
+    records.footage_thumbs,
     retention.models,
 )
 

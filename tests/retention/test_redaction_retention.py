@@ -36,6 +36,7 @@ from integrity.errors import Conflict
 from integrity.redaction import Box
 from records.auditdesk import AuditDesk
 from records.redaction_model import RedactionStep
+from records.footage_thumbs import Thumbnails
 from records.redactionbook import ROLES, redaction_content
 from retention.actions import I_RETENTION_DELETED, RunReport
 
@@ -275,5 +276,41 @@ def test_a_blob_another_live_recordings_redaction_names_is_kept(
         assert v1.status == "deleted" and out1 in v1.kept and out1 not in tomb.blobs
         assert tomb.digests[out1]["removed"] is False and svc.store.has(out1)
         assert not any(svc.store.has(b) for b in prepared.content1 if b != out1)
+    finally:
+        svc.close()
+
+
+def _stills(prepared: Prepared, to: Path, recordings: tuple[str, ...]) -> tuple[Path, list[str]]:
+    """A copy of the station where the desk has shown ``recordings``' stills."""
+    home = _copy(prepared, to)
+    svc = _services(home)
+    try:
+        thumbs = Thumbnails(catalog=svc.catalog, store=svc.store, gate=svc.gate())
+        return home, [thumbs.still(svc.gate().by_name("legal"), r).blake3 for r in recordings]
+    finally:
+        svc.close()
+
+
+def test_a_recordings_still_goes_with_it_unless_a_live_recording_shows_the_same(
+        prepared: Prepared, tmp_path: Path) -> None:
+    """The desk's still shows the footage: retention removes it with its recording and
+    lists it in the tombstone. The fixture's two clips show the same picture, so their
+    stills are one JPEG: while V2 lives, that blob stays."""
+    home, [alone] = _stills(prepared, tmp_path / "alone", (prepared.v1,))
+    svc = _services(home)
+    try:
+        [v1] = [o for o in _retention(svc).outcomes if o.recording_id == prepared.v1]
+        tomb = _tombstone(svc, prepared.v1)
+        assert tomb is not None and v1.status == "deleted"
+        assert alone in v1.removed and tomb.digests[alone]["role"] == "thumbnail"
+        assert not svc.store.has(alone)
+    finally:
+        svc.close()
+    home, [s1, s2] = _stills(prepared, tmp_path / "shared", (prepared.v1, prepared.v2))
+    assert s1 == s2 == alone
+    svc = _services(home)
+    try:
+        [v1] = [o for o in _retention(svc).outcomes if o.recording_id == prepared.v1]
+        assert v1.status == "deleted" and s1 in v1.kept and svc.store.has(s1)
     finally:
         svc.close()

@@ -77,7 +77,7 @@ class AuditDesk:
         query = EventQuery(**filters)
         page = find_events(self.audit.catalog.engine, query)
         governing = self.book.governing_each([e["subjects"] for e in page.events])
-        shown = [e if actor.sees_every(cases) else _hidden(e)
+        shown = [e if actor.sees_every(cases) else hidden_event(e)
                  for e, cases in zip(page.events, governing, strict=True)]
         hidden = sum(1 for e in shown if e.get("hidden"))
         self.gate.read(actor, "audit.events", [_LOG],
@@ -124,11 +124,11 @@ class AuditDesk:
                      at=self.clock())
 
 
-def _hidden(event: dict[str, Any]) -> dict[str, Any]:
+def hidden_event(event: dict[str, Any]) -> dict[str, Any]:
     """An event the reader may not see, in its place: its number and hashes (the chain
     stays checkable), nothing of what it says."""
     return {"seq": event["seq"], "hidden": True, "prev_hash": event["prev_hash"],
             "leaf_hash": event["leaf_hash"]}
 
 
-__all__ = ["REFUSED_VERBS", "AuditDesk"]
+__all__ = ["REFUSED_VERBS", "AuditDesk", "hidden_event"]

@@ -22,7 +22,7 @@ from archive.audit.log import AuditEvent
 from archive.catalog.types import table_of
 from integrity.errors import InvalidRequest
 
-__all__ = ["MAX_LIMIT", "EventPage", "EventQuery", "find_events"]
+__all__ = ["MAX_LIMIT", "EventPage", "EventQuery", "event_conditions", "find_events"]
 
 MAX_LIMIT = 1000
 _T = table_of(AuditEvent)
@@ -73,7 +73,7 @@ def find_events(engine: Engine, query: EventQuery) -> EventPage:
     """One page of the events ``query`` selects (one indexed range scan on seq)."""
     with engine.connect() as conn:
         stmt = select(_T)
-        for condition in _conditions(conn, query):
+        for condition in event_conditions(conn, query):
             stmt = stmt.where(condition)
         rows = conn.execute(stmt.order_by(_T.c.seq).limit(query.limit + 1)).all()
     more = len(rows) > query.limit
@@ -84,7 +84,7 @@ def find_events(engine: Engine, query: EventQuery) -> EventPage:
     return EventPage(events, rows[-1].seq if more and rows else None)
 
 
-def _conditions(conn: Connection, q: EventQuery) -> list[_Clause]:
+def event_conditions(conn: Connection, q: EventQuery) -> list[_Clause]:
     out: list[_Clause] = []
     if q.after is not None:
         out.append(_T.c.seq > q.after)

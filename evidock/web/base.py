@@ -117,6 +117,19 @@ async def desk_call(request: Request) -> DeskCall:
 Desk = Annotated[DeskCall, Depends(desk_call)]
 
 
+def position(us: int | None) -> str:
+    """A place on a recording's timeline as people read and type it back: ``0:10``,
+    ``1:02:03``, with milliseconds when there are any (``0:10.5``); "" for none. One
+    form on every page, so a range reads the same on the footage, case and export pages."""
+    if us is None:
+        return ""
+    whole, frac = divmod(max(0, us), 1_000_000)
+    hours, rest = divmod(whole, 3600)
+    text = f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else \
+        f"{rest // 60}:{rest % 60:02d}"
+    return text + (f".{frac // 1000:03d}".rstrip("0").rstrip(".") if frac >= 1000 else "")
+
+
 def local_time(when: datetime | str | None, zone: tzinfo, *, seconds: bool = True) -> str:
     """A UTC instant as the station's wall clock (what people read on the desk)."""
     if when is None or when == "":

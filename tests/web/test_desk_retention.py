@@ -1,0 +1,307 @@
+"""Holds and retention in a real browser (zh and en): a legal reviewer places a hold on a
+recording with a reason, their own release is refused (two people), a supervisor's is
+carried out; the 国家秘密 recording's hold never shows to legal or clerk; pending
+deletions of an aged station show their rule and grace date, the scheduler's own
+approval is refused and a second supervisor's is recorded."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from desk_support import PASSWORDS, DeskStation, log_in, set_password, shot
+from playwright.sync_api import expect
+from service_support import serving
+from sqlmodel import Session
+from station_homes import SECRETARY, aged_home, first_video, rendered_videos
+
+from config import load_settings
+from evidock.web import i18n
+from evidock.web.pages.retention import DONE, REASONS, RULE_WORDS, SCOPE_WORDS
+from evidock.wiring import Services
+from fixtures.media import ClipSpec
+from records.models import CaseLink
+from retention.desk_retention import holds_page, pending_page
+from retention.models import RetentionAction
+
+T = {"zh": i18n.words("zh").gettext, "en": i18n.words("en").gettext}
+
+
+def _retention(page: Any, station: DeskStation) -> None:
+    page.goto(f"{station.url}/retention")
+    expect(page.locator("h1")).to_have_text(T[page.lang]("Holds and retention"))
+
+
+def _login(chromium: Any, station: DeskStation, user: str, lang: str) -> Any:
+    page = log_in(chromium, station, user, lang=lang)
+    page.lang = lang
+    return page
+
+
+def _errors(page: Any) -> list[str]:
+    """Console errors, less the browser's note on the refusals' own 4xx status (the
+    page answers a refused or invalid post with its status, as the API does)."""
+    return [e for e in page.desk_errors
+            if not e.startswith("Failed to load resource: the server responded with a "
+                                "status of 4")]
+
+
+def _place(page: Any, scope: str, target: str, reason: str) -> None:
+    form = page.get_by_test_id("place-hold")
+    form.locator("select[name=scope]").select_option(scope)
+    form.locator("input[name=target]").fill(target)
+    form.locator("textarea[name=reason]").fill(reason)
+    form.locator("button[type=submit]").click()
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_hold_is_placed_listed_and_released_by_another_person(
+        chromium: Any, desk_station: DeskStation, lang: str) -> None:
+    _ = T[lang]
+    recording = desk_station.recordings[0]
+    reason = f"行政复议期间保全 {random.randrange(10**6):06d}"
+    legal = _login(chromium, desk_station, "legal", lang)
+    _retention(legal, desk_station)
+    # The server checks the reason too (not only the browser's `required`).
+    legal.get_by_test_id("place-hold").locator("textarea[name=reason]").evaluate(
+        "e => e.removeAttribute('required')")
+    _place(legal, "recording", recording, "")
+    expect(legal.get_by_test_id("invalid")).to_have_text(_("A hold needs a reason."))
+    assert legal.get_by_test_id("place-hold").locator("input[name=target]").input_value() \
+        == recording, "the form is shown again with what was typed"
+
+    _place(legal, "recording", recording, reason)
+    expect(legal.get_by_test_id("flash")).to_have_text(_(DONE["placed"]))
+    row = legal.locator("[data-testid=holds] tr", has_text=reason)
+    expect(row).to_contain_text(recording)
+    expect(row).to_contain_text(_(SCOPE_WORDS["recording"]))
+    expect(row).to_contain_text(_("In force"))
+    shot(legal, lang, "retention")
+
+    # Whoever placed it may not release it: the desk's refusal is shown, the hold stays.
+    row.locator("input[name=reason]").fill("复议结束")
+    row.get_by_role("button", name=_("Release")).click()
+    refused = legal.get_by_test_id("refused")
+    expect(refused).to_contain_text("E_SELF_APPROVAL")
+    expect(refused).to_contain_text(
+        _("The person who placed a hold cannot release it; another person must."))
+    expect(legal.locator("[data-testid=holds] tr", has_text=reason)).to_contain_text(
+        _("In force"))
+    assert _errors(legal) == []
+    legal.context.close()
+
+    boss = _login(chromium, desk_station, "supervisor", lang)
+    _retention(boss, desk_station)
+    row = boss.locator("[data-testid=holds] tr", has_text=reason)
+    row.locator("input[name=reason]").fill("复议结束，解除保全")
+    row.get_by_role("button", name=_("Release")).click()
+    expect(boss.get_by_test_id("flash")).to_have_text(_(DONE["released"]))
+    expect(boss.locator("[data-testid=holds] tr", has_text=reason)).to_have_count(0)
+    boss.get_by_role("link", name=_("Show released holds too")).click()
+    expect(boss.locator("[data-testid=holds] tr", has_text=reason)).to_contain_text(
+        "supervisor")
+    expect(boss.locator("[data-testid=holds] tr", has_text=reason)).to_contain_text(
+        "复议结束，解除保全")
+    assert _errors(boss) == []
+    boss.context.close()
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_hold_on_the_secret_recording_never_shows_to_the_uncleared(
+        chromium: Any, desk_station: DeskStation, lang: str) -> None:
+    _ = T[lang]
+    secret = desk_station.recordings[1]
+    reason = f"秘密案件保全 {random.randrange(10**6):06d}"
+    boss = _login(chromium, desk_station, "supervisor", lang)
+    _retention(boss, desk_station)
+    _place(boss, "recording", secret, reason)
+    expect(boss.get_by_test_id("flash")).to_have_text(_(DONE["placed"]))
+    expect(boss.locator("[data-testid=holds] tr", has_text=reason)).to_contain_text(secret)
+    boss.context.close()
+
+    legal = _login(chromium, desk_station, "legal", lang)
+    _retention(legal, desk_station)
+    assert secret not in legal.content() and reason not in legal.content()
+    expect(legal.get_by_test_id("holds-hidden")).to_be_visible()  # counted, never named
+    # Naming it by hand is refused like a record the user may not see.
+    _place(legal, "recording", secret, "试探")
+    expect(legal.get_by_test_id("refused")).to_contain_text("E_FORBIDDEN")
+    expect(legal.locator("[data-testid=holds] tr", has_text=reason)).to_have_count(0)
+    assert _errors(legal) == []
+    legal.context.close()
+
+    clerk = _login(chromium, desk_station, "clerk", lang)
+    answer = clerk.goto(f"{desk_station.url}/retention")
+    assert answer is not None and answer.status == 403
+    assert secret not in clerk.content() and reason not in clerk.content()
+    assert _errors(clerk) == []
+    clerk.context.close()
+
+
+@pytest.fixture
+def aged_station(tmp_path: Path) -> Iterator[DeskStation]:
+    """A station of its own whose recordings are due for deletion now (grace 0 days)."""
+    home = aged_home(tmp_path, "[service]\nlogin_attempts_per_minute = 20\n")
+    for user in ("supervisor", "supervisor2"):
+        set_password(home, user, PASSWORDS[user])
+    with serving(home, listen="127.0.0.1:0") as svc:
+        yield DeskStation(svc=svc, home=home, recordings=())
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_pending_deletions_show_rule_and_grace_and_need_a_second_person(
+        chromium: Any, aged_station: DeskStation, lang: str) -> None:
+    _ = T[lang]
+    boss = _login(chromium, aged_station, "supervisor", lang)
+    _retention(boss, aged_station)
+    expect(boss.get_by_test_id("no-pending")).to_be_visible()
+    boss.get_by_test_id("schedule").click()
+    expect(boss.get_by_test_id("flash")).to_have_text(_(DONE["scheduled"]))
+    rows = boss.locator("[data-testid=pending] tbody tr")
+    expect(rows.first).to_contain_text(_(RULE_WORDS["base"]))
+    count = rows.count()
+    assert count >= 1
+    for n in range(count):  # each names its rule, its grace date and who scheduled it
+        text = rows.nth(n).inner_text()
+        assert _(RULE_WORDS["base"]) in text and "supervisor" in text
+        assert _("due") in text and _("not yet approved") in text
+        assert ("未分类录像" if lang == "zh" else "Unclassified footage") in text
+        assert "UTC" not in rows.nth(n).locator("td").nth(2).inner_text(), "station time"
+        assert any(ch.isdigit() for ch in text.split("\t")[3]), text
+    shot(boss, lang, "retention-pending")
+    recording = rows.first.get_attribute("data-testid").removeprefix("pending-")
+
+    # The scheduler's own approval: the service's refusal, shown; nothing approved.
+    rows.first.get_by_role("button", name=_("Approve deletion")).click()
+    refused = boss.get_by_test_id("refused")
+    expect(refused).to_contain_text("E_SELF_APPROVAL")
+    expect(refused).to_contain_text(
+        _("Whoever scheduled a deletion cannot approve it; another person must."))
+    expect(boss.get_by_test_id(f"pending-{recording}")).to_contain_text(_("not yet approved"))
+    assert _errors(boss) == []
+    boss.context.close()
+
+    second = _login(chromium, aged_station, "supervisor2", lang)
+    _retention(second, aged_station)
+    row = second.get_by_test_id(f"pending-{recording}")
+    row.get_by_role("button", name=_("Approve deletion")).click()
+    expect(second.get_by_test_id("flash")).to_have_text(_(DONE["approved"]))
+    row = second.get_by_test_id(f"pending-{recording}")
+    expect(row).to_contain_text("supervisor2")
+    expect(row).not_to_contain_text(_("not yet approved"))
+    assert second.desk_errors == []
+    second.context.close()
+
+
+def test_every_rule_scope_and_message_has_its_chinese() -> None:
+    table = i18n.catalog("zh")
+    words = [*SCOPE_WORDS.values(), *RULE_WORDS.values(), *DONE.values(),
+             *(message for _pattern, message in REASONS),
+             "%(num)s hold on records you may not see is not shown."]
+    assert [w for w in words if not table.get(w)] == []
+
+
+def test_pending_page_answers_as_the_executor_does(tmp_path: Path) -> None:
+    """The desk's paginated query (retention/desk_retention.py) gives the executor's
+    pending deletions, in its order, page by page: after scheduling, an approval, a
+    hold that cancels one, and a step forged into the catalog without an audit event."""
+    home = aged_home(tmp_path, clips=tuple(ClipSpec(duration_s=1.0, height=240)
+                                           for _ in range(4)))
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
+    try:
+        who, ex, gate = svc.gate().by_name, svc.retention(), svc.gate()
+        now = datetime.now(UTC)
+
+        def paged(limit: int) -> list[Any]:
+            out, offset = [], 0
+            while True:
+                page = pending_page(svc.catalog, gate, who("supervisor"), now,
+                                    offset=offset, limit=limit)
+                assert page.total == len(ex.pending(now))
+                if not page.views:
+                    return out
+                out += page.views
+                offset += limit
+
+        ex.schedule(who("supervisor"), now)
+        first = ex.pending(now)
+        assert len(first) >= 4
+        assert paged(2) == paged(50) == first
+        ex.approve(who("supervisor2"), first[0].recording_id)
+        svc.holds().add(who("legal"), scope="recording", target=first[1].recording_id,
+                        reason="复议")
+        ex.schedule(who("supervisor"), now)  # the hold cancels that one
+        with Session(svc.catalog.engine) as s:  # no audit event vouches for this row
+            s.add(RetentionAction(recording_id=first[2].recording_id, step="cancelled",
+                                  rule="base", reason="forged", due_at=now, actor="x", at=now))
+            s.commit()
+        after = ex.pending(now)
+        assert first[1].recording_id not in {v.recording_id for v in after}
+        assert first[2].recording_id in {v.recording_id for v in after}
+        assert paged(1) == paged(3) == after
+        assert after[0].approvals == ("supervisor2",)
+        with pytest.raises(Exception) as refused:
+            pending_page(svc.catalog, gate, who("legal"), now)
+        assert getattr(refused.value, "code", "") == "E_FORBIDDEN"
+    finally:
+        svc.close()
+
+
+def test_holds_page_answers_as_the_hold_desk_does(tmp_path: Path) -> None:
+    """The desk's paginated hold list gives HoldDesk.listing's rows, order and hidden
+    count for every reader: holds on an open case, a 国家秘密 case, a recording linked
+    to it, one linked to another unit's case then unlinked, an officer; one released."""
+    home = aged_home(tmp_path, SECRETARY, render=True,
+                     clips=tuple(ClipSpec(duration_s=1.0, height=240) for _ in range(4)))
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
+    try:
+        who, gate, holds, cases = svc.gate().by_name, svc.gate(), svc.holds(), svc.cases()
+        videos = rendered_videos(svc)
+        assert len(videos) >= 3 and first_video(svc) in videos
+        secretary = who("secretary")
+        cases.create(secretary, number="城东秘〔2026〕7号", case_type="行政检查",
+                     unit="城东中队", sensitivity="国家秘密")
+        cases.create(secretary, number="城西〔2026〕8号", case_type="行政处罚", unit="城西中队")
+        secret = cases.link(secretary, "城东秘〔2026〕7号", videos[0], stage="现场检查",
+                            reason="取证")
+        west = cases.link(secretary, "城西〔2026〕8号", videos[1], stage="立案", reason="取证")
+        cases.link(secretary, "城西〔2026〕8号", videos[2], stage="立案", reason="取证")
+        cases.unlink(secretary, west.id, reason="误关联")
+        boss = who("supervisor")
+        for scope, target in (("case", "城东秘〔2026〕7号"), ("case", "城西〔2026〕8号"),
+                              ("recording", videos[0]), ("recording", videos[1]),
+                              ("recording", videos[2]), ("officer", "123456")):
+            holds.add(boss, scope=scope, target=target, reason=f"保全 {target}")
+        released = holds.add(boss, scope="recording", target=videos[1], reason="临时")
+        holds.release(who("supervisor2"), released.id, reason="结束")
+        with Session(svc.catalog.engine) as s:  # a forged unlink un-hides nothing
+            s.add(CaseLink(case_id=cases.book.case("城东秘〔2026〕7号").id,
+                           recording_id=videos[0], action="unlink", unlinks=secret.id,
+                           actor="x", reason="forged", at=datetime.now(UTC)))
+            s.commit()
+
+        for name in ("supervisor", "supervisor2", "legal", "admin"):
+            for active_only in (True, False):
+                views, hidden = holds.listing(who(name), active_only=active_only)
+                for limit in (1, 2, 50):
+                    got, offset = [], 0
+                    while True:
+                        page = holds_page(svc.catalog, gate, who(name), limit=limit,
+                                          offset=offset, active_only=active_only)
+                        assert (page.shown, page.hidden) == (len(views), hidden), name
+                        if not page.views:
+                            break
+                        got += page.views
+                        offset += limit
+                    assert got == views, (name, active_only, limit)
+        legal_views, legal_hidden = holds.listing(who("legal"))
+        assert legal_hidden >= 2 and videos[0] not in {v.target for v in legal_views}
+        with pytest.raises(Exception) as refused:
+            holds_page(svc.catalog, gate, who("clerk"))
+        assert getattr(refused.value, "code", "") == "E_FORBIDDEN"
+    finally:
+        svc.close()

@@ -23,7 +23,7 @@ from archive.fixity import Fixity, FixityPlan, FixityReport
 from archive.keystore import StationKeys
 from archive.sealcheck import verify_catalog
 from archive.store import ContentStore
-from integrity.errors import KeyError_
+from integrity.errors import KeyError_, NotFound
 from integrity.keys import Keyring
 from records.casebook import Casebook
 from records.permissions import Actor, Gate, P
@@ -53,7 +53,9 @@ class AuditDesk:
         """An inclusion proof of event ``seq`` (the event itself is in it)."""
         self._require(actor, [f"audit:{seq}"])
         event = self.audit.event(seq)
-        if event is not None and not actor.sees_every(self.book.governing(event.subjects)):
+        if event is None:  # asked for, not broken: the log's own error is for damage
+            raise NotFound(f"no audit event {seq}", seq=seq)
+        if not actor.sees_every(self.book.governing(event.subjects)):
             self.gate.refuse(actor, P.AUDIT_VIEW, [f"audit:{seq}"],
                              f"{actor.name} may not see the records audit event {seq} "
                              "names (a case or recording beyond their units or clearance)")

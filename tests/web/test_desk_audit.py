@@ -69,6 +69,10 @@ def test_a_refusal_is_found_and_its_proof_verifies(chromium: Any, desk_station: 
     assert f"recording:{secret}" in page.locator("main").inner_text()
     shot(page, lang, "audit-proof")
     assert page.desk_errors == []
+    # A number past the log's end is a missing event, said so; the log is not broken.
+    answer = page.goto(f"{desk_station.url}/audit/999999999/proof")
+    assert answer is not None and answer.status == 404
+    assert page.locator(".refused code.code").inner_text() == "E_NOT_FOUND"
     page.context.close()
 
 

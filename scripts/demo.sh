@@ -107,4 +107,11 @@ ev clerk keys export-public > "$run_dir/station.pem"
 # A case export is verified whole: every package, the case/ record and request.json.
 "$evidock" verify "$out" --key "$run_dir/station.pem"
 ev clerk case show "$number"
+# Web desk logins for the demo people (the desk listens on loopback only: scripts/desk.sh).
+for who in officer clerk inspector legal; do
+  printf 'demo-%s-2026\n' "$who" | "$evidock" admin passwd "$who" --stdin >/dev/null
+done
 echo "demo: the station is in $EVIDOCK_HOME (owned by the evidock account), the package in $out"
+echo "demo: web desk: run  bash scripts/desk.sh  and open http://127.0.0.1:${DESK_PORT:-8750}/desk/"
+echo "demo: desk logins: clerk / demo-clerk-2026, inspector / demo-inspector-2026," \
+     "legal / demo-legal-2026, officer / demo-officer-2026"

@@ -58,6 +58,10 @@ NOT_EVIDOCK_ERRORS = {
     # undecodable file); it carries a finding of any code and is caught inside
     # integrity's verifier, which reports that finding: it never escapes.
     "integrity.safefs.Refused",
+    # The web desk's "no live session on this page request": the desk's own exception
+    # handler answers it with the login page (next= this path); it is never an error
+    # shown or logged, and the API, which has no login page, never raises it.
+    "evidock.web.base.NotLoggedIn",
 }
 
 

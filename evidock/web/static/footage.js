@@ -22,7 +22,7 @@
     const t = Math.max(0, Math.floor(s));
     const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), sec = t % 60;
     const two = (n) => String(n).padStart(2, "0");
-    return h ? `${h}:${two(m)}:${two(sec)}` : `${two(m)}:${two(sec)}`;
+    return h ? `${h}:${two(m)}:${two(sec)}` : `${m}:${two(sec)}`;  // as the pages write it
   };
   const video = () => slots[cur];
   const other = () => slots[1 - cur];

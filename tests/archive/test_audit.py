@@ -252,7 +252,8 @@ def test_head_proof_verify_commands(tmp_path: Path) -> None:
         out = json.loads(ver.stdout)
         assert out["ok"] and out["events"] == 16 and out["heads"] == 3
         missing = svc.cli("audit", "proof", "999", user="admin")
-        assert missing.returncode == 2 and "E_AUDIT" in missing.stdout
+        # A number the log does not have is a missing event, not a damaged log.
+        assert missing.returncode == 1 and "E_NOT_FOUND" in missing.stdout
         unreadable = svc.cli("audit", "verify", "--against", str(tmp_path / "absent.json"),
                              user="admin")
         assert unreadable.returncode == 2 and "cannot read saved head" in unreadable.stderr

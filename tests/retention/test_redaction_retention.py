@@ -35,8 +35,8 @@ from fixtures.camera import ClipSpec
 from integrity.errors import Conflict
 from integrity.redaction import Box
 from records.auditdesk import AuditDesk
-from records.redaction_model import RedactionStep
 from records.footage_thumbs import Thumbnails
+from records.redaction_model import RedactionStep
 from records.redactionbook import ROLES, redaction_content
 from retention.actions import I_RETENTION_DELETED, RunReport
 

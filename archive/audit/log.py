@@ -46,7 +46,7 @@ from archive.audit.format import (
 from archive.audit.proofs import prove_consistency, prove_inclusion
 from archive.audit.rows import Appended, EventSpec, chain
 from archive.catalog import Catalog
-from archive.catalog.db import WRITE_OPTION
+from archive.catalog.db import PG_WRITE_LOCK, WRITE_OPTION
 from archive.catalog.types import APPEND_ONLY, JSONText, UTCDateTime, table_of
 from archive.timestamp_rows import TREE_HEAD, enqueue
 from integrity.canonical import canonical_bytes
@@ -57,8 +57,10 @@ __all__ = ["GENESIS", "Appended", "AuditEvent", "AuditLog", "EventSpec", "HeadSi
            "Recorder", "SignedHead", "TreeHead", "encode", "encode_fast", "event_body",
            "head_of", "iso", "leaf_hex", "parse_iso", "refuse"]
 
-# Transaction-scoped advisory lock key serialising appends on PostgreSQL ("evid").
-_PG_LOCK_KEY = 0x65766964
+# Transaction-scoped advisory lock key serialising appends on PostgreSQL: the one every
+# write transaction already took at its start (archive.catalog.db); taken again here for
+# appends on any other connection (re-entrant within a transaction).
+_PG_LOCK_KEY = PG_WRITE_LOCK
 
 
 def _seq_type() -> Any:

@@ -45,6 +45,18 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+#: Transaction-scoped advisory lock key ("evid") every PostgreSQL write transaction takes
+#: at its start, as SQLite's BEGIN IMMEDIATE takes the write lock: writers queue before
+#: they read, so "is this blob row there? then insert it" cannot race another writer
+#: into a duplicate key. The audit log's append takes the same key (re-entrant).
+PG_WRITE_LOCK = 0x65766964
+
+
+def _postgres_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get(WRITE_OPTION, False):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+
+
 def writer(engine: Engine) -> Engine:
     """The same engine, but its transactions are write transactions (SQLite: IMMEDIATE)."""
     return engine.execution_options(**{WRITE_OPTION: True})
@@ -69,6 +81,8 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+    elif parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "begin", _postgres_begin)
     return engine
 
 

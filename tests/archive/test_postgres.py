@@ -138,3 +138,33 @@ def test_concurrent_appends_stay_gap_free_on_postgres(new_database: Callable[[],
     assert report.ok and report.events == 120
     for c in catalogs:
         c.close()
+
+
+def test_a_writer_waits_at_begin_for_the_writer_before_it(pg_services: Services) -> None:
+    """PostgreSQL writers queue when their transaction begins, as SQLite's BEGIN
+    IMMEDIATE makes them: a second write transaction cannot read the catalog (and decide
+    "no such blob row: insert it") while the first is open, so two writers of the same
+    blob never collide on its key. Readers are not held up."""
+    from archive.catalog.models import Blob
+
+    catalog, key = pg_services.catalog, "b" * 64
+    read: list[bool] = []
+
+    def second() -> None:
+        with catalog.transaction() as s:
+            read.append(s.get(Blob, key) is not None)  # its first statement: waits
+
+    with catalog.transaction() as s:
+        s.add(Blob(blake3=key, sha256="c" * 64, size=1, stored_at=T0))
+        s.flush()
+        thread = threading.Thread(target=second)
+        thread.start()
+        with connect(catalog.engine.url) as watch:  # until the second waits on our lock
+            while not watch.execute("SELECT count(*) FROM pg_locks WHERE locktype = "
+                                    "'advisory' AND NOT granted").fetchone()[0]:
+                assert thread.is_alive()
+        assert read == []  # it has not read yet
+        with Session(catalog.engine) as reader:  # a reader is not held up
+            assert reader.get(Blob, key) is None
+    thread.join(timeout=60)
+    assert read == [True]  # it read after our commit, and saw our row

@@ -17,12 +17,14 @@ from __future__ import annotations
 import io
 import subprocess
 import threading
+import zlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import UniqueConstraint
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from archive.catalog import Catalog
@@ -38,8 +40,9 @@ from records.permissions import Actor, Gate, P
 #: Width of a still (height keeps the aspect, even for the encoder).
 WIDTH = 320
 FFMPEG_TIMEOUT_S = 30.0
-_LOCK = threading.Lock()
-_MAKING: dict[str, threading.Lock] = {}
+#: Striped locks: one ffmpeg per rendition in this process, with memory bounded however
+#: many renditions are asked for (two renditions may share a stripe: one waits).
+_STRIPES = tuple(threading.Lock() for _ in range(64))
 
 
 class Thumbnail(SQLModel, table=True):
@@ -104,7 +107,7 @@ class Thumbnails:
             with _lock_for(rendition.id):  # one ffmpeg per rendition in this process
                 row = self._stored(rendition.id)
                 if row is None:
-                    row, made = self._make(actor, rendition, first), True
+                    row, made = self._make(actor, rendition, first)
         self.gate.read(actor, "recording.thumbnail",
                        [f"recording:{recording_id}", f"blob:{row.blake3}"],
                        {"rendition": rendition.id, "made": made, "size": row.size})
@@ -130,26 +133,42 @@ class Thumbnails:
             return s.exec(select(Thumbnail).where(
                 Thumbnail.rendition_id == rendition_id)).first()
 
-    def _make(self, actor: Actor, rendition: Rendition, first: Segment) -> Thumbnail:
+    def _make(self, actor: Actor, rendition: Rendition,
+              first: Segment) -> tuple[Thumbnail, bool]:
+        """The rendition's still, made now (True) or, when another process stored one
+        first, that one (False)."""
         length_s = max(0.0, (first.end_us - first.start_us) / 1e6)
         at_s = min(1.0, length_s / 2)  # a second in: past a black first frame
         jpeg = grab(self.store.path_for(first.blake3), at_s)
         digests = self.store.put(io.BytesIO(jpeg), vouched=self._vouched)
-        row = Thumbnail(recording_id=rendition.recording_id, rendition_id=rendition.id,
-                        blake3=digests.blake3, size=digests.size, at_us=round(at_s * 1e6),
-                        width=WIDTH, made_by=actor.audit_name, made_at=self.gate.clock())
-        try:
-            with self.catalog.transaction() as s:
-                if s.get(Blob, digests.blake3) is None:
-                    s.add(Blob(blake3=digests.blake3, sha256=digests.sha256,
-                               size=digests.size, stored_at=row.made_at))
-                s.add(row)
-        except CatalogError:  # another process stored this rendition's still first
-            other = self._stored(rendition.id)
-            if other is None:
-                raise
-            return other
-        return row
+        made_at, tries = self.gate.clock(), 0
+        while True:
+            tries += 1
+            row = Thumbnail(recording_id=rendition.recording_id, rendition_id=rendition.id,
+                            blake3=digests.blake3, size=digests.size,
+                            at_us=round(at_s * 1e6), width=WIDTH,
+                            made_by=actor.audit_name, made_at=made_at)
+            try:
+                with self.catalog.transaction() as s:
+                    if s.get(Blob, digests.blake3) is None:
+                        s.add(Blob(blake3=digests.blake3, sha256=digests.sha256,
+                                   size=digests.size, stored_at=made_at))
+                    s.add(row)
+            except CatalogError as exc:
+                # Another process committed first. The failed transaction was rolled back
+                # whole (on PostgreSQL a failed INSERT aborts it: nothing more is asked
+                # in it); what it lost to is read in a new one.
+                other = self._stored(rendition.id)
+                if other is not None:  # this rendition's still: serve that one
+                    return other, False
+                # Or the same JPEG as another rendition's still (two recordings opening
+                # on the same frame): its blob row, absent when this transaction looked
+                # (PostgreSQL does not serialise writers as SQLite's BEGIN IMMEDIATE
+                # does), is there now; once more, and the row is found.
+                if tries == 2 or not isinstance(exc.__cause__, IntegrityError):
+                    raise
+                continue
+            return row, True
 
     def _vouched(self, b3: str) -> bool:
         return self.catalog.blob(b3) is not None
@@ -173,8 +192,7 @@ def thumbnail_owners(s: Session, blobs: Collection[str]) -> set[tuple[str, str]]
 
 
 def _lock_for(key: str) -> threading.Lock:
-    with _LOCK:
-        return _MAKING.setdefault(key, threading.Lock())
+    return _STRIPES[zlib.crc32(key.encode()) % len(_STRIPES)]
 
 
 __all__ = ["WIDTH", "Still", "Thumbnail", "Thumbnails", "grab", "thumbnail_content",

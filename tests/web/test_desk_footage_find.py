@@ -4,32 +4,46 @@
 A real offload of the template camera, rendered; cases of two units and labels, links,
 unlinks, a relabelling and a forged unlink row (no audit event vouches for it): for every
 user and filter, the pages put together are find's rows in find's order, and the hidden
-count is the one find's audit event gives.
+count is the one find's audit event gives. On SQLite and on a real PostgreSQL (one
+throwaway cluster per module): the offload goes into a template catalog once, and each
+test gets its own copy of the station (home and catalog).
 """
 
 from __future__ import annotations
 
+import io
+import itertools
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from evidock_testing import StepClock, offloaded_home
+from evidock_testing import StepClock, migrated, offloaded_home
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, func, select
 
 from archive.audit.log import AuditEvent
-from archive.catalog import Recording
+from archive.catalog import Blob, Catalog, Recording
+from archive.catalog.db import make_engine
+from archive.catalog.models import Rendition
 from config import load_settings
 from evidock.wiring import Services
 from fixtures.camera import CameraTree
 from integrity.errors import Forbidden, NotFound
+from records import footage_thumbs
 from records.desk_footage import find_page
 from records.dossier import FindQuery
-from records.footage_thumbs import Thumbnail, Thumbnails
+from records.footage_thumbs import WIDTH, Thumbnail, Thumbnails
 from records.models import CaseLink
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "archive"))  # pg_support lives there
+
+from pg_support import connect, pg_cluster  # noqa: E402
 
 EXTRA = """
 [[access.users]]
@@ -44,18 +58,41 @@ USERS = ("clerk", "clerk2", "inspector", "legal", "supervisor", "secretary", "of
 A, B, C, S = ("城东〔2026〕1号", "城西〔2026〕2号", "城东〔2026〕3号", "城东秘〔2026〕4号")
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, camera_template: CameraTree) -> Path:
-    home = tmp_path_factory.mktemp("footage") / "home"
-    return offloaded_home(home, camera_template.root, extra_toml=EXTRA)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+             camera_template: CameraTree) -> Iterator[tuple[Path, str | None]]:
+    """A station home that offloaded and rendered the template camera, and its catalog's
+    URL on PostgreSQL (None: the home's own SQLite file)."""
+    home = tmp_path_factory.mktemp(f"footage-{request.param}") / "home"
+    with pg_cluster() if request.param == "postgresql" else nullcontext() as make:
+        url = None if make is None else migrated(make())
+        paths = "" if url is None else f'\n[paths]\ncatalog_url = "{url}"\n'
+        yield offloaded_home(home, camera_template.root, extra_toml=EXTRA + paths), url
+
+
+_COPIES = itertools.count()
 
 
 @pytest.fixture
-def svc(template: Path, tmp_path: Path) -> Iterator[Services]:
+def svc(template: tuple[Path, str | None], tmp_path: Path) -> Iterator[Services]:
+    """A test's own copy of the station: its home, and on PostgreSQL its catalog (a new
+    database made from the template's, which no connection holds any more)."""
+    source, url = template
     home = tmp_path / "home"
-    shutil.copytree(template, home)
-    services = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
+    shutil.copytree(source, home)
+    environ, database = {"EVIDOCK_HOME": str(home)}, str(home / "catalog.sqlite3")
+    if url is not None:
+        base = make_url(url)
+        database = copy = f"{base.database}_copy{next(_COPIES)}"
+        with connect(base.set(database="postgres")) as conn:
+            conn.execute(f"CREATE DATABASE {copy} TEMPLATE {base.database}")
+        environ["EVIDOCK_PATHS__CATALOG_URL"] = base.set(database=copy).render_as_string(
+            hide_password=False)
+    services = Services.from_config(load_settings(environ=environ),
                                     clock=StepClock(datetime(2026, 12, 1, tzinfo=UTC)))
+    engine = services.catalog.engine
+    assert (engine.dialect.name, engine.url.database) == (
+        "sqlite" if url is None else "postgresql", database)
     yield services
     services.close()
 
@@ -178,3 +215,65 @@ def test_a_still_is_made_once_even_when_asked_at_once_and_only_for_viewers(
         thumbs.still(clerk, "no-such-recording")
     with Session(svc.catalog.engine) as s:
         assert s.exec(select(func.count()).select_from(Thumbnail)).one() == 1
+
+
+def test_a_still_another_process_stored_first_is_served_not_an_error(
+        svc: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process (its own connections; the per-process lock cannot order it)
+    stores a still while this one makes the same JPEG: this rendition's (this one then
+    serves that one), or another rendition's (the blob row is shared: this rendition's
+    still is still made). Writers take the write lock when they begin (SQLite: BEGIN
+    IMMEDIATE; PostgreSQL: the catalog's advisory write lock), so the other process's
+    transaction commits before this one's starts, never inside it."""
+    v = _videos(svc)  # nothing linked: the clerk may view every recording
+    clerk = svc.gate().by_name("clerk")
+    thumbs = Thumbnails(catalog=svc.catalog, store=svc.store, gate=svc.gate())
+    other = Catalog(engine=make_engine(svc.catalog.engine.url.render_as_string(
+        hide_password=False)))
+    with Session(svc.catalog.engine) as s:
+        rendition = {r.recording_id: r.id for r in s.exec(
+            select(Rendition).where(Rendition.status == "ok"))}
+    plan: list[str] = []  # the rendition the other process stores the next JPEG for
+    digests: list[Any] = []
+    raced: list[str] = []
+
+    def other_stores() -> None:
+        target, d = plan.pop(), digests.pop()
+        with other.transaction() as s:
+            if s.get(Blob, d.blake3) is None:
+                s.add(Blob(blake3=d.blake3, sha256=d.sha256, size=d.size,
+                           stored_at=datetime(2026, 12, 1, tzinfo=UTC)))
+            s.add(Thumbnail(recording_id=next(r for r, x in rendition.items() if x == target),
+                            rendition_id=target, blake3=d.blake3, size=d.size, at_us=0,
+                            width=WIDTH, made_by="user:other",
+                            made_at=datetime(2026, 12, 1, tzinfo=UTC)))
+        raced.append(target)
+
+    real_grab = footage_thumbs.grab
+
+    def grab(segment: Path, at_s: float, **kwargs: Any) -> bytes:
+        jpeg = real_grab(segment, at_s, **kwargs)
+        if plan:  # the other process made the same JPEG
+            digests.append(svc.store.put(io.BytesIO(jpeg)))
+            other_stores()
+        return jpeg
+
+    monkeypatch.setattr(footage_thumbs, "grab", grab)
+    try:
+        plan.append(rendition[v[0].id])  # the same rendition's still
+        served = thumbs.still(clerk, v[0].id)
+        assert raced == [rendition[v[0].id]] and served.made is False
+        assert _last(svc, "read.recording.thumbnail")["made"] is False
+        plan.append(rendition[v[2].id])  # another rendition's, with the same JPEG
+        made = thumbs.still(clerk, v[1].id)
+        assert raced[1:] == [rendition[v[2].id]] and made.made is True
+        assert _last(svc, "read.recording.thumbnail")["made"] is True
+    finally:
+        other.close()
+    with Session(svc.catalog.engine) as s:
+        rows = {r.rendition_id: r for r in s.exec(select(Thumbnail))}
+    assert set(rows) == {rendition[v[i].id] for i in range(3)}
+    assert rows[rendition[v[0].id]].made_by == "user:other" and served.blake3 == rows[
+        rendition[v[0].id]].blake3
+    assert rows[rendition[v[1].id]].made_by == "user:clerk"
+    assert rows[rendition[v[1].id]].blake3 == rows[rendition[v[2].id]].blake3 == made.blake3

@@ -141,7 +141,9 @@ class Casebook:
     def cases(self, ids: Iterable[str] | None = None) -> list[CaseView]:
         """Every case, or only those of ``ids`` (folding and vouching every case's events
         costs seconds at 10⁴ cases: ask for the few you need)."""
-        rows_q, events_q = select(Case).order_by(col(Case.created_at)), select(CaseEvent)
+        # Ties on created_at ordered by id, as the desk's SQL pages order them.
+        rows_q = select(Case).order_by(col(Case.created_at), col(Case.id))
+        events_q = select(CaseEvent)
         if ids is not None:
             wanted = list(set(ids))
             rows_q = rows_q.where(col(Case.id).in_(wanted))

@@ -16,6 +16,7 @@ the catalog makes the two differ; the page then holds fewer rows, never a hidden
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,11 +38,14 @@ from records.models import Case, CaseEvent
 from records.permissions import Actor, Gate, P
 
 _CASE, _EVENT, _BIND = table_of(Case), table_of(CaseEvent), table_of(Binding)
+_UPPER, _LOWER = string.ascii_uppercase, string.ascii_lowercase
+_FOLD = str.maketrans(_UPPER, _LOWER)
 
 
 @dataclass(frozen=True, slots=True)
 class CaseFilter:
-    """What the list is narrowed to; ``text`` is part of the number or the title."""
+    """What the list is narrowed to; ``text`` is part of the number or the title (ASCII
+    letters in either case, on SQLite and PostgreSQL alike)."""
 
     text: str = ""
     unit: str | None = None
@@ -87,7 +91,8 @@ def _state() -> tuple[Any, ColumnElement[str], ColumnElement[str]]:
     return joined, label, status
 
 
-def _matching(want: CaseFilter, status: ColumnElement[str]) -> list[ColumnElement[bool]]:
+def _matching(want: CaseFilter, status: ColumnElement[str],
+              dialect: str) -> list[ColumnElement[bool]]:
     out: list[ColumnElement[bool]] = []
     if want.unit is not None:
         out.append(_CASE.c.unit == want.unit)
@@ -98,11 +103,23 @@ def _matching(want: CaseFilter, status: ColumnElement[str]) -> list[ColumnElemen
     elif want.status == "open":
         out.append(status != "closed")
     if want.text:
-        pattern = "%" + want.text.replace("\\", "\\\\").replace("%", "\\%").replace(
-            "_", "\\_") + "%"
-        out.append(or_(_CASE.c.number.like(pattern, escape="\\"),
-                       _CASE.c.title.like(pattern, escape="\\")))
+        out.append(or_(_contains(_CASE.c.number, want.text, dialect),
+                       _contains(_CASE.c.title, want.text, dialect)))
     return out
+
+
+def _contains(column: ColumnElement[str], text: str,
+              dialect: str) -> ColumnElement[bool]:
+    """``text`` is part of ``column``: ASCII letters in either case, every other
+    character exactly, on both databases. That is SQLite's LIKE; PostgreSQL's LIKE minds
+    case (``ktv`` would not find ``KTV``) and its ILIKE and lower() fold by the cluster's
+    locale, so there the column's ASCII letters are lowered by translate()."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace(
+        "_", "\\_") + "%"
+    if dialect == "sqlite":
+        return column.like(pattern, escape="\\")
+    return func.translate(column, _UPPER, _LOWER).like(pattern.translate(_FOLD),
+                                                       escape="\\")
 
 
 def _visible(actor: Actor, label: ColumnElement[str]) -> list[ColumnElement[bool]]:
@@ -146,7 +163,7 @@ class CaseList:
                                  offset=offset, limit=limit)
         self.gate.require(actor, P.CASE_VIEW)
         joined, label, status = _state()
-        matching = _matching(want, status)
+        matching = _matching(want, status, self.catalog.engine.dialect.name)
         seen = [*matching, *_visible(actor, label)]
         order = (_CASE.c.created_at.desc(), _CASE.c.id.desc()) if newest_first else (
             _CASE.c.created_at, _CASE.c.id)

@@ -9,12 +9,14 @@ actively linked to), and the status folded from the request's decisions. The pag
 rows are then checked once more with the desk's own fold (:class:`Casebook`), which
 also checks each vouching event's digest, so a row forged into the catalog can shorten
 a page but never show a hidden request. The page is audited as ``read.export.list``,
-like the list it stands for.
+like the list it stands for. The page's ids and their rows are read from one snapshot
+(on PostgreSQL too, whose default gives each statement its own).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,6 +44,19 @@ class RequestPage:
     more: bool  # another page follows
     #: Rows the SQL gave that the desk's own fold hides (a forged catalog row); 0 else.
     dropped: int = 0
+
+
+@contextmanager
+def _one_snapshot(catalog: Catalog) -> Iterator[Session]:
+    """A session whose statements all read the catalog as of its first one, as a SQLite
+    read transaction does (PostgreSQL: REPEATABLE READ; READ COMMITTED would let a
+    decision made between the page's query and its rows show, e.g., an approved request
+    in the pending queue)."""
+    with catalog.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with Session(conn) as s:
+            yield s
 
 
 def reading(actor: Actor) -> P:
@@ -135,7 +150,7 @@ class DeskExports:
             (col(ExportRequest.at).desc(), col(ExportRequest.id).desc())
         query = (select(ExportRequest.id).where(*_filters(actor, view, status, now))
                  .order_by(*order).offset(max(offset, 0)).limit(limit + 1))
-        with Session(self.catalog.engine) as s:
+        with _one_snapshot(self.catalog) as s:
             ids = list(s.exec(query))
             found = {v.id: v for v in load_requests(s, now=now, ids=ids[:limit])}
         views = [found[i] for i in ids[:limit] if self._sees(actor, found[i])]

@@ -6,9 +6,10 @@ offload. This asks the database the same question with the same rule: a camera (
 officer) counts as offloaded at the ``ended_at`` of its latest-started session whose
 outcome is ``completed`` or ``findings``; it is overdue when that is older than the
 window, or it never had one; "last attempt" is its latest-started session of any
-outcome. Cameras first, then officers, each by id, with LIMIT/OFFSET. The permission and
-the audit event are the route's (``equipment.view``; ``dock.overdue`` with the window
-and the count).
+outcome. Cameras first, then officers, each by id in code point order (as Python sorts
+them, on PostgreSQL too whatever the database's collation), with LIMIT/OFFSET. The
+permission and the audit event are the route's (``equipment.view``; ``dock.overdue``
+with the window and the count).
 """
 
 from __future__ import annotations
@@ -65,10 +66,17 @@ def overdue_page(catalog: Catalog, gate: Gate, actor: Actor, *, now: datetime,
         _kind("camera", Device.__table__.c.serial, "device_serial", cutoff),  # type: ignore[attr-defined]
         _kind("officer", Officer.__table__.c.police_number, "officer_id", cutoff),  # type: ignore[attr-defined]
     ).subquery()
+    ident: ColumnElement[str] = both.c.id
+    if catalog.engine.dialect.name == "postgresql":
+        # Python's sorted() (and SQLite's BINARY) order by code point; PostgreSQL's by the
+        # database's collation, which an agency's cluster (zh_CN, en_US, ICU) sets apart:
+        # there "a1" comes before "B1" and "DSJ_9" before "DSJ10". Bytes of UTF-8, as "C"
+        # compares them, are in code point order.
+        ident = ident.collate("C")
     with catalog.engine.connect() as conn:
         # Counted by the same query that pages (the subqueries run once).
         found = conn.execute(select(both, func.count().over().label("total"))
-                             .order_by(both.c.kind, both.c.id)
+                             .order_by(both.c.kind, ident)
                              .offset(max(offset, 0)).limit(max(limit, 1))).mappings().all()
         total = int(found[0]["total"]) if found else int(conn.execute(
             select(func.count()).select_from(both)).scalar_one())

@@ -10,10 +10,15 @@ executor's own :func:`~retention.actions.fold_actions` over :func:`vouched` rows
 step whose binding does not match its row counts for nothing, as in ``pending``).
 Permission and audit are the executor's: ``retention.plan`` required, the read audited
 as ``retention.pending`` with the recordings shown.
+
+Each page is read from one snapshot of the catalog (:func:`_one_snapshot`), so its count
+and its rows agree while others write, on PostgreSQL as on SQLite.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +47,19 @@ class PendingPage:
 _TABLE = str(RetentionAction.__tablename__)
 
 
+@contextmanager
+def _one_snapshot(catalog: Catalog) -> Iterator[Session]:
+    """A session whose statements all read the catalog as of its first one, as a SQLite
+    read transaction does. PostgreSQL's default (READ COMMITTED) gives each statement
+    its own snapshot: a count and its page, or a page's ids and their rows, could then
+    disagree when someone writes in between (as records.statistics_sql does)."""
+    with catalog.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with Session(conn) as s:
+            yield s
+
+
 def _bound(step_id: Any) -> Exists:  # a column of step ids
     """The step has an audit binding (a row written behind evidock's back has none)."""
     return exists().where(col(Binding.table_name) == _TABLE,
@@ -65,7 +83,7 @@ def pending_page(catalog: Catalog, gate: Gate, actor: Actor, now: datetime, *,
     """Open deletions ``offset``…``offset+limit`` by due date (an audited read)."""
     gate.require(actor, P.RETENTION_PLAN, subjects=["retention"])
     where = _open_steps()
-    with Session(catalog.engine) as s:
+    with _one_snapshot(catalog) as s:
         # One pass: the open steps are counted by the same query that pages them.
         found = s.exec(select(col(RetentionAction.recording_id), func.count().over())
                        .where(where).order_by(col(RetentionAction.due_at),
@@ -147,7 +165,7 @@ def holds_page(catalog: Catalog, gate: Gate, actor: Actor, *, active_only: bool 
     ``hold.list``; ``shown``/``hidden`` count every page."""
     if not any(actor.may(p) for p in (P.HOLD_PLACE, P.HOLD_RELEASE, P.RETENTION_PLAN)):
         gate.require(actor, P.HOLD_PLACE, subjects=["holds"])
-    with Session(catalog.engine) as s:
+    with _one_snapshot(catalog) as s:
         bad = _unbelieved(s)
         good = vouched(s, s.exec(select(HoldRelease)).all()) if active_only else []
         # A release no audit event vouches for does not end a hold (HoldDesk._rows).

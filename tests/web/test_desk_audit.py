@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 from desk_support import ARCHIVIST, DeskStation, log_in, shot
-from evidock_testing import StepClock, write_agency_config
+from evidock_testing import station_on
 
-from config import load_settings
 from evidock.wiring import Services
 from integrity.errors import Forbidden
 from records import desk_audit
@@ -126,16 +125,12 @@ def test_without_audit_view_the_page_is_refused(chromium: Any, desk_station: Des
 # ---------------------------------------------------------------- the database query
 
 
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    home = tmp_path / "home"
-    write_agency_config(home, ARCHIVIST)
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
-                               clock=StepClock(datetime(2026, 12, 1, tzinfo=UTC)))
-    try:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    """A station on SQLite and on PostgreSQL (the catalog of an agency's center)."""
+    with station_on(request.param, tmp_path / "home", extra=ARCHIVIST,
+                    start=datetime(2026, 12, 1, tzinfo=UTC)) as svc:
         yield svc
-    finally:
-        svc.close()
 
 
 def test_desk_list_is_the_apis_newest_first(services: Services) -> None:

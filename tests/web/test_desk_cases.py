@@ -16,11 +16,10 @@ from urllib.parse import quote
 
 import pytest
 from desk_support import ARCHIVIST, SECRET_CASE, SECRET_TITLE, DeskStation, log_in, shot
-from evidock_testing import StepClock, write_agency_config
+from evidock_testing import station_on
 from playwright.sync_api import expect
 
 from config import load_settings
-from evidock.wiring import Services
 from records.casebook import CaseView
 from records.desk_cases import CaseFilter, CaseList
 
@@ -222,16 +221,10 @@ def test_uncleared_post_to_a_hidden_case_is_refused(chromium: Any,
 # ---------------------------------------------------------------- the SQL page
 
 
-def _station(root: Path) -> Services:
-    home = root / "home"
-    write_agency_config(home, ARCHIVIST)
-    return Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
-                                clock=StepClock())
-
-
-def test_sql_page_is_the_dossier_list(tmp_path: Path) -> None:
-    svc = _station(tmp_path)
-    try:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_sql_page_is_the_dossier_list(tmp_path: Path, database: str) -> None:
+    """On SQLite and on PostgreSQL (the catalog of an agency's center) alike."""
+    with station_on(database, tmp_path / "home", extra=ARCHIVIST) as svc:
         gate, cases = svc.gate(), svc.cases()
         clerk, boss = gate.by_name("clerk"), gate.by_name("archivist")
         made = []
@@ -281,5 +274,11 @@ def test_sql_page_is_the_dossier_list(tmp_path: Path) -> None:
         assert event is not None
         assert event.action == "read.case.list"
         assert event.details["shown"] == 1 and event.details["hidden"] == 9
-    finally:
-        svc.close()
+        # The text folds ASCII letters only, on both databases (PostgreSQL's LIKE minds
+        # case, its ILIKE folds by locale): "ktv" finds "KTV", "ärger" not "Ärger".
+        ktv = cases.create(clerk, number="城东〔2026〕15号", case_type="行政检查",
+                           unit="城东中队", title="KTV Ärger", sensitivity="none")
+        for text, found in (("ktv", [ktv.number]), ("kTv ä", []), ("Ärger", [ktv.number]),
+                            ("ärger", [])):
+            rows = listing.page(actor, CaseFilter(text=text)).rows
+            assert [c.number for c in rows] == found, text

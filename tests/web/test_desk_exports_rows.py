@@ -1,7 +1,8 @@
 """The desk's paginated export lists (records/desk_exports.py) give the same requests as
 `export list` (ExportDesk.list) on the same data, for every user: units, labels (also
 a label raised after the request), unlinked footage, statuses, the user's own; and a
-person who may both request and approve is refused their own approval on the page."""
+person who may both request and approve is refused their own approval on the page.
+On SQLite and on a real PostgreSQL (the catalog of an agency's center)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,25 @@ import re
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
-from desk_support import PASSWORDS, SECRET_CASE, build_desk_home
-from evidock_testing import StepClock
+from desk_support import ARCHIVIST, CLIPS, PASSWORDS, SECRET_CASE, SECRET_TITLE, SERVICE
+from evidock_testing import StepClock, station_on
+from sqlmodel import Session
+from station_homes import rendered_videos
 
-from config import load_settings
 from evidock.service.app import build_app
+from evidock.service.passwords import hash_password
 from evidock.wiring import Services
+from fixtures.camera import build_camera
+from ingest.outcome import OffloadRequest
 from integrity.errors import Forbidden
+from records import desk_exports
+from records.credentials import CredentialBook
 from records.desk_exports import DeskExports
-from records.exportbook import STATUSES
+from records.exportbook import STATUSES, RequestView
 from records.permissions import DEFAULT_ROLES, Actor, P
 
 #: supervisors may also request exports here, so one can try to approve their own.
@@ -30,16 +39,50 @@ USERS = ("clerk", "clerk2", "inspector", "legal", "supervisor", "supervisor2", "
 
 
 @pytest.fixture(scope="module")
-def station(tmp_path_factory: pytest.TempPathFactory,
-            ) -> Iterator[tuple[Services, tuple[str, ...]]]:
-    home, videos = build_desk_home(tmp_path_factory.mktemp("rows"), extra_toml=ROLES)
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
-                               clock=StepClock(datetime.now(UTC) - timedelta(hours=1)))
-    try:
+def camera(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, datetime]:
+    """The desk station's camera (desk_support.CLIPS), made once: an offload only reads it."""
+    start = datetime.now(UTC) - timedelta(days=2)
+    tree = build_camera(tmp_path_factory.mktemp("rows-camera") / "camera", start=start,
+                        clips=CLIPS, audio=False, photo=False)
+    return tree.root, start
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def station(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            camera: tuple[Path, datetime]) -> Iterator[tuple[Services, tuple[str, ...]]]:
+    """The desk station on SQLite or on a throwaway PostgreSQL cluster, then requests."""
+    source, start = camera
+    home = tmp_path_factory.mktemp(f"rows-{request.param}") / "home"
+    with station_on(request.param, home, extra=ARCHIVIST + SERVICE + ROLES,
+                    start=start + timedelta(hours=3)) as svc:
+        videos = _desk_station(svc, source)
+        clock = svc.clock
+        assert isinstance(clock, StepClock)
+        clock.now = datetime.now(UTC) - timedelta(hours=1)
         _requests(svc, videos)
         yield svc, videos
-    finally:
-        svc.close()
+
+
+def _desk_station(svc: Services, source: Path) -> tuple[str, ...]:
+    """What desk_support.build_desk_home makes, on these services (whatever their
+    catalog): the camera offloaded and rendered, the 国家秘密 case linked to the second
+    recording, and every user's password as `admin passwd` stores it (in process: the
+    CLI would start a Python per user). Returns the rendered videos, camera order."""
+    report = svc.offloader().run(OffloadRequest(source=source, device_serial="ZFY0001",
+                                                officer_id="123456"))
+    assert report.outcome == "completed", report.outcome
+    renderer = svc.renderer()
+    for rec in renderer.pending():
+        renderer.render(rec)
+    videos = rendered_videos(svc)
+    boss, cases = svc.gate().by_name("archivist"), svc.cases()
+    cases.create(boss, number=SECRET_CASE, case_type="行政检查", unit="城东中队",
+                 title=SECRET_TITLE, sensitivity="国家秘密")
+    cases.link(boss, SECRET_CASE, videos[1], stage="现场检查", reason="秘密案件取证")
+    book = CredentialBook(catalog=svc.catalog, audit=svc.audit(), clock=svc.clock)
+    for user, password in PASSWORDS.items():
+        book.set(user, hash_password(password), actor="os:evidock")
+    return tuple(videos)
 
 
 def _requests(svc: Services, videos: tuple[str, ...]) -> None:
@@ -182,3 +225,25 @@ def test_own_approval_is_refused_on_the_page(station: tuple[Services, tuple[str,
     assert event is not None and event.action == "access.refused"
     assert event.details["code"] == "E_SELF_APPROVAL"
     assert svc.exports().show(svc.gate().by_name("legal"), request_id).status == "pending"
+
+
+def test_a_page_is_read_from_one_snapshot(station: tuple[Services, tuple[str, ...]],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request approved between the queue's query and the reading of its rows is shown
+    as the query found it, pending: the page is one snapshot of the catalog (PostgreSQL's
+    default, READ COMMITTED, would show it approved in the pending queue)."""
+    svc, videos = station
+    exports, legal = svc.exports(), svc.gate().by_name("legal")
+    made = exports.request(svc.gate().by_name("inspector"), recording=videos[0], start="7",
+                           end="9", purpose="行政复议", recipient="复议机关")
+    real = desk_exports.load_requests
+
+    def meanwhile(s: Session, **kwargs: Any) -> list[RequestView]:
+        exports.approve(legal, made.id, reason="同意")  # another connection, committed
+        return real(s, **kwargs)
+
+    monkeypatch.setattr(desk_exports, "load_requests", meanwhile)
+    page = DeskExports(catalog=svc.catalog, gate=svc.gate()).page(legal, view="queue")
+    assert made.id in [v.id for v in page.requests]
+    assert {v.status for v in page.requests} == {"pending"}
+    assert exports.show(legal, made.id).status == "approved"

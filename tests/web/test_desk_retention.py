@@ -2,18 +2,23 @@
 recording with a reason, their own release is refused (two people), a supervisor's is
 carried out; the 国家秘密 recording's hold never shows to legal or clerk; pending
 deletions of an aged station show their rule and grace date, the scheduler's own
-approval is refused and a second supervisor's is recorded."""
+approval is refused and a second supervisor's is recorded. The desk's paginated queries
+answer as the executor and the hold desk do, on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from desk_support import PASSWORDS, DeskStation, log_in, set_password, shot
+from evidock_testing import migrated, write_agency_config
 from playwright.sync_api import expect
 from service_support import serving
 from sqlmodel import Session
@@ -25,8 +30,13 @@ from evidock.web.pages.retention import DONE, REASONS, RULE_WORDS, SCOPE_WORDS
 from evidock.wiring import Services
 from fixtures.media import ClipSpec
 from records.models import CaseLink
+from retention import desk_retention
 from retention.desk_retention import holds_page, pending_page
 from retention.models import RetentionAction
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "archive"))  # pg_support lives there
+
+from pg_support import pg_cluster  # noqa: E402
 
 T = {"zh": i18n.words("zh").gettext, "en": i18n.words("en").gettext}
 
@@ -205,13 +215,44 @@ def test_every_rule_scope_and_message_has_its_chinese() -> None:
     assert [w for w in words if not table.get(w)] == []
 
 
-def test_pending_page_answers_as_the_executor_does(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Catalogs:
+    """Where a test's station keeps its catalog: ``toml()`` is the TOML that says so (a
+    new database each call), for its evidock.toml before anything is written."""
+
+    dialect: str
+    toml: Callable[[], str]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def catalogs(request: pytest.FixtureRequest) -> Iterator[Catalogs]:
+    """The station's own SQLite file, or a fresh database (migrated) of the one throwaway
+    PostgreSQL cluster this module starts."""
+    with pg_cluster() if request.param == "postgresql" else nullcontext() as make:
+        if make is None:
+            yield Catalogs("sqlite", lambda: "")
+        else:
+            yield Catalogs("postgresql",
+                           lambda: f'\n[paths]\ncatalog_url = "{migrated(make())}"\n')
+
+
+def _services(home: Path, catalogs: Catalogs) -> Services:
+    """The station's services (the real clock), on the catalog its config names."""
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
+    if svc.catalog.engine.dialect.name != catalogs.dialect:
+        svc.close()
+        raise AssertionError(f"{svc.settings.catalog_url} is not {catalogs.dialect}")
+    return svc
+
+
+def test_pending_page_answers_as_the_executor_does(tmp_path: Path, catalogs: Catalogs,
+                                                   ) -> None:
     """The desk's paginated query (retention/desk_retention.py) gives the executor's
     pending deletions, in its order, page by page: after scheduling, an approval, a
     hold that cancels one, and a step forged into the catalog without an audit event."""
-    home = aged_home(tmp_path, clips=tuple(ClipSpec(duration_s=1.0, height=240)
-                                           for _ in range(4)))
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
+    clips = tuple(ClipSpec(duration_s=1.0, height=240) for _ in range(4))
+    home = aged_home(tmp_path, catalogs.toml(), clips=clips)
+    svc = _services(home, catalogs)
     try:
         who, ex, gate = svc.gate().by_name, svc.retention(), svc.gate()
         now = datetime.now(UTC)
@@ -251,13 +292,14 @@ def test_pending_page_answers_as_the_executor_does(tmp_path: Path) -> None:
         svc.close()
 
 
-def test_holds_page_answers_as_the_hold_desk_does(tmp_path: Path) -> None:
+def test_holds_page_answers_as_the_hold_desk_does(tmp_path: Path, catalogs: Catalogs,
+                                                  ) -> None:
     """The desk's paginated hold list gives HoldDesk.listing's rows, order and hidden
     count for every reader: holds on an open case, a 国家秘密 case, a recording linked
     to it, one linked to another unit's case then unlinked, an officer; one released."""
-    home = aged_home(tmp_path, SECRETARY, render=True,
+    home = aged_home(tmp_path, SECRETARY + catalogs.toml(), render=True,
                      clips=tuple(ClipSpec(duration_s=1.0, height=240) for _ in range(4)))
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
+    svc = _services(home, catalogs)
     try:
         who, gate, holds, cases = svc.gate().by_name, svc.gate(), svc.holds(), svc.cases()
         videos = rendered_videos(svc)
@@ -303,5 +345,33 @@ def test_holds_page_answers_as_the_hold_desk_does(tmp_path: Path) -> None:
         with pytest.raises(Exception) as refused:
             holds_page(svc.catalog, gate, who("clerk"))
         assert getattr(refused.value, "code", "") == "E_FORBIDDEN"
+    finally:
+        svc.close()
+
+
+def test_a_hold_page_is_read_from_one_snapshot(tmp_path: Path, catalogs: Catalogs,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hold placed while a page is read (after its first statement) is in neither its
+    counts nor its rows: the page is one snapshot of the catalog, as a SQLite read is
+    (PostgreSQL's default, READ COMMITTED, would count it in the later statements)."""
+    home = tmp_path / "home"
+    write_agency_config(home, catalogs.toml())
+    svc = _services(home, catalogs)
+    try:
+        who, holds = svc.gate().by_name, svc.holds()
+        holds.add(who("supervisor"), scope="officer", target="123456", reason="保全")
+        views, hidden = holds.listing(who("supervisor"), active_only=True)
+        real = desk_retention._unbelieved
+
+        def meanwhile(s: Session) -> tuple[list[int], list[int]]:
+            found = real(s)  # the page has read the catalog once
+            holds.add(who("legal"), scope="officer", target="654321", reason="同时")
+            return found
+
+        monkeypatch.setattr(desk_retention, "_unbelieved", meanwhile)
+        page = holds_page(svc.catalog, svc.gate(), who("supervisor"))
+        assert (list(page.views), page.shown, page.hidden) == (views, len(views), hidden)
+        monkeypatch.undo()
+        assert holds_page(svc.catalog, svc.gate(), who("supervisor")).shown == 2
     finally:
         svc.close()

@@ -27,6 +27,11 @@ name = "secretary"
 roles = ["clerk"]
 clearances = ["个人隐私", "商业秘密", "国家秘密"]
 """
+#: 1 s segments: a few seconds of footage make several segments.
+SHORT_SEGMENTS = """
+[rendition]
+segment_seconds = 1
+"""
 
 
 def aged_home(root: Path, extra_toml: str = "", retention: str = "", *,

@@ -20,6 +20,7 @@ import blake3
 import pytest
 from evidock_testing import StepClock, offloaded_home
 from sqlmodel import Session, col, func, select
+from station_homes import SECRETARY, SHORT_SEGMENTS
 
 from archive.audit.log import AuditEvent
 from archive.catalog import Blob, Recording
@@ -37,15 +38,7 @@ from records.permissions import Actor
 NUMBER = "邵城管罚〔2019〕第001号"
 #: A clerk cleared for every label (no AGENCY_TOML user both creates cases and may see
 #: 国家秘密), and 1 s segments so a few seconds of footage make several segments.
-EXTRA = """
-[[access.users]]
-name = "secretary"
-roles = ["clerk"]
-clearances = ["个人隐私", "商业秘密", "国家秘密"]
-
-[rendition]
-segment_seconds = 1
-"""
+EXTRA = SECRETARY + SHORT_SEGMENTS
 
 
 @pytest.fixture(scope="module")

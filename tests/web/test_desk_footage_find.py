@@ -26,6 +26,7 @@ import pytest
 from evidock_testing import StepClock, migrated, offloaded_home
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, func, select
+from station_homes import SECRETARY, SHORT_SEGMENTS
 
 from archive.audit.log import AuditEvent
 from archive.catalog import Blob, Catalog, Recording
@@ -45,15 +46,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "archive"))  # pg_support liv
 
 from pg_support import connect, pg_cluster  # noqa: E402
 
-EXTRA = """
-[[access.users]]
-name = "secretary"
-roles = ["clerk"]
-clearances = ["个人隐私", "商业秘密", "国家秘密"]
-
-[rendition]
-segment_seconds = 1
-"""
+EXTRA = SECRETARY + SHORT_SEGMENTS
 USERS = ("clerk", "clerk2", "inspector", "legal", "supervisor", "secretary", "officer")
 A, B, C, S = ("城东〔2026〕1号", "城西〔2026〕2号", "城东〔2026〕3号", "城东秘〔2026〕4号")
 

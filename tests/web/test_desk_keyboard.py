@@ -24,6 +24,13 @@ def tab_to(page: Any, css: str) -> None:
     raise AssertionError(f"{css} is not reachable with Tab")
 
 
+def follow(page: Any, css: str, url: str) -> None:
+    """Tab to the link ``css``, press Enter, and wait for ``url`` (a glob)."""
+    tab_to(page, css)
+    page.keyboard.press("Enter")
+    page.wait_for_url(url)
+
+
 def choose(page: Any, css: str, value: str) -> None:
     """Pick ``value`` of the focused <select> with the arrow keys."""
     tab_to(page, css)
@@ -64,9 +71,7 @@ def test_clerk_links_a_range_with_the_keyboard_only(chromium: Any,
     assert outlined(page)
     page.keyboard.press("Enter")
     page.wait_for_url("**/desk/footage")
-    tab_to(page, f"a[href$='/footage/{first}']")
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"**/desk/footage/{first}")
+    follow(page, f"a[href$='/footage/{first}']", f"**/desk/footage/{first}")
 
     tab_to(page, "[data-act=play]")
     page.keyboard.press("Space")
@@ -106,12 +111,8 @@ def test_legal_rejects_a_request_with_the_keyboard_only(chromium: Any,
         assert made.status_code == 200, made.text
         request_id = made.json()["id"]
     page = keyboard_login(chromium, desk_station, "legal")
-    tab_to(page, "nav a[href$='/exports']")
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/desk/exports*")
-    tab_to(page, f"a[href$='/exports/{request_id}']")
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"**/desk/exports/{request_id}")
+    follow(page, "nav a[href$='/exports']", "**/desk/exports*")
+    follow(page, f"a[href$='/exports/{request_id}']", f"**/desk/exports/{request_id}")
     tab_to(page, "form[data-testid=reject-form] textarea")
     page.keyboard.type("键盘驳回：范围不符")
     tab_to(page, "form[data-testid=reject-form] button")

@@ -85,13 +85,7 @@ def build_desk_home(root: Path, *, extra_toml: str = "") -> tuple[Path, tuple[st
     svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
                                clock=StepClock(start + timedelta(hours=3)))
     try:
-        report = svc.offloader().run(OffloadRequest(source=camera.root, device_serial="ZFY0001",
-                                                    officer_id="123456"))
-        assert report.outcome == "completed", report.outcome
-        renderer = svc.renderer()
-        for rec in renderer.pending():
-            renderer.render(rec)
-        videos = rendered_videos(svc)
+        videos = offload_and_render(svc, camera.root)
         boss = svc.gate().by_name("archivist")
         cases = svc.cases()
         cases.create(boss, number=SECRET_CASE, case_type="行政检查", unit="城东中队",
@@ -102,6 +96,18 @@ def build_desk_home(root: Path, *, extra_toml: str = "") -> tuple[Path, tuple[st
     for user, password in PASSWORDS.items():
         set_password(home, user, password)
     return home, tuple(videos)
+
+
+def offload_and_render(svc: Services, source: Path) -> list[str]:
+    """The desk camera (ZFY0001, officer 123456) offloaded and every recording rendered,
+    as a station does; returns the rendered videos, camera order."""
+    report = svc.offloader().run(OffloadRequest(source=source, device_serial="ZFY0001",
+                                                officer_id="123456"))
+    assert report.outcome == "completed", report.outcome
+    renderer = svc.renderer()
+    for rec in renderer.pending():
+        renderer.render(rec)
+    return list(rendered_videos(svc))
 
 
 def need_browser() -> None:
@@ -177,4 +183,4 @@ def fresh_artifacts() -> None:
 
 __all__ = ["ARTIFACTS", "CHROMIUM", "PASSWORDS", "SECRET_CASE", "SECRET_TITLE",
            "DeskStation", "build_desk_home", "chromium", "desk_station", "log_in",
-           "need_browser", "shot"]
+           "need_browser", "offload_and_render", "shot"]

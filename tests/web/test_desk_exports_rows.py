@@ -14,16 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from desk_support import ARCHIVIST, CLIPS, PASSWORDS, SECRET_CASE, SECRET_TITLE, SERVICE
+from desk_support import (
+    ARCHIVIST,
+    CLIPS,
+    PASSWORDS,
+    SECRET_CASE,
+    SECRET_TITLE,
+    SERVICE,
+    offload_and_render,
+)
 from evidock_testing import StepClock, station_on
 from sqlmodel import Session
-from station_homes import rendered_videos
 
 from evidock.service.app import build_app
 from evidock.service.passwords import hash_password
 from evidock.wiring import Services
 from fixtures.camera import build_camera
-from ingest.outcome import OffloadRequest
 from integrity.errors import Forbidden
 from records import desk_exports
 from records.credentials import CredentialBook
@@ -68,13 +74,7 @@ def _desk_station(svc: Services, source: Path) -> tuple[str, ...]:
     catalog): the camera offloaded and rendered, the 国家秘密 case linked to the second
     recording, and every user's password as `admin passwd` stores it (in process: the
     CLI would start a Python per user). Returns the rendered videos, camera order."""
-    report = svc.offloader().run(OffloadRequest(source=source, device_serial="ZFY0001",
-                                                officer_id="123456"))
-    assert report.outcome == "completed", report.outcome
-    renderer = svc.renderer()
-    for rec in renderer.pending():
-        renderer.render(rec)
-    videos = rendered_videos(svc)
+    videos = offload_and_render(svc, source)
     boss, cases = svc.gate().by_name("archivist"), svc.cases()
     cases.create(boss, number=SECRET_CASE, case_type="行政检查", unit="城东中队",
                  title=SECRET_TITLE, sensitivity="国家秘密")

@@ -42,6 +42,7 @@ import records.models
 import records.parties
 import records.redaction_model
 import records.reviews
+import records.statistics_facts
 import retention.models
 from archive.catalog import migrations
 from archive.catalog.db import make_engine
@@ -65,6 +66,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     records.equipment,
     records.redaction_model,
     records.footage_thumbs,
+    records.statistics_facts,
     retention.models,
 )
 

@@ -70,7 +70,7 @@ class CaseLink(SQLModel, table=True):
     case_id: str = Field(foreign_key="casefile.id", index=True)
     recording_id: str = Field(foreign_key="recording.id", index=True)
     action: str  # link | unlink
-    unlinks: int | None = None
+    unlinks: int | None = Field(default=None, index=True)  # statistics' link counts
     stage: str = ""
     start_us: int | None = None
     end_us: int | None = None

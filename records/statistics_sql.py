@@ -1,18 +1,19 @@
 """Statistics computed by the database (GROUP BY), on SQLite and PostgreSQL alike.
 
-One pass over the visible recordings in range (a materialized CTE: officer, period,
-footage seconds from ``renditionfootage``, late flag, active links), from which every
-report is read. Officer, month and year put each recording in one group: the groups are
-that pass grouped, and the total is their sum. Unit and stage come from the links: the
-linked recordings are counted over DISTINCT (group, recording) pairs, the unlinked ones
-go to the group of no unit / stage, and the total rides in the same statement. Recordings
+One pass over the visible recordings in range, read from the facts the catalog keeps
+per recording (``recordingstat``, records/statistics_facts.py: officer, when, footage
+seconds, offload times, active links) as one scan, from which every report is read.
+Officer, month and year put each recording in one group: the groups are that pass
+grouped, and the total is their sum. Unit and stage come from the links: the linked
+recordings are counted over DISTINCT (group, recording) pairs, the unlinked ones go to
+the group of no unit / stage, and the total rides in the same statement. Recordings
 linked to a case the reader may not see (unit, or a label beyond their clearance; the
 case's newest label) are excluded inside the query and counted once as hidden.
 
 Periods are compared as datetimes against the zone's month or year boundaries computed
 here (a CASE over the bounds), so the database needs no time zone table and a month
-is the station's month on both dialects. Seconds (for durations and late offloads) come
-from a small expression compiled per dialect.
+is the station's month on both dialects. Seconds since 1970 (for late offloads) were
+computed by the database when the facts were kept.
 """
 
 from __future__ import annotations
@@ -22,16 +23,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, and_, case, func, literal, or_, select, type_coerce, union_all
+from sqlalchemy import and_, case, func, literal, or_, select, type_coerce, union_all
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import CTE, Select, Subquery
 
-from archive.catalog import Catalog, DockSession, Recording
+from archive.catalog import Catalog
 from archive.catalog.types import UTCDateTime, table_of
-from archive.footage_model import RenditionFootage
 from config.access import SENSITIVITIES, CoverageSettings
 from integrity.errors import InvalidRequest
 from records.models import Case, CaseEvent, CaseLink
@@ -45,30 +43,10 @@ from records.statistics import (
     StatsQuery,
     periods,
 )
+from records.statistics_facts import RecordingStat
 
-_REC, _SESSION = table_of(Recording), table_of(DockSession)
-_FOOTAGE = table_of(RenditionFootage)
+_STAT = table_of(RecordingStat)
 _CASE, _EVENT, _LINK = table_of(Case), table_of(CaseEvent), table_of(CaseLink)
-
-
-class epoch_seconds(FunctionElement[float]):  # noqa: N801 (SQL function style)
-    """Seconds since 1970 of a catalog datetime (stored as UTC on both dialects)."""
-
-    type = Float()
-    inherit_cache = True
-    name = "epoch_seconds"
-
-
-@compiles(epoch_seconds)
-def _epoch_pg(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
-    arg = compiler.process(element.clauses, **kw)
-    return f"CAST(EXTRACT(EPOCH FROM {arg}) AS DOUBLE PRECISION)"
-
-
-@compiles(epoch_seconds, "sqlite")
-def _epoch_sqlite(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
-    # julianday keeps milliseconds: plenty for hours and a deadline in hours.
-    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
 
 
 # ------------------------------------------------------------------ building blocks
@@ -109,27 +87,8 @@ def hidden_recordings(actor: Actor) -> Select[Any]:
             .correlate(None))
 
 
-def footage_seconds() -> ColumnElement[float]:
-    """A recording's footage seconds: its longest ok rendition (last segment's end, else
-    the probed duration when positive); NULL when unknown.
-
-    Read from ``renditionfootage`` (kept when each ok rendition is stored): one lookup in
-    its covering index per recording, where finding the renditions and their last
-    segments took two.
-    """
-    f = _FOOTAGE
-    return type_coerce(select(func.coalesce(func.max(f.c.segments_s), func.max(f.c.probed_s)))
-                       .where(f.c.recording_id == _REC.c.id).correlate(_REC)
-                       .scalar_subquery(), Float)
-
-
-def recorded_at() -> ColumnElement[datetime]:
-    """When a recording was made: camera start, else (clock unknown) ingest time."""
-    return type_coerce(func.coalesce(_REC.c.camera_start, _REC.c.ingested_at), UTCDateTime())
-
-
 def in_range(query: StatsQuery) -> list[ColumnElement[bool]]:
-    when = recorded_at()
+    when = _STAT.c.recorded_at
     out: list[ColumnElement[bool]] = []
     if query.start is not None:
         out.append(when >= query.start)
@@ -142,7 +101,7 @@ def bucket(spans: Sequence[Period]) -> ColumnElement[Any]:
     """The label of the period a recording falls in (rows are already in range)."""
     if not spans:
         return type_coerce(None, UTCDateTime())
-    return _search(recorded_at(), spans)
+    return _search(_STAT.c.recorded_at, spans)
 
 
 def _search(when: ColumnElement[datetime], spans: Sequence[Period]) -> ColumnElement[Any]:
@@ -155,35 +114,18 @@ def _search(when: ColumnElement[datetime], spans: Sequence[Period]) -> ColumnEle
                 else_=_search(when, spans[mid:]))
 
 
-def link_count() -> ColumnElement[int]:
-    """A recording's active links (correlated: one lookup in the recording_id index)."""
-    unlink = _LINK.alias("count_unlink")
-    removed = (select(unlink.c.unlinks)
-               .where(unlink.c.action == "unlink", unlink.c.unlinks.is_not(None))
-               .correlate(None))
-    return (select(func.count()).select_from(_LINK)
-            .where(_LINK.c.recording_id == _REC.c.id, _LINK.c.action == "link",
-                   _LINK.c.id.not_in(removed)).correlate(_REC).scalar_subquery())
-
-
 def visible(query: StatsQuery, actor: Actor, spans: Sequence[Period]) -> CTE:
     """One row per visible recording in range: officer, period, seconds, late flag and
-    active links, each computed once (materialized: read by several branches, and
-    inlined SQLite would run the footage lookup for every use of ``seconds``)."""
-    offloaded = func.coalesce(_SESSION.c.started_at, _REC.c.ingested_at)
-    per_rec = (select(_REC.c.id, _REC.c.officer_id, _REC.c.camera_start,
-                      footage_seconds().label("seconds"), bucket(spans).label("period"),
-                      epoch_seconds(offloaded).label("offloaded"),
-                      link_count().label("links"))
-               .select_from(_REC.outerjoin(_SESSION, _SESSION.c.id == _REC.c.session_id))
-               .where(_REC.c.id.not_in(hidden_recordings(actor)), *in_range(query))
-               .cte("per_rec").prefix_with("MATERIALIZED"))
-    ended = epoch_seconds(per_rec.c.camera_start) + func.coalesce(per_rec.c.seconds, 0.0)
-    late = case((and_(per_rec.c.camera_start.is_not(None),
-                      per_rec.c.offloaded - ended > query.offload_deadline_h * 3600), 1),
+    active links, from its kept facts (records/statistics_facts.py): one scan."""
+    st = _STAT
+    ended = st.c.start_s + func.coalesce(st.c.seconds, 0.0)
+    late = case((and_(st.c.start_s.is_not(None),
+                      st.c.offloaded_s - ended > query.offload_deadline_h * 3600), 1),
                 else_=0)
-    return (select(per_rec.c.id, per_rec.c.officer_id.label("officer"), per_rec.c.period,
-                   per_rec.c.seconds, late.label("late"), per_rec.c.links)
+    return (select(st.c.recording_id.label("id"), st.c.officer_id.label("officer"),
+                   bucket(spans).label("period"), st.c.seconds, late.label("late"),
+                   st.c.links)
+            .where(st.c.recording_id.not_in(hidden_recordings(actor)), *in_range(query))
             .cte("visible_recording"))
 
 
@@ -252,15 +194,15 @@ def by_link(query: StatsQuery, v: CTE) -> Select[Any]:
 
 
 def hidden_count(query: StatsQuery, actor: Actor) -> Select[Any]:
-    return (select(func.count()).select_from(_REC)
-            .where(_REC.c.id.in_(hidden_recordings(actor)), *in_range(query)))
+    return (select(func.count()).select_from(_STAT)
+            .where(_STAT.c.recording_id.in_(hidden_recordings(actor)), *in_range(query)))
 
 
 def extent(query: StatsQuery, actor: Actor | None) -> Select[datetime, datetime]:
     """The first and last time of the recordings in range (``actor``: only those they
     may see; None: all of them)."""
-    when = recorded_at()
-    hidden = [] if actor is None else [_REC.c.id.not_in(hidden_recordings(actor))]
+    when = _STAT.c.recorded_at
+    hidden = [] if actor is None else [_STAT.c.recording_id.not_in(hidden_recordings(actor))]
     return (select(type_coerce(func.min(when), UTCDateTime()),
                    type_coerce(func.max(when), UTCDateTime()))
             .where(*hidden, *in_range(query)))
@@ -374,5 +316,5 @@ class StatisticsDesk:
         return result
 
 
-__all__ = ["StatisticsDesk", "active_links", "compute", "epoch_seconds", "footage_seconds",
-           "by_link", "by_recording", "hidden_cases", "sum_counts", "visible", "hidden_recordings"]
+__all__ = ["StatisticsDesk", "active_links", "by_link", "by_recording", "compute",
+           "hidden_cases", "hidden_recordings", "sum_counts", "visible"]

@@ -20,12 +20,18 @@ S is created unlabelled and relabelled 国家秘密 (the newest label counts).
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlmodel import Session, select
 
 from archive.catalog import Blob, Device, DockSession, Recording
 from archive.catalog.models import Rendition, Segment
-from archive.footage_model import footage_of
+from archive.footage_model import RenditionFootage, footage_of
 from evidock.wiring import Services
+from records.models import CaseLink
+from records.statistics_facts import RecordingStat
 
 CST = timezone(timedelta(hours=8))
 A = "邵城管罚〔2019〕第001号"
@@ -133,3 +139,48 @@ SUP2_BY_MONTH = {"2019-03": counts(4, 810, 0, 1, 4), "2019-04": counts(1, 1200, 
                  "2020-01": counts(1, 0, 1, 1, 1)}
 SUP2_BY_UNIT = {"城东中队": counts(3, 780, 0, 1, 4), "城西中队": counts(2, 1200, 1, 1, 2),
                 None: counts(1, 30, 0, 0, 0)}
+
+
+def kept_facts(svc: Services) -> dict[str, tuple[Any, ...]]:
+    """The ``recordingstat`` rows the catalog's triggers keep, by recording."""
+    with Session(svc.catalog.engine) as s:
+        return {f.recording_id: (f.officer_id, f.recorded_at, f.start_s, f.offloaded_s,
+                                 f.seconds, f.links) for f in s.exec(select(RecordingStat))}
+
+
+def facts_from_evidence(svc: Services) -> dict[str, tuple[Any, ...]]:
+    """The same facts recomputed here, in Python, from the evidence tables themselves
+    (recordings, their dock sessions, footage rows and link/unlink rows)."""
+    with Session(svc.catalog.engine) as s:
+        sessions = {d.id: d.started_at for d in s.exec(select(DockSession))}
+        footage: dict[str, list[RenditionFootage]] = {}
+        for f in s.exec(select(RenditionFootage)):
+            footage.setdefault(f.recording_id, []).append(f)
+        links = list(s.exec(select(CaseLink)))
+        removed = {k.unlinks for k in links if k.action == "unlink"}
+        active = Counter(k.recording_id for k in links
+                         if k.action == "link" and k.id not in removed)
+        out = {}
+        for r in s.exec(select(Recording)):
+            mine = footage.get(r.id, [])
+            ends = [f.segments_s for f in mine if f.segments_s is not None]
+            probed = [f.probed_s for f in mine if f.probed_s is not None]
+            seconds = max(ends) if ends else max(probed) if probed else None
+            offloaded = sessions.get(r.session_id) or r.ingested_at
+            out[r.id] = (r.officer_id, r.camera_start or r.ingested_at,
+                         None if r.camera_start is None else r.camera_start.timestamp(),
+                         offloaded.timestamp(), seconds, active[r.id])
+        return out
+
+
+def assert_facts_kept(svc: Services) -> None:
+    """Kept facts equal their recomputation (epoch seconds to the millisecond: SQLite's
+    julianday keeps no more)."""
+    kept, truth = kept_facts(svc), facts_from_evidence(svc)
+    assert kept.keys() == truth.keys(), "one row per recording"
+    for rid, (officer, at, start, offloaded, seconds, links) in truth.items():
+        got = kept[rid]
+        assert (got[0], got[1], got[4], got[5]) == (officer, at, seconds, links), rid
+        assert (got[2] is None) == (start is None), rid
+        assert start is None or abs(got[2] - start) < 1e-3, rid
+        assert abs(got[3] - offloaded) < 1e-3, rid

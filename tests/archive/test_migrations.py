@@ -152,8 +152,10 @@ def test_every_append_only_table_refuses_changes(url: str, engine: Engine) -> No
     assert {"blob", "recording", "auditevent", "casefile", "hold", "tombstone"} <= set(
         guarded)
     assert _triggered(engine) == set(guarded), "triggers on exactly the append-only tables"
-    assert _kept(engine) == {"docksession", "uploaditem"}, "the others: guarded columns"
-    assert set(meta.tables) - set(guarded) == {"docksession", "uploaditem"}, "none unguarded"
+    kept = {"docksession", "uploaditem", "recordingstat"}
+    assert _kept(engine) == kept, "the others: guarded columns"
+    assert set(meta.tables) - set(guarded) == kept, "none unguarded"
+    assert [t.name for t in meta.sorted_tables if t.info.get("derived")] == ["recordingstat"]
     plain = _plain(url)
     try:
         with plain.begin() as conn:
@@ -175,8 +177,28 @@ def test_every_append_only_table_refuses_changes(url: str, engine: Engine) -> No
             with plain.connect() as conn:
                 assert conn.execute(text(f"SELECT count(*) FROM {name}")).scalar() == 1
         _closes_once(plain)
+        _derived_facts_are_kept(plain)
     finally:
         plain.dispose()
+
+
+def _derived_facts_are_kept(plain: Engine) -> None:
+    """Statistics facts: never deleted, their identity and times never change; only the
+    counts the triggers refresh do."""
+    with plain.begin() as conn:
+        if conn.dialect.name == "postgresql":  # replica role made no row: make it
+            conn.execute(text("INSERT INTO recordingstat (recording_id, recorded_at, "
+                              "offloaded_s, links) VALUES ('x', :at, 0, 0)"), {"at": AT})
+        conn.execute(text("UPDATE recordingstat SET seconds = 7.5, links = links + 1"))
+    for sql in ("DELETE FROM recordingstat", "UPDATE recordingstat SET officer_id = 'P9'",
+                "UPDATE recordingstat SET recorded_at = NULL",
+                "UPDATE recordingstat SET offloaded_s = offloaded_s + 1"):
+        with pytest.raises(DBAPIError, match="evidock: recordingstat"), \
+                plain.begin() as conn:
+            conn.execute(text(sql))
+    with plain.connect() as conn:
+        assert conn.execute(text("SELECT count(*), max(seconds) FROM recordingstat")).one() \
+            == (1, 7.5)
 
 
 def _closes_once(plain: Engine) -> None:
@@ -203,13 +225,22 @@ def _triggered(engine: Engine) -> set[str]:
             by_table: dict[str, set[str]] = {}
             for table, name in rows:
                 by_table.setdefault(table, set()).add(name)
-            return {t for t, v in by_table.items() if v == {f"no_update_{t}", f"no_delete_{t}"}}
+            return {t for t, v in by_table.items()
+                    if _guards(v) == {f"no_update_{t}", f"no_delete_{t}"}}
         rows = conn.execute(text("SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class "
                                  "c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal")).all()
         by_table = {}
         for table, name in rows:
             by_table.setdefault(table, set()).add(name)
-        return {t for t, v in by_table.items() if v == {f"no_change_{t}", f"no_truncate_{t}"}}
+        return {t for t, v in by_table.items()
+                if _guards(v) == {f"no_change_{t}", f"no_truncate_{t}"}}
+
+
+def _guards(names: set[str]) -> set[str]:
+    """The guarding triggers among a table's triggers (not those keeping statistics
+    facts: migration 0015)."""
+    facts = {"stat_on_recording", "stat_on_footage", "stat_on_link"}
+    return names - facts
 
 
 def _kept(engine: Engine) -> set[str]:

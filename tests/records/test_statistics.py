@@ -20,6 +20,7 @@ from stats_support import (
     SUP2_BY_MONTH,
     SUP2_BY_UNIT,
     SUP2_TOTAL,
+    assert_facts_kept,
     counts,
     local,
     populate,
@@ -343,5 +344,6 @@ def test_renditions_made_by_ingest_keep_their_footage(
                 probed = r.media.get("duration_s")
                 assert kept.probed_s == (probed if isinstance(probed, float) and probed > 0
                                          else None)
+        assert_facts_kept(svc)  # and the statistics facts of each recording (0015)
     finally:
         svc.close()

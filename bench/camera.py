@@ -269,8 +269,9 @@ def _env(home: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def station(home: Path, group: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A fresh home and its `evidock serve`, in the throttled group (it reads the cameras)."""
+def station(home: Path, group: Path | None) -> Iterator[subprocess.Popen[bytes]]:
+    """A fresh home and its `evidock serve`, in the throttled group (it reads the cameras;
+    None: no group, for bench/clients.py)."""
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     env = _env(home)
@@ -282,7 +283,7 @@ def station(home: Path, group: Path) -> Iterator[subprocess.Popen[bytes]]:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(notify))
     listener.settimeout(120)
-    with in_group(group):
+    with in_group(group) if group is not None else contextlib.nullcontext():
         proc = subprocess.Popen([str(EVIDOCK), "serve", "--socket", env["EVIDOCK_SOCKET"]],
                                 env={**env, "NOTIFY_SOCKET": str(notify)},
                                 stdout=subprocess.DEVNULL)

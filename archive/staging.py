@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import stat
 from collections.abc import Callable
@@ -162,11 +163,12 @@ class Stager:
         self.store = store
         self.directory = directory
         self._before_reread = before_reread
-        self._n = 0
+        # next() of a count is atomic: an offload copies in one thread while its
+        # settling thread stores signed records through the same stager.
+        self._numbers = itertools.count(1)
 
     def _new_file(self) -> tuple[int, Path]:
-        self._n += 1
-        path = self.directory / f"{self._n}.part"
+        path = self.directory / f"{next(self._numbers)}.part"
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError as exc:

@@ -269,13 +269,15 @@ def _env(home: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def station(home: Path, group: Path | None) -> Iterator[subprocess.Popen[bytes]]:
-    """A fresh home and its `evidock serve`, in the throttled group (it reads the cameras;
-    None: no group, for bench/clients.py)."""
+def station(home: Path, group: Path | None, *, exe: str | Path = EVIDOCK,
+            service_env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A fresh home and its `evidock serve` (of build ``exe``, with ``service_env`` added
+    to its environment), in the throttled group (it reads the cameras; None: no group,
+    for bench/clients.py and bench/offload.py)."""
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     env = _env(home)
-    subprocess.run([str(EVIDOCK), "init", "--account", "root"], env=env, check=True,
+    subprocess.run([str(exe), "init", "--account", "root"], env=env, check=True,
                    capture_output=True, timeout=300)
     with (home / "evidock.toml").open("a", encoding="utf-8") as fh:
         fh.write(USERS)
@@ -284,8 +286,9 @@ def station(home: Path, group: Path | None) -> Iterator[subprocess.Popen[bytes]]
     listener.bind(str(notify))
     listener.settimeout(120)
     with in_group(group) if group is not None else contextlib.nullcontext():
-        proc = subprocess.Popen([str(EVIDOCK), "serve", "--socket", env["EVIDOCK_SOCKET"]],
-                                env={**env, "NOTIFY_SOCKET": str(notify)},
+        proc = subprocess.Popen([str(exe), "serve", "--socket", env["EVIDOCK_SOCKET"]],
+                                env={**env, **(service_env or {}),
+                                     "NOTIFY_SOCKET": str(notify)},
                                 stdout=subprocess.DEVNULL)
     try:
         with listener:

@@ -5,6 +5,11 @@ change, re-read the staged copy from disk and compare, judge validity, then link
 the store and record it in the catalog in one transaction. Only after that commit may
 the camera's file be wiped. A SIGKILL at any point leaves either nothing (staging is
 swept) or a complete blob, and the catalog never names a blob that is not in the store.
+
+Two stages overlap: this thread reads the camera (copy of file N+1) while one settling
+thread re-reads, judges, commits and wipes file N (:class:`ingest.settling.Settling`);
+files settle one at a time, in camera order, so each step above keeps its order for
+every file.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from ingest.outcome import (
     OffloadRequest,
 )
 from ingest.progress import NullProgress, Progress
+from ingest.settling import Settling
 from ingest.source import GONE_ERRNOS, Entry, FileIdentity, SourceTree
 from ingest.wipecheck import camera_doubt
 from integrity.codes import Code
@@ -73,6 +79,14 @@ class _SourceReader:
             return os.readv(self._fd, [buf])
         except OSError as exc:
             raise _SourceReadError(exc) from exc
+
+
+@dataclass(frozen=True)
+class _Copied:
+    """A camera file copied and fsynced into staging, not yet read back."""
+
+    written: Written
+    identity: FileIdentity
 
 
 @dataclass(frozen=True)
@@ -170,13 +184,17 @@ class Offloader:
         error: EvidockError | None = None
         run: _Run | None = None
         try:
-            with self.store.stage() as stager:
+            with self.store.stage() as stager, Settling() as settling:
                 run = _Run(req, session_id, tree, stager, parser, progress)
                 entries = list(tree.walk())
                 progress.start(len(entries), sum(e.size for e in entries))
                 for entry in entries:
-                    outcomes.append(self._one(run, entry))
-                    progress.file_done(outcomes[-1])
+                    try:
+                        taken = self._take(run, entry)
+                    finally:  # whatever stopped this copy, the file before is settled
+                        settling.drain(outcomes, progress)
+                    settling.submit(self._settle, run, entry, taken)
+                settling.drain(outcomes, progress)
             state = "completed" if all(
                 o.status in (INGESTED, DUPLICATE) for o in outcomes) else "findings"
         except SourceGone as exc:
@@ -195,14 +213,22 @@ class Offloader:
                              bytes_copied=run.bytes_copied if run else 0,
                              seconds=(ended - started).total_seconds())
 
-    def _one(self, run: _Run, entry: Entry) -> FileOutcome:
+    def _take(self, run: _Run, entry: Entry) -> _Copied | FileOutcome:
+        """The camera side of one file (this thread): skip it, or copy it into staging."""
         if entry.kind != "file":
             code, reason = _SKIP_CODES[entry.kind]
-            return self._record(run, FileOutcome(entry.relpath, entry.display, SKIPPED,
-                                                 code, reason))
+            return FileOutcome(entry.relpath, entry.display, SKIPPED, code, reason)
         run.progress.file_started(entry.display, entry.size)
         self.hooks.reached("before_copy")
-        staged = self._copy(run, entry)
+        return self._copy(run, entry)
+
+    def _settle(self, run: _Run, entry: Entry, taken: _Copied | FileOutcome) -> FileOutcome:
+        """The store side of one file (the settling thread, files in camera order):
+        re-read and compare, judge, link and commit, then wipe if asked."""
+        if isinstance(taken, FileOutcome):
+            return self._record(run, taken)
+        self.hooks.reached("before_verify")
+        staged = self._verify(run, entry, taken.written, taken.identity)
         if isinstance(staged, FileOutcome):
             return self._record(run, staged)
         self.hooks.reached("after_verify")
@@ -220,7 +246,7 @@ class Offloader:
                            size=d.size if d else None, blake3=d.blake3 if d else None,
                            sha256=d.sha256 if d else None)
 
-    def _copy(self, run: _Run, entry: Entry) -> _Copy | FileOutcome:
+    def _copy(self, run: _Run, entry: Entry) -> _Copied | FileOutcome:
         try:
             src = run.tree.open_file(entry)
         except OSError as exc:
@@ -240,7 +266,7 @@ class Offloader:
                                  path=entry.display)
             return self._failed(entry, Code.E_SOURCE_CHANGED,
                                 "file changed on the camera while it was copied", digests)
-        return self._verify(run, entry, written, before)
+        return _Copied(written, before)
 
     def _copy_fd(self, run: _Run, src: int) -> Written:
         os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)

@@ -188,3 +188,31 @@ def test_camera_unplugged_mid_copy_interrupts_and_resumes(camera: Path, tmp_path
     assert rc == 0
     assert report["summary"]["ingested"] == len(original) - 1
     assert _catalogued(home) == original
+
+
+def test_sigkill_while_one_file_copies_and_the_one_before_it_settles(
+        camera: Path, tmp_path: Path) -> None:
+    """The offload copies file 2 while its settling thread re-reads file 1: both are
+    held there at once (file 1 before its re-read, file 2 in the middle of its copy),
+    then the service is killed. Nothing of either may be catalogued or wiped, and the
+    rerun stores both."""
+    home = tmp_path / "home"
+    write_agency_config(home)
+    original = _digests(camera)
+    with ExitStack() as stack:
+        paused = Paused(stack, tmp_path, camera, home, "before_verify:1,mid_copy:2")
+        seen: list[str] = []
+        while len(seen) < 2:  # the two threads, in either order
+            seen += paused.wait_paused().split()
+        assert sorted(seen) == ["before_verify", "mid_copy"]
+        gone = paused.kill()
+    assert gone["error"]["code"] == "E_SERVICE_UNAVAILABLE"
+    _check_invariants(home, camera, original)
+    assert _catalogued(home) == {}, "file 1 was never re-read: it is not catalogued"
+    assert _digests(camera) == original, "nothing was wiped"
+
+    rc, report = _rerun(home, camera, "--wipe-after-verify")
+    assert rc == 0 and report["summary"]["outcome"] == "completed", report["summary"]
+    _check_invariants(home, camera, original)
+    assert _catalogued(home) == original
+    assert not list((home / "store" / ".staging").iterdir()), "partial objects swept"

@@ -1,0 +1,44 @@
+"""The settling thread of an offload: file N is verified, judged, committed and wiped
+while file N+1 is copied from the camera (ingest/offload.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from ingest.outcome import FileOutcome
+from ingest.progress import Progress
+
+
+class Settling:
+    """One thread that settles files in camera order while the next one is copied.
+
+    At most one file is settling at a time: :meth:`submit` follows a :meth:`drain`, so
+    a file is copied only while the one before it is verified, judged and committed,
+    and commits and wipes stay in camera order. Leaving waits for the file in hand.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offload-settle")
+        self._pending: Future[FileOutcome] | None = None
+
+    def __enter__(self) -> Settling:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)  # never leave a file half-settled behind
+
+    def submit(self, settle: Callable[..., FileOutcome], *args: object) -> None:
+        assert self._pending is None, "drain before submitting"
+        self._pending = self._pool.submit(settle, *args)
+
+    def drain(self, outcomes: list[FileOutcome], progress: Progress) -> None:
+        """Wait for the settling file; its outcome joins ``outcomes`` (its error is
+        raised here, in the offload's thread)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            outcomes.append(pending.result())
+            progress.file_done(outcomes[-1])
+
+
+__all__ = ["Settling"]

@@ -13,8 +13,9 @@ Builds (once; cached under bench/data/) --cameras camera trees of --gib GiB each
   dock event). Aggregate throughput = all bytes / (last offload done − dock event); the
   per-bay "dock event → first byte copied" comes from the daemon's ``first-byte`` event.
 - the baseline: ``cp -r`` of every tree, all started together, then ``sync``.
-- a diagnostic (``--cli``): N ``evidock ingest --no-process`` processes in parallel on
-  the same trees, to tell the daemon's overhead from the ingest pipeline's cost.
+- a diagnostic (``--cli``): N ``evidock ingest --no-process`` clients of one fresh
+  ``evidock serve`` in parallel on the same trees, to tell the daemon's overhead from
+  the ingest pipeline's cost.
 
 Targets: aggregate ≥ 0.7× the parallel cp baseline; dock event → first byte < 2 s.
 """
@@ -101,21 +102,21 @@ def cp_parallel(trees: list[Path], scratch: Path) -> float:
 
 
 def cli_parallel(trees: list[Path], scratch: Path) -> float:
-    """Diagnostic: the same trees through N `evidock ingest` processes, one shared home."""
+    """Diagnostic: the same trees through N `evidock ingest` clients of one fresh
+    `evidock serve` (the service offloads; started outside the timing)."""
+    from bench.camera import _env as client_env
+    from bench.camera import station
+
     home = scratch / "cli-home"
-    remove_tree(home)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
-    env["EVIDOCK_HOME"] = str(home)
-    evidock = str(REPO / ".venv" / "bin" / "evidock")
-    subprocess.run([evidock, "init"], env=env, stdout=subprocess.DEVNULL, check=True,
-                   timeout=300)  # the catalog's schema, outside the timing
-    start = time.perf_counter()
-    procs = [subprocess.Popen([evidock, "ingest", str(t), "--device", f"ZFYB{i:03d}",
-                               "--no-process", "--json"], env=env, stdout=subprocess.DEVNULL)
-             for i, t in enumerate(trees)]
-    codes = [p.wait(timeout=3600) for p in procs]
-    wall = time.perf_counter() - start
-    remove_tree(home)
+    with station(home, None) as _service:
+        env = client_env(home)
+        evidock = str(REPO / ".venv" / "bin" / "evidock")
+        start = time.perf_counter()
+        procs = [subprocess.Popen([evidock, "ingest", str(t), "--device", f"ZFYB{i:03d}",
+                                   "--no-process", "--json"], env=env,
+                                  stdout=subprocess.DEVNULL) for i, t in enumerate(trees)]
+        codes = [p.wait(timeout=3600) for p in procs]
+        wall = time.perf_counter() - start
     if any(codes):
         raise SystemExit(f"evidock ingest failed: {codes}")
     return wall

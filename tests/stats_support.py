@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from evidock_testing import station_on
 from sqlmodel import Session, select
 
 from archive.catalog import Blob, Device, DockSession, Recording
@@ -91,6 +93,16 @@ def footage(svc: Services, rid: str, *, start: datetime | None, offloaded: datet
         s.flush()
         # As ingest/process.py stores them: the footage row goes with the rendition.
         s.add_all([*segs, footage_of(rendition, segs)])
+
+
+def stats_station(database: str, tmp_path_factory: Any, name: str) -> Iterator[Services]:
+    """A populated station on ``database`` ("sqlite" or "postgresql"), for the module
+    fixtures of the statistics tests (``tmp_path_factory``: pytest's)."""
+    home = tmp_path_factory.mktemp(f"{name}-{database}") / "home"
+    with station_on(database, home, extra=EXTRA,
+                    start=datetime(2026, 12, 1, tzinfo=UTC)) as svc:
+        populate(svc)
+        yield svc
 
 
 def populate(svc: Services) -> None:

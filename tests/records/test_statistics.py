@@ -12,18 +12,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from alembic import command
-from evidock_testing import offloaded_home, open_services, station_on
+from evidock_testing import offloaded_home, open_services
 from sqlalchemy import inspect, text
 from sqlmodel import Session, col, select
 from stats_support import (
-    EXTRA,
     SUP2_BY_MONTH,
     SUP2_BY_UNIT,
     SUP2_TOTAL,
     assert_facts_kept,
     counts,
     local,
-    populate,
+    stats_station,
 )
 
 from archive.audit.log import AuditEvent
@@ -106,11 +105,7 @@ def test_bad_bounds() -> None:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def station(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    home = tmp_path_factory.mktemp(f"stats-{request.param}") / "home"
-    with station_on(request.param, home, extra=EXTRA,
-                    start=datetime(2026, 12, 1, tzinfo=UTC)) as svc:
-        populate(svc)
-        yield svc
+    yield from stats_station(request.param, tmp_path_factory, "stats")
 
 
 def run(svc: Services, user: str, q: StatsQuery) -> StatisticsReport:

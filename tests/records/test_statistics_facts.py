@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from alembic import command
-from evidock_testing import station_on
 from sqlalchemy import inspect
 from stats_support import (
-    EXTRA,
     A,
     B,
     C,
@@ -24,7 +22,7 @@ from stats_support import (
     footage,
     kept_facts,
     local,
-    populate,
+    stats_station,
 )
 
 from archive.catalog.db import writer
@@ -41,11 +39,7 @@ STAGES = ("现场检查", "听证", "查封扣押")
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def station(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    home = tmp_path_factory.mktemp(f"facts-{request.param}") / "home"
-    with station_on(request.param, home, extra=EXTRA,
-                    start=datetime(2026, 12, 1, tzinfo=UTC)) as svc:
-        populate(svc)
-        yield svc
+    yield from stats_station(request.param, tmp_path_factory, "facts")
 
 
 def _second_rendition(svc: Services, rid: str, n: int, seconds: float) -> None:

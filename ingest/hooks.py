@@ -4,7 +4,8 @@ Inactive unless EVIDOCK_TEST_HOOKS names a directory holding two FIFOs, ``out`` 
 ``in``. At a named point (listed in EVIDOCK_TEST_HOOK_POINTS as ``point`` or
 ``point:N`` for the N-th time it is reached) the process writes ``point`` to ``out`` and
 blocks until a line arrives on ``in``: ``go`` continues, ``eio`` raises an I/O error
-there (a camera read failure, injected at the hardware boundary).
+there (a camera read failure, injected at the hardware boundary). Each line releases one
+paused thread (an offload pauses in two: its copy and its settling thread).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ class FifoHooks(Hooks):
             return
         with open(self._dir / "out", "w", encoding="utf-8") as out:
             out.write(point + "\n")
-        with open(self._dir / "in", encoding="utf-8") as inp:
-            reply = inp.readline().strip()
-        if reply == "eio":
+        reply = ""
+        while not reply:  # EOF: another paused thread took the writer's line; wait again
+            with open(self._dir / "in", encoding="utf-8") as inp:
+                reply = inp.readline()
+        if reply.strip() == "eio":
             raise OSError(errno.EIO, f"injected I/O error at {point}")

@@ -330,8 +330,10 @@ class Offloader:
                 entry.relpath, entry.display, DUPLICATE, Code.I_DUPLICATE,
                 "already in the catalog" + note, d.size, d.blake3, d.sha256, known.id,
                 tuple(known.flags)))
-        # Classified from the staged copy before it is linked: anything that still stops
-        # the offload here leaves no blob without its row.
+        # Classified from the staged copy before it is linked: a classification that stops
+        # the offload leaves no blob behind. What follows the link (the signed record,
+        # the commit) can still fail or be killed: that leaves a blob without its row,
+        # which the next run adopts only after re-hashing it (ContentStore.link).
         kind, flags, reason, parsed = self._classify(run, entry, staged)
         self._link(staged)
         now = self.clock()

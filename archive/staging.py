@@ -176,10 +176,8 @@ class Stager:
         return fd, path
 
     def copy(self, reader: Readable, *, chunk_size: int = CHUNK_SIZE,
-             on_chunk: Callable[[int], None] | None = None,
-             read_ahead: bool = False) -> Written:
-        """Copy ``reader`` to its end into a new staging file, hashing while writing
-        (``read_ahead``: read it on a thread of its own, for a slow source: a camera).
+             on_chunk: Callable[[int], None] | None = None) -> Written:
+        """Copy ``reader`` to its end into a new staging file, hashing while writing.
 
         Errors of the store side raise :class:`StoreError` (``DiskFull`` on ENOSPC);
         whatever ``reader`` raises passes through unchanged. Either way the partial
@@ -188,7 +186,7 @@ class Stager:
         fd, path = self._new_file()
         try:
             digests = copy_and_hash(reader, StagingWriter(fd), chunk_size=chunk_size,
-                                    on_chunk=on_chunk, read_ahead=read_ahead)
+                                    on_chunk=on_chunk)
             _fsync(fd, "cannot fsync staging file")
         except BaseException:
             os.close(fd)

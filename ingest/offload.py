@@ -275,11 +275,8 @@ class Offloader:
             run.bytes_copied += n
             run.progress.advance(n)
 
-        # Read ahead: the camera (USB, ~35-100 MB/s) stays busy while a chunk is hashed
-        # and written, as a plain `cat` keeps it.
         return run.stager.copy(_SourceReader(src, self.hooks),
-                               chunk_size=self.settings.ingest.chunk_size, on_chunk=advance,
-                               read_ahead=True)
+                               chunk_size=self.settings.ingest.chunk_size, on_chunk=advance)
 
     def _source_error(self, run: _Run, entry: Entry, exc: OSError) -> FileOutcome:
         if exc.errno in GONE_ERRNOS or not run.tree.still_present():

@@ -13,17 +13,15 @@ import hashlib
 import json
 import os
 import pwd
-import select
-import subprocess
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import blake3
 import pytest
-from evidock_testing import REPO, write_agency_config
-from service_support import RunningService, open_copy, serving
+from evidock_testing import write_agency_config
+from held_offload import Held
+from service_support import open_copy, serving
 
 from archive.catalog import Catalog
 from archive.store import ContentStore
@@ -51,57 +49,6 @@ def camera(camera_template: CameraTree) -> Iterator[Path]:
         for path in (cam, *cam.rglob("*")):
             os.chown(path, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
         yield cam
-
-
-def popen_as(user: str, argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
-    """As service_support.run_as, but started in the background."""
-    pw = pwd.getpwnam(user)
-    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-            "HOME": "/nonexistent", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(list(argv), env={**base, **env}, cwd="/", text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
-
-
-class Paused:
-    """A service stopped at a hook point inside the offload a clerk's ingest asked for."""
-
-    def __init__(self, stack: ExitStack, tmp: Path, camera: Path, home: Path, point: str,
-                 *, wipe: bool = True) -> None:
-        self.dir = tmp / "hooks"
-        self.dir.mkdir()
-        os.mkfifo(self.dir / "out")
-        os.mkfifo(self.dir / "in")
-        # O_RDWR: never blocks and never sees EOF, so waiting is a select with a timeout.
-        self._out = os.open(self.dir / "out", os.O_RDWR | os.O_NONBLOCK)
-        stack.callback(os.close, self._out)
-        self.service: RunningService = stack.enter_context(serving(home, env={
-            "EVIDOCK_TEST_HOOKS": str(self.dir), "EVIDOCK_TEST_HOOK_POINTS": point}))
-        argv = [sys.executable, "-m", "evidock", INGEST[0], str(camera), *INGEST[1:]]
-        self.client = popen_as("evt-clerk", argv + (["--wipe-after-verify"] if wipe else []),
-                               {"EVIDOCK_SOCKET": str(self.service.socket)})
-
-    def wait_paused(self, timeout: float = 120) -> str:
-        ready, _, _ = select.select([self._out], [], [], timeout)
-        if not ready:
-            self.service.kill()
-            out, err = self.client.communicate(timeout=60)
-            raise AssertionError(f"hook never reached; client rc={self.client.returncode} "
-                                 f"{out!r} {err!r}")
-        return os.read(self._out, 100).decode().strip()
-
-    def kill(self) -> dict:
-        """SIGKILL the service; the waiting client learns it is gone (exit 2)."""
-        self.service.kill()
-        out, _ = self.client.communicate(timeout=60)
-        assert self.client.returncode == 2, out
-        return json.loads(out)
-
-    def reply(self, word: str) -> tuple[int, dict]:
-        with open(self.dir / "in", "w") as fh:
-            fh.write(word + "\n")
-        out, err = self.client.communicate(timeout=120)
-        return self.client.returncode, json.loads(out)
 
 
 def _check_invariants(home: Path, camera: Path, original: dict[str, str]) -> None:
@@ -146,9 +93,9 @@ def test_sigkill_then_rerun_loses_nothing(point: str, camera: Path, tmp_path: Pa
     write_agency_config(home)
     original = _digests(camera)
     with ExitStack() as stack:
-        paused = Paused(stack, tmp_path, camera, home, point)
-        assert paused.wait_paused() == point.split(":", maxsplit=1)[0]
-        gone = paused.kill()
+        held = Held(stack, tmp_path, camera, home, point, wipe=True, args=INGEST[1:])
+        assert held.wait() == point.split(":", maxsplit=1)[0]
+        gone = held.kill()
     assert gone["error"]["code"] == "E_SERVICE_UNAVAILABLE"
     _check_invariants(home, camera, original)
 
@@ -167,9 +114,10 @@ def test_camera_unplugged_mid_copy_interrupts_and_resumes(camera: Path, tmp_path
     write_agency_config(home)
     original = _digests(camera)
     with ExitStack() as stack:
-        paused = Paused(stack, tmp_path, camera, home, "mid_copy:2")
-        paused.wait_paused()
-        rc, report = paused.reply("eio")  # the read fails as an unplugged USB disk's would
+        held = Held(stack, tmp_path, camera, home, "mid_copy:2", wipe=True, args=INGEST[1:])
+        held.wait()
+        held.reply("eio")  # the read fails as an unplugged USB disk's would
+        rc, report = held.result()
     assert rc == 2
     assert report["summary"]["outcome"] == "interrupted"
     assert report["summary"]["error"]["code"] == "E_SOURCE_GONE"
@@ -200,12 +148,11 @@ def test_sigkill_while_one_file_copies_and_the_one_before_it_settles(
     write_agency_config(home)
     original = _digests(camera)
     with ExitStack() as stack:
-        paused = Paused(stack, tmp_path, camera, home, "before_verify:1,mid_copy:2")
-        seen: list[str] = []
-        while len(seen) < 2:  # the two threads, in either order
-            seen += paused.wait_paused().split()
-        assert sorted(seen) == ["before_verify", "mid_copy"]
-        gone = paused.kill()
+        held = Held(stack, tmp_path, camera, home, "before_verify:1,mid_copy:2", wipe=True,
+                    args=INGEST[1:])
+        seen = sorted([held.wait(), held.wait()])  # the two threads, in either order
+        assert seen == ["before_verify", "mid_copy"]
+        gone = held.kill()
     assert gone["error"]["code"] == "E_SERVICE_UNAVAILABLE"
     _check_invariants(home, camera, original)
     assert _catalogued(home) == {}, "file 1 was never re-read: it is not catalogued"

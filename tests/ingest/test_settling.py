@@ -13,18 +13,17 @@ import hashlib
 import json
 import os
 import pwd
-import select
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import blake3
 import pytest
-from evidock_testing import REPO, write_agency_config
+from evidock_testing import write_agency_config
+from held_offload import Held
 from service_support import audit_rows, open_dir, serving
 
 from fixtures.camera import CameraTree
@@ -51,58 +50,6 @@ def _clerks_camera(build: Callable[[Path], object]) -> Iterator[Path]:
         yield cam
     finally:
         shutil.rmtree(parent, ignore_errors=True)
-
-
-class Held:
-    """`evidock serve` with FIFO hook points, and a clerk's ingest running against it."""
-
-    def __init__(self, stack: ExitStack, tmp: Path, camera: Path, home: Path, points: str,
-                 *, wipe: bool, env: dict[str, str] | None = None) -> None:
-        self.dir = tmp / "hooks"
-        self.dir.mkdir()
-        os.mkfifo(self.dir / "out")
-        os.mkfifo(self.dir / "in")
-        self._out = os.open(self.dir / "out", os.O_RDWR | os.O_NONBLOCK)
-        stack.callback(os.close, self._out)
-        self._said: list[str] = []
-        self.service = stack.enter_context(serving(home, env={
-            "EVIDOCK_TEST_HOOKS": str(self.dir), "EVIDOCK_TEST_HOOK_POINTS": points,
-            **(env or {})}))
-        pw = pwd.getpwnam("evt-clerk")
-        argv = [sys.executable, "-m", "evidock", "ingest", str(camera), *INGEST]
-        self.client = subprocess.Popen(
-            argv + (["--wipe-after-verify"] if wipe else []), text=True, cwd="/",
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-                 "HOME": "/nonexistent", "PYTHONPATH": str(REPO),
-                 "EVIDOCK_SOCKET": str(self.service.socket)},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, user=pw.pw_uid, group=pw.pw_gid,
-            extra_groups=[])
-        stack.callback(self._abandon)  # runs before the service is stopped
-
-    def _abandon(self) -> None:
-        if self.client.poll() is None:  # a failed test left the service held: kill it
-            self.service.kill()
-            self.client.communicate(timeout=60)
-
-    def wait(self) -> str:
-        """The next hook point a thread of the offload is held at."""
-        while not self._said:
-            if not select.select([self._out], [], [], 120)[0]:
-                self.service.kill()
-                out, err = self.client.communicate(timeout=60)
-                raise AssertionError(f"no hook reached: rc={self.client.returncode} "
-                                     f"{out[-2000:]!r} {err[-2000:]!r}")
-            self._said += os.read(self._out, 4096).decode().split()
-        return self._said.pop(0)
-
-    def reply(self, word: str) -> None:
-        with open(self.dir / "in", "w", encoding="utf-8") as fh:
-            fh.write(word + "\n")
-
-    def result(self) -> tuple[int, dict]:
-        out, err = self.client.communicate(timeout=120)
-        assert out, err
-        return self.client.returncode, json.loads(out)
 
 
 @contextmanager
@@ -223,7 +170,8 @@ def test_store_full_under_the_settling_thread_fails_the_offload_and_wipes_nothin
         small = stack.enter_context(_tmpfs(tmp_path / "small", size1 + (4 << 20)))
         env = {"EVIDOCK_PATHS__STORE": str(small / "store")}
         with ExitStack() as run:
-            held = Held(run, tmp_path, camera, home, "before_copy:1", wipe=True, env=env)
+            held = Held(run, tmp_path, camera, home, "before_copy:1", wipe=True, args=INGEST,
+                        env=env)
             assert held.wait() == "before_copy"
             _leave_room_for(small, size1)
             held.reply("go")
@@ -266,7 +214,8 @@ def test_camera_unplugged_while_the_file_before_settles_records_and_wipes_that_f
         original = _digests(camera)
         order = sorted(original)
         with ExitStack() as stack:
-            held = Held(stack, tmp_path, camera, home, "before_copy:1,mid_copy:2", wipe=True)
+            held = Held(stack, tmp_path, camera, home, "before_copy:1,mid_copy:2", wipe=True,
+                        args=INGEST)
             assert held.wait() == "before_copy"  # the session is open, nothing copied yet
             with _writer_holding(home) as db:
                 held.reply("go")
@@ -376,7 +325,8 @@ def test_a_staged_copy_the_disk_did_not_keep_fails_alone_and_stays_on_the_camera
         original = _digests(camera)
         order = sorted(original)
         with ExitStack() as stack:
-            held = Held(stack, tmp_path, camera, home, "before_verify:1", wipe=True)
+            held = Held(stack, tmp_path, camera, home, "before_verify:1", wipe=True,
+                        args=INGEST)
             assert held.wait() == "before_verify"
             [writer] = (home / "store" / ".staging").iterdir()
             with open(writer / "1.part", "r+b") as staged:  # file 1's: the first copied

@@ -183,7 +183,40 @@ def write_agency_config(home: Path, extra: str = "") -> Path:
 
 def offloaded_home(home: Path, camera: Path, *, extra_toml: str = "",
                    render: bool = True) -> Path:
-    """An agency station home that has offloaded ``camera`` (and rendered it)."""
+    """An agency station home that has offloaded ``camera`` (and rendered it).
+
+    The offload is deterministic (a :class:`StepClock`; only ids and the station's key
+    are random): the first home this test process makes of the same camera (its files
+    as they are now), TOML and ``render`` is kept, and a later ``home`` (one that does
+    not exist yet) is a copy of it instead of another offload of the same footage."""
+    import atexit
+    import shutil
+    import tempfile
+
+    made = (str(camera.resolve()), repr(_tree_stat(camera)), extra_toml, str(render))
+    if made in _OFFLOADED and not home.exists():
+        shutil.copytree(_OFFLOADED[made], home, symlinks=True)
+        return home
+    _offload(home, camera, extra_toml=extra_toml, render=render)
+    if made not in _OFFLOADED:
+        keep = Path(tempfile.mkdtemp(prefix="evidock-offloaded-"))
+        atexit.register(shutil.rmtree, keep, True)
+        shutil.copytree(home, keep / "home", symlinks=True)
+        _OFFLOADED[made] = keep / "home"
+    return home
+
+
+#: The homes :func:`offloaded_home` keeps, by what they were made of.
+_OFFLOADED: dict[tuple[str, ...], Path] = {}
+
+
+def _tree_stat(root: Path) -> list[tuple[str, int, int]]:
+    """(path, size, mtime) of every file under ``root``: the same camera, unchanged."""
+    return sorted((str(p.relative_to(root)), p.lstat().st_size, p.lstat().st_mtime_ns)
+                  for p in root.rglob("*") if not p.is_dir())
+
+
+def _offload(home: Path, camera: Path, *, extra_toml: str, render: bool) -> None:
     from config import load_settings
     from evidock.wiring import Services
     from ingest.outcome import OffloadRequest
@@ -201,7 +234,6 @@ def offloaded_home(home: Path, camera: Path, *, extra_toml: str = "",
                 renderer.render(rec)
     finally:
         svc.close()
-    return home
 
 
 def store_bytes(store: ContentStore, data: bytes) -> tuple[str, str]:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from evidock_testing import AGENCY_TOML, ok_json, run_evidock
 from service_support import (
     SERVICE_ACCOUNT,
@@ -24,6 +27,7 @@ from service_support import (
 
 from config import load_settings
 from evidock.wiring import Services
+from fixtures.camera import CameraTree
 
 CASE = "邵城管罚〔2019〕第001号"
 
@@ -75,15 +79,19 @@ def export_case(home: Path, out: Path) -> None:
     """CASE requested by the inspector, approved by the legal reviewer, run by the
     inspector: each the CLI as that user's OS account against the real service."""
     with serve(home) as svc:
-        rid = ok_json(svc.cli("export", "request", "--case", CASE, "--purpose", "行政复议",
-                              "--recipient", "复议机关", "--json", user="inspector"))["id"]
-        ok_json(svc.cli("export", "approve", rid, "--json", user="legal"))
-        ok_json(svc.cli("export", "run", rid, "--out", str(out), "--json", user="inspector"))
+        _export_case(svc, out)
+
+
+def _export_case(svc: RunningService, out: Path) -> None:
+    rid = ok_json(svc.cli("export", "request", "--case", CASE, "--purpose", "行政复议",
+                          "--recipient", "复议机关", "--json", user="inspector"))["id"]
+    ok_json(svc.cli("export", "approve", rid, "--json", user="legal"))
+    ok_json(svc.cli("export", "run", rid, "--out", str(out), "--json", user="inspector"))
 
 
 def make_station(root: Path, camera: Path, *profile: str) -> Made:
-    """`evidock init [--profile ...]` as the operator (root), then an ingest as the clerk,
-    CASE linked, and CASE exported into a fresh outbox."""
+    """`evidock init [--profile ...]` as the operator (root), then, through one run of the
+    service, an ingest as the clerk, CASE linked, and CASE exported into ``root``/out."""
     ensure_accounts()
     home = root / "home"
     home.mkdir()
@@ -103,9 +111,44 @@ def make_station(root: Path, camera: Path, *profile: str) -> Made:
                         "--json", user="clerk"))
         ok_json(svc.cli("case", "link", CASE, video, "--stage", "调查取证", "--reason",
                         "现场检查", "--start", "0", "--end", "2", "--json", user="clerk"))
-    out = root / "out"
-    export_case(home, out)
-    return Made(home, init, show, pem_path, video, out)
+        _export_case(svc, root / "out")
+    return Made(home, init, show, pem_path, video, root / "out")
+
+
+@pytest.fixture(scope="session")
+def gm_made(camera_template: CameraTree) -> Iterator[Made]:
+    """A gm station and its case export, made once: tests read them, and use the
+    station through its service (which adds only audit events and reports); a test that
+    changes the home works on :func:`own_copy`, one that edits a package on a copy of it."""
+    root = outbox()
+    try:
+        yield make_station(root, camera_template.root, "--profile", "gm")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def default_made(camera_template: CameraTree) -> Iterator[Made]:
+    """A station of the default profile and its case export, made once (as gm_made)."""
+    root = outbox()
+    try:
+        yield make_station(root, camera_template.root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def own_copy(made: Made) -> Iterator[Made]:
+    """``made`` with a private copy of its home (owners and modes kept: the service
+    account's files stay its own), for a test that changes the station; its export is
+    the original's (read it, or copy it)."""
+    root = outbox()
+    try:
+        subprocess.run(["cp", "-a", str(made.home), str(root / "home")], check=True,
+                       timeout=120)
+        yield replace(made, home=root / "home")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def retag(package: Path) -> None:

@@ -53,8 +53,10 @@ def ensure_accounts() -> None:
         try:
             pwd.getpwnam(name)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                            "/usr/sbin/nologin", name], check=True, capture_output=True)
+            made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                                   "/usr/sbin/nologin", name], capture_output=True, text=True)
+            # 9: made meanwhile by another test process (two runs at once share them)
+            assert made.returncode in (0, 9), made.stderr
     _others_can_run_evidock()
 
 
@@ -209,6 +211,20 @@ def serving(home: Path, *, config: Path | None = None, run_as_account: str | Non
             service.kill()
         listener.close()
         shutil.rmtree(sockdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def agency_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """`evidock serve` over a station with the agency's config and nothing in it, started
+    once, for tests that only ask it who someone is or have a request refused: all they
+    leave behind is audit events, which a test looks for by what they say (never by how
+    many there are, nor by their order)."""
+    from evidock_testing import write_agency_config  # noqa: PLC0415
+
+    home = tmp_path_factory.mktemp("agency") / "home"
+    write_agency_config(home)
+    with serving(home) as svc:
+        yield svc
 
 
 def _wait_ready(listener: socket.socket, proc: subprocess.Popen[bytes]) -> str:

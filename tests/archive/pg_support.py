@@ -1,10 +1,13 @@
-"""A real PostgreSQL server for a test module: initdb + pg_ctl in a temporary directory,
-unix socket only, stopped afterwards. Without the server binaries (or psycopg) the tests
-are skipped on a workstation but fail under CI=true: CI must prove the PostgreSQL path."""
+"""A real PostgreSQL server for the tests: initdb + pg_ctl in a temporary directory, unix
+socket only, one per test process (each module gets its own databases). Without the
+server binaries (or psycopg) the tests are skipped on a workstation but fail under CI=true:
+CI must prove the PostgreSQL path."""
 
 from __future__ import annotations
 
+import atexit
 import glob
+import itertools
 import os
 import pwd
 import shutil
@@ -53,9 +56,43 @@ def _as_user() -> tuple[list[str], str | None]:
     unavailable("running as root and no unprivileged user to run PostgreSQL as")
 
 
+#: The cluster of this test process, once started: (socket directory, psycopg module).
+_CLUSTER: list[tuple[Path, ModuleType]] = []
+_NAMES = itertools.count()
+
+
 @contextmanager
 def pg_cluster() -> Iterator[Callable[[], str]]:
-    """Start a throwaway cluster; yields a factory of fresh, empty databases (URLs)."""
+    """A factory of fresh, empty databases (URLs) on a throwaway cluster; the databases
+    it made are dropped (their connections ended) when the block ends.
+
+    The cluster itself is started once per test process (initdb takes a second or two)
+    and stopped when the process exits: a test sees only its own databases, and no test
+    changes the cluster (its roles or settings)."""
+    if not _CLUSTER:
+        _CLUSTER.append(_start())
+    sock, pg = _CLUSTER[0]
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"evidock_{next(_NAMES)}"
+        with pg.connect(host=str(sock), user="evidock", dbname="postgres",
+                        autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        made.append(name)
+        return f"postgresql+psycopg://evidock@/{name}?host={sock}"
+
+    try:
+        yield make
+    finally:
+        with pg.connect(host=str(sock), user="evidock", dbname="postgres",
+                        autocommit=True) as conn:
+            for name in made:
+                conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def _start() -> tuple[Path, ModuleType]:
+    """initdb + pg_ctl start (unix socket only, fsync off); stopped at process exit."""
     pg = psycopg()
     bindir = _bindir()
     if bindir is None:
@@ -77,21 +114,14 @@ def pg_cluster() -> Iterator[Callable[[], str]]:
                     "-l", str(base / "server.log"), "-o",
                     f"-k {sock} -c listen_addresses= -c fsync=off", "start"],
                    check=True, capture_output=True, env=env, timeout=120)
-    counter = iter(range(1000))
 
-    def make() -> str:
-        name = f"evidock_{next(counter)}"
-        with pg.connect(host=str(sock), user="evidock", dbname="postgres",
-                        autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        return f"postgresql+psycopg://evidock@/{name}?host={sock}"
-
-    try:
-        yield make
-    finally:
+    def stop() -> None:
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                         "stop"], capture_output=True, env=env, timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+
+    atexit.register(stop)
+    return sock, pg
 
 
 def connect(url: URL) -> Any:

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from evidock_testing import REPO, StepClock
+from evidock_testing import REPO, StepClock, migrated_home
 
 from archive.catalog import Catalog, Recording
 from archive.fixity import Fixity, FixityPlan
@@ -29,20 +31,47 @@ from archive.seals import recording_body
 from archive.verify_stored import StoredVerifier
 from config import load_settings
 from evidock.wiring import Services
+from fixtures.camera import CameraTree
 from ingest.outcome import OffloadRequest
 from integrity.findings import Finding
 
 DEVICE = "ZFY0001"
 
 
-@pytest.fixture
-def ingested(services: Services, camera: Path) -> Iterator[Services]:
-    """One wiping offload done (as a dock does it), the catalog's rows committed."""
-    report = services.offloader().run(OffloadRequest(
-        source=camera, device_serial=DEVICE, officer_id="123456", wipe_after_verify=True))
+@pytest.fixture(scope="module")
+def offloaded(tmp_path_factory: pytest.TempPathFactory,
+              camera_template: CameraTree) -> tuple[Path, datetime]:
+    """A station after one wiping offload (as a dock does it), made once: its home and
+    the last reading of its clock. Tests change only copies (see ``ingested``)."""
+    root = tmp_path_factory.mktemp("catalog-lies")
+    camera = root / "camera"
+    shutil.copytree(camera_template.root, camera, symlinks=True)
+    home = migrated_home(root / "home")
+    clock = StepClock()
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
+                               clock=clock)
+    try:
+        report = svc.offloader().run(OffloadRequest(
+            source=camera, device_serial=DEVICE, officer_id="123456",
+            wipe_after_verify=True))
+    finally:
+        svc.close()
     assert report.outcome in ("completed", "findings"), report.error
     assert any(f.wiped for f in report.files), "a wiping offload"
-    yield services
+    return home, clock.now
+
+
+@pytest.fixture
+def ingested(offloaded: tuple[Path, datetime], tmp_path: Path) -> Iterator[Services]:
+    """This test's own copy of that station, its services open, their clock going on
+    from where the offload's stopped."""
+    template, now = offloaded
+    home = tmp_path / "home"
+    shutil.copytree(template, home)
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
+                               clock=StepClock(now))
+    yield svc
+    svc.close()
 
 
 def _catalog_path(svc: Services) -> Path:

@@ -184,16 +184,14 @@ def test_human_output_names_each_file(tmp_path: Path, shared_camera: Path) -> No
     (["ingest", "/nonexistent/camera", "--device", "X"], "E_SOURCE_INVALID"),
     (["ingest", ".", "--device", "X", "--model", "nope"], "E_CONFIG"),
 ])
-def test_fatal_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str],
+def test_fatal_errors_are_one_line_and_exit_2(agency_service: RunningService, args: list[str],
                                               code: str) -> None:
-    home = tmp_path / "h"
-    write_agency_config(home)
-    with serving(home) as svc:
-        run = svc.cli(*args)
-        assert run.returncode == 2
-        lines = run.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"evidock: {code}:")
-        run = svc.cli(*args, "--json")
+    svc = agency_service
+    run = svc.cli(*args)
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"evidock: {code}:")
+    run = svc.cli(*args, "--json")
     assert json.loads(run.stdout)["error"]["code"] == code
 
 
@@ -277,12 +275,10 @@ def test_disk_full_is_fatal_and_leaves_camera_untouched(tmp_path: Path,
         subprocess.run(["umount", str(small)], check=False)
 
 
-def test_whoami_maps_the_account_and_refuses_strangers(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    write_agency_config(home)
-    with serving(home) as svc:
-        run = svc.cli("whoami", "--json", user="legal")
-        stranger = svc.cli("whoami", "--json", user="evt-nobody")
+def test_whoami_maps_the_account_and_refuses_strangers(agency_service: RunningService,
+                                                       ) -> None:
+    run = agency_service.cli("whoami", "--json", user="legal")
+    stranger = agency_service.cli("whoami", "--json", user="evt-nobody")
     assert run.returncode == 0, run.stderr
     me = json.loads(run.stdout)
     assert me["user"] == "legal" and me["display"] == "王法制"

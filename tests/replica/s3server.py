@@ -226,6 +226,9 @@ mon allow pool size one = true
 mon warn on pool no redundancy = false
 mon data avail warn = 1
 mon data avail crit = 0
+# The monitor commits each map change at once, not a second after the last one: the
+# gateway's first start makes its pools one change after another (~9 s otherwise).
+paxos propose interval = 0.05
 [client.rgw]
 rgw frontends = beast endpoint=127.0.0.1:{self.rgw_port}
 rgw data = {r}/rgw

@@ -9,28 +9,24 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from evidock_testing import ok_json, run_evidock, tree_snapshot, verify_offline, without_pending
-from gm_support import Made, export_case, inspecting, make_station, outbox, serve
+from gm_support import Made, export_case, inspecting, outbox, own_copy, serve
 from service_support import SERVICE_ACCOUNT
 from sqlmodel import Session, select
 
 from archive.audit.log import TreeHead
 from archive.catalog.models import Rendition, Seal
-from fixtures.camera import CameraTree
 from integrity import gmbag, keys, records
 
 
 @pytest.fixture(scope="module")
-def gm(camera_template: CameraTree) -> Iterator[Made]:
-    root = outbox()
-    try:
-        yield make_station(root, camera_template.root, "--profile", "gm")
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+def gm(gm_made: Made) -> Made:
+    """The session's gm station (tests/gm_support.py): these tests only read it or ask
+    its service, which adds audit events and writes reports beside the export."""
+    return gm_made
 
 
 def _sm2_id(key_id: object) -> bool:
@@ -157,15 +153,11 @@ def test_init_with_the_other_profile_is_refused_and_changes_nothing(gm: Made) ->
     assert (again["key_id"], again["profile"]) == (gm.init["key_id"], "gm")
 
 
-def test_rotating_a_default_station_to_gm(camera_template: CameraTree, tmp_path: Path
-                                          ) -> None:
+def test_rotating_a_default_station_to_gm(default_made: Made, tmp_path: Path) -> None:
     """Old exports keep verifying with the old key; new ones are gm; a later plain
-    rotation keeps SM2."""
-    root = outbox()
-    try:
-        _rotate_and_check(make_station(root, camera_template.root), tmp_path)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    rotation keeps SM2. (On a copy of the session's default station: it rotates keys.)"""
+    with own_copy(default_made) as made:
+        _rotate_and_check(made, tmp_path)
 
 
 def _rotate_and_check(made: Made, tmp_path: Path) -> None:

@@ -8,15 +8,13 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from evidock_testing import verify_offline, without_pending
-from gm_support import Made, make_station, outbox, retag
+from gm_support import Made, retag
 
-from fixtures.camera import CameraTree
 from integrity import gmbag
 from integrity.sm2 import to_der
 
@@ -26,15 +24,10 @@ DEFAULT_LINE = "Evidock-Crypto-Profile: default\n"
 
 
 @pytest.fixture(scope="module")
-def stations(camera_template: CameraTree) -> Iterator[dict[str, Made]]:
-    """A gm station and a default one, each with one case export."""
-    roots = {name: outbox() for name in ("gm", "default")}
-    try:
-        yield {"gm": make_station(roots["gm"], camera_template.root, "--profile", "gm"),
-               "default": make_station(roots["default"], camera_template.root)}
-    finally:
-        for root in roots.values():
-            shutil.rmtree(root, ignore_errors=True)
+def stations(gm_made: Made, default_made: Made) -> dict[str, Made]:
+    """A gm station and a default one, each with one case export (the session's, from
+    tests/gm_support.py: every test here edits its own copy of a package)."""
+    return {"gm": gm_made, "default": default_made}
 
 
 def _copy(made: Made, tmp_path: Path) -> Path:

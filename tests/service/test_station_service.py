@@ -8,33 +8,29 @@ import sys
 from pathlib import Path
 
 from evidock_testing import write_agency_config
-from service_support import audit_events, run_as, serving
+from service_support import RunningService, audit_events, run_as
 
 
-def test_whoami_is_the_os_account_the_kernel_reports(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    write_agency_config(home)
-    with serving(home) as svc:
-        run = svc.cli("whoami", "--json", user="legal")
-        assert run.returncode == 0, run.stderr
-        assert json.loads(run.stdout)["user"] == "legal"
-        # What the client sets in its environment changes nothing: not the user, not
-        # the rules (the old escape hatches).
-        forged = svc.cli("whoami", "--json", user="clerk", env={
-            "EVIDOCK_USER": "legal", "EVIDOCK_ACCESS__TRUST_ENV_USER": "true",
-            "EVIDOCK_ACTOR": "user:legal"})
-        assert forged.returncode == 0, forged.stderr
-        assert json.loads(forged.stdout)["user"] == "clerk"
+def test_whoami_is_the_os_account_the_kernel_reports(agency_service: RunningService) -> None:
+    svc = agency_service
+    run = svc.cli("whoami", "--json", user="legal")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["user"] == "legal"
+    # What the client sets in its environment changes nothing: not the user, not
+    # the rules (the old escape hatches).
+    forged = svc.cli("whoami", "--json", user="clerk", env={
+        "EVIDOCK_USER": "legal", "EVIDOCK_ACCESS__TRUST_ENV_USER": "true",
+        "EVIDOCK_ACTOR": "user:legal"})
+    assert forged.returncode == 0, forged.stderr
+    assert json.loads(forged.stdout)["user"] == "clerk"
 
 
-def test_an_unmapped_account_is_refused_and_audited(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    write_agency_config(home)
-    with serving(home) as svc:
-        run = svc.cli("whoami", "--json", user="evt-nobody")
+def test_an_unmapped_account_is_refused_and_audited(agency_service: RunningService) -> None:
+    run = agency_service.cli("whoami", "--json", user="evt-nobody")
     assert run.returncode == 3, run.stderr
     assert json.loads(run.stdout)["error"]["code"] == "E_UNKNOWN_USER"
-    assert ("os:evt-nobody", {"code": "E_UNKNOWN_USER"}) in audit_events(home, "access.refused")
+    assert ("os:evt-nobody", {"code": "E_UNKNOWN_USER"}) in audit_events(
+        agency_service.home, "access.refused")
 
 
 def test_no_service_is_a_clear_error_and_does_nothing(tmp_path: Path) -> None:

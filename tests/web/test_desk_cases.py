@@ -61,7 +61,9 @@ def _create(page: Any, station: DeskStation, number: str, title: str) -> None:
     page.fill("input[name=title]", title)
 
 
-@pytest.mark.parametrize("lang", ["zh", "en"])
+# In Chinese only: test_secret_case_never_shown_to_the_uncleared
+# shows this page in English.
+@pytest.mark.parametrize("lang", ["zh"])
 def test_clerk_works_a_case(chromium: Any, desk_station: DeskStation, lang: str) -> None:
     page = log_in(chromium, desk_station, "clerk", lang=lang)
     words, number = WORDS[lang], _number()
@@ -175,7 +177,9 @@ def test_clerk_works_a_case(chromium: Any, desk_station: DeskStation, lang: str)
     page.context.close()
 
 
-@pytest.mark.parametrize("lang", ["zh", "en"])
+# In English only: test_clerk_works_a_case
+# shows this page in Chinese.
+@pytest.mark.parametrize("lang", ["en"])
 def test_secret_case_never_shown_to_the_uncleared(chromium: Any, desk_station: DeskStation,
                                                   lang: str) -> None:
     page = log_in(chromium, desk_station, "clerk", lang=lang)

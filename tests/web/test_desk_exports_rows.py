@@ -22,12 +22,12 @@ from desk_support import (
     SECRET_TITLE,
     SERVICE,
     offload_and_render,
+    password_hash,
 )
 from evidock_testing import StepClock, station_on
 from sqlmodel import Session
 
 from evidock.service.app import build_app
-from evidock.service.passwords import hash_password
 from evidock.wiring import Services
 from fixtures.camera import build_camera
 from integrity.errors import Forbidden
@@ -81,7 +81,7 @@ def _desk_station(svc: Services, source: Path) -> tuple[str, ...]:
     cases.link(boss, SECRET_CASE, videos[1], stage="现场检查", reason="秘密案件取证")
     book = CredentialBook(catalog=svc.catalog, audit=svc.audit(), clock=svc.clock)
     for user, password in PASSWORDS.items():
-        book.set(user, hash_password(password), actor="os:evidock")
+        book.set(user, password_hash(password), actor="os:evidock")
     return tuple(videos)
 
 

@@ -14,7 +14,9 @@ from desk_steps import WORDS, find_and_play, link_range, new_case, wait_js, whol
 from desk_support import SECRET_CASE, SECRET_TITLE, DeskStation, log_in
 
 
-@pytest.mark.parametrize("lang", ["zh", "en"])
+# In English only: test_a_link_without_a_reason_is_shown_again_with_a_message
+# shows this page in Chinese.
+@pytest.mark.parametrize("lang", ["en"])
 def test_clerk_finds_plays_links_and_unlinks(chromium: Any, desk_station: DeskStation,
                                              lang: str) -> None:
     number = new_case(desk_station)
@@ -30,7 +32,9 @@ def test_clerk_finds_plays_links_and_unlinks(chromium: Any, desk_station: DeskSt
     page.context.close()
 
 
-@pytest.mark.parametrize("lang", ["zh", "en"])
+# In Chinese only: test_clerk_finds_plays_links_and_unlinks
+# shows this page in English.
+@pytest.mark.parametrize("lang", ["zh"])
 def test_a_link_without_a_reason_is_shown_again_with_a_message(
         chromium: Any, desk_station: DeskStation, lang: str) -> None:
     first = desk_station.recordings[0]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from desk_support import PASSWORDS, DeskStation, log_in, set_password, shot
+from desk_support import PASSWORDS, DeskStation, log_in, set_passwords, shot
 from evidock_testing import StepClock, station_on, write_agency_config
 from playwright.sync_api import expect
 from service_support import serving
@@ -74,8 +74,7 @@ def dock_station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockStati
     finally:
         svc.close()
     assert report.outcome == "completed"
-    for user in ("inspector", "clerk"):
-        set_password(home, user, PASSWORDS[user])
+    set_passwords(home, {u: PASSWORDS[u] for u in ("inspector", "clerk")})
     cameras = {lang: build_camera(root / f"cam-{serial}", serial=serial, officer=officer,
                                   start=datetime.now(UTC) - timedelta(hours=2), clips=CLIP,
                                   audio=False).root
@@ -94,7 +93,9 @@ def _dock(station: DockStation, lang: str, bay: int) -> None:
     os.rename(staging, station.root / f"bay{bay}" / serial)
 
 
-@pytest.mark.parametrize("lang", ["zh", "en"])
+# In Chinese only: test_overdue_lists_the_camera_and_officer_past_24_hours
+# shows this page in English.
+@pytest.mark.parametrize("lang", ["zh"])
 def test_a_bay_updates_live_while_a_camera_is_offloaded(
         chromium: Any, dock_station: DockStation, lang: str, tmp_path: Path) -> None:
     _ = T[lang]
@@ -135,7 +136,9 @@ def test_a_bay_updates_live_while_a_camera_is_offloaded(
         shutil.rmtree(dock_station.root / f"bay{bay}" / serial, ignore_errors=True)
 
 
-@pytest.mark.parametrize("lang", ["zh", "en"])
+# In English only: test_a_bay_updates_live_while_a_camera_is_offloaded
+# shows this page in Chinese.
+@pytest.mark.parametrize("lang", ["en"])
 def test_overdue_lists_the_camera_and_officer_past_24_hours(
         chromium: Any, dock_station: DockStation, lang: str) -> None:
     _ = T[lang]

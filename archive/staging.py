@@ -229,10 +229,17 @@ class Stager:
         return staged.digests
 
     def put_file(self, path: Path, *, vouched: Vouched = never_vouched) -> Digests:
-        """Store a file a tool (ffmpeg) wrote inside this staging directory, in place.
+        """Store a file a tool (ffmpeg) wrote inside this staging directory, in place."""
+        staged = self.stage_file(path)
+        self.store.link(staged, vouched=vouched)
+        return staged.digests
 
-        No second copy: the file is fsynced and hashed where it is, then verified and
-        linked like a copied one.
+    def stage_file(self, path: Path) -> Staged:
+        """Make a file a tool wrote inside this staging directory ready to link, in place.
+
+        No second copy: the file is fsynced and hashed where it is, then verified like a
+        copied one. Linking is the caller's (a rendition links its segments only once
+        every one of them is proven and ffmpeg has finished without error).
         """
         self._check_mine(path)
         try:
@@ -249,9 +256,7 @@ class Stager:
             raise store_error(exc, f"cannot read staged file {path.name}") from exc
         finally:
             os.close(fd)
-        staged = self.verify(Written(path, digests))
-        self.store.link(staged, vouched=vouched)
-        return digests
+        return self.verify(Written(path, digests))
 
     def _check_mine(self, path: Path) -> None:
         # Only files of this writer's own directory: never link a file from elsewhere.

@@ -13,10 +13,11 @@ ingests it once (``evidock ingest --no-process``) into a template EVIDOCK_HOME. 
   peak RSS comes from ``os.wait4`` (the child or its ffmpeg/ffprobe, whichever is larger)
   and from the child's own ``getrusage``;
 - ``ffmpeg -i F -map 0 -c copy -f segment -segment_time 10 -reset_timestamps 1`` of the
-  same file into a scratch directory (and the same followed by ``sync``);
+  same file into a scratch directory (and the same followed by ``sync``, and by ``sync``
+  and ``b3sum`` of the segments: the baseline of issue 14's ≤ 1.2× target);
 - ``b3sum`` of the file;
 
-then exports the whole recording as a clip package and compares ``evidock verify PKG
+then exports its first minute as a clip package and compares ``evidock verify PKG
 --key PEM`` with ``b3sum`` of the package's segment files (and with the same verification
 run in-process, to separate the CLI's start-up from the checking). Figures go to the
 "## Rendition" section of docs/BENCHMARKS.md.
@@ -44,6 +45,7 @@ from bench.common import (
     REPO,
     ChildResult,
     MiB,
+    cpu_seconds,
     machine_info,
     markdown_table,
     mb_per_s,
@@ -56,10 +58,14 @@ from bench.common import (
 )
 
 DEVICE, OFFICER = "ZFY0001", "123456"
-TARGET_X_REALTIME = 200.0
-TARGET_VS_FFMPEG = 1.5
+TARGET_X_REALTIME = 400.0  # issue 14
+TARGET_VS_DURABLE_FFMPEG = 1.2  # issue 14: ÷ (ffmpeg segment + sync + b3sum of segments)
 TARGET_VERIFY_VS_B3SUM = 1.3
-CONTENDERS = ("render", "ffmpeg segment", "ffmpeg segment + sync", "b3sum")
+PACKAGE_S = 60.0  # the verified package: the first minute (6 segments + its derivative)
+DURABLE = "ffmpeg segment + sync + b3sum"
+CONTENDERS = ("render", "ffmpeg segment", "ffmpeg segment + sync", DURABLE, "b3sum")
+#: Phases timed on the cut's worker thread: they overlap "cut", so they are not summed.
+OVERLAPPED = "↳ prove segments on the worker (fsync, hash, re-read; overlaps the cut)"
 VERIFY_CONTENDERS = ("evidock verify (CLI)", "verify_package (in-process)", "b3sum")
 
 
@@ -74,6 +80,7 @@ class Bench:
     recording_id: str = ""
     runs: dict[str, list[ChildResult]] = field(default_factory=dict)
     render_s: list[float] = field(default_factory=list)
+    render_cpu_s: list[float] = field(default_factory=list)
     phases: list[dict[str, float]] = field(default_factory=list)
     self_rss_kib: list[int] = field(default_factory=list)
     segments: int = 0
@@ -175,20 +182,35 @@ def probe_duration(path: Path) -> float:
 
 
 def make_template(b: Bench, camera_file: Path) -> None:
-    """Ingest the file once (no renditions) into a template home, with the station key."""
+    """Offload the file once (no renditions) into a template home, with the station key.
+
+    `evidock init` as root makes the home; the offload runs in a child interpreter with
+    the station's own wiring (the Offloader the service runs; the CLI would need a
+    service to talk to, and the render below is what is measured)."""
     home = b.scratch / "template"
-    _run_json(_evidock(home, "init", "--json"), home)
-    _run_json(_evidock(home, "keys", "init", "--json"), home)
+    _run_json(_evidock(home, "init", "--account", "root", "--json"), home)
     camera = camera_file.parents[2]  # <root>/DCIM/100MEDIA/<file>
-    out = _run_json(_evidock(home, "ingest", camera, "--device", DEVICE, "--no-process",
-                             "--json"), home)
-    files = [f for f in out["files"] if f["status"] == "ingested"]
-    if len(files) != 1:
-        raise SystemExit(f"expected one ingested file, got {out['files']}")
-    b.template, b.recording_id = home, files[0]["recording_id"]
-    blake3 = files[0]["blake3"]
+    out = _run_json([sys.executable, "-m", "bench.rendition", "--child-ingest", str(home),
+                     str(camera)], home)
+    b.template, b.recording_id = home, out["recording_id"]
+    blake3 = out["blake3"]
     b.original = home / "store" / blake3[:2] / blake3[2:4] / blake3
     b.nbytes = b.original.stat().st_size
+
+
+def child_ingest(home: str, camera: str) -> None:
+    from config import load_settings
+    from evidock.wiring import Services
+    from ingest.outcome import OffloadRequest
+
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": home}))
+    report = svc.offloader().run(OffloadRequest(source=Path(camera), device_serial=DEVICE,
+                                                officer_id=OFFICER))
+    files = [f for f in report.files if f.status == "ingested"]
+    svc.close()
+    if len(files) != 1:
+        raise SystemExit(f"expected one ingested file, got {report.files}")
+    print(json.dumps({"recording_id": files[0].recording_id, "blake3": files[0].blake3}))
 
 
 def clone_home(template: Path, dest: Path) -> None:
@@ -226,22 +248,24 @@ def child_render(home: str, recording_id: str) -> None:
                 phases[name] += time.perf_counter() - t
         return wrapper
 
-    # Each segment and the manifest: fsync, hash, re-read from the disk, link.
-    Stager.put_file = timed(  # type: ignore[method-assign]
-        "store segments (fsync, hash, re-read, link)", Stager.put_file)
+    # The cut runs ffmpeg while a worker proves each closed segment (Stager.stage_file):
+    # the worker's time overlaps the cut and is shown apart, not added.
+    Stager.stage_file = timed(OVERLAPPED, Stager.stage_file)  # type: ignore[method-assign]
     Stager.put = timed(  # type: ignore[method-assign]
         "store manifest (copy, fsync, re-read, link)", Stager.put)
     svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": home}))
     renderer = svc.renderer()
     renderer.prober.probe = timed("ffprobe original", renderer.prober.probe)  # type: ignore
-    for name, label in (("_cut", "ffmpeg segment"), ("_manifest", "manifest + sign")):
+    for name, label in (("_cut", "cut: ffmpeg, each segment proven as it closes"),
+                        ("_link_segments", "link segments into the store"),
+                        ("_manifest", "manifest + sign")):
         setattr(renderer, name, timed(label, getattr(renderer, name)))
     with Session(svc.catalog.engine) as s:
         rec = s.get(Recording, recording_id)
     assert rec is not None
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     row = renderer.render(rec)
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     if row.status != "ok":
         raise SystemExit(f"render failed: {row.code} {row.reason}")
     from sqlmodel import select
@@ -250,8 +274,9 @@ def child_render(home: str, recording_id: str) -> None:
     with Session(svc.catalog.engine) as s:
         segments = len(s.exec(select(Segment).where(Segment.rendition_id == row.id)).all())
     svc.close()
-    phases["other (catalog, staging, planning)"] = total - sum(phases.values())
-    print(json.dumps({"render_s": total, "phases": phases, "segments": segments,
+    phases["other (catalog, staging, planning)"] = total - sum(
+        v for k, v in phases.items() if k != OVERLAPPED)
+    print(json.dumps({"render_s": total, "cpu_s": cpu, "phases": phases, "segments": segments,
                       "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                       "children_maxrss_kib":
                           resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
@@ -272,6 +297,7 @@ def render_once(b: Bench) -> ChildResult:
     finally:
         remove_tree(home)
     b.render_s.append(data["render_s"])
+    b.render_cpu_s.append(data["cpu_s"])
     b.phases.append(data["phases"])
     b.self_rss_kib.append(data["self_maxrss_kib"])
     b.segments = data["segments"]
@@ -285,14 +311,19 @@ def ffmpeg_argv(src: Path, out: Path) -> list[str]:
             str(out / "seg%05d.mp4")]
 
 
-def ffmpeg_once(b: Bench, *, sync: bool) -> ChildResult:
+def ffmpeg_once(b: Bench, *, sync: bool, b3sum: bool = False) -> ChildResult:
     out = b.scratch / "ffmpeg"
     remove_tree(out)
     out.mkdir()
     try:
-        if sync:
-            return run_chain(ffmpeg_argv(b.original, out), ["sync"])
-        return run_child(ffmpeg_argv(b.original, out))
+        if not sync:
+            return run_child(ffmpeg_argv(b.original, out))
+        cut = run_chain(ffmpeg_argv(b.original, out), ["sync"])
+        if not b3sum:
+            return cut
+        hashed = run_child(["b3sum", *sorted(out.iterdir())])
+        return ChildResult(cut.wall_s + hashed.wall_s, max(cut.maxrss_kib, hashed.maxrss_kib),
+                           hashed.returncode, cut.cpu_s + hashed.cpu_s)
     finally:
         remove_tree(out)
 
@@ -302,6 +333,7 @@ def run_rounds(b: Bench) -> None:
         "render": lambda: render_once(b),
         "ffmpeg segment": lambda: ffmpeg_once(b, sync=False),
         "ffmpeg segment + sync": lambda: ffmpeg_once(b, sync=True),
+        DURABLE: lambda: ffmpeg_once(b, sync=True, b3sum=True),
         "b3sum": lambda: run_child(["b3sum", b.original]),
     }
     for i in range(b.args.runs):
@@ -310,28 +342,49 @@ def run_rounds(b: Bench) -> None:
             warm_up([b.original])
             res = actions[name]()
             b.runs.setdefault(name, []).append(res)
-            print(f"  run {i + 1}/{b.args.runs} {name:22} {res.wall_s:7.2f}s "
+            print(f"  run {i + 1}/{b.args.runs} {name:30} {res.wall_s:7.2f}s "
                   f"{b.media_s / res.wall_s:7.0f}× real time  "
                   f"peak RSS {res.maxrss_kib / 1024:5.0f} MiB", flush=True)
 
 
 def make_package(b: Bench) -> tuple[Path, Path]:
-    """Render once more and export the whole recording; returns (package, public PEM)."""
+    """Render once more and export the first PACKAGE_S seconds (their covering segments
+    and the exact-range derivative; a whole 10-minute range would spend minutes
+    re-encoding the derivative); returns (package, public PEM)."""
     home = b.scratch / "export-home"
     clone_home(b.template, home)
     subprocess.run([sys.executable, "-m", "bench.rendition", "--child-render", str(home),
                     b.recording_id], env=_env(home), cwd=REPO, check=True,
                    stdout=subprocess.DEVNULL)
     pkg, pem = b.scratch / "package", b.scratch / "station.pem"
-    req = _run_json(_evidock(home, "export", "request", "--recording", b.recording_id,
-                             "--purpose", "内部审查", "--recipient", "bench", "--json"),
-                    home, "inspector")["id"]
-    _run_json(_evidock(home, "export", "approve", req, "--json"), home, "legal")
-    _run_json(_evidock(home, "export", "run", req, "--out", pkg, "--json"), home, "inspector")
-    _run_json(_evidock(home, "keys", "export-public", "--out", pem), home)
-    segs = sorted((pkg / "data" / "segments").iterdir())
-    b.package_files, b.package_bytes = len(segs), sum(p.stat().st_size for p in segs)
+    subprocess.run([sys.executable, "-m", "bench.rendition", "--child-export", str(home),
+                    b.recording_id, str(pkg), str(pem)], env=_env(home), cwd=REPO,
+                   check=True, stdout=subprocess.DEVNULL, timeout=3600)
+    files = package_files(pkg)
+    b.package_files, b.package_bytes = len(files), sum(p.stat().st_size for p in files)
     return pkg, pem
+
+
+def package_files(pkg: Path) -> list[Path]:
+    """The package's footage: its segments and its derivative clip."""
+    return sorted([*(pkg / "data" / "segments").iterdir(),
+                   *(pkg / "data" / "derivative").glob("clip.*")])
+
+
+def child_export(home: str, recording_id: str, out: str, pem: str) -> None:
+    """The station's one-call export (records.package.Exporter), as the service runs it
+    once a request is approved by a second person."""
+    from config import load_settings
+    from evidock.wiring import Services
+    from records.package import Exporter
+
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": home}))
+    exporter = Exporter(store=svc.store, catalog=svc.catalog, keys=svc.keys, clock=svc.clock,
+                        station_id=svc.settings.station.id)
+    exporter.export(recording_id, start="0", end=f"{PACKAGE_S:g}", out=Path(out),
+                    actor="bench", purpose="内部审查")
+    Path(pem).write_bytes(svc.keys.load().public.to_pem())
+    svc.close()
 
 
 def verify_in_process(pkg: Path, pem: Path) -> ChildResult:
@@ -343,13 +396,15 @@ def verify_in_process(pkg: Path, pem: Path) -> ChildResult:
     t = time.perf_counter()
     findings = verify_package(pkg, trusted={public.key_id: public})
     wall = time.perf_counter() - t
+    # A bench station has no time-stamp authority: W_TIMESTAMP_PENDING is expected.
+    findings = [f for f in findings if not str(f.code).startswith("W_")]
     if findings:
         raise SystemExit(f"package does not verify: {findings}")
     return ChildResult(wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 0)
 
 
 def run_verify_rounds(b: Bench, pkg: Path, pem: Path) -> None:
-    segs = sorted((pkg / "data" / "segments").iterdir())
+    segs = package_files(pkg)
     home = b.scratch / "no-home"  # verification needs no station state
     actions: dict[str, Callable[[], ChildResult]] = {
         "evidock verify (CLI)": lambda: run_child(
@@ -383,19 +438,22 @@ def render_table(b: Bench) -> str:
         m = _med(b.runs, name)
         walls = ", ".join(f"{r.wall_s:.2f}" for r in b.runs[name])
         rss = max(r.maxrss_kib for r in b.runs[name]) / 1024
-        rows.append([name, f"{m:.2f}", walls, f"{b.media_s / m:.0f}×",
+        cpu = median(b.render_cpu_s if name == "render" else [r.cpu_s for r in b.runs[name]])
+        rows.append([name, f"{m:.2f}", walls, f"{cpu:.2f}", f"{b.media_s / m:.0f}×",
                      f"{mb_per_s(b.nbytes, m):.0f}", f"{render / m:.2f}×", f"{rss:.0f}"])
-    return markdown_table(["contender", "median s", "runs s", "× real time", "MB/s",
+    return markdown_table(["contender", "median s", "runs s", "CPU s", "× real time", "MB/s",
                            "render ÷ this", "peak RSS MiB"], rows)
 
 
 def phase_table(b: Bench) -> str:
-    names = list(b.phases[0])
+    names = [n for n in b.phases[0] if n != OVERLAPPED]
+    names.insert(names.index(next(n for n in names if n.startswith("cut"))) + 1, OVERLAPPED)
     total = median(b.render_s)
     rows = []
     for name in names:
         m = median([p.get(name, 0.0) for p in b.phases])
-        rows.append([name, f"{m:.2f}", f"{100 * m / total:.0f} %"])
+        rows.append([name, f"{m:.2f}", f"({100 * m / total:.0f} %)" if name == OVERLAPPED
+                     else f"{100 * m / total:.0f} %"])
     rows.append(["render (median of the totals)", f"{total:.2f}", ""])
     return markdown_table(["phase of Renderer.render", "median s", "share"], rows)
 
@@ -428,15 +486,17 @@ def verdicts(b: Bench) -> list[str]:
     return [
         _verdict("rendition speed", b.media_s / render, TARGET_X_REALTIME,
                  higher_is_better=True, unit="× real time"),
-        _verdict("render ÷ raw `ffmpeg -f segment`", render / _med(b.runs, "ffmpeg segment"),
-                 TARGET_VS_FFMPEG, higher_is_better=False),
+        _verdict("render ÷ (`ffmpeg -c copy -f segment` + `sync` + `b3sum` of the segments)",
+                 render / _med(b.runs, DURABLE), TARGET_VS_DURABLE_FFMPEG,
+                 higher_is_better=False),
         _verdict("`evidock verify` ÷ `b3sum` of the segments",
                  _med(b.verify, "evidock verify (CLI)") / _med(b.verify, "b3sum"),
                  TARGET_VERIFY_VS_B3SUM, higher_is_better=False),
         _verdict("verify_package in-process ÷ `b3sum`",
                  _med(b.verify, "verify_package (in-process)") / _med(b.verify, "b3sum"),
                  TARGET_VERIFY_VS_B3SUM, higher_is_better=False),
-    ]
+    ] + [f"render ÷ raw `ffmpeg -f segment` (no durability, no hashing; for reference) = "
+         f"{render / _med(b.runs, 'ffmpeg segment'):.2f}×"]
 
 
 def doc_body(b: Bench, info: dict[str, str], cmd: str) -> str:
@@ -457,10 +517,12 @@ def doc_body(b: Bench, info: dict[str, str], cmd: str) -> str:
         "interpreter start-up excluded); peak RSS from `os.wait4` (largest of the child "
         f"and its ffmpeg/ffprobe); the Python process alone peaked at {self_rss:.0f} MiB",
         render_table(b),
-        "Where the render's time goes (medians; fsync and hashing measured per segment):",
+        "Where the render's time goes (medians; the worker's proof of each segment runs "
+        "while ffmpeg cuts the next, so its time is shown in brackets and not added):",
         phase_table(b),
-        f"Verification of a clip package of the whole recording ({b.package_files} segments, "
-        f"{b.package_bytes / MiB:.0f} MiB), warm, against `b3sum` of the same segment files; "
+        f"Verification of a clip package of the recording's first {PACKAGE_S:g} s "
+        f"({b.package_files} files: covering segments and the exact-range derivative, "
+        f"{b.package_bytes / MiB:.0f} MiB), warm, against `b3sum` of the same files; "
         "the CLI ran with EVIDOCK_HOME pointing to a directory that does not exist:",
         verify_table(b),
         "Targets:\n\n" + "\n".join(f"- {v}" for v in verdicts(b)),
@@ -496,6 +558,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child-render"]:
         child_render(argv[1], argv[2])
+        return 0
+    if argv[:1] == ["--child-ingest"]:
+        child_ingest(argv[1], argv[2])
+        return 0
+    if argv[:1] == ["--child-export"]:
+        child_export(*argv[1:5])
         return 0
     args = parse_args(argv)
     args.data = args.data.resolve()

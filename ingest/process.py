@@ -1,8 +1,9 @@
 """Make, hash, sign and store the archival rendition of a recording.
 
 ffmpeg writes segments into a private staging directory; each is fsynced, hashed
-(BLAKE3 + SHA-256), re-read from the disk and linked into the content store like any
-blob (:meth:`archive.staging.Stager.put_file`). The signed manifest is a blob too.
+(BLAKE3 + SHA-256) and re-read from the disk while ffmpeg cuts the next
+(:mod:`ingest.cutting`), then all are linked into the content store like any blob once
+ffmpeg has finished and they cover the original. The signed manifest is a blob too.
 Rendition, segment and blob rows are committed in one transaction, so a rendition
 either exists completely or not at all. Attempts are never edited: a failure is a row,
 a later success is another row.
@@ -10,11 +11,10 @@ a later success is another row.
 
 from __future__ import annotations
 
-import csv
 import io
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -28,48 +28,16 @@ from archive.keystore import StationKeys
 from archive.store import ContentStore, Stager
 from archive.timestamp_rows import MANIFEST, enqueue
 from config import Settings
+from ingest.cutting import LIST_ON_STDOUT, CutSegment, ProvenSegment, SegmentCutter
 from ingest.media import MediaInfo, Prober
 from ingest.rendition import RenditionPlan, output_pattern, plan_rendition, segment_argv
-from ingest.tools import run_tool, tool_version
+from ingest.tools import tool_version
 from integrity import manifest as mf
 from integrity.codes import Code
 from integrity.digest import Digests
-from integrity.errors import (
-    MediaError,
-    RenditionDiscontinuous,
-    RenditionEmpty,
-    RenditionFailed,
-    RenditionIncomplete,
-    RenditionTimeout,
-    RenditionToolFailed,
-)
+from integrity.errors import MediaError, RenditionFailed, RenditionIncomplete
 
 DONE_STATES = ("ok", "none")
-
-
-@dataclass(frozen=True)
-class CutSegment:
-    index: int
-    path: Path
-    start_us: int
-    end_us: int
-
-
-def read_segment_list(list_path: Path, directory: Path) -> list[CutSegment]:
-    """Parse ffmpeg's csv segment list (name,start,end in seconds) into µs spans."""
-    with open(list_path, newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.reader(fh) if r]
-    cuts = [CutSegment(i, directory / name, round(float(start) * 1e6), round(float(end) * 1e6))
-            for i, (name, start, end) in enumerate(rows)]
-    for prev, cur in zip(cuts, cuts[1:], strict=False):
-        if cur.start_us != prev.end_us:
-            raise RenditionDiscontinuous(f"segment {cur.index} starts at {cur.start_us} µs, "
-                                         f"previous ends at {prev.end_us} µs",
-                                         segment=cur.index, start_us=cur.start_us,
-                                         previous_end_us=prev.end_us)
-    if not cuts:
-        raise RenditionEmpty("ffmpeg produced no segments")
-    return cuts
 
 
 def check_coverage(cuts: list[CutSegment], info: MediaInfo | None, *,
@@ -172,9 +140,9 @@ class Renderer:
         with self.store.stage() as stager:
             work = stager.directory / "r"
             work.mkdir()
-            cuts = self._cut(recording, plan, work)
-            check_coverage(cuts, info, duration_s=duration_s)
-            entries, blobs = self._commit_segments(stager, cuts, plan)
+            proven = self._cut(recording, plan, stager, work)
+            check_coverage([p.cut for p in proven], info, duration_s=duration_s)
+            entries, blobs = self._link_segments(proven, plan)
             signed = self._manifest(recording, plan, entries)
             manifest_blob = self._blob(stager.put(io.BytesIO(mf.dump_signed(signed)),
                                                   vouched=self._vouched))
@@ -199,25 +167,20 @@ class Renderer:
                     claimed_at=datetime.fromisoformat(signed.manifest.created_at))
         return rendition
 
-    def _cut(self, recording: Recording, plan: RenditionPlan, work: Path) -> list[CutSegment]:
+    def _cut(self, recording: Recording, plan: RenditionPlan, stager: Stager, work: Path,
+             ) -> list[ProvenSegment]:
         policy = self.settings.rendition
-        seg_list = work / "segments.csv"
         argv = segment_argv(plan, policy, ffmpeg_bin=self.ffmpeg_bin,
                             src=str(self.store.path_for(recording.blake3)),
-                            out_pattern=output_pattern(work, plan), seg_list=str(seg_list))
-        try:
-            res = run_tool(argv, timeout=policy.timeout_s)
-        except MediaError as exc:
-            raise RenditionTimeout(exc.message, **exc.details) from exc
-        if res.returncode != 0:
-            raise RenditionToolFailed(f"ffmpeg: {res.stderr_line()}", returncode=res.returncode)
-        return read_segment_list(seg_list, work)
+                            out_pattern=output_pattern(work, plan), seg_list=LIST_ON_STDOUT)
+        return SegmentCutter(stager=stager, timeout_s=policy.timeout_s).cut(argv, work)
 
-    def _commit_segments(self, stager: Stager, cuts: list[CutSegment], plan: RenditionPlan,
-                         ) -> tuple[list[mf.SegmentEntry], list[Blob]]:
+    def _link_segments(self, proven: list[ProvenSegment], plan: RenditionPlan,
+                       ) -> tuple[list[mf.SegmentEntry], list[Blob]]:
         entries, blobs = [], []
-        for cut in cuts:
-            digests = stager.put_file(cut.path, vouched=self._vouched)
+        for seg in proven:
+            self.store.link(seg.staged, vouched=self._vouched)
+            digests, cut = seg.staged.digests, seg.cut
             entries.append(mf.SegmentEntry(index=cut.index, start_us=cut.start_us,
                                            end_us=cut.end_us, size=digests.size,
                                            blake3=digests.blake3,

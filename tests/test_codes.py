@@ -25,8 +25,9 @@ from pathlib import Path
 import pytest
 
 from archive.audit.format import encode, encode_fast
+from ingest.cutting import CutSegment, read_segment_list
 from ingest.media import MediaInfo
-from ingest.process import CutSegment, check_coverage, read_segment_list
+from ingest.process import check_coverage
 from integrity.codes import Category, Code, markdown_table
 from integrity.errors import (
     EvidockError,

@@ -15,7 +15,6 @@ import io
 import os
 import shutil
 import stat
-import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import blake3
 import pytest
 from evidock_testing import write_agency_config
+from small_disk import tmpfs
 from sqlmodel import Session, col, func, select
 
 from archive.catalog.models import Derivative, Rendition, Seal
@@ -173,16 +173,8 @@ def test_short_writes_are_completed_and_a_zero_write_is_an_error(
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 600 KiB tmpfs: a real ENOSPC from the kernel (needs root)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)],
-                         capture_output=True, timeout=30, check=False)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {res.stderr.decode(errors='replace')}")
-    try:
+    with tmpfs(tmp_path / "small", "600k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], timeout=30, check=True)
 
 
 def test_a_full_disk_raises_disk_full_and_leaves_nothing(small_fs: Path) -> None:

@@ -28,6 +28,7 @@ from service_support import (
     run_as,
     serving,
 )
+from small_disk import tmpfs
 
 from fixtures.camera import CameraTree
 
@@ -251,13 +252,7 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path: Path) -> None:
 
 def test_disk_full_is_fatal_and_leaves_camera_untouched(tmp_path: Path,
                                                         shared_camera: Path) -> None:
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(small)],
-                             capture_output=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "small", "600k") as small:
         home = tmp_path / "h"
         write_agency_config(home)
         before = sorted(p.name for p in shared_camera.rglob("*"))
@@ -271,8 +266,6 @@ def test_disk_full_is_fatal_and_leaves_camera_untouched(tmp_path: Path,
         assert code == "E_DISK_FULL"
         assert sorted(p.name for p in shared_camera.rglob("*")) == before
         assert not list((small / "store" / ".staging").iterdir()), "no partial object left"
-    finally:
-        subprocess.run(["umount", str(small)], check=False)
 
 
 def test_whoami_maps_the_account_and_refuses_strangers(agency_service: RunningService,

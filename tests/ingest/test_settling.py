@@ -15,7 +15,6 @@ import os
 import pwd
 import shutil
 import sqlite3
-import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 from evidock_testing import write_agency_config
 from held_offload import Held
 from service_support import audit_rows, open_dir, serving
+from small_disk import leave_room_for, tmpfs
 
 from fixtures.camera import CameraTree
 
@@ -110,35 +110,6 @@ def _events(home: Path, session: str, *actions: str) -> list[tuple[str, object]]
 # --- 1. the store fills up under the settling thread --------------------------------------
 
 
-@contextmanager
-def _tmpfs(where: Path, size: int) -> Iterator[Path]:
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},huge=never",
-                              "tmpfs", str(where)], capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"cannot mount tmpfs (CI=true: must run): {mounted.stderr}")
-        pytest.skip(f"cannot mount tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=False)
-
-
-def _leave_room_for(fs: Path, size: int) -> None:
-    """Fill ``fs`` with a ballast file so that exactly the blocks of a ``size``-byte
-    file stay free, not one more."""
-    st = os.statvfs(fs)
-    room = -(-size // st.f_frsize) * st.f_frsize
-    fd = os.open(fs / "ballast", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.posix_fallocate(fd, 0, st.f_bavail * st.f_frsize - room)
-    finally:
-        os.close(fd)
-    st = os.statvfs(fs)
-    assert st.f_bavail * st.f_frsize == room
-
-
 def _first_clip_then_empties(template: CameraTree, followers: int,
                              ) -> Callable[[Path], None]:
     media = sorted(f.relpath for f in template.files if f.kind in ("video", "photo"))
@@ -167,13 +138,13 @@ def test_store_full_under_the_settling_thread_fails_the_offload_and_wipes_nothin
         original = _digests(camera)
         first = sorted(original)[0]
         size1 = (camera / first).stat().st_size
-        small = stack.enter_context(_tmpfs(tmp_path / "small", size1 + (4 << 20)))
+        small = stack.enter_context(tmpfs(tmp_path / "small", size1 + (4 << 20)))
         env = {"EVIDOCK_PATHS__STORE": str(small / "store")}
         with ExitStack() as run:
             held = Held(run, tmp_path, camera, home, "before_copy:1", wipe=True, args=INGEST,
                         env=env)
             assert held.wait() == "before_copy"
-            _leave_room_for(small, size1)
+            leave_room_for(small, size1)
             held.reply("go")
             rc, report = held.result()
         assert (rc, report["summary"]["outcome"]) == (2, "failed"), report

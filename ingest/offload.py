@@ -18,6 +18,7 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -31,7 +32,7 @@ from archive.store import ContentStore, Staged, Stager, Written
 from config import Settings
 from ingest.camlock import camera_lock
 from ingest.hooks import Hooks
-from ingest.media import Prober
+from ingest.media import Prober, Validity
 from ingest.names import NameParser, ParsedName
 from ingest.outcome import (
     DUPLICATE,
@@ -57,6 +58,11 @@ _SKIP_CODES = {
     "too_deep": (Code.S_TOO_DEEP, "directory deeper than ingest.max_depth: not entered"),
     "unreadable": (Code.S_UNREADABLE, "could not be listed or opened"),
 }
+_JUDGED = ("video", "audio", "photo")  # kinds whose content the media check judges
+
+
+def _ext(entry: Entry) -> str:
+    return entry.name.rpartition(b".")[2].decode("ascii", "replace")
 
 
 class _SourceReadError(Exception):
@@ -111,6 +117,7 @@ class _Run:
     stager: Stager
     parser: NameParser
     progress: Progress
+    settling: Settling
     bytes_copied: int = 0
 
 
@@ -185,7 +192,7 @@ class Offloader:
         run: _Run | None = None
         try:
             with self.store.stage() as stager, Settling() as settling:
-                run = _Run(req, session_id, tree, stager, parser, progress)
+                run = _Run(req, session_id, tree, stager, parser, progress, settling)
                 entries = list(tree.walk())
                 progress.start(len(entries), sum(e.size for e in entries))
                 for entry in entries:
@@ -228,11 +235,12 @@ class Offloader:
         if isinstance(taken, FileOutcome):
             return self._record(run, taken)
         self.hooks.reached("before_verify")
+        check = self._check_ahead(run, entry, taken.written)
         staged = self._verify(run, entry, taken.written, taken.identity)
         if isinstance(staged, FileOutcome):
-            return self._record(run, staged)
+            return self._record(run, staged)  # the check's verdict is never used
         self.hooks.reached("after_verify")
-        outcome = self._store_file(run, entry, staged)
+        outcome = self._store_file(run, entry, staged, check)
         self.hooks.reached("after_commit")
         # Flagged content (even when it comes back as a duplicate) stays on the camera.
         if run.req.wipe_after_verify and outcome.status in (INGESTED, DUPLICATE) \
@@ -295,7 +303,19 @@ class Offloader:
             return self._failed(entry, Code.E_DIGEST_MISMATCH, exc.message, written.digests)
         return _Copy(staged, identity)
 
-    def _classify(self, run: _Run, entry: Entry, staged: _Copy,
+    def _check_ahead(self, run: _Run, entry: Entry, written: Written,
+                     ) -> Future[Validity] | None:
+        """The media check of a new file's staged copy, started while it is re-read (the
+        check only reads). Its verdict is used only once the re-read has proven the
+        file holds the bytes copied, so it judged exactly those bytes."""
+        kind = self.settings.ingest.extensions.kind_of(entry.name)
+        if written.digests.size == 0 or kind not in _JUDGED or self.catalog.find_recording(
+                run.req.device_serial, entry.relpath, written.digests.blake3) is not None:
+            return None  # nothing to judge, or a duplicate: it keeps its first judgement
+        return run.settling.ahead(self.prober.check, written.path, kind=kind,
+                                  ext=_ext(entry))
+
+    def _classify(self, run: _Run, entry: Entry, staged: _Copy, check: Future[Validity] | None,
                   ) -> tuple[str, tuple[str, ...], str, ParsedName | None]:
         kind = self.settings.ingest.extensions.kind_of(entry.name)
         parsed = run.parser.parse(entry.name)
@@ -304,9 +324,9 @@ class Offloader:
         if staged.digests.size == 0:
             flags.append(Code.F_EMPTY)
             reasons.append("zero-byte file")
-        elif kind in ("video", "audio", "photo"):
-            ext = entry.name.rpartition(b".")[2].decode("ascii", "replace")
-            verdict = self.prober.check(staged.staged.path, kind=kind, ext=ext)
+        elif kind in _JUDGED:
+            verdict = check.result() if check is not None else self.prober.check(
+                staged.staged.path, kind=kind, ext=_ext(entry))
             flags.extend(verdict.flags)
             reasons.extend([verdict.reason] if verdict.flags else [])
         if parsed is None and not (kind == "log" and run.parser.is_known_log(entry.name)):
@@ -317,7 +337,8 @@ class Offloader:
             reasons.append(f"name says serial {parsed.serial}, docked {run.req.device_serial}")
         return kind, tuple(flags), "; ".join(reasons), parsed
 
-    def _store_file(self, run: _Run, entry: Entry, staged: _Copy) -> FileOutcome:
+    def _store_file(self, run: _Run, entry: Entry, staged: _Copy,
+                    check: Future[Validity] | None = None) -> FileOutcome:
         d = staged.digests
         known = self.catalog.find_recording(run.req.device_serial, entry.relpath, d.blake3)
         if known is not None:
@@ -331,7 +352,7 @@ class Offloader:
         # the offload leaves no blob behind. What follows the link (the signed record,
         # the commit) can still fail or be killed: that leaves a blob without its row,
         # which the next run adopts only after re-hashing it (ContentStore.link).
-        kind, flags, reason, parsed = self._classify(run, entry, staged)
+        kind, flags, reason, parsed = self._classify(run, entry, staged, check)
         self._link(staged)
         now = self.clock()
         rec = Recording(

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from ingest.outcome import FileOutcome
 from ingest.progress import Progress
+
+T = TypeVar("T")
 
 
 class Settling:
@@ -20,6 +23,7 @@ class Settling:
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offload-settle")
+        self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offload-check")
         self._pending: Future[FileOutcome] | None = None
 
     def __enter__(self) -> Settling:
@@ -27,6 +31,13 @@ class Settling:
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(wait=True)  # never leave a file half-settled behind
+        self._ahead.shutdown(wait=True)  # nor a check reading a staged file
+
+    def ahead(self, judge: Callable[..., T], *args: object, **kwargs: object) -> Future[T]:
+        """Start a read-only judgement of the settling file (its media check) on a thread
+        of its own, so that it runs while the file is re-read from the disk. Only the
+        settling thread calls this, once per file: at most one runs at a time."""
+        return self._ahead.submit(judge, *args, **kwargs)
 
     def submit(self, settle: Callable[..., FileOutcome], *args: object) -> None:
         assert self._pending is None, "drain before submitting"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from archive.reread import Followed, Follower, read_into
 from integrity.digest import CHUNK_SIZE, Digests, Readable, copy_and_hash, hash_stream
 from integrity.errors import DigestMismatch, DiskFull, StoreError
 
@@ -91,8 +92,9 @@ class StagingWriter:
     that takes nothing is an error, never silently dropped bytes.
     """
 
-    def __init__(self, fd: int, *, every: int = WRITEBACK_EVERY) -> None:
-        self._fd, self._every = fd, every
+    def __init__(self, fd: int, *, every: int = WRITEBACK_EVERY,
+                 on_written: Callable[[int], None] | None = None) -> None:
+        self._fd, self._every, self._on_written = fd, every, on_written
         self._written = self._kicked = 0
 
     def write(self, data: memoryview) -> int:
@@ -107,6 +109,8 @@ class StagingWriter:
             if self._every and self._written - self._kicked >= self._every:
                 start_writeback(self._fd, self._kicked, self._written - self._kicked)
                 self._kicked = self._written
+            if self._on_written is not None:
+                self._on_written(self._written)
         except OSError as exc:
             raise store_error(exc, "cannot write to the store") from exc
         return done
@@ -123,10 +127,16 @@ def _seal_of(st: os.stat_result) -> _Seal:
 
 @dataclass(frozen=True)
 class Written:
-    """A staging file copied and fsynced but not yet read back: it cannot be linked."""
+    """A staging file copied and fsynced but not yet read back: it cannot be linked.
+
+    ``followed``: what a :class:`~archive.reread.Follower` read back from the disk during
+    the copy; valid only while the file still has ``seal`` (nothing wrote to it since).
+    """
 
     path: Path
     digests: Digests
+    followed: Followed | None = None
+    seal: _Seal | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,19 +186,28 @@ class Stager:
         return fd, path
 
     def copy(self, reader: Readable, *, chunk_size: int = CHUNK_SIZE,
-             on_chunk: Callable[[int], None] | None = None) -> Written:
+             on_chunk: Callable[[int], None] | None = None,
+             follow: int | None = None) -> Written:
         """Copy ``reader`` to its end into a new staging file, hashing while writing.
 
+        ``follow``: re-read the copy from the disk during the copy, this many bytes
+        behind the writer (archive/reread.py), so :meth:`verify` re-reads only the rest.
         Errors of the store side raise :class:`StoreError` (``DiskFull`` on ENOSPC);
         whatever ``reader`` raises passes through unchanged. Either way the partial
         file is removed: nothing half-written is left to link.
         """
         fd, path = self._new_file()
+        follower = Follower(path, window=follow, chunk_size=chunk_size,
+                            seam=self._before_reread) if follow else None
         try:
-            digests = copy_and_hash(reader, StagingWriter(fd), chunk_size=chunk_size,
-                                    on_chunk=on_chunk)
+            digests = copy_and_hash(
+                reader, StagingWriter(fd, on_written=follower.written if follower else None),
+                chunk_size=chunk_size, on_chunk=on_chunk)
             _fsync(fd, "cannot fsync staging file")
+            followed, seal = _followed(follower, fd)
         except BaseException:
+            if follower is not None:
+                follower.abandon()
             os.close(fd)
             _discard(path)
             raise
@@ -197,7 +216,7 @@ class Stager:
         except OSError as exc:  # a deferred write error (NFS, some FUSE) shows here
             _discard(path)
             raise store_error(exc, "cannot close staging file") from exc
-        return Written(path, digests)
+        return Written(path, digests, followed, seal)
 
     def verify(self, written: Written, *, evict: bool = True, chunk_size: int = CHUNK_SIZE,
                subject: str | None = None) -> Staged:
@@ -212,8 +231,11 @@ class Stager:
         if self._before_reread is not None:
             self._before_reread(path)
         try:
+            # What the follower read back counts only if nothing wrote to the file since.
+            followed = written.followed if evict and written.seal is not None \
+                and _seal_of(os.lstat(path)) == written.seal else None
             os.chmod(path, 0o444)  # read-only from here on, as it will be in the store
-            got, seal = _reread(path, evict=evict, chunk_size=chunk_size)
+            got, seal = _reread(path, evict=evict, chunk_size=chunk_size, followed=followed)
         except OSError as exc:
             raise store_error(exc, f"cannot re-read staged file {path.name}") from exc
         if (got.size, got.blake3) != (want.size, want.blake3):
@@ -273,12 +295,30 @@ def mismatch(subject: str, want: Digests, got: Digests, **data: object) -> Diges
         expected_size=want.size, actual_size=got.size, **data)
 
 
-def _reread(path: Path, *, evict: bool, chunk_size: int) -> tuple[Digests, _Seal]:
+def _reread(path: Path, *, evict: bool, chunk_size: int, followed: Followed | None = None,
+            ) -> tuple[Digests, _Seal]:
+    """BLAKE3 of the file as the disk holds it (only the part after ``followed``)."""
     with open(path, "rb", buffering=0, opener=_nofollow) as fh:
+        fd, start = fh.fileno(), followed.done if followed else 0
         if evict:
-            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-        got = hash_stream(fh, chunk_size=chunk_size, sha256=False)
-        return got, _seal_of(os.fstat(fh.fileno()))
+            os.posix_fadvise(fd, start, 0, os.POSIX_FADV_DONTNEED)
+        if followed is None:
+            got = hash_stream(fh, chunk_size=chunk_size, sha256=False)
+        else:
+            hasher = followed.hasher.copy()
+            read_into(fd, hasher, memoryview(bytearray(chunk_size)), start, None)
+            got = Digests(size=os.fstat(fd).st_size, blake3=str(hasher.hexdigest()), sha256="")
+        return got, _seal_of(os.fstat(fd))
+
+
+def _followed(follower: Follower | None, fd: int) -> tuple[Followed | None, _Seal | None]:
+    """After the fsync: what the follower read back, and the file as it is now."""
+    if follower is None:
+        return None, None
+    try:
+        return follower.stop(), _seal_of(os.fstat(fd))
+    except OSError as exc:
+        raise store_error(exc, "cannot re-read staging file") from exc
 
 
 def _nofollow(path: str, flags: int) -> int:

@@ -10,7 +10,10 @@ device and no two cameras share bytes) and an ext4 image of it (``mkfs.ext4 -d``
 kernel has no vfat/exFAT module). Each image is attached read-only (``losetup -r``),
 mounted read-only, and its loop device throttled at --rate MB/s in one cgroup v1 blkio
 group (``blkio.throttle.read_bps_device``, one line per device) that every reader runs
-in. Cold: ``sync; echo 3 > /proc/sys/vm/drop_caches`` before each contender.
+in. Cold cameras, warm station: before each contender every camera file's pages, the
+loop devices' buffers and the images' pages are dropped (``evict_cameras``), not the
+station's programs (ffmpeg and ffprobe are run once at the start, as a running station
+has them cached).
 
 - baseline: N parallel ``cat FILES > /dev/null``, one per camera;
 - contender: N parallel ``evidock ingest MOUNT --device ZFY000k --json --no-process``
@@ -48,6 +51,7 @@ from bench.common import (
     GiB,
     MiB,
     cached_build,
+    fadvise_dontneed,
     machine_info,
     markdown_table,
     mb_per_s,
@@ -120,7 +124,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def preflight() -> None:
     if os.geteuid() != 0:
         raise SystemExit("bench.camera needs root (loop devices, mounts, cgroups, "
-                         "drop_caches)")
+                         "page cache eviction)")
     if not (BLKIO / "blkio.throttle.read_bps_device").exists():
         raise SystemExit(f"bench.camera needs cgroup v1 blkio mounted at {BLKIO} "
                          "(blkio.throttle.read_bps_device not found)")
@@ -205,9 +209,18 @@ def check_throttled(group: Path, before: dict[str, int], cameras: Sequence[Camer
                          "cgroup (page cache not dropped, or the reader outside the group)")
 
 
-def drop_caches() -> None:
+def evict_cameras(cameras: Sequence[Camera]) -> None:
+    """Cold cameras, warm station: drop the cached pages of every camera file, of the
+    loop devices' buffers and of their image files, and nothing else. (Dropping all
+    caches would also make the station load its own Python modules and ffmpeg's
+    libraries from the disk, which a running station never does per camera, while the
+    `cat` baseline has nothing to load.) check_throttled proves the reads then reached
+    the throttled devices."""
     os.sync()
-    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    for cam in cameras:
+        fadvise_dontneed(cam.files)
+        subprocess.run(["blockdev", "--flushbufs", cam.loop], check=True, timeout=60)
+        fadvise_dontneed([cam.image])
 
 
 # --- children -----------------------------------------------------------------------------
@@ -255,7 +268,7 @@ def run_parallel(argvs: Sequence[Sequence[str]], group: Path, *, env: dict[str, 
 
 
 def cat_round(cameras: Sequence[Camera], group: Path) -> Run:
-    drop_caches()
+    evict_cameras(cameras)
     return run_parallel([["cat", *map(str, c.files)] for c in cameras], group,
                         env=dict(os.environ), outs=[None] * len(cameras))
 
@@ -316,7 +329,7 @@ def _proc_hwm_mib(pid: int) -> float:
 
 def ingest_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
     with station(scratch / "home", group) as service:
-        drop_caches()
+        evict_cameras(cameras)
         outs = [scratch / f"ingest-{c.serial}.json" for c in cameras]
         argvs = [[str(EVIDOCK), "ingest", str(c.mount), "--device", c.serial, "--json",
                   "--no-process"] for c in cameras]
@@ -417,8 +430,10 @@ def doc_body(args: argparse.Namespace, cameras: Sequence[Camera], main_round: Ro
             f"({len(cameras[0].files)} MP4 files each, `fixtures.camera.build_big_camera`), "
             "each an ext4 image (`mkfs.ext4 -d`) on a read-only loop device mounted "
             "read-only, reads throttled per device with cgroup v1 "
-            "`blkio.throttle.read_bps_device`; cold (`sync; echo 3 > "
-            "/proc/sys/vm/drop_caches`) before each contender; one run each\n"
+            "`blkio.throttle.read_bps_device`; cold cameras, warm station: before each "
+            "contender the camera files' pages, the loop devices' buffers and the images' "
+            "pages are dropped (not the station's programs: ffmpeg/ffprobe ran once at "
+            "the start, as on a running station); one run each\n"
             "- cat = `cat FILES > /dev/null` per camera, all at once, in the throttled "
             "group; ingest = `evidock ingest MOUNT --device ZFY000k --json --no-process` "
             "per camera, all at once, against one fresh `evidock serve` (fresh "
@@ -461,6 +476,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     preflight()
+    for tool in ("ffmpeg", "ffprobe"):  # their libraries cached, as on a running station
+        subprocess.run([tool, "-version"], check=True, capture_output=True, timeout=60)
     args.data = args.data.resolve()
     args.data.mkdir(parents=True, exist_ok=True)
     cmd = " ".join([".venv/bin/python -m bench.camera", *(sys.argv[1:] if argv is None

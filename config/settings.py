@@ -95,6 +95,9 @@ class IngestSettings(_Frozen):
     chunk_size: int = Field(1 << 20, ge=4096, le=64 << 20)
     default_camera_model: str = "generic-dcim"
     evict_before_verify: bool = True
+    #: The copy of a camera file is re-read from the disk this far behind the copy, while
+    #: it goes on (archive/reread.py); 0: only after the copy. Needs evict_before_verify.
+    reread_window: int = Field(32 << 20, ge=0, le=1 << 40)
     probe_timeout_s: float = Field(120, gt=0)
     #: Camera files up to this size are read again and compared with the stored copy
     #: right before they are wiped (larger ones: device, inode, size, mtime and ctime).

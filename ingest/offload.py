@@ -283,8 +283,10 @@ class Offloader:
             run.bytes_copied += n
             run.progress.advance(n)
 
-        return run.stager.copy(_SourceReader(src, self.hooks),
-                               chunk_size=self.settings.ingest.chunk_size, on_chunk=advance)
+        ing = self.settings.ingest
+        return run.stager.copy(_SourceReader(src, self.hooks), chunk_size=ing.chunk_size,
+                               on_chunk=advance, follow=ing.evict_before_verify
+                               and ing.reread_window or None)
 
     def _source_error(self, run: _Run, entry: Entry, exc: OSError) -> FileOutcome:
         if exc.errno in GONE_ERRNOS or not run.tree.still_present():

@@ -169,7 +169,8 @@ def dock_run(trees: list[Path], scratch: Path, parallel: int) -> DockRun:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
     env.update(EVIDOCK_HOME=str(home), EVIDOCK_DOCK_CONFIG=str(toml), PYTHONUNBUFFERED="1")
     # As systemd runs it: after `evidock init`, which makes the catalog's schema.
-    subprocess.run([sys.executable, "-m", "evidock", "init"], cwd=REPO, env=env,
+    subprocess.run([sys.executable, "-m", "evidock", "init", "--account", "root"], cwd=REPO,
+                   env=env,
                    stdout=subprocess.DEVNULL, check=True, timeout=300)
     proc = subprocess.Popen([sys.executable, "-m", "evidock.cmd_dock", "run"], cwd=REPO,
                             env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +27,7 @@ from evidock_testing import write_agency_config
 from fakezfy import FakeCamera
 from service_support import serving
 
-HERE = Path(__file__).resolve().parent
+from fixtures.umock import PORT, Testbed, usb_disk
 
 
 def _why_not() -> str | None:
@@ -47,63 +46,6 @@ def _why_not() -> str | None:
 
 
 pytestmark = pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
-PORT = "pci-0000:00:14.0-usb-0:{n}:1.0-scsi-0:0:0:0"
-
-
-class Testbed:
-    __test__ = False
-
-    def __init__(self) -> None:
-        env = dict(os.environ, LD_PRELOAD="libumockdev-preload.so.0")
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "umockctl.py")], env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        self.root = self.proc.stdout.readline().strip()
-        assert self.root, "umockdev testbed did not start"
-
-    def _call(self, **cmd: str) -> dict:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        reply = json.loads(self.proc.stdout.readline())
-        assert reply["ok"], reply
-        return reply
-
-    def add(self, desc: str) -> str:
-        path = self._call(op="add", desc=desc)["syspath"]
-        self._call(op="uevent", syspath=path, action="add")
-        return path
-
-    def unplug(self, syspath: str) -> None:
-        self._call(op="uevent", syspath=syspath, action="remove")
-        self._call(op="remove", syspath=syspath)
-
-    def daemon_env(self) -> dict[str, str]:
-        return {"LD_PRELOAD": "libumockdev-preload.so.0", "UMOCKDEV_DIR": self.root}
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
-
-
-def usb_disk(*, n: int, devname: str, dev: str, vendor: str, model: str, serial: str,
-             fs: str = "ext4", label: str = "", vendor_name: str = "Generic") -> str:
-    """A umockdev description of a USB superfloppy disk (filesystem on the whole disk)."""
-    letter = "abcdefgh"[n]
-    path = (f"/devices/pci0000:00/0000:00:14.0/usb1/1-{n}/1-{n}:1.0/host{n}/target{n}:0:0/"
-            f"{n}:0:0:0/block/sd{letter}")
-    props = {"DEVNAME": devname, "DEVTYPE": "disk", "SUBSYSTEM": "block", "ID_BUS": "usb",
-             "ID_VENDOR": vendor_name, "ID_VENDOR_ID": vendor, "ID_MODEL_ID": model,
-             "ID_SERIAL_SHORT": serial, "ID_SERIAL": f"{vendor_name}_{serial}",
-             "ID_FS_TYPE": fs, "ID_FS_USAGE": "filesystem", "ID_PATH": PORT.format(n=n)}
-    if label:
-        props["ID_FS_LABEL"] = label
-    lines = [f"P: {path}", *(f"E: {k}={v}" for k, v in props.items()), f"A: dev={dev}",
-             "A: size=65536"]
-    return "\n".join(lines) + "\n"
-
-
 class Loop:
     """A camera tree as an ext4 image on a real loop device."""
 

@@ -74,6 +74,20 @@ SCOPE = ("This measures the offload pipeline (`evidock ingest` through the stati
          "service: the same Offloader the dock daemon runs), not the daemon's udev path "
          "(bench/dock.py measures that, on unthrottled trees). The camera images are "
          "ext4, not vfat/exFAT: this kernel has no vfat/exFAT module.")
+VIA = {
+    "dock": "ingest = the dock daemon (`python -m evidock.cmd_dock run`, udev source, "
+            "one bay per camera, all at once, no wipe, no renditions) in the throttled "
+            "group; every camera plugged in at once as a USB disk (umockdev testbed, "
+            "`fixtures/umock.py`) whose node is its loop device; the daemon identifies, "
+            "mounts read-only (mount(2)), offloads, unmounts; ingest s = plugged in → "
+            "the daemon's \"done\" for its bay; offload s = its \"offload\" event's own "
+            "time (bench/camera_dock.py). The camera images are ext4, not vfat/exFAT: this "
+            "kernel has no vfat/exFAT module.",
+    "cli": "ingest = `evidock ingest MOUNT --device ZFY000k --json --no-process` per "
+           "camera, all at once, against one fresh `evidock serve` (fresh EVIDOCK_HOME on "
+           "the data disk) running in the throttled group\n- " + SCOPE,
+}
+
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.camera", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cameras", type=int, default=8, help="cameras docked at once")
+    p.add_argument("--via", choices=("dock", "cli"), default="dock",
+                   help="dock: the dock daemon offloads cameras plugged in over udev "
+                        "(bench/camera_dock.py); cli: `evidock ingest` clients of a service")
     p.add_argument("--mb", type=int, default=256, help="MB of footage per camera")
     p.add_argument("--rate", type=float, default=35.0, help="read MB/s per camera (USB 2)")
     p.add_argument("--bays-at", type=float, default=100.0,
@@ -347,13 +364,16 @@ def ingest_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
                tuple(inner))
 
 
-def measure(cameras: Sequence[Camera], group: Path, scratch: Path, rate: float) -> Round:
+def measure(cameras: Sequence[Camera], group: Path, scratch: Path, rate: float,
+            via: str = "dock") -> Round:
+    from bench.camera_dock import dock_round
+
     throttle(group, cameras, rate)
     before = read_bytes(group)
     cat = cat_round(cameras, group)
     check_throttled(group, before, cameras, "cat")
     before = read_bytes(group)
-    ingest = ingest_round(cameras, group, scratch)
+    ingest = (dock_round if via == "dock" else ingest_round)(cameras, group, scratch)
     check_throttled(group, before, cameras, "ingest")
     r = Round(len(cameras), rate, cat, ingest)
     print(f"  {r.n} camera(s) at {rate:g} MB/s: cat {max(cat.wall_s):.2f}s, ingest "
@@ -393,23 +413,29 @@ def sweep_table(rounds: Sequence[Round], cameras: Sequence[Camera]) -> str:
                            f"≤ {TARGET}×"], rows)
 
 
-def main_text(r: Round, cameras: Sequence[Camera]) -> str:
+def main_text(r: Round, cameras: Sequence[Camera], via: str = "dock") -> str:
     nbytes = sum(c.nbytes for c in cameras)
     worst = max(r.ratios())
     verdict = "**met**" if worst <= TARGET else "**missed**"
+    if via == "dock":
+        cpu_of, rss_of = "the dock daemon + its ffprobe/ffmpeg children", "the dock daemon"
+        meaning = ("ingest s is plugged in → done (identify, mount, offload, unmount); "
+                   "offload s is the Offloader's own time from the daemon's event")
+    else:
+        cpu_of = f"service + its ffprobe/ffmpeg children + the {r.n} CLI clients"
+        rss_of = "`evidock serve`; the largest client or child counted if larger"
+        meaning = ("ingest s is the CLI's wall (what the user waits for: client start-up, "
+                   "the request, the audited ingest.request, the offload); offload s is "
+                   "the Offloader's own time from its JSON report")
     return (f"{r.n} cameras at once, each throttled to {r.rate:g} MB/s:\n\n"
             f"{per_camera_table(r, cameras)}\n\n"
             f"- slowest camera's ingest ÷ its cat: **{worst:.2f}×** (target ≤ {TARGET}×): "
             f"{verdict}; slowest ingest ÷ slowest cat "
             f"{max(r.ingest.wall_s) / max(r.cat.wall_s):.2f}×\n"
-            f"- CPU-s per GiB: ingest {_cpu_per_gib(r.ingest, nbytes)} (service + its "
-            f"ffprobe/ffmpeg children + the {r.n} CLI clients), cat "
+            f"- CPU-s per GiB: ingest {_cpu_per_gib(r.ingest, nbytes)} ({cpu_of}), cat "
             f"{_cpu_per_gib(r.cat, nbytes)}\n"
-            f"- peak RSS: service {r.ingest.rss_mib:.0f} MiB (VmHWM of `evidock serve`; "
-            f"the largest client or child counted if larger), cat {r.cat.rss_mib:.0f} MiB\n"
-            "- ingest s is the CLI's wall (what the user waits for: client start-up, the "
-            "request, the audited ingest.request, the offload); offload s is the "
-            "Offloader's own time from its JSON report")
+            f"- peak RSS: {r.ingest.rss_mib:.0f} MiB (VmHWM of {rss_of}), cat "
+            f"{r.cat.rss_mib:.0f} MiB\n- {meaning}")
 
 
 def bays_text(rounds: Sequence[Round], cameras: Sequence[Camera], rate: float) -> str:
@@ -435,11 +461,8 @@ def doc_body(args: argparse.Namespace, cameras: Sequence[Camera], main_round: Ro
             "pages are dropped (not the station's programs: ffmpeg/ffprobe ran once at "
             "the start, as on a running station); one run each\n"
             "- cat = `cat FILES > /dev/null` per camera, all at once, in the throttled "
-            "group; ingest = `evidock ingest MOUNT --device ZFY000k --json --no-process` "
-            "per camera, all at once, against one fresh `evidock serve` (fresh "
-            "EVIDOCK_HOME on the data disk) running in the throttled group\n"
-            f"- {SCOPE}")
-    parts = [head, main_text(main_round, cameras)]
+            f"group; {VIA[args.via]}")
+    parts = [head, main_text(main_round, cameras, args.via)]
     if sweep:
         parts.append(bays_text(sweep, cameras, args.bays_at))
     return "\n\n".join(parts)
@@ -466,9 +489,9 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[
     cams = [attach(stack, img, scratch / "mnt" / s, s) for img, s in zip(images, serials,
                                                                           strict=True)]
     group = make_cgroup(stack)
-    print(SCOPE, flush=True)
-    main_round = measure(cams, group, scratch, args.rate)
-    sweep = [measure(cams[:n], group, scratch, args.bays_at)
+    print(VIA[args.via], flush=True)
+    main_round = measure(cams, group, scratch, args.rate, args.via)
+    sweep = [measure(cams[:n], group, scratch, args.bays_at, args.via)
              for n in (sweep_sizes(args.cameras) if args.bays_at > 0 else [])]
     return cams, main_round, sweep
 

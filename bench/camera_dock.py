@@ -59,7 +59,8 @@ class _Events:
         return got
 
 
-def _toml(path: Path, bays: int) -> None:
+def udev_dock_toml(path: Path, bays: int) -> None:
+    """A dock.toml for cameras plugged in as umockdev USB disks on ports 1..``bays``."""
     from fixtures.umock import PORT
 
     lines = ["[dock]", 'sources = ["udev"]', 'filesystems = ["ext4"]', 'wipe = "never"',
@@ -72,16 +73,22 @@ def _toml(path: Path, bays: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
-    from fixtures.umock import Testbed, usb_disk
-
-    home, toml = scratch / "dock-home", scratch / "dock.toml"
+def udev_station(home: Path, toml: Path, bays: int) -> dict[str, str]:
+    """A fresh home made by `evidock init` and its dock.toml; the daemon's environment."""
     remove_tree(home)
-    _toml(toml, len(cameras))
+    udev_dock_toml(toml, bays)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
     env.update(EVIDOCK_HOME=str(home), EVIDOCK_DOCK_CONFIG=str(toml), PYTHONUNBUFFERED="1")
     subprocess.run([sys.executable, "-m", "evidock", "init", "--account", "root"], cwd=REPO,
                    env=env, stdout=subprocess.DEVNULL, check=True, timeout=300)
+    return env
+
+
+def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
+    from fixtures.umock import Testbed, usb_disk
+
+    home = scratch / "dock-home"
+    env = udev_station(home, scratch / "dock.toml", len(cameras))
     testbed = Testbed()
     with in_group(group):
         proc = subprocess.Popen([sys.executable, "-m", "evidock.cmd_dock", "run"], cwd=REPO,

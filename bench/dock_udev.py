@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.camera_dock import MODEL, VENDOR, udev_station
 from bench.common import (
     REPO,
     fadvise_dontneed,
@@ -46,7 +47,6 @@ from bench.common import (
 from bench.dock import _Events, _num
 
 TARGET_S = 0.5
-VENDOR, MODEL = "2bdf", "0101"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -100,19 +100,6 @@ def attach(stack: contextlib.ExitStack, tree: Path, scratch: Path, n: int) -> Di
     return Disk(f"ZFYU{n:03d}", image, loop, f"{os.major(rdev)}:{os.minor(rdev)}")
 
 
-def dock_toml(path: Path, bays: int) -> None:
-    from fixtures.umock import PORT
-
-    lines = ["[dock]", 'sources = ["udev"]', 'filesystems = ["ext4"]', 'wipe = "never"',
-             "process_after_offload = false", f"max_parallel = {bays}", "",
-             "[[dock.cameras]]", 'name = "zfy-generic"', f'vendor_id = "{VENDOR}"',
-             f'model_id = "{MODEL}"', 'serial_pattern = "[A-Z0-9]{7}"',
-             'camera_model = "generic-dcim"']
-    for n in range(1, bays + 1):
-        lines += ["", "[[dock.bays]]", f"number = {n}", f'id_path = "{PORT.format(n=n)}"']
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
 @dataclass(frozen=True)
 class Run:
     docked: dict[str, float]  # bay -> plugged → "docked" s
@@ -123,13 +110,8 @@ class Run:
 def one_run(disks: list[Disk], scratch: Path) -> Run:
     from fixtures.umock import Testbed, usb_disk
 
-    home, toml = scratch / "home", scratch / "dock.toml"
-    remove_tree(home)
-    dock_toml(toml, len(disks))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
-    env.update(EVIDOCK_HOME=str(home), EVIDOCK_DOCK_CONFIG=str(toml), PYTHONUNBUFFERED="1")
-    subprocess.run([sys.executable, "-m", "evidock", "init", "--account", "root"], cwd=REPO,
-                   env=env, stdout=subprocess.DEVNULL, check=True, timeout=300)
+    home = scratch / "home"
+    env = udev_station(home, scratch / "dock.toml", len(disks))
     testbed = Testbed()
     proc = subprocess.Popen([sys.executable, "-m", "evidock.cmd_dock", "run"], cwd=REPO,
                             env={**env, **testbed.daemon_env()}, stdin=subprocess.DEVNULL,

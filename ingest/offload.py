@@ -19,13 +19,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session
 
 from archive.audit.log import AuditLog
-from archive.catalog import Blob, Catalog, DockSession, Recording, SessionFile, Wipe
+from archive.catalog import Blob, Catalog, DockSession, Recording, SessionFile
 from archive.keystore import StationKeys
 from archive.seals import Sealer
 from archive.store import ContentStore, Staged, Stager, Written
@@ -47,10 +47,10 @@ from ingest.outcome import (
 from ingest.progress import NullProgress, Progress
 from ingest.settling import Settling
 from ingest.source import GONE_ERRNOS, Entry, FileIdentity, SourceTree
-from ingest.wipecheck import camera_doubt
+from ingest.wipecheck import Wiper
 from integrity.codes import Code
 from integrity.digest import Digests
-from integrity.errors import ConfigError, DigestMismatch, EvidockError, SizeMismatch, SourceGone
+from integrity.errors import ConfigError, DigestMismatch, EvidockError, SourceGone
 
 _SKIP_CODES = {
     "symlink": (Code.S_SYMLINK, "symbolic link: never followed"),
@@ -140,6 +140,9 @@ class Offloader:
         self.sealer = Sealer(catalog=catalog, store=store, clock=clock,
                              keys=StationKeys(directory=settings.keys_dir),
                              station_id=settings.station.id)
+        self.wiper = Wiper(ingest=settings.ingest, store=store, catalog=catalog,
+                           sealer=self.sealer, audit=self.audit, actor=self.actor,
+                           clock=clock, hooks=self.hooks, event=self._event)
 
     def _event(self, action: str, subjects: list[str | None], details: dict[str, object],
                at: datetime) -> Callable[[Session], object]:
@@ -245,7 +248,9 @@ class Offloader:
         # Flagged content (even when it comes back as a duplicate) stays on the camera.
         if run.req.wipe_after_verify and outcome.status in (INGESTED, DUPLICATE) \
                 and not outcome.flags and run.req.may_wipe(entry.relpath, outcome.blake3):
-            outcome = self._wipe(run, entry, staged, outcome)
+            outcome = self.wiper.wipe(tree=run.tree, session_id=run.session_id, entry=entry,
+                                      identity=staged.identity, stored=staged.digests,
+                                      outcome=outcome)
         return outcome
 
     def _failed(self, entry: Entry, code: str, reason: str, d: Digests | None = None,
@@ -395,47 +400,3 @@ class Offloader:
              "flags": list(outcome.flags), "new_blob": blob is not None,
              "record": sealed.blob.blake3 if sealed else None}, at)))
         return outcome
-
-    def _wipe(self, run: _Run, entry: Entry, staged: _Copy, outcome: FileOutcome,
-              ) -> FileOutcome:
-        """Delete the camera's file, but only once the stored blob is proven on disk."""
-        b3 = staged.digests.blake3
-        try:
-            staged.digests.check_against(
-                self.store.reread(b3, evict=self.settings.ingest.evict_before_verify),
-                subject=b3)
-        except (DigestMismatch, SizeMismatch, OSError) as exc:
-            why = exc.message if isinstance(exc, EvidockError) else exc.strerror
-            return replace(outcome, reason=f"{outcome.reason}; not wiped: {why}")
-        doubt = camera_doubt(run.tree, entry, identity=staged.identity, stored=staged.digests,
-                             rehash_limit=self.settings.ingest.rehash_before_wipe_bytes,
-                             chunk_size=self.settings.ingest.chunk_size)
-        if doubt is not None:
-            return self._withheld(run, entry, outcome, doubt)
-        assert outcome.recording_id is not None
-        # Recorded before the unlink: no wipe can ever happen without its row and event;
-        # the session's signed record and audit head are in the store before the first.
-        self.sealer.before_wipe(run.session_id)
-        at = self.clock()
-        self.catalog.record_wipe(
-            Wipe(recording_id=outcome.recording_id, session_id=run.session_id,
-                 relpath=entry.relpath, blake3=b3, wiped_at=at),
-            also=self._event("ingest.wipe", [run.session_id, outcome.recording_id, b3],
-                             {"path": entry.display, "blake3": b3,
-                              "size": staged.digests.size}, at))
-        try:
-            run.tree.unlink(entry, staged.identity)
-        except OSError as exc:
-            return replace(outcome, reason=f"{outcome.reason}; wipe failed: {exc.strerror}")
-        self.hooks.reached("after_wipe")
-        return replace(outcome, wiped=True)
-
-    def _withheld(self, run: _Run, entry: Entry, outcome: FileOutcome, why: str,
-                  ) -> FileOutcome:
-        """Not wiped, and the reason is an audit event (the file's row is already in)."""
-        self.audit.record(
-            actor=self.actor, action="ingest.wipe.withheld",
-            subjects=[s for s in (run.session_id, outcome.recording_id, outcome.blake3) if s],
-            details={"path": entry.display, "blake3": outcome.blake3,
-                     "code": Code.E_SOURCE_CHANGED, "reason": why}, at=self.clock())
-        return replace(outcome, reason=f"{outcome.reason}; not wiped: {why}")

@@ -8,55 +8,18 @@ the bench reads the event); its offload's own time from the "offload" event."""
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from bench.camera import Camera, Run, _proc_cpu, _proc_hwm_mib, evict_cameras, in_group
 from bench.common import REPO, remove_tree
+from bench.dock import DaemonEvents
 
 VENDOR, MODEL = "2bdf", "0101"
-
-
-class _Events:
-    """The daemon's JSON event lines, each stamped with the bench's clock on arrival."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.q: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
-        self.said: list[dict[str, Any]] = []
-        threading.Thread(target=self._read, args=(proc,), daemon=True).start()
-
-    def _read(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stderr is not None
-        for raw in proc.stderr:
-            try:
-                self.q.put((time.perf_counter(), json.loads(raw)))
-            except json.JSONDecodeError:
-                print(raw.decode("utf-8", "replace"), end="", file=sys.stderr)
-
-    def collect(self, count: int, *names: str, timeout: float = 3600,
-                ) -> dict[str, list[tuple[float, dict[str, Any]]]]:
-        """The first ``count`` events of each of ``names`` (arriving in any order)."""
-        got: dict[str, list[tuple[float, dict[str, Any]]]] = {n: [] for n in names}
-        while any(len(v) < count for v in got.values()):
-            try:
-                at, item = self.q.get(timeout=timeout)
-            except queue.Empty:
-                raise SystemExit(f"no {names} events within {timeout} s; the daemon said: "
-                                 f"{self.said[-20:]}") from None
-            self.said.append(item)
-            if item.get("event") == "failed":
-                raise SystemExit(f"a bay failed: {item}")
-            if item.get("event") in got:
-                got[item["event"]].append((at, item))
-        return got
 
 
 def udev_dock_toml(path: Path, bays: int) -> None:
@@ -94,9 +57,9 @@ def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
         proc = subprocess.Popen([sys.executable, "-m", "evidock.cmd_dock", "run"], cwd=REPO,
                                 env={**env, **testbed.daemon_env()},
                                 stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    events = _Events(proc)
+    events = DaemonEvents(proc)
     try:
-        events.collect(1, "ready", timeout=120)
+        events.until("ready", timeout=120)
         evict_cameras(cameras)
         before = _proc_cpu(proc.pid)
         plugged: dict[str, float] = {}
@@ -106,18 +69,18 @@ def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
             testbed.add(usb_disk(n=n, devname=cam.loop, dev=f"{os.major(rdev)}:"
                                  f"{os.minor(rdev)}", vendor=VENDOR, model=MODEL,
                                  serial=cam.serial))
-        seen = events.collect(len(cameras), "offload", "done", timeout=600)
-        offloads, done = seen["offload"], seen["done"]
+        offloads = events.until("offload", len(cameras), timeout=600)
+        done = events.until("done", len(cameras), timeout=600)
         cpu, hwm = _proc_cpu(proc.pid) - before, _proc_hwm_mib(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=600)
         testbed.close()
         remove_tree(home)
-    if any(item["outcome"] != "completed" for _, item in done):
-        raise SystemExit(f"not every camera was offloaded: {[d for _, d in done]}")
-    ended = {str(item["bay"]): at for at, item in done}
-    seconds = {str(item["bay"]): float(item["seconds"]) for _, item in offloads}
+    if any(item["outcome"] != "completed" for item in done):
+        raise SystemExit(f"not every camera was offloaded: {done}")
+    ended = {str(item["bay"]): float(item["_arrived"]) for item in done}
+    seconds = {str(item["bay"]): float(item["seconds"]) for item in offloads}
     bays = [str(n) for n in range(1, len(cameras) + 1)]
     return Run(tuple(ended[b] - plugged[b] for b in bays), cpu, hwm,
                tuple(seconds[b] for b in bays))

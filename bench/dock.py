@@ -33,6 +33,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     REPO,
@@ -130,24 +131,35 @@ def _dock_toml(path: Path, bays: Path, n: int, parallel: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-class _Events:
+class DaemonEvents:
+    """The dock daemon's JSON event lines (stderr), every one kept, each stamped with the
+    bench's ``time.perf_counter()`` on arrival (``"_arrived"``). Used by bench.dock,
+    bench.dock_udev and bench.camera_dock."""
+
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.q: queue.Queue[dict[str, object]] = queue.Queue()
-        self.seen: list[dict[str, object]] = []
+        self.q: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
         threading.Thread(target=self._read, args=(proc,), daemon=True).start()
 
     def _read(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stderr is not None
         for raw in proc.stderr:
             try:
-                self.q.put(json.loads(raw))
+                item = json.loads(raw)
             except json.JSONDecodeError:
                 print(raw.decode("utf-8", "replace"), end="", file=sys.stderr)
+                continue
+            self.q.put({**item, "_arrived": time.perf_counter()})
 
-    def until(self, name: str, count: int = 1, timeout: float = 3600) -> list[dict[str, object]]:
-        """The first ``count`` events called ``name`` (earlier ones included)."""
+    def until(self, name: str, count: int = 1, timeout: float = 3600) -> list[dict[str, Any]]:
+        """The first ``count`` events called ``name`` (earlier ones included: nothing read
+        while waiting for another name is lost)."""
         while sum(1 for e in self.seen if e.get("event") == name) < count:
-            item = self.q.get(timeout=timeout)
+            try:
+                item = self.q.get(timeout=timeout)
+            except queue.Empty:
+                raise SystemExit(f"no {count} {name!r} events within {timeout} s; the daemon "
+                                 f"said: {self.seen[-20:]}") from None
             if item.get("event") == "failed":
                 raise SystemExit(f"a bay failed: {item}")
             self.seen.append(item)
@@ -174,7 +186,7 @@ def dock_run(trees: list[Path], scratch: Path, parallel: int) -> DockRun:
                    stdout=subprocess.DEVNULL, check=True, timeout=300)
     proc = subprocess.Popen([sys.executable, "-m", "evidock.cmd_dock", "run"], cwd=REPO,
                             env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    events = _Events(proc)
+    events = DaemonEvents(proc)
     placed = [bays / f"bay{i + 1}" / "camera" for i in range(len(trees))]
     try:
         events.until("ready", timeout=120)

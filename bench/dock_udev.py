@@ -44,7 +44,7 @@ from bench.common import (
     remove_tree,
     write_section,
 )
-from bench.dock import _Events, _num
+from bench.dock import DaemonEvents, _num
 
 TARGET_S = 0.5
 
@@ -116,7 +116,7 @@ def one_run(disks: list[Disk], scratch: Path) -> Run:
     proc = subprocess.Popen([sys.executable, "-m", "evidock.cmd_dock", "run"], cwd=REPO,
                             env={**env, **testbed.daemon_env()}, stdin=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-    events = _Events(proc)
+    events = DaemonEvents(proc)
     try:
         events.until("ready", timeout=120)
         for d in disks:  # cold cameras: their pages and the loop devices' buffers

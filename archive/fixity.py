@@ -59,7 +59,8 @@ E_FIXITY_UNEXPECTED = Code.E_FIXITY_UNEXPECTED
 E_FIXITY_TOMBSTONED_PRESENT = Code.E_FIXITY_TOMBSTONED_PRESENT
 I_FIXITY_OK = Code.I_FIXITY_OK
 I_FIXITY_TOMBSTONED = Code.I_FIXITY_TOMBSTONED
-MODES = ("all", "sample", "since")
+#: "blobs": only the blobs named (a re-check after a repair), no store-wide checks.
+MODES = ("all", "sample", "since", "blobs")
 IGNORED = frozenset({".staging", ".quarantine", ".staging.lock"})
 CHUNK = 4 << 20
 WORKERS = min(4, (os.cpu_count() or 1) + 1)
@@ -101,10 +102,13 @@ class FixityPlan:
     sample: int | None = None
     since: datetime | None = None
     sha256: bool = False
+    blobs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise FixityError(f"unknown fixity mode {self.mode!r}", mode=self.mode)
+        if (self.mode == "blobs") != bool(self.blobs):
+            raise FixityError("blobs are named in (and only in) mode blobs")
         if self.mode == "sample" and (self.sample is None or self.sample < 0):
             raise FixityError("--sample needs a non-negative count", sample=self.sample)
         if self.mode == "since" and (self.since is None or self.since.tzinfo is None):
@@ -113,7 +117,8 @@ class FixityPlan:
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "seed": self.seed, "sample": self.sample,
                 "since": self.since.isoformat() if self.since else None,
-                "digests": "blake3+sha256" if self.sha256 else "blake3"}
+                "digests": "blake3+sha256" if self.sha256 else "blake3",
+                **({"blobs": list(self.blobs)} if self.blobs else {})}
 
 
 @dataclass(frozen=True)
@@ -202,7 +207,7 @@ class Fixity:
 
     def select(self, plan: FixityPlan) -> list[BlobRef]:
         """The blobs this plan checks, in the order they will be read."""
-        refs = self._refs(plan.since if plan.mode == "since" else None)
+        refs = self._refs(plan.since if plan.mode == "since" else None, plan.blobs)
         if plan.mode != "sample":
             return refs
         rng = random.Random(plan.seed)
@@ -212,7 +217,7 @@ class Fixity:
         chosen = [k[3] for k in keyed[: plan.sample]]
         return sorted(chosen, key=lambda r: r.blake3)  # read in store order
 
-    def _refs(self, since: datetime | None) -> list[BlobRef]:
+    def _refs(self, since: datetime | None, only: Sequence[str] = ()) -> list[BlobRef]:
         fc = table_of(FixityCheck)
         b = table_of(Blob)
         query = (select(b.c.blake3, b.c.sha256, b.c.size, b.c.stored_at, func.max(fc.c.at))
@@ -221,6 +226,8 @@ class Fixity:
                  .order_by(b.c.blake3))
         if since is not None:
             query = query.where(b.c.stored_at >= since)
+        if only:
+            query = query.where(b.c.blake3.in_(only))
         with self.catalog.engine.connect() as conn:
             rows = conn.execute(query).all()
         gone = self._tombstoned()
@@ -358,6 +365,8 @@ class Fixity:
     def _results(self, plan: FixityPlan) -> Iterator[_Result]:
         yield from _ordered_map(lambda ref: self.check_blob(ref, sha256=plan.sha256),
                                 self.select(plan), self.workers)
+        if plan.mode == "blobs":
+            return
         yield from self.unexpected()
         if plan.mode == "all":
             yield from self.catalog_against_records()

@@ -4,7 +4,10 @@ Every byte enters through staging (:mod:`archive.staging`): copied while hashed,
 fsynced, re-read from the disk and compared, and only then hard-linked (read-only, never
 clobbering) under its BLAKE3 name, the directory fsynced. So a name in the store always
 holds exactly the bytes its BLAKE3 names. Each writer stages in its own locked
-directory; leftovers of killed writers are swept on the next open.
+directory; leftovers of killed writers are swept on the next open. The one replacement
+of a name, :meth:`ContentStore.restore` (a repair), also takes only a verified staged
+copy, and only over an entry whose bytes are not its name's, which it keeps in
+quarantine.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import stat
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from archive.staging import (
@@ -39,8 +44,26 @@ from integrity.errors import Refused
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
-__all__ = ["WRITEBACK_EVERY", "ContentStore", "Staged", "Stager", "StagingWriter",
-           "Written", "fsync_dir", "reread_file", "start_writeback", "store_error"]
+__all__ = ["WRITEBACK_EVERY", "ContentStore", "Restored", "Staged", "Stager",
+           "StagingWriter", "Written", "fsync_dir", "reread_file", "start_writeback",
+           "store_error"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Restored:
+    """What :meth:`ContentStore.restore` found at the blob's name and did.
+
+    ``found``: ``missing``, ``damaged`` (other bytes, not a regular file, unreadable) or
+    ``intact`` (already the staged bytes: nothing changed). ``quarantined``: where the
+    damaged entry now is (None unless ``damaged``).
+    """
+
+    found: str
+    quarantined: Path | None = None
+
+    @property
+    def placed(self) -> bool:
+        return self.found != "intact"
 
 
 class ContentStore:
@@ -190,6 +213,65 @@ class ContentStore:
         fsync_dir(self.path_for(b3).parent)
         return target
 
+    def restore(self, staged: Staged, *, at: datetime) -> Restored:
+        """Put a verified staged copy in place of a missing or damaged blob (a repair).
+
+        The one deliberate replacement of a blob, and only of one whose bytes are not
+        its name's: the damaged entry is first hard-linked into ``.quarantine`` as
+        ``<b3>.<time>`` (kept, not destroyed: it may be evidence of tampering), then the
+        staged file is renamed over the name, so the name never stands empty; each
+        directory is fsynced. Repairs of one store are serialised by a lock on the
+        quarantine directory.
+        """
+        if not isinstance(staged, Staged) or staged.stager.store is not self:
+            raise TypeError("restore takes a Staged made by this store's Stager.verify")
+        if not staged.unchanged():
+            self._recheck(staged)
+        b3 = staged.digests.blake3
+        final = self.path_for(b3)
+        try:
+            with self._quarantine_locked() as qdir:
+                return self._restore_locked(staged, final, qdir, at)
+        except OSError as exc:
+            raise store_error(exc, f"cannot restore blob {b3}") from exc
+
+    @contextmanager
+    def _quarantine_locked(self) -> Iterator[Path]:
+        qdir = self.root / ".quarantine"
+        try:
+            qdir.mkdir()
+            fsync_dir(self.root)  # the quarantine must outlive a crash, like its entries
+        except FileExistsError:
+            pass
+        fd = os.open(qdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield qdir
+        finally:
+            os.close(fd)
+
+    def _restore_locked(self, staged: Staged, final: Path, qdir: Path,
+                        at: datetime) -> Restored:
+        try:
+            st = os.lstat(final)
+        except FileNotFoundError:
+            if self._link_new(staged.path, final):
+                return Restored(found="missing")
+            st = os.lstat(final)  # linked meanwhile by a writer outside the lock
+        if stat.S_ISREG(st.st_mode) and _holds_readable(final, staged.digests):
+            return Restored(found="intact")
+        target = _free_name(qdir, f"{final.name}.{at.astimezone(UTC):%Y%m%dT%H%M%S%fZ}")
+        if stat.S_ISDIR(st.st_mode):  # a directory cannot be linked or renamed over
+            os.rename(final, target)
+            fsync_dir(qdir)
+            self._link_new(staged.path, final)
+        else:
+            os.link(final, target, follow_symlinks=False)
+            fsync_dir(qdir)
+            os.rename(staged.path, final)  # atomic: the name holds old or new bytes
+            fsync_dir(final.parent)
+        return Restored(found="damaged", quarantined=target)
+
     def reread(self, b3: str, *, evict: bool = True, chunk_size: int = CHUNK_SIZE,
                sha256: bool = True) -> Digests:
         """Digests of a stored blob read back from disk (``sha256=False``: BLAKE3 only)."""
@@ -225,6 +307,23 @@ def _holds(final: Path, want: Digests) -> bool:
         return False
     got = reread_file(final, evict=True, sha256=False)
     return (got.size, got.blake3) == (want.size, want.blake3)
+
+
+def _holds_readable(final: Path, want: Digests) -> bool:
+    """:func:`_holds`, with a blob that cannot be read counted as not holding."""
+    try:
+        return _holds(final, want)
+    except OSError:
+        return False
+
+
+def _free_name(directory: Path, name: str) -> Path:
+    """``directory/name``, or with ``.1``, ``.2``, … if taken (never overwrite)."""
+    target, n = directory / name, 0
+    while os.path.lexists(target):
+        n += 1
+        target = directory / f"{name}.{n}"
+    return target
 
 
 def _unlink_blob(dir_fd: int, path: Path) -> bool:

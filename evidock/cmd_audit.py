@@ -1,4 +1,5 @@
-"""CLI: the audit log (head, proof, consistency, events, verify), fixity, refused verbs.
+"""CLI: the audit log (head, proof, consistency, events, verify), fixity and repair,
+refused verbs.
 
 Thin clients of the station service (`/api/v1/audit/…`, `/api/v1/fixity`): the service
 identifies the user from the kernel, checks ``audit.view`` and records every read. The
@@ -7,6 +8,7 @@ evidock/cli.py::
 
     app.add_typer(cmd_audit.audit_app, name="audit")
     app.command()(cmd_audit.fixity)
+    app.command()(cmd_audit.repair)
     cmd_audit.install_refusals(app)
 """
 
@@ -200,17 +202,54 @@ def fixity(
     = None,
     sha256: Annotated[bool, typer.Option("--sha256", help="Also check SHA-256 (slower).")]
     = False,
+    repair: Annotated[bool, typer.Option("--repair", help="Then restore every blob found "
+                                         "missing, altered or unreadable from its verified "
+                                         "object-store copy (fixity.repair).")] = False,
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
     """Re-hash stored objects from disk against the catalog; find missing, altered and
-    unexpected ones. Exit 1 on any finding."""
+    unexpected ones. Exit 1 on any finding (with --repair: on any finding not repaired
+    and proven by a re-check)."""
     mode = _mode(all_, sample, since)
     report, zone = _post_zoned(config, "/fixity", {
-        "mode": mode, "sample": sample, "since": since, "seed": seed, "sha256": sha256})
+        "mode": mode, "sample": sample, "since": since, "seed": seed, "sha256": sha256,
+        "repair": repair})
     summary = (f"fixity {report['mode']} (seed {report['seed']}): {report['checked']} "
                f"objects, {report['bytes'] / 1e6:.1f} MB, {len(report['findings'])} findings")
-    return Reply(report, human=_findings_printer(report["findings"], summary, zone),
-                 exit_code=0 if report["ok"] else 1)
+    show = _findings_printer(report["findings"], summary, zone)
+    if not repair:
+        return Reply(report, human=show, exit_code=0 if report["ok"] else 1)
+
+    def human() -> None:
+        show()
+        _print_repair(report["repair"])
+        typer.echo(f"{report['unresolved']} findings not resolved")
+    return Reply(report, human=human, exit_code=0 if report["resolved"] else 1)
+
+
+def _print_repair(result: Mapping[str, Any]) -> None:
+    for item in result["items"]:
+        typer.echo(f"{item['code']} [{item['blake3']}]: {item['message']}")
+    recheck = result.get("recheck")
+    checked = (f"; re-check: {'ok' if recheck['ok'] else 'FINDINGS'}"
+               if recheck else "")
+    typer.echo(f"repair: {result['restored']} restored, {result['failed']} failed{checked}")
+    for finding in (recheck or {}).get("findings", []):
+        typer.echo(finding_line(finding))
+
+
+@command
+def repair(
+    blobs: Annotated[list[str], typer.Argument(metavar="BLOB", help="BLAKE3 names of "
+                                               "the blobs (as fixity reports them).")],
+    config: ConfigOpt = None, as_json: JsonOpt = False,
+) -> Reply:
+    """Restore damaged or missing blobs from their verified object-store copies (each
+    download proven by size, BLAKE3 and SHA-256; the damaged copy kept in quarantine),
+    then re-check them. Each repair is an audit event. Exit 1 on any failure."""
+    result = _post(config, "/fixity/repair", {"blobs": blobs})
+    return Reply(result, human=lambda: _print_repair(result),
+                 exit_code=0 if result["ok"] else 1)
 
 
 def _refusal(verb: str) -> Callable[..., None]:
@@ -231,4 +270,5 @@ def install_refusals(app: typer.Typer) -> None:
             "allow_extra_args": True, "ignore_unknown_options": True})(_refusal(verb))
 
 
-__all__ = ["REFUSED_VERBS", "audit_app", "finding_line", "fixity", "install_refusals"]
+__all__ = ["REFUSED_VERBS", "audit_app", "finding_line", "fixity", "install_refusals",
+           "repair"]

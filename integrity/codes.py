@@ -70,6 +70,8 @@ class Code(StrEnum):
     E_UPLOAD_UNAVAILABLE = "E_UPLOAD_UNAVAILABLE"
     E_UPLOAD_CHECKSUM = "E_UPLOAD_CHECKSUM"
     E_UPLOAD_UNVERIFIABLE = "E_UPLOAD_UNVERIFIABLE"
+    E_REPAIR_UNAVAILABLE = "E_REPAIR_UNAVAILABLE"
+    E_REPAIR_MISMATCH = "E_REPAIR_MISMATCH"
     E_INVALID = "E_INVALID"
     E_CONFLICT = "E_CONFLICT"
     E_RANGE_NOT_SATISFIABLE = "E_RANGE_NOT_SATISFIABLE"
@@ -187,6 +189,8 @@ class Code(StrEnum):
     I_DUPLICATE = "I_DUPLICATE"
     I_FIXITY_OK = "I_FIXITY_OK"
     I_FIXITY_TOMBSTONED = "I_FIXITY_TOMBSTONED"
+    I_REPAIR_RESTORED = "I_REPAIR_RESTORED"
+    I_REPAIR_NOT_NEEDED = "I_REPAIR_NOT_NEEDED"
     I_UPLOAD_VERIFIED = "I_UPLOAD_VERIFIED"
     I_UPLOAD_REUSED = "I_UPLOAD_REUSED"
     I_UPLOAD_WITHDRAWN = "I_UPLOAD_WITHDRAWN"
@@ -258,6 +262,13 @@ _INFO: dict[Code, tuple[Category, str]] = {
                                  "than ours: retried a few times"),
     Code.E_UPLOAD_UNVERIFIABLE: (_E, "the object store returns no SHA-256, so the copy "
                                      "cannot be verified remotely"),
+    Code.E_REPAIR_UNAVAILABLE: (_E, "a blob cannot be restored from the object store: no "
+                                    "verified upload of it (in the configured bucket), "
+                                    "the store no longer has that version, or retention "
+                                    "removed the blob; nothing changed"),
+    Code.E_REPAIR_MISMATCH: (_E, "the object downloaded to restore a blob differs from "
+                                 "the catalog (size, BLAKE3 or SHA-256): nothing placed, "
+                                 "the damaged blob left where it was"),
     Code.E_INVALID: (_E, "a request that cannot be carried out as given (bad case number, "
                          "unknown stage, range outside the recording); nothing changed"),
     Code.E_CONFLICT: (_E, "the request contradicts the record (case exists, link removed, "
@@ -485,6 +496,12 @@ _INFO: dict[Code, tuple[Category, str]] = {
     Code.I_FIXITY_OK: (Category.OUTCOME, "blob present with its catalogued size and digests"),
     Code.I_FIXITY_TOMBSTONED: (Category.OUTCOME, "a blob retention removed is absent, as "
                                                  "expected"),
+    Code.I_REPAIR_RESTORED: (Category.OUTCOME, "a damaged or missing blob was restored "
+                                               "from its verified object-store copy "
+                                               "(size, BLAKE3 and SHA-256 checked); the "
+                                               "damaged copy kept in quarantine"),
+    Code.I_REPAIR_NOT_NEEDED: (Category.OUTCOME, "repair asked for a blob that holds its "
+                                                 "catalogued bytes: nothing changed"),
     Code.I_UPLOAD_VERIFIED: (Category.OUTCOME, "uploaded under Object Lock; the store's "
                                                "SHA-256 matches ours"),
     Code.I_UPLOAD_REUSED: (Category.OUTCOME, "already in the store with our SHA-256 (an "

@@ -180,6 +180,22 @@ class UploadUnverifiable(UploadError):
     code = Code.E_UPLOAD_UNVERIFIABLE
 
 
+class RepairUnavailable(EvidockError):
+    """A blob cannot be restored from the object store: no verified upload of it, the
+    store no longer has that version, or retention removed the blob. Nothing changed."""
+
+    code = Code.E_REPAIR_UNAVAILABLE
+    exit_code = 1
+
+
+class RepairMismatch(EvidockError):
+    """The object downloaded to restore a blob is not the catalog's bytes (size, BLAKE3
+    or SHA-256): nothing was placed, the damaged blob stays where it was."""
+
+    code = Code.E_REPAIR_MISMATCH
+    exit_code = 1
+
+
 class InvalidRequest(EvidockError):
     """A request that cannot be carried out as given (bad case number, unknown stage,
     a range outside the recording): nothing was changed."""

@@ -3,7 +3,9 @@
 Every read of the log (its signed head, an inclusion or consistency proof, a list of
 events, a verification) needs ``audit.view`` and is itself an audit event with the
 actor: the log says who looked at the log. A fixity run is an operator's act and needs
-the same permission (its run and findings are audit events of their own). A refused
+the same permission (its run and findings are audit events of their own). Restoring a
+damaged blob from its verified WORM copy needs ``fixity.repair`` (the admin's); each
+repair asked for is an audit event (archive/replica/repair.py). A refused
 verb (delete/edit/rm of evidence) is recorded with the identified user before the error
 is shown.
 """
@@ -21,6 +23,8 @@ from archive.audit.query import EventQuery, find_events
 from archive.audit.verify import load_heads
 from archive.fixity import Fixity, FixityPlan, FixityReport
 from archive.keystore import StationKeys
+from archive.replica.objectstore import ObjectStore
+from archive.replica.repair import REPAIRABLE, Repairer, RepairReport
 from archive.sealcheck import verify_catalog
 from archive.store import ContentStore
 from integrity.errors import KeyError_, NotFound
@@ -119,6 +123,33 @@ class AuditDesk:
         plan = FixityPlan(mode, seed, sample=sample, since=when, sha256=sha256)
         return Fixity(catalog=self.audit.catalog, store=self.store, audit=self.audit,
                       clock=self.clock).run(plan, actor=actor.audit_name)
+
+    def repair(self, actor: Actor, blobs: Sequence[str], *,
+               objects: Callable[[], ObjectStore]) -> RepairReport:
+        """Restore each blob from its verified WORM copy (``objects``: the configured
+        object store, E_CONFIG when there is none), then re-check those restored."""
+        self.gate.require(actor, P.FIXITY_REPAIR, subjects=["store"])
+        return self._repairer(objects()).repair(blobs, actor=actor.audit_name)
+
+    def fixity_repair(self, actor: Actor, *, objects: Callable[[], ObjectStore],
+                      **plan: Any) -> dict[str, Any]:
+        """A fixity run (``plan`` as :meth:`fixity`), then a repair of every blob it
+        found missing, altered or unreadable. ``resolved``: every finding was repaired
+        and the re-check found nothing."""
+        self.gate.require(actor, P.FIXITY_REPAIR, subjects=["store"])
+        repairer = self._repairer(objects())  # no object store: refused before the run
+        report = self.fixity(actor, **plan)
+        damaged = [f.subject for f in report.findings if f.code in REPAIRABLE and f.subject]
+        repaired = repairer.repair(damaged, actor=actor.audit_name)
+        still = {f.subject for f in repaired.recheck.findings} if repaired.recheck else set()
+        fixed = {i.blake3 for i in repaired.items if i.restored} - still
+        unresolved = [f for f in report.findings if f.subject not in fixed]
+        return {**report.to_dict(), "repair": repaired.to_dict(),
+                "unresolved": len(unresolved), "resolved": not unresolved and repaired.ok}
+
+    def _repairer(self, objects: ObjectStore) -> Repairer:
+        return Repairer(catalog=self.audit.catalog, store=self.store, objects=objects,
+                        audit=self.audit, clock=self.clock)
 
     def refuse(self, actor: Actor, *, verb: str, target: str) -> NoReturn:
         """Record the attempt, then refuse it."""

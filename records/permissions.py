@@ -49,6 +49,8 @@ class P(StrEnum):
     RETENTION_APPROVE = "retention.approve"
     RETENTION_RUN = "retention.run"
     AUDIT_VIEW = "audit.view"
+    # restore a damaged or missing blob from its verified WORM copy (archive/replica/repair.py)
+    FIXITY_REPAIR = "fixity.repair"
     INGEST_RUN = "ingest.run"  # offload a camera at the station, renditions, salvage
     UPLOAD_RUN = "upload.run"  # WORM copies: queue status, upload runs, remote retention
     PARTY_VIEW = "party.view"  # parties (当事人) of cases one sees; find cases by party
@@ -83,7 +85,7 @@ DEFAULT_ROLES: Mapping[str, frozenset[P]] = {
                              P.EQUIPMENT_VIEW, P.EQUIPMENT_ASSIGN, P.REDACTION_REVIEW}),
     # Runs the system; sees no footage unless also given a reading role.
     "admin": frozenset({P.RETENTION_PLAN, P.RETENTION_RUN, P.AUDIT_VIEW, P.COVERAGE_VIEW,
-                        P.STATS_VIEW, P.UPLOAD_RUN, P.EQUIPMENT_VIEW,
+                        P.STATS_VIEW, P.UPLOAD_RUN, P.FIXITY_REPAIR, P.EQUIPMENT_VIEW,
                         P.EQUIPMENT_ASSIGN}),
 }
 

@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 import blake3
 
+from archive.replica.download import Source, Wanted
+from archive.replica.download import download as _download
 from archive.replica.multipart import MultipartUpload, OnState
 from archive.replica.s3 import (
     BlobRef,
@@ -72,6 +74,8 @@ if TYPE_CHECKING:  # boto3-stubs[s3], a dev extra: never imported at run time
         PutObjectLegalHoldRequestTypeDef,
         PutObjectRetentionRequestTypeDef,
     )
+
+    from archive.staging import Staged, Stager
 
 MiB = 1 << 20
 MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
@@ -196,6 +200,18 @@ class ObjectStore:
             etag=str(resp.get("ETag", "")), lock_mode=resp.get("ObjectLockMode"),
             retain_until=resp.get("ObjectLockRetainUntilDate"),
             legal_hold=resp.get("ObjectLockLegalHoldStatus") == "ON")
+
+    # -- download ----------------------------------------------------------------------
+
+    def download(self, want: Wanted, stager: Stager, *, key: str | None = None,
+                 version_id: str | None = None) -> Staged:
+        """Read the blob's object back into ``stager`` (archive/replica/download.py):
+        bounded by the catalog's size, both digests checked, re-read from the disk.
+        ``key`` as recorded at upload (default: today's name); ``version_id`` the
+        verified version (default: the latest)."""
+        source = Source(bucket=self.bucket, key=key or self.key_for(want.blake3),
+                        version_id=version_id)
+        return _download(self.client, source, want, stager)
 
     # -- upload ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ live in ``storage_support.py`` (this directory is put on sys.path here).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,8 @@ NO_WEED = ("SeaweedFS `weed` not found on PATH or in the venv: "
 @pytest.fixture(scope="session")
 def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedServer]:
     if find_weed() is None:
+        if os.environ.get("CI") == "true":  # CI must run these, never skip them
+            pytest.fail(NO_WEED)
         pytest.skip(NO_WEED)
     server = WeedServer(root=tmp_path_factory.mktemp("weed"))
     try:

@@ -3,6 +3,8 @@
 Each endpoint calls :class:`records.auditdesk.AuditDesk`, which asks the gate
 (``audit.view``) and records the read as an audit event of the identified user; the
 answer is the JSON `evidock audit …` / `evidock fixity` print with ``--json``.
+Repairs (`evidock fixity --repair`, `evidock repair`) need ``fixity.repair`` and the
+object store of ``[upload]``, whose credentials only the service holds.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from archive.audit.query import MAX_LIMIT
+from archive.replica.objectstore import ObjectStore
 from evidock.service.deps import ActorDep, ServicesDep
 from evidock.wiring import Services
 from records.auditdesk import AuditDesk
@@ -36,6 +39,12 @@ class FixityIn(_Body):
     since: str | None = None  # ISO time with a zone
     seed: int | None = None
     sha256: bool = False
+    repair: bool = False  # then restore what was found missing or damaged
+
+
+class RepairIn(_Body):
+    blobs: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(
+        min_length=1, max_length=1000)
 
 
 class RefusalIn(_Body):
@@ -93,10 +102,25 @@ def verify(body: VerifyIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     return _desk(svc).verify(actor, saved=body.against)
 
 
+def _objects(svc: Services) -> ObjectStore:
+    return svc.upload_queue().objects  # E_CONFIG unless [upload] is enabled
+
+
 @router.post("/fixity")
 def fixity(body: FixityIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
-    """Re-hash stored blobs from disk; findings are the answer (exit 1 on any)."""
-    return _desk(svc).fixity(actor, **body.model_dump()).to_dict()
+    """Re-hash stored blobs from disk; findings are the answer (exit 1 on any). With
+    ``repair``: then restore every blob found missing, altered or unreadable."""
+    plan = body.model_dump(exclude={"repair"})
+    if body.repair:
+        return _desk(svc).fixity_repair(actor, objects=lambda: _objects(svc), **plan)
+    return _desk(svc).fixity(actor, **plan).to_dict()
+
+
+@router.post("/fixity/repair")
+def repair(body: RepairIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+    """Restore the named blobs from their verified WORM copies; outcomes are the answer
+    (the client exits 1 on any failure)."""
+    return _desk(svc).repair(actor, body.blobs, objects=lambda: _objects(svc)).to_dict()
 
 
 @router.post("/audit/refusals")

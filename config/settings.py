@@ -20,6 +20,7 @@ from pydantic import (
 from config.access import AccessSettings, CaseSettings, CoverageSettings, ExportSettings
 from config.dock import DockSettings, check_regex
 from config.equipment import EquipmentSettings
+from config.queue import JobQueueSettings
 from config.retention import RetentionSettings
 from config.scheduler import SchedulerSettings
 from config.service import ServiceSettings
@@ -194,6 +195,7 @@ class Settings(_Frozen):
     equipment: EquipmentSettings = EquipmentSettings()
     retention: RetentionSettings = RetentionSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    jobs: JobQueueSettings = JobQueueSettings()
     service: ServiceSettings = ServiceSettings()
     timestamps: TimestampSettings = TimestampSettings()
     camera_models: tuple[CameraModel, ...] = ()
@@ -213,6 +215,16 @@ class Settings(_Frozen):
                 f"ingest.default_camera_model: {self.ingest.default_camera_model!r} "
                 f"is not one of camera_models {names}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _queue_in_postgres(self) -> Settings:
+        # The queue lives in the catalog's own database: SQLite has no LISTEN/NOTIFY, no
+        # row locks across machines, and its renditions run in-process anyway.
+        if self.jobs.queued and not self.catalog_url.startswith("postgresql"):
+            raise ValueError('jobs.queue = "postgres" needs the catalog on PostgreSQL '
+                             "(paths.catalog_url = \"postgresql+psycopg://...\"); on the "
+                             'SQLite default leave it "inline"')
         return self
 
     def _case_vocabulary(self) -> None:

@@ -32,6 +32,7 @@ from evidock import (
     cmd_stats,
     cmd_upload,
     cmd_verify,
+    cmd_worker,
 )
 from evidock.cli_base import ConfigOpt, JsonOpt, command
 
@@ -84,6 +85,7 @@ app.add_typer(cmd_export.export_app, name="export")
 app.add_typer(cmd_retention.retention_app, name="retention")
 app.add_typer(cmd_retention.hold_app, name="hold")
 app.add_typer(cmd_scheduler.scheduler_app, name="scheduler")
+app.command()(cmd_worker.worker)
 app.add_typer(cmd_admin.admin_app, name="admin")
 app.add_typer(cmd_equipment.equipment_app, name="equipment")
 app.add_typer(cmd_review.review_app, name="review")

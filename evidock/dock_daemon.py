@@ -52,7 +52,7 @@ class ServicesPipeline:
                   if f.recording_id and f.status in ("ingested", "flagged")}
         with self._render:
             # This session's new recordings, then any an earlier kill left never tried.
-            rows = self.svc.renderer().catch_up(
+            rows = self.svc.renditions().catch_up(
                 first=wanted, limit=self.svc.settings.scheduler.rendition_limit)
         return sum(1 for r in rows if r.status == "failed")
 

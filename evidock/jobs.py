@@ -169,11 +169,13 @@ def remote_retention(ctx: JobContext) -> Outcome:
 
 
 def renditions(ctx: JobContext) -> Outcome:
-    """Make the renditions never attempted (a kill mid-rendition leaves none behind)."""
+    """Make the renditions never attempted (a kill mid-rendition leaves none behind), or
+    queue them for the workers when a job queue is configured."""
     svc = ctx.svc
-    rows = svc.renderer().catch_up(first=set(), limit=svc.settings.scheduler.rendition_limit)
+    rows = svc.renditions().catch_up(first=set(),
+                                     limit=svc.settings.scheduler.rendition_limit)
     counts: dict[str, Any] = {s: sum(1 for r in rows if r.status == s)
-                              for s in ("ok", "none", "failed")}
+                              for s in ("ok", "none", "failed", "queued")}
     counts["attempted"] = len(rows)
     counts["codes"] = sorted({r.code for r in rows if r.status == "failed"})
     counts["recordings"] = [r.recording_id for r in rows][:_MAX_IDS]

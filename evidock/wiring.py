@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from archive.audit.group import GroupCommitter
 from archive.audit.log import AuditLog, HeadSigner
@@ -31,6 +32,10 @@ from records.redactions import RedactionDesk
 from retention.executor import RetentionExecutor
 from retention.holds import HoldDesk
 
+if TYPE_CHECKING:
+    from evidock.jobqueue.app import JobQueue
+    from evidock.jobqueue.renditions import QueuedRenditions
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -46,13 +51,15 @@ class Services:
     clock: Callable[[], datetime]
     #: The station service's batcher for audit events of their own (None: in-process).
     committer: GroupCommitter | None = None
+    #: Where renditions go with ``[jobs] queue = "postgres"`` (None: made in-process).
+    job_queue: JobQueue | None = None
 
     @classmethod
     def from_config(cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now,
                     ) -> Services:
         """Everything wired; refused (SchemaOutdated) unless the catalog's schema is at
         this evidock's revision: `evidock init` / `evidock admin migrate` make it so."""
-        return cls(
+        svc = cls(
             settings=settings,
             catalog=Catalog.open(settings.catalog_url),
             store=ContentStore(root=settings.store_dir),
@@ -60,6 +67,11 @@ class Services:
             keys=StationKeys(directory=settings.keys_dir),
             clock=clock,
         )
+        if settings.jobs.queued:  # procrastinate is loaded only where a queue is configured
+            from evidock.jobqueue.app import JobQueue
+
+            svc.job_queue = JobQueue(settings=settings, engine=svc.catalog.engine)
+        return svc
 
     def offloader(self) -> Offloader:
         return Offloader(settings=self.settings, store=self.store, catalog=self.catalog,
@@ -81,6 +93,14 @@ class Services:
         return Renderer(settings=self.settings, store=self.store, catalog=self.catalog,
                         prober=self.prober, keys=self.keys, clock=self.clock,
                         audit=self.audit())
+
+    def renditions(self) -> Renderer | QueuedRenditions:
+        """Where renditions are made: here, or queued for `evidock worker` ([jobs])."""
+        if self.job_queue is None:
+            return self.renderer()
+        from evidock.jobqueue.renditions import QueuedRenditions
+
+        return QueuedRenditions(renderer=self.renderer(), queue=self.job_queue)
 
     def upload_queue(self) -> UploadQueue:
         up = self.settings.upload
@@ -148,4 +168,6 @@ class Services:
     def close(self) -> None:
         if self.committer is not None:
             self.committer.close()  # commits what is queued before the catalog closes
+        if self.job_queue is not None:
+            self.job_queue.close()
         self.catalog.close()

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from archive.audit.log import AuditLog
 from archive.catalog import Blob, Catalog, Recording
@@ -56,6 +57,12 @@ def check_coverage(cuts: list[CutSegment], info: MediaInfo | None, *,
                                   covered_us=covered_us, expected_us=expected_us)
 
 
+def _finished(recording_id: str) -> SelectOfScalar[Rendition]:
+    """The recording's finished rendition (ok or none), if any."""
+    return select(Rendition).where(Rendition.recording_id == recording_id,
+                                   col(Rendition.status).in_(DONE_STATES))
+
+
 class Renderer:
     def __init__(self, *, settings: Settings, store: ContentStore, catalog: Catalog,
                  prober: Prober, keys: StationKeys, clock: Callable[[], datetime],
@@ -74,9 +81,7 @@ class Renderer:
 
     def done(self, recording_id: str) -> Rendition | None:
         with Session(self.catalog.engine) as s:
-            return s.exec(select(Rendition).where(
-                Rendition.recording_id == recording_id,
-                col(Rendition.status).in_(DONE_STATES))).first()
+            return s.exec(_finished(recording_id)).first()
 
     def pending(self) -> list[Recording]:
         """Recordings with no finished rendition (never tried, or only failed tries)."""
@@ -153,6 +158,12 @@ class Renderer:
                             start_us=e.start_us, end_us=e.end_us, size=e.size,
                             blake3=e.blake3) for e in entries]
         with self.catalog.transaction() as s:
+            # Two makers of one rendition (a queued job handed on while its first worker
+            # still ran): the first commit wins, the second adds nothing. Its segments are
+            # the same blobs; only its manifest file stays in the store, never catalogued
+            # (fixity reports it, E_FIXITY_UNEXPECTED: a trace of the race, not a loss).
+            if (won := s.exec(_finished(recording.id)).first()) is not None:
+                return won
             for blob in [*blobs, manifest_blob]:
                 if s.get(Blob, blob.blake3) is None:
                     s.add(blob)

@@ -96,6 +96,7 @@ class Code(StrEnum):
     E_MOUNT = "E_MOUNT"
     E_DOCK_STOPPING = "E_DOCK_STOPPING"
     E_CAMERA_BUSY = "E_CAMERA_BUSY"
+    E_QUEUE_UNAVAILABLE = "E_QUEUE_UNAVAILABLE"
     E_NOT_OPERATOR = "E_NOT_OPERATOR"
     # verification findings: packages, stored recordings, audit log, fixity
     E_KEY_UNKNOWN = "E_KEY_UNKNOWN"
@@ -187,6 +188,7 @@ class Code(StrEnum):
     # all well
     I_INGESTED = "I_INGESTED"
     I_DUPLICATE = "I_DUPLICATE"
+    I_RENDITION_QUEUED = "I_RENDITION_QUEUED"
     I_FIXITY_OK = "I_FIXITY_OK"
     I_FIXITY_TOMBSTONED = "I_FIXITY_TOMBSTONED"
     I_REPAIR_RESTORED = "I_REPAIR_RESTORED"
@@ -317,6 +319,10 @@ _INFO: dict[Code, tuple[Category, str]] = {
                                "offload paused between files, session interrupted"),
     Code.E_CAMERA_BUSY: (_E, "this camera is already being offloaded (another bay, or an "
                              "ingest): refused before anything was read, nothing wiped"),
+    Code.E_QUEUE_UNAVAILABLE: (_E, "the job queue cannot be used: `evidock worker` needs "
+                                   "[jobs] queue = \"postgres\" and the catalog on "
+                                   "PostgreSQL (on the SQLite default renditions run "
+                                   "in-process), or the queue's database refused"),
     Code.E_NOT_OPERATOR: (_E, "a command that touches the station's files directly (init, "
                               "admin migrate, keys init/rotate, the daemons) run by an "
                               "account other than root or the service account; exit 3 "
@@ -493,6 +499,9 @@ _INFO: dict[Code, tuple[Category, str]] = {
                                         "and catalogued"),
     Code.I_DUPLICATE: (Category.OUTCOME, "this camera file is already in the catalog; "
                                          "nothing new stored"),
+    Code.I_RENDITION_QUEUED: (Category.OUTCOME, "the rendition is a job in the catalog's "
+                                                "PostgreSQL queue ([jobs] queue); an "
+                                                "`evidock worker` makes it"),
     Code.I_FIXITY_OK: (Category.OUTCOME, "blob present with its catalogued size and digests"),
     Code.I_FIXITY_TOMBSTONED: (Category.OUTCOME, "a blob retention removed is absent, as "
                                                  "expected"),

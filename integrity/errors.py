@@ -317,6 +317,13 @@ class RenditionToolFailed(RenditionFailed):
     code = Code.E_RENDITION_FFMPEG
 
 
+class QueueUnavailable(EvidockError):
+    """The job queue cannot be used here: no PostgreSQL catalog, no queue configured, or
+    its database refused (on the SQLite default renditions run in-process instead)."""
+
+    code = Code.E_QUEUE_UNAVAILABLE
+
+
 class NotOperator(EvidockError):
     """A command that opens the station's files directly, run by an account that is
     neither root nor the service account (the file modes would stop it anyway; this

@@ -72,8 +72,9 @@ def require_recording(svc: Services, actor: Actor, permission: P, recording_id: 
 
 
 def renditions_of(svc: Services, report: OffloadReport) -> list[dict[str, Any]]:
-    """Renditions for this offload's new recordings (duplicates were made before)."""
-    renderer = svc.renderer()
+    """Renditions for this offload's new recordings (duplicates were made before);
+    queued for the workers instead when a job queue is configured."""
+    renderer = svc.renditions()
     wanted = {f.recording_id: f for f in report.files
               if f.recording_id and f.status in ("ingested", "flagged")}
     out: list[dict[str, Any]] = []

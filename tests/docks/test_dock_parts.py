@@ -215,7 +215,8 @@ def _systemd(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
 
 
-UNITS = ("evidock.service", "evidock-dock.service", "evidock-scheduler.service")
+UNITS = ("evidock.service", "evidock-dock.service", "evidock-scheduler.service",
+         "evidock-worker.service")
 
 
 def _installed(tmp_path: Path, name: str) -> Path:
@@ -255,7 +256,8 @@ def test_systemd_unit_verifies(tmp_path: Path, name: str) -> None:
     assert unit["SystemCallFilter"][0].startswith("@system-service"), name
 
 
-@pytest.mark.parametrize("name", ["evidock.service", "evidock-scheduler.service"])
+@pytest.mark.parametrize("name", ["evidock.service", "evidock-scheduler.service",
+                                  "evidock-worker.service"])
 def test_service_and_scheduler_run_as_the_service_account_without_privileges(
         name: str) -> None:
     unit = _directives(name)
@@ -292,6 +294,7 @@ def test_the_dock_runs_as_the_service_account_with_cap_sys_admin_alone() -> None
 
 @pytest.mark.parametrize(("name", "ceiling"), [("evidock.service", 3.0),
                                                ("evidock-scheduler.service", 3.0),
+                                               ("evidock-worker.service", 3.0),
                                                ("evidock-dock.service", 2.5)])
 def test_systemd_security_exposure(tmp_path: Path, name: str, ceiling: float,
                                    capsys: pytest.CaptureFixture[str]) -> None:

@@ -82,10 +82,11 @@ def offload(body: OffloadIn, request: Request, actor: ActorDep,
 
 @router.post("/renditions")
 def renditions(body: RenditionsIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
-    """Make the missing renditions of one recording, or of every pending one."""
+    """Make the missing renditions of one recording, or of every pending one (queue
+    them for the workers when a job queue is configured: status "queued")."""
     gate = svc.gate()
     gate.require(actor, P.INGEST_RUN)
-    renderer = svc.renderer()
+    renderer = svc.renditions()
     if body.recording is not None:
         rec = svc.catalog.recording(body.recording)
         ops.require_recording(svc, actor, P.INGEST_RUN, rec.id)

@@ -79,13 +79,17 @@ class StationKeys:
         return key
 
     def keyring(self) -> Keyring:
+        return self.read_keyring(self.keyring_path)
+
+    @staticmethod
+    def read_keyring(path: Path) -> Keyring:
+        """A keyring file (this station's, or a public one another station exported)."""
         try:
-            return Keyring.from_dict(json.loads(self.keyring_path.read_bytes()))
+            return Keyring.from_dict(json.loads(path.read_bytes()))
         except FileNotFoundError:
-            raise KeyError_("no keyring; run `evidock keys init`",
-                            path=str(self.keyring_path)) from None
-        except ValueError as exc:
-            raise KeyError_(f"keyring unreadable: {exc}", path=str(self.keyring_path)) from exc
+            raise KeyError_("no keyring; run `evidock keys init`", path=str(path)) from None
+        except (OSError, ValueError) as exc:
+            raise KeyError_(f"keyring unreadable: {exc}", path=str(path)) from exc
 
     def rotate(self, *, profile: str | None = None) -> KeyPair:
         """A new current key of the same algorithm, or of ``profile``'s when given."""

@@ -16,8 +16,9 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-ROLES = ("officer", "clerk", "inspector", "legal_reviewer", "supervisor", "admin")
-Role = Literal["officer", "clerk", "inspector", "legal_reviewer", "supervisor", "admin"]
+ROLES = ("officer", "clerk", "inspector", "legal_reviewer", "supervisor", "admin", "station")
+Role = Literal["officer", "clerk", "inspector", "legal_reviewer", "supervisor", "admin",
+               "station"]
 #: Sensitivity labels, least to most restricted. "none" needs no clearance.
 SENSITIVITIES = ("none", "个人隐私", "商业秘密", "国家秘密")
 Sensitivity = Literal["none", "个人隐私", "商业秘密", "国家秘密"]

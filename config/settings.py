@@ -25,6 +25,7 @@ from config.retention import RetentionSettings
 from config.scheduler import SchedulerSettings
 from config.service import ServiceSettings
 from config.timestamps import TimestampSettings
+from config.witness import CenterSettings, WitnessSettings
 
 
 class _Frozen(BaseModel):
@@ -198,6 +199,8 @@ class Settings(_Frozen):
     jobs: JobQueueSettings = JobQueueSettings()
     service: ServiceSettings = ServiceSettings()
     timestamps: TimestampSettings = TimestampSettings()
+    center: CenterSettings = CenterSettings()
+    witness: WitnessSettings = WitnessSettings()
     camera_models: tuple[CameraModel, ...] = ()
 
     @model_validator(mode="after")

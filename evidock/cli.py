@@ -32,6 +32,7 @@ from evidock import (
     cmd_stats,
     cmd_upload,
     cmd_verify,
+    cmd_witness,
     cmd_worker,
 )
 from evidock.cli_base import ConfigOpt, JsonOpt, command
@@ -77,6 +78,8 @@ app.command()(cmd_serve.serve)
 app.add_typer(cmd_media.keys_app, name="keys")
 app.add_typer(cmd_audit.audit_app, name="audit")
 app.add_typer(cmd_upload.upload_app, name="upload")
+app.add_typer(cmd_witness.witness_app, name="witness")
+app.add_typer(cmd_witness.center_app, name="center")
 app.add_typer(cmd_dock.dock_app, name="dock")
 cmd_case.case_app.add_typer(cmd_party.party_app, name="party")
 app.add_typer(cmd_case.case_app, name="case")

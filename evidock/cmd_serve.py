@@ -31,6 +31,10 @@ def serve(config: ConfigOpt = None,
     # The rules are the administrator's: refuse files anyone else could have edited.
     check_trusted(config_files(config_file=config), service_uid=os.geteuid())
     settings = load_settings(config_file=config)
+    # The keyrings a witness trusts, and the center's, are rules too.
+    check_trusted([*settings.witness.paths(settings.home),
+                   *settings.center.paths(settings.home).values()],
+                  service_uid=os.geteuid())
     svc = Services.from_config(settings)
     try:
         server.serve(svc, socket=socket or Path(settings.service.socket))

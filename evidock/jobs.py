@@ -200,6 +200,26 @@ def timestamps(ctx: JobContext) -> Outcome:
     return ("findings" if report.count("queued") else "ok"), counts
 
 
+#: The scheduler pushing the station's head to its center: that, and nothing else.
+WITNESS_ACTOR = Actor(name=ACTOR, display="scheduler", roles=("system",),
+                      permissions=frozenset({P.WITNESS_PUSH}), units=frozenset(),
+                      clearances=frozenset())
+
+
+def witness(ctx: JobContext) -> Outcome:
+    """Send the center the audit events it lacks, have the log's head witnessed and keep
+    the countersignature ("findings": events wait for blobs not uploaded yet)."""
+    if not ctx.svc.settings.center.url:
+        return "skipped", {"reason": "center.url is empty"}
+    events = ctx.svc.feed().push(WITNESS_ACTOR)
+    out = ctx.svc.witness().push(WITNESS_ACTOR)
+    head = out["cosigned"]["head"]
+    return ("findings" if events["waiting"] else "ok"), {
+        "size": head["size"], "root": head["root"], "witnessed_size": out["witnessed_size"],
+        "events_kept": events["kept"], "events_next": events["next_seq"],
+        "waiting": events["waiting"]}
+
+
 BODIES: Mapping[str, Body] = {
     "retention_plan": retention_plan,
     "remote_retention": remote_retention,
@@ -209,6 +229,7 @@ BODIES: Mapping[str, Body] = {
     "audit_head": audit_head,
     "renditions": renditions,
     "timestamps": timestamps,
+    "witness": witness,
 }
 assert tuple(BODIES) == JOB_IDS, "config.scheduler.JOB_IDS and BODIES must agree"
 
@@ -290,3 +311,7 @@ JOB_REFS: Mapping[str, str] = {job: f"evidock.jobs:run_{job}" for job in JOB_IDS
 
 __all__ = ["ACTOR", "BODIES", "JOB_REFS", "SYSTEM_ACTOR", "JobContext", "JobResult",
            "execute", "run_job"]
+
+
+def run_witness(config: str | None = None) -> dict[str, Any]:
+    return run_job("witness", config)

@@ -33,6 +33,9 @@ import archive.fixity
 import archive.footage_model
 import archive.replica.queue
 import archive.timestamp_rows
+import archive.witness.book
+import archive.witness.index
+import archive.witness.mirror
 import records.applicability
 import records.credentials
 import records.equipment
@@ -57,6 +60,9 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     archive.fixity,
     archive.replica.queue,
     archive.timestamp_rows,
+    archive.witness.book,
+    archive.witness.mirror,
+    archive.witness.index,
     records.models,
     records.reviews,
     records.applicability,

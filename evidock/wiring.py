@@ -24,11 +24,14 @@ from ingest.process import Renderer
 from integrity.errors import ConfigError
 from records.c2pa_sign import C2paSigner
 from records.cases import CaseDesk
+from records.centraldesk import CentralDesk
 from records.dossier import Dossier
 from records.exports import ExportDesk
+from records.feeddesk import FeedDesk
 from records.package import Exporter
 from records.permissions import Actor, Gate, os_account
 from records.redactions import RedactionDesk
+from records.witnessdesk import WitnessDesk
 from retention.executor import RetentionExecutor
 from retention.holds import HoldDesk
 
@@ -156,6 +159,21 @@ class Services:
     def redactions(self) -> RedactionDesk:
         return RedactionDesk(catalog=self.catalog, store=self.store, keys=self.keys,
                              gate=self.gate(), audit=self.audit(), clock=self.clock)
+
+    def witness(self) -> WitnessDesk:
+        st = self.settings
+        return WitnessDesk(gate=self.gate(), audit=self.audit(), keys=self.keys,
+                           station_id=st.station.id, witness=st.witness, center=st.center,
+                           home=st.home, clock=self.clock)
+
+    def feed(self) -> FeedDesk:
+        st = self.settings
+        return FeedDesk(gate=self.gate(), audit=self.audit(), station_id=st.station.id,
+                        witness=st.witness, center=st.center, upload=st.upload,
+                        home=st.home, clock=self.clock)
+
+    def central(self) -> CentralDesk:
+        return CentralDesk(gate=self.gate(), catalog=self.catalog, clock=self.clock)
 
     def dossier(self) -> Dossier:
         return Dossier(catalog=self.catalog, gate=self.gate(), clock=self.clock)

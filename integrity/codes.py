@@ -98,6 +98,9 @@ class Code(StrEnum):
     E_CAMERA_BUSY = "E_CAMERA_BUSY"
     E_QUEUE_UNAVAILABLE = "E_QUEUE_UNAVAILABLE"
     E_NOT_OPERATOR = "E_NOT_OPERATOR"
+    E_LOG_FORK = "E_LOG_FORK"
+    E_WITNESS_REFUSED = "E_WITNESS_REFUSED"
+    E_CENTER_UNAVAILABLE = "E_CENTER_UNAVAILABLE"
     # verification findings: packages, stored recordings, audit log, fixity
     E_KEY_UNKNOWN = "E_KEY_UNKNOWN"
     E_MERKLE_ROOT_MISMATCH = "E_MERKLE_ROOT_MISMATCH"
@@ -327,6 +330,17 @@ _INFO: dict[Code, tuple[Category, str]] = {
                               "admin migrate, keys init/rotate, the daemons) run by an "
                               "account other than root or the service account; exit 3 "
                               "(not audited: such an account cannot reach the log)"),
+    Code.E_LOG_FORK: (_E, "a witness saw a station's signed tree head that does not extend "
+                          "the log it witnessed before (rewritten, truncated or forked): "
+                          "recorded at the witness with both heads and the proof, refused, "
+                          "HTTP 409"),
+    Code.E_WITNESS_REFUSED: (_E, "a witness would not countersign a head: unknown station, "
+                                 "a signature that does not verify, a malformed proof, or an "
+                                 "older head than it already witnessed; nothing recorded as "
+                                 "witnessed"),
+    Code.E_CENTER_UNAVAILABLE: (_E, "the center could not be reached or answered out of "
+                                    "protocol (a countersignature that does not verify); "
+                                    "nothing was kept, the next push catches up"),
     Code.E_KEY_UNKNOWN: (_FD, "the signing key is not in the keyring"),
     Code.E_MERKLE_ROOT_MISMATCH: (_FD, "the segment digests do not hash to the manifest's "
                                        "Merkle root"),

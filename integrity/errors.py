@@ -331,3 +331,21 @@ class NotOperator(EvidockError):
 
     code = Code.E_NOT_OPERATOR
     exit_code = 3
+
+
+class LogFork(Conflict):
+    """A station's signed tree head does not extend the log its witness saw before."""
+
+    code = Code.E_LOG_FORK
+
+
+class WitnessRefused(InvalidRequest):
+    """A witness would not countersign the head it was given (nothing was witnessed)."""
+
+    code = Code.E_WITNESS_REFUSED
+
+
+class CenterUnavailable(EvidockError):
+    """The center was unreachable or answered out of protocol; nothing was kept."""
+
+    code = Code.E_CENTER_UNAVAILABLE

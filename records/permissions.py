@@ -61,6 +61,10 @@ class P(StrEnum):
     REDACTION_REQUEST = "redaction.request"
     # watch a redaction and approve or reject it as a second person (records/redactions.py)
     REDACTION_REVIEW = "redaction.review"
+    # at a center: hand in a station's signed tree head to be witnessed (records/witnessdesk.py)
+    WITNESS_SUBMIT = "witness.submit"
+    # at a station: push its tree head to the center and keep the countersignature
+    WITNESS_PUSH = "witness.push"
 
 
 _READ = (P.CASE_VIEW, P.RECORDING_VIEW, P.RECORDING_PLAY)
@@ -86,7 +90,10 @@ DEFAULT_ROLES: Mapping[str, frozenset[P]] = {
     # Runs the system; sees no footage unless also given a reading role.
     "admin": frozenset({P.RETENTION_PLAN, P.RETENTION_RUN, P.AUDIT_VIEW, P.COVERAGE_VIEW,
                         P.STATS_VIEW, P.UPLOAD_RUN, P.FIXITY_REPAIR, P.EQUIPMENT_VIEW,
-                        P.EQUIPMENT_ASSIGN}),
+                        P.EQUIPMENT_ASSIGN, P.WITNESS_PUSH}),
+    # Another station's account at a center: it hands in heads and reads the last one
+    # witnessed for it, nothing else.
+    "station": frozenset({P.WITNESS_SUBMIT}),
 }
 
 

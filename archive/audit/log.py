@@ -215,6 +215,16 @@ class AuditLog:
                                  missing=expected)
             yield bytes.fromhex(leaf)
 
+    def export(self, start: int, limit: int) -> list[dict[str, Any]]:
+        """Events [start, start + limit) as stored (times as ISO text): what a station
+        pushes to its center, which recomputes every leaf from them."""
+        with self.catalog.engine.connect() as conn:
+            rows = conn.execute(select(_T).where(_T.c.seq >= start).order_by(_T.c.seq)
+                                .limit(limit))
+            return [{"seq": r.seq, "at": iso(r.at), "actor": r.actor, "action": r.action,
+                     "subjects": r.subjects, "details": r.details, "prev_hash": r.prev_hash,
+                     "leaf_hash": r.leaf_hash} for r in rows]
+
     def heads(self) -> list[tuple[int, SignedHead]]:
         """Every stored head with its row id, oldest first."""
         with self.catalog.engine.connect() as conn:

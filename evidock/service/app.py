@@ -26,6 +26,7 @@ from evidock.service.routes import (
     sessions,
     station,
     statistics,
+    witness,
 )
 from evidock.wiring import Services
 from integrity.errors import EvidockError, InvalidRequest
@@ -46,7 +47,8 @@ def build_app(*, services: Services, identity: Identity | None = None) -> FastAP
     app.add_exception_handler(EvidockError, _evidock_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     for module in (station, sessions, cases, coverage, statistics, exports, holds, retention,
-                   audit, operations, parties, equipment, reviews, reports, redactions):
+                   audit, operations, parties, equipment, reviews, reports, redactions,
+                   witness):
         router = module.router
         app.include_router(router, prefix=API)
     from evidock.web.desk import mount  # the pages pull in Jinja2: only when serving

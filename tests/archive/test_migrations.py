@@ -152,10 +152,11 @@ def test_every_append_only_table_refuses_changes(url: str, engine: Engine) -> No
     assert {"blob", "recording", "auditevent", "casefile", "hold", "tombstone"} <= set(
         guarded)
     assert _triggered(engine) == set(guarded), "triggers on exactly the append-only tables"
-    kept = {"docksession", "uploaditem", "recordingstat"}
+    kept = {"docksession", "uploaditem", "recordingstat", "centralcase", "centrallink"}
     assert _kept(engine) == kept, "the others: guarded columns"
     assert set(meta.tables) - set(guarded) == kept, "none unguarded"
-    assert [t.name for t in meta.sorted_tables if t.info.get("derived")] == ["recordingstat"]
+    assert sorted(t.name for t in meta.sorted_tables if t.info.get("derived")) == [
+        "centralcase", "centrallink", "recordingstat"]
     plain = _plain(url)
     try:
         with plain.begin() as conn:
@@ -178,6 +179,7 @@ def test_every_append_only_table_refuses_changes(url: str, engine: Engine) -> No
                 assert conn.execute(text(f"SELECT count(*) FROM {name}")).scalar() == 1
         _closes_once(plain)
         _derived_facts_are_kept(plain)
+        _central_index_is_kept(plain)
     finally:
         plain.dispose()
 
@@ -199,6 +201,21 @@ def _derived_facts_are_kept(plain: Engine) -> None:
     with plain.connect() as conn:
         assert conn.execute(text("SELECT count(*), max(seconds) FROM recordingstat")).one() \
             == (1, 7.5)
+
+
+def _central_index_is_kept(plain: Engine) -> None:
+    """The center's index: a case's label and a link's state change, nothing else."""
+    with plain.begin() as conn:
+        conn.execute(text("INSERT INTO centralcase VALUES ('s', 'c', 'N', NULL, 'u', "
+                          "'none', :at)"), {"at": AT})
+        conn.execute(text("INSERT INTO centrallink VALUES ('s', 1, 'c', 'r', NULL, :t)"),
+                     {"t": True})
+        conn.execute(text("UPDATE centralcase SET sensitivity = '个人隐私'"))
+        conn.execute(text("UPDATE centrallink SET active = :f"), {"f": False})
+    for sql in ("UPDATE centralcase SET unit = 'other'", "DELETE FROM centralcase",
+                "UPDATE centrallink SET recording_id = 'r2'", "DELETE FROM centrallink"):
+        with pytest.raises(DBAPIError, match="evidock: central"), plain.begin() as conn:
+            conn.execute(text(sql))
 
 
 def _closes_once(plain: Engine) -> None:

@@ -1,0 +1,1 @@
+"""Witnessing of station audit logs: countersigned tree heads, the judge, the book."""

@@ -1,0 +1,84 @@
+"""Is a blob a station names in the object store, locked, with the right checksum?
+
+The center's check before it keeps an event that names a blob (:mod:`.mirror`). A HEAD
+first (with checksums): no object, no COMPLIANCE lock, or another size → not there. An
+object whose full-object SHA-256 the store reports is compared with the event's
+SHA-256. Otherwise (no SHA-256 named, as for a signed record or a manifest, or a
+multipart object whose checksum is a composite of its parts) the object is read once,
+bounded by its size, and its BLAKE3 (the blob's name) and SHA-256 computed with a reused
+buffer: the center then knows the bytes, not just a claim about them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from typing import Any
+
+import blake3
+
+from archive.replica.objectstore import ObjectStore
+from archive.replica.s3 import b64_of_hex, s3_errors
+from archive.witness.mirror import NamedBlob
+from integrity.digest import CHUNK_SIZE
+from integrity.errors import UploadError
+
+#: Blobs without a size in the event (records, manifests) are small; read at most this.
+MAX_UNSIZED = 64 << 20
+
+
+class ObjectCheck:
+    def __init__(self, *, objects: ObjectStore) -> None:
+        self.objects = objects
+        self._buf = bytearray(CHUNK_SIZE)
+
+    def __call__(self, blob: NamedBlob) -> str | None:
+        """None when ``blob`` is in the store as named; else why not (it may come later)."""
+        key = self.objects.key_for(blob.blake3)
+        try:
+            head = self.objects.head(key)
+        except UploadError as exc:
+            return f"the object store cannot be asked: {exc.message}"
+        if head is None:
+            return "not in the object store yet"
+        if head.lock_mode != "COMPLIANCE":
+            return f"the object has no COMPLIANCE lock (mode {head.lock_mode})"
+        if blob.size is not None and head.size != blob.size:
+            return f"the object has {head.size} bytes, the event says {blob.size}"
+        full = (head.checksum_type or "FULL_OBJECT") == "FULL_OBJECT"
+        if blob.sha256 is not None and full and head.checksum_sha256 is not None:
+            if head.checksum_sha256 != b64_of_hex(blob.sha256):
+                return "the object's SHA-256 is not the one the event names"
+            return None
+        if head.size > MAX_UNSIZED and blob.size is None:
+            return f"an unsized blob of {head.size} bytes: too large to read back"
+        return self._read_back(key, head.version_id, head.size, blob)
+
+    def _read_back(self, key: str, version_id: str | None, size: int,
+                   blob: NamedBlob) -> str | None:
+        params: dict[str, Any] = {"Bucket": self.objects.bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        b3, sha, seen = blake3.blake3(), hashlib.sha256(), 0
+        view = memoryview(self._buf)
+        try:
+            with s3_errors("GetObject", key):
+                body = self.objects.client.get_object(**params)["Body"]
+                try:
+                    while seen <= size:
+                        n = body.readinto(view) or 0  # type: ignore[arg-type]
+                        if n == 0:
+                            break
+                        b3.update(view[:n])
+                        sha.update(view[:n])
+                        seen += n
+                finally:
+                    with contextlib.suppress(Exception):
+                        body.close()
+        except UploadError as exc:
+            return f"the object cannot be read: {exc.message}"
+        if seen != size or b3.hexdigest() != blob.blake3:
+            return "the object's bytes are not the blob the event names"
+        if blob.sha256 is not None and sha.hexdigest() != blob.sha256:
+            return "the object's SHA-256 is not the one the event names"
+        return None

@@ -1,0 +1,118 @@
+"""Witnessing of audit logs: the center's side (stations hand in heads) and the
+station's (push its head to the center, list the countersignatures it kept).
+
+Each endpoint calls :class:`records.witnessdesk.WitnessDesk`; the gate decides
+(``witness.submit`` for a station's account at the center, ``witness.push`` and
+``audit.view`` at a station).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from evidock.service.deps import ActorDep, ServicesDep
+
+router = APIRouter(tags=["witness"])
+
+StationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+
+
+class HeadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The station's signed tree head, as `evidock audit head --json` prints it.
+    head: dict[str, Any]
+    #: RFC 6962 consistency proof from the last head witnessed to this one (null for the
+    #: first head); at most 64 nodes, as a log of 2^63 events needs no more.
+    proof: dict[str, Any] | None = Field(default=None)
+
+
+@router.post("/witness/stations/{station_id}/heads")
+def submit(station_id: StationId, body: HeadIn, actor: ActorDep,
+           svc: ServicesDep) -> dict[str, Any]:
+    """Judge a station's head against the last one witnessed; countersign it if it
+    extends that log (409 E_LOG_FORK, kept as a conflict, if it does not)."""
+    path = (body.proof or {}).get("path")
+    if isinstance(path, list) and len(path) > 64:
+        body = HeadIn(head=body.head, proof=None)  # judged as a missing proof
+    return svc.witness().submit(actor, station_id, body.head, body.proof)
+
+
+@router.get("/witness/stations/{station_id}/latest")
+def latest(station_id: StationId, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+    """The last head countersigned for the station (``cosigned`` null if none)."""
+    return svc.witness().latest(actor, station_id)
+
+
+@router.get("/witness/conflicts")
+def conflicts(actor: ActorDep, svc: ServicesDep,
+              station: Annotated[str | None, Query(max_length=64)] = None,
+              ) -> dict[str, Any]:
+    """Every head that did not extend the log witnessed before, with the evidence."""
+    return svc.witness().conflicts(actor, station)
+
+
+@router.post("/witness/push")
+def push(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+    """Station: send the center the events it lacks, then have the log's head witnessed
+    and keep the countersignature."""
+    events = svc.feed().push(actor)
+    return {**svc.witness().push(actor), "events": events}
+
+
+class EventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Audit events as the station stores them, in order (`AuditLog.export`).
+    events: list[dict[str, Any]] = Field(max_length=1000)
+
+
+@router.get("/feed/stations/{station_id}/position")
+def position(station_id: StationId, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+    """The next event seq the center wants from the station."""
+    return svc.feed().position(actor, station_id)
+
+
+@router.post("/feed/stations/{station_id}/events")
+def events(station_id: StationId, body: EventsIn, actor: ActorDep,
+           svc: ServicesDep) -> dict[str, Any]:
+    """Check and keep the station's next events; stops before one whose blobs are not
+    in the object store yet (``waiting``)."""
+    return svc.feed().receive(actor, station_id, body.events)
+
+
+@router.get("/witness/received")
+def received(actor: ActorDep, svc: ServicesDep,
+             limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:
+    """Station: the countersignatures kept, newest first."""
+    return svc.witness().received(actor, limit=limit)
+
+
+@router.get("/center/cases")
+def central_cases(actor: ActorDep, svc: ServicesDep,
+                  number: Annotated[str | None, Query(max_length=200)] = None,
+                  station: Annotated[str | None, Query(max_length=64)] = None,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    """Center: the cases of every station this user may see."""
+    return svc.central().cases(actor, number=number, station=station, limit=limit)
+
+
+class RecordingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    officer: str | None = Field(default=None, max_length=64)
+    station: str | None = Field(default=None, max_length=64)
+    case: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+@router.get("/center/recordings")
+def central_recordings(params: Annotated[RecordingsIn, Query()], actor: ActorDep,
+                       svc: ServicesDep) -> dict[str, Any]:
+    """Center: the recordings of every station this user may see (each is as secret as
+    the strictest case it is linked to)."""
+    return svc.central().recordings(actor, officer=params.officer, station=params.station,
+                                    case_number=params.case, limit=params.limit)

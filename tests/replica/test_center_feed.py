@@ -1,0 +1,333 @@
+"""Issue 20: two stations push their audit logs to a center, which mirrors them.
+
+Real parts: two stations that offloaded a synthetic camera (real ffmpeg, real keys; one
+also rendered it), a real SeaweedFS with Object Lock shared by all three (each station
+uploads under its own key prefix), and three real `evidock serve` processes (the center
+on HTTPS with mutual TLS). What is checked: with the center down the push fails and
+nothing is kept; the center then keeps a station's events only up to the first that
+names a blob not in the object store yet (an original, a signed record, a manifest), and
+the rest once the station has uploaded; an object at a blob's key that is not that blob
+(another size, other bytes) is not taken for it; every event arrives once however often
+the stations push; the mirror hashes to the heads the center countersigned.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from evidock_testing import AGENCY_TOML, StepClock, migrated_home, ok_json
+from pki_support import CertAuthority, Issued
+from s3server import S3Endpoint, WeedServer
+from service_support import RunningService, audit_rows, serving
+from sqlalchemy import func, select
+from storage_support import make_bucket
+
+from archive.audit.log import AuditLog
+from archive.catalog import Catalog
+from archive.keystore import StationKeys
+from archive.witness.cosign import Cosigned
+from archive.witness.mirror import Mirror, StationEvent
+from config import load_settings
+from evidock.jobs import execute
+from evidock.wiring import Services
+from fixtures.camera import CameraTree
+from ingest.outcome import OffloadRequest
+
+STATIONS = ("station-a", "station-b", "station-c", "station-d")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _upload_toml(endpoint: S3Endpoint, bucket: str, prefix: str) -> str:
+    return f"""
+[upload]
+enabled = true
+endpoint_url = "{endpoint.url}"
+bucket = "{bucket}"
+key_prefix = "{prefix}"
+access_key_id = "{endpoint.access_key}"
+secret_access_key = "{endpoint.secret_key}"
+retention_days = 1
+connect_timeout_s = 2
+read_timeout_s = 30
+"""
+
+
+@dataclass
+class World:
+    root: Path
+    ca: CertAuthority
+    certs: dict[str, Issued]
+    port: int
+    center_home: Path
+    endpoint: S3Endpoint
+    bucket: str
+
+    def station(self, name: str) -> Path:
+        return self.root / name
+
+
+def _station(world: World, name: str, camera: Path, *, render: bool) -> None:
+    home = world.station(name)
+    cert = world.certs[name]
+    home.mkdir()
+    (home / "evidock.toml").write_text(AGENCY_TOML + f"""
+[station]
+id = "{name}"
+
+[center]
+url = "https://127.0.0.1:{world.port}"
+keyring = "{world.root / 'center.json'}"
+ca_file = "{world.ca.root.cert}"
+client_cert = "{cert.cert}"
+client_key = "{cert.key}"
+""" + _upload_toml(world.endpoint, world.bucket, name), encoding="utf-8")
+    migrated_home(home)
+    keys = StationKeys(directory=home / "keys")
+    keys.init()
+    shutil.copy(keys.keyring_path, world.root / f"{name}.json")
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
+                               clock=StepClock())
+    try:
+        report = svc.offloader().run(OffloadRequest(source=camera, device_serial="ZFY0001",
+                                                    officer_id="123456"))
+        assert report.outcome == "completed", report.outcome
+        if render:
+            renderer = svc.renderer()
+            for rec in renderer.pending():
+                renderer.render(rec)
+    finally:
+        svc.close()
+
+
+def _center(world: World) -> None:
+    home = world.center_home
+    keys = StationKeys(directory=home / "keys")
+    keys.init()
+    shutil.copy(keys.keyring_path, world.root / "center.json")
+    server = world.ca.issue("center", server=True)
+    users = "".join(f"""
+[[access.users]]
+name = "{n}"
+roles = ["station"]
+cert_subjects = ["CN={n},O=Test Agency"]
+""" for n in STATIONS)
+    stations = "".join(f"""
+[[witness.stations]]
+id = "{n}"
+keyring = "{world.root / f'{n}.json'}"
+key_prefix = "{n}"
+""" for n in STATIONS)
+    (home / "evidock.toml").write_text(AGENCY_TOML + users + f"""
+[station]
+id = "center"
+
+[service]
+listen = "127.0.0.1:{world.port}"
+tls_cert = "{server.cert}"
+tls_key = "{server.key}"
+tls_client_ca = "{world.ca.root.cert}"
+""" + stations + _upload_toml(world.endpoint, world.bucket, "center"), encoding="utf-8")
+    migrated_home(home)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer,
+          camera_template: CameraTree) -> World:
+    root = tmp_path_factory.mktemp("center")
+    (root / "pki").mkdir()
+    ca = CertAuthority(root / "pki", "agency-ca")
+    world = World(root, ca, {n: ca.issue(n) for n in STATIONS}, _free_port(), root / "center",
+                  weed.endpoint, make_bucket(weed.endpoint))
+    world.center_home.mkdir()
+    for name in STATIONS:
+        _station(world, name, camera_template.root, render=name == "station-a")
+    _center(world)
+    return world
+
+
+def _push(station: RunningService, code: int = 0) -> dict[str, Any]:
+    out = ok_json(station.cli("witness", "push", "--json", user="admin"), code)
+    assert isinstance(out, dict)
+    return out
+
+
+def _upload(home: Path) -> dict[str, Any]:
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
+    try:
+        result = execute("upload", svc)
+    finally:
+        svc.close()
+    assert result.outcome == "ok", result
+    return result.counts
+
+
+def _mirrored(world: World, station: str) -> tuple[int, int]:
+    """(rows, distinct seqs) the center holds for ``station``."""
+    catalog = Catalog.open(f"sqlite:///{world.center_home / 'catalog.sqlite3'}")
+    try:
+        with catalog.engine.connect() as conn:
+            t = StationEvent.__table__  # type: ignore[attr-defined]
+            rows = conn.execute(select(func.count(), func.count(func.distinct(t.c.seq)))
+                                .where(t.c.station_id == station)).one()
+        return int(rows[0]), int(rows[1])
+    finally:
+        catalog.close()
+
+
+def _mirror_root(world: World, station: str, size: int) -> str | None:
+    catalog = Catalog.open(f"sqlite:///{world.center_home / 'catalog.sqlite3'}")
+    try:
+        return Mirror(catalog=catalog).root(station, size)
+    finally:
+        catalog.close()
+
+
+def _first_blob_event(home: Path) -> int:
+    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
+    try:
+        log = AuditLog(catalog=catalog)
+        return next(i for i in range(log.size())
+                    if (e := log.event(i)) is not None and e.action == "ingest.file")
+    finally:
+        catalog.close()
+
+
+def _plant_impostor(world: World, home: Path, seq: int) -> str:
+    """A locked object at the key of the blob event ``seq`` names, with other bytes."""
+    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
+    try:
+        event = AuditLog(catalog=catalog).event(seq)
+    finally:
+        catalog.close()
+    assert event is not None
+    b3 = event.details["blake3"]
+    world.endpoint.client().put_object(
+        Bucket=world.bucket, Key=f"station-b/blobs/{b3[:2]}/{b3[2:4]}/{b3}",
+        Body=b"not the footage", ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(days=1))
+    return str(b3)
+
+
+def test_events_arrive_once_only_after_their_blobs(world: World) -> None:
+    home = world.station("station-a")
+    blob_event = _first_blob_event(home)
+    with serving(home) as station:
+        down = _push(station, 2)["error"]  # the center is not running yet
+        assert down["code"] == "E_CENTER_UNAVAILABLE"
+        with serving(world.center_home):
+            early = _push(station, 1)  # nothing uploaded: it stops at the first blob
+            assert early["events"]["next_seq"] == blob_event
+            assert early["events"]["waiting"]["seq"] == blob_event
+            assert early["events"]["waiting"]["reason"] == "not in the object store yet"
+            assert _upload(home)["verified"] > 0
+            full = _push(station)
+            again = _push(station)
+    size = full["cosigned"]["head"]["size"]
+    assert full["events"]["waiting"] is None and full["events"]["next_seq"] == size
+    assert again["events"]["kept"] == again["events"]["size"] - size  # only what is new
+    rows, distinct = _mirrored(world, "station-a")
+    assert rows == distinct == again["events"]["next_seq"]  # each event once
+    for pushed in (full, again):  # the center countersigned the root of its mirror
+        head = Cosigned.from_dict(pushed["cosigned"]).head
+        assert _mirror_root(world, "station-a", head.size) == head.root
+    kinds = {e.action for e in _events(world, "station-a")}
+    assert {"ingest.file", "rendition.make", "dock.session.end"} <= kinds
+
+
+def _events(world: World, station: str) -> list[StationEvent]:
+    from sqlmodel import Session
+    from sqlmodel import select as sselect
+
+    catalog = Catalog.open(f"sqlite:///{world.center_home / 'catalog.sqlite3'}")
+    try:
+        with Session(catalog.engine) as s:
+            return list(s.exec(sselect(StationEvent).where(
+                StationEvent.station_id == station)))
+    finally:
+        catalog.close()
+
+
+def test_an_object_that_is_not_the_blob_is_not_taken_for_it(world: World) -> None:
+    home = world.station("station-b")
+    blob_event = _first_blob_event(home)
+    _plant_impostor(world, home, blob_event)
+    with serving(home) as station, serving(world.center_home):
+        stopped = _push(station, 1)["events"]
+        assert stopped["next_seq"] == blob_event
+        assert "bytes" in stopped["waiting"]["reason"]  # size or content, not presence
+        _upload(home)  # the station's own copy, a new version at the key
+        done = _push(station)["events"]
+    assert done["waiting"] is None and done["next_seq"] == done["size"]
+    received = [r.details for r in audit_rows(world.center_home, "feed.received")
+                if r.subjects == ["station:station-b"]]
+    assert [d["first"] for d in received][:2] == [0, blob_event]
+
+
+def _recording_ids(home: Path) -> list[str]:
+    from archive.catalog import Recording
+
+    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
+    try:
+        with catalog.engine.connect() as conn:
+            return [r[0] for r in conn.execute(select(Recording.id).order_by(Recording.id))]
+    finally:
+        catalog.close()
+
+
+def _case(station: RunningService, number: str, unit: str, label: str,
+          link: str | None = None) -> str:
+    made = ok_json(station.cli("case", "create", number, "--type", "行政处罚", "--unit", unit,
+                               "--sensitivity", label, "--json", user="clerk"))
+    if link is not None:
+        ok_json(station.cli("case", "link", number, link, "--stage", "调查取证",
+                            "--reason", "执法记录", "--json", user="clerk"))
+    return str(made["id"])
+
+
+def _center_list(center: RunningService, what: str, user: str,
+                 station: str) -> list[dict[str, Any]]:
+    out = ok_json(center.cli("center", what, "--station", station, "--json", user=user))
+    return list(out[what])
+
+
+def test_the_center_shows_each_person_only_what_their_units_and_clearance_allow(
+        world: World) -> None:
+    c_home, d_home = world.station("station-c"), world.station("station-d")
+    secret_rec, *c_rest = _recording_ids(c_home)
+    d_rec = _recording_ids(d_home)[0]
+    with serving(c_home) as c, serving(d_home) as d, serving(world.center_home) as center:
+        secret = _case(c, "邵城管罚〔2026〕第101号", "城东中队", "个人隐私", link=secret_rec)
+        _case(c, "邵城管罚〔2026〕第102号", "城东中队", "none")
+        _case(d, "邵城管罚〔2026〕第103号", "城西中队", "none", link=d_rec)
+        for station, home in ((c, c_home), (d, d_home)):
+            _upload(home)
+            assert _push(station)["events"]["waiting"] is None
+        seen = {user: {st: _center_list(center, "cases", user, st)
+                       for st in ("station-c", "station-d")}
+                for user in ("clerk", "clerk2", "supervisor")}
+        recs = {user: {r["recording_id"] for r in _center_list(center, "recordings", user,
+                                                                 "station-c")}
+                for user in ("clerk", "clerk2")}
+        linked = _center_list(center, "recordings", "clerk2", "station-d")
+    numbers = {u: sorted(c["number"] for st in v.values() for c in st) for u, v in seen.items()}
+    assert numbers["clerk2"] == ["邵城管罚〔2026〕第103号"]  # 城西中队 only, no clearance
+    assert numbers["clerk"] == numbers["supervisor"] == [
+        "邵城管罚〔2026〕第101号", "邵城管罚〔2026〕第102号", "邵城管罚〔2026〕第103号"]
+    assert secret_rec in recs["clerk"] and secret_rec not in recs["clerk2"]
+    assert set(c_rest) <= recs["clerk2"]  # unlinked footage: no case hides it
+    assert [r["cases"] for r in linked if r["recording_id"] == d_rec] == [
+        ["邵城管罚〔2026〕第103号"]]
+    reads = [r for r in audit_rows(world.center_home, "read.center.cases")
+             if r.actor == "user:clerk2"]
+    assert reads and all(f"case:{secret}" not in r.subjects for r in reads)

@@ -32,7 +32,7 @@ class CenterSettings(_Frozen):
 
     #: The center's service, ``https://host:port`` (plain http only to a loopback address).
     url: str = ""
-    #: The center's public keyring (``evidock keys export-public`` there): its
+    #: The center's public keyring (``evidock keys export-public --keyring`` there): its
     #: countersignatures are checked with it before they are kept.
     keyring: str = ""
     #: CA bundle the center's TLS certificate must chain to (empty: the system's).
@@ -67,7 +67,7 @@ class CenterSettings(_Frozen):
 
 class WitnessedStation(_Frozen):
     id: str = Field(pattern=_STATION_ID)
-    #: The station's public keyring (``evidock keys export-public`` at the station).
+    #: The station's public keyring (``evidock keys export-public --keyring`` at the station).
     keyring: str = Field(min_length=1)
     #: The object-key prefix the station uploads its blobs under (its ``[upload]
     #: key_prefix``), in the bucket of this service's ``[upload]``.

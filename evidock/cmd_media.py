@@ -75,16 +75,23 @@ def keys_rotate(config: ConfigOpt = None, profile: ProfileOpt = None,
 @keys_app.command("export-public")
 @command
 def keys_export(out: Annotated[Path | None, typer.Option("--out")] = None,
+                keyring: Annotated[bool, typer.Option(
+                    "--keyring", help="Every public key as a keyring file (JSON), for a "
+                    "center's [[witness.stations]] or a station's [center] keyring.")]
+                = False,
                 config: ConfigOpt = None) -> None:
     """Print (or write) the current public key as PEM, to publish for verifiers."""
+    import json
+
     from evidock.client import station
 
     with station(config) as st:
-        pem = str(st.get("/keys/public")["pem"])
+        text = (json.dumps(st.get("/keys/keyring"), indent=2) + "\n" if keyring
+                else str(st.get("/keys/public")["pem"]))
     if out is None:
-        typer.echo(pem, nl=False)
+        typer.echo(text, nl=False)
     else:
-        out.write_bytes(pem.encode("ascii"))  # the client's path, written by the client
+        out.write_bytes(text.encode("ascii"))  # the client's path, written by the client
 
 
 @command

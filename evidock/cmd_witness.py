@@ -11,22 +11,26 @@ Wired into the main app by evidock/cli.py::
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import Annotated, Any
 
 import typer
 
 from evidock.cli_base import ConfigOpt, JsonOpt, Reply, command
-from evidock.output import show_time
+from evidock.output import show_time, zone_of, zoned
 
 witness_app = typer.Typer(no_args_is_help=True, add_completion=False,
                           help="Have the audit log witnessed by the center; forks found.")
 
 
-def _call(config: Any, method: str, path: str, **params: Any) -> Any:
+def _call(config: Any, method: str, path: str, **params: Any) -> tuple[Any, tzinfo]:
+    """The answer with its instants in the station's zone (signed content as signed),
+    and that zone, to show the signed times in too."""
     from evidock.client import station
 
     with station(config) as st:
-        return st.post(path, {}) if method == "POST" else st.get(path, **params)
+        answer = st.post(path, {}) if method == "POST" else st.get(path, **params)
+        return zoned(answer, st.zone_name), zone_of(st.zone_name)
 
 
 @witness_app.command("push")
@@ -34,7 +38,7 @@ def _call(config: Any, method: str, path: str, **params: Any) -> Any:
 def push(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Send the center the audit events it lacks, then have the log's signed head
     witnessed; keep the countersignature."""
-    out = _call(config, "POST", "/witness/push")
+    out, zone = _call(config, "POST", "/witness/push")
     c = out["cosigned"]
 
     ev = out["events"]
@@ -44,7 +48,7 @@ def push(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
                    f"{ev['size']}" + (f"; waiting at event {ev['waiting']['seq']}: "
                                       f"{ev['waiting']['reason']}" if ev["waiting"] else ""))
         typer.echo(f"witnessed: {c['head']['size']} events, root {c['head']['root'][:16]}… "
-                   f"by {c['witness']} at {show_time(c['witnessed_at'])} (the center had "
+                   f"by {c['witness']} at {show_time(c['witnessed_at'], zone)} (the center had "
                    f"witnessed {out['witnessed_size']} before)")
     # Events still waiting for their blobs in the object store: not done (exit 1).
     return Reply(out, human, exit_code=1 if ev["waiting"] else 0)
@@ -55,12 +59,12 @@ def push(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
 def received(limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 20,
              config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """The countersignatures this station kept, newest first."""
-    out = _call(config, "GET", "/witness/received", limit=limit)
+    out, zone = _call(config, "GET", "/witness/received", limit=limit)
 
     def human() -> None:
         for c in out["cosigned"]:
             typer.echo(f"{c['head']['size']:>10}  {c['head']['root'][:16]}…  "
-                       f"{c['witness']}  {show_time(c['witnessed_at'])}")
+                       f"{c['witness']}  {show_time(c['witnessed_at'], zone)}")
         typer.echo(f"{len(out['cosigned'])} countersigned heads")
     return Reply(out, human)
 
@@ -71,7 +75,7 @@ def conflicts(station: Annotated[str | None, typer.Option("--station", help="Onl
                                                          "station's.")] = None,
               config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Center: every head that did not extend a station's witnessed log (exit 1 if any)."""
-    out = _call(config, "GET", "/witness/conflicts", station=station)
+    out, _ = _call(config, "GET", "/witness/conflicts", station=station)
 
     def human() -> None:
         for c in out["conflicts"]:
@@ -92,7 +96,8 @@ def center_cases(number: Annotated[str | None, typer.Option("--number")] = None,
                  limit: Annotated[int, typer.Option("--limit")] = 100,
                  config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """The cases of every station you may see, newest first."""
-    out = _call(config, "GET", "/center/cases", number=number, station=station, limit=limit)
+    out, _ = _call(config, "GET", "/center/cases", number=number, station=station,
+                   limit=limit)
 
     def human() -> None:
         for c in out["cases"]:
@@ -109,8 +114,8 @@ def center_recordings(officer: Annotated[str | None, typer.Option("--officer")] 
                       limit: Annotated[int, typer.Option("--limit")] = 100,
                       config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """The recordings of every station you may see, newest first."""
-    out = _call(config, "GET", "/center/recordings", officer=officer, station=station,
-                case=case, limit=limit)
+    out, _ = _call(config, "GET", "/center/recordings", officer=officer, station=station,
+                   case=case, limit=limit)
 
     def human() -> None:
         for r in out["recordings"]:

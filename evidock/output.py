@@ -28,6 +28,7 @@ _INSTANT = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\
 #: shown verbatim, never re-zoned.
 #: People's own words (a reason, a title) are theirs even when they look like a time.
 VERBATIM = frozenset({"details", "manifest", "signature", "signed", "head", "proof",
+                      "cosigned", "witnessed",
                       "clip", "request_doc", "reason", "note", "title", "description",
                       "message", "filename", "name", "purpose"})
 

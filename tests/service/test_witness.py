@@ -184,6 +184,10 @@ def test_heads_are_countersigned_and_the_station_keeps_the_proof(
     home = agency.root / "station-a"
     with serving(home) as station:
         ok_json(station.cli("audit", "head", user="admin"))  # a few events to witness
+        # What the center's config names is what `keys export-public --keyring` prints.
+        exported = center.svc.cli("keys", "export-public", "--keyring", user="admin")
+        assert json.loads(exported.stdout) == json.loads(
+            (agency.root / "witness" / "center.json").read_text())
         first = _push(station)
         c1 = Cosigned.from_dict(first["cosigned"])
         assert first["witnessed_size"] == 0 and c1.witness_id == "center"

@@ -147,6 +147,13 @@ def public_key(_actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     return {"key_id": key.key_id, "pem": key.to_pem().decode("ascii")}
 
 
+@router.get("/keys/keyring")
+def public_keyring(_actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+    """Every public key this service ever signed with, as the keyring file a center (or a
+    station trusting its center) names in its config."""
+    return svc.keys.keyring().to_dict()
+
+
 @router.get("/uploads/status")
 def upload_status(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
     """What is queued, due now, verified and failed (with codes), and bytes left."""

@@ -22,12 +22,14 @@ from ingest.media import Prober
 from ingest.offload import Offloader
 from ingest.process import Renderer
 from integrity.errors import ConfigError
+from integrity.keys import Keyring
 from records.c2pa_sign import C2paSigner
 from records.cases import CaseDesk
 from records.centraldesk import CentralDesk
+from records.centralplay import CentralPlayer
 from records.dossier import Dossier
 from records.exports import ExportDesk
-from records.feeddesk import FeedDesk
+from records.feeddesk import FeedDesk, station_objects
 from records.package import Exporter
 from records.permissions import Actor, Gate, os_account
 from records.redactions import RedactionDesk
@@ -174,6 +176,28 @@ class Services:
 
     def central(self) -> CentralDesk:
         return CentralDesk(gate=self.gate(), catalog=self.catalog, clock=self.clock)
+
+    def central_player(self) -> CentralPlayer:
+        st = self.settings
+
+        def objects_for(station: str) -> ObjectStore:
+            objects = station_objects(st.upload, st.witness, station)
+            if objects is None:
+                raise ConfigError(f"no object storage for station {station!r} here: "
+                                  "[upload] and [[witness.stations]] are needed",
+                                  key="upload.enabled")
+            return objects
+
+        def keyring_for(station: str) -> Keyring:
+            path = st.witness.keyring_path(st.home, station)
+            if path is None:
+                raise ConfigError(f"station {station!r} is not witnessed here",
+                                  key="witness.stations")
+            return StationKeys.read_keyring(path)
+
+        return CentralPlayer(gate=self.gate(), catalog=self.catalog, store=self.store,
+                             objects_for=objects_for, keyring_for=keyring_for,
+                             clock=self.clock)
 
     def dossier(self) -> Dossier:
         return Dossier(catalog=self.catalog, gate=self.gate(), clock=self.clock)

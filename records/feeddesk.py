@@ -34,6 +34,17 @@ def _no_store(_blob: NamedBlob) -> str:
     return "this center has no object storage configured ([upload])"
 
 
+def station_objects(upload: UploadSettings, witness: WitnessSettings,
+                    station_id: str) -> ObjectStore | None:
+    """The object store a witnessed station uploads to, as this center reaches it (its
+    ``[upload]`` bucket, the station's key prefix); None without either."""
+    entry = witness.station(station_id)
+    if not upload.enabled or entry is None:
+        return None
+    return ObjectStore.from_settings(upload.model_copy(
+        update={"key_prefix": entry.key_prefix or upload.key_prefix}))
+
+
 class FeedDesk:
     def __init__(self, *, gate: Gate, audit: AuditLog, station_id: str,
                  witness: WitnessSettings, center: CenterSettings, upload: UploadSettings,
@@ -65,12 +76,8 @@ class FeedDesk:
         return {"station_id": station_id, "next_seq": self.feed.mirror.next_seq(station_id)}
 
     def _check_blob(self, station_id: str) -> BlobCheck:
-        entry = self.witness.station(station_id)
-        if not self.upload.enabled or entry is None:
-            return _no_store
-        base = self.upload.model_copy(update={"key_prefix": entry.key_prefix or
-                                              self.upload.key_prefix})
-        return ObjectCheck(objects=ObjectStore.from_settings(base))
+        objects = station_objects(self.upload, self.witness, station_id)
+        return _no_store if objects is None else ObjectCheck(objects=objects)
 
     def receive(self, actor: Actor, station_id: str,
                 docs: list[dict[str, Any]]) -> dict[str, Any]:

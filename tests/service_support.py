@@ -9,7 +9,9 @@ binds (systemd's protocol): no polling, no sleeps.
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import os
 import pwd
 import re
@@ -163,6 +165,46 @@ def run_as(os_account: str, argv: Sequence[str], *, env: Mapping[str, str] | Non
                           timeout=timeout, env={**base, **(env or {})},
                           cwd=str(cwd or "/"), user=pw.pw_uid, group=pw.pw_gid,
                           extra_groups=[])
+
+#: Runs as the user's account: the requests in $EVT_REQUESTS, answers as JSON lines.
+_CLIENT = r"""
+import base64, json, os, sys, httpx
+out = []
+with httpx.Client(transport=httpx.HTTPTransport(uds=os.environ["EVIDOCK_SOCKET"]),
+                  base_url="http://evidock/api/v1", timeout=60) as http:
+    for r in json.loads(os.environ["EVT_REQUESTS"]):
+        body = open(r["body_file"], "rb") if r.get("body_file") else None
+        resp = http.request(r["method"], r["path"], params=r.get("params"),
+                            headers=r.get("headers"), content=body)
+        out.append({"status": resp.status_code, "headers": dict(resp.headers),
+                    "body": base64.b64encode(resp.content).decode()})
+print(json.dumps(out))
+"""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def code(self) -> str:
+        return str(self.json()["error"]["code"])
+
+
+def api_as(user: str, socket_path: Path, *requests: dict[str, Any]) -> list[Answer]:
+    """The station API asked as the user's own OS account (over its socket, so the
+    service knows who asks from the kernel): one answer per request, bodies as bytes."""
+    run = run_as(account(user), [sys.executable, "-c", _CLIENT], env={
+        "EVIDOCK_SOCKET": str(socket_path), "EVT_REQUESTS": json.dumps(list(requests))})
+    assert run.returncode == 0, run.stderr
+    return [Answer(a["status"], a["headers"], base64.b64decode(a["body"]))
+            for a in json.loads(run.stdout)]
+
 
 
 @contextmanager

@@ -181,6 +181,16 @@ class ObjectStore:
             raise UploadError(f"bucket {self.bucket} has no Object Lock; not uploading "
                               "evidence there", bucket=self.bucket)
 
+    def versions(self, key: str, *, limit: int = 20) -> list[str]:
+        """Version ids of exactly ``key``, newest first (at most ``limit``): where a
+        reader looks for the true copy when the newest version is not the blob."""
+        with s3_errors("ListObjectVersions", key):
+            got = self.client.list_object_versions(Bucket=self.bucket, Prefix=key,
+                                                   MaxKeys=limit)
+        found = [v for v in got.get("Versions", []) if v.get("Key") == key]
+        found.sort(key=lambda v: v["LastModified"], reverse=True)
+        return [str(v["VersionId"]) for v in found if v.get("VersionId")][:limit]
+
     def head(self, key: str, *, version_id: str | None = None) -> RemoteObject | None:
         """HEAD with checksums; None if there is no such object (or version)."""
         params: HeadObjectRequestTypeDef = {"Bucket": self.bucket, "Key": key,

@@ -3,8 +3,9 @@
 The audit events a station pushes carry what a search across stations needs: a case's
 number, type, unit and label (``case.create``, ``case.sensitivity``), its links
 (``case.link``, ``case.unlink``), each offloaded file (``ingest.file``: recording id,
-digests, size, path, status) and the session it came from (``dock.session.start``:
-camera, officer). :func:`project` folds each kept event into these tables in the same
+digests, size, path, status), the session it came from (``dock.session.start``: camera,
+officer) and its renditions (``rendition.make``: the signed manifest's BLAKE3).
+:func:`project` folds each kept event into these tables in the same
 transaction that keeps it, so the index never runs ahead of or behind the mirror.
 
 These rows are derived from the mirror, not evidence of their own; still only what an
@@ -77,7 +78,22 @@ class CentralLink(SQLModel, table=True):
     active: bool = True
 
 
+class CentralRendition(SQLModel, table=True):
+    """A rendition a station made (``rendition.make``): its signed manifest's BLAKE3,
+    which names every segment, is what the center reads footage back by."""
+
+    __table_args__ = APPEND_ONLY
+    station_id: str = Field(primary_key=True)
+    rendition_id: str = Field(primary_key=True)
+    recording_id: str = Field(index=True)
+    status: str
+    manifest: str | None = None
+    merkle_root: str | None = None
+    made_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
 _S, _R = table_of(CentralSession), table_of(CentralRecording)
+_N = table_of(CentralRendition)
 _C, _L = table_of(CentralCase), table_of(CentralLink)
 
 
@@ -155,6 +171,17 @@ def _unlink(conn: Connection, station: str, e: Incoming) -> None:
                                            _L.c.link_id == link)).values(active=False))
 
 
+def _rendition(conn: Connection, station: str, e: Incoming) -> None:
+    d = e.spec.details
+    rec, rid = _id(e.spec.subjects, "recording:"), _id(e.spec.subjects, "rendition:")
+    if rec is not None and rid is not None:
+        conn.execute(insert(_N), {"station_id": station, "rendition_id": rid,
+                                  "recording_id": rec, "status": str(d.get("status", "")),
+                                  "manifest": _text(d.get("manifest")),
+                                  "merkle_root": _text(d.get("merkle_root")),
+                                  "made_at": e.spec.at})
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -165,4 +192,4 @@ def _int(value: Any) -> int | None:
 
 _HANDLERS = {"dock.session.start": _session, "ingest.file": _recording,
              "case.create": _case, "case.sensitivity": _relabel, "case.link": _link,
-             "case.unlink": _unlink}
+             "case.unlink": _unlink, "rendition.make": _rendition}

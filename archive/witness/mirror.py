@@ -173,7 +173,8 @@ class Mirror:
                 acc, batch = acc.extend(batch), []
         return acc.extend(batch).root().hex()
 
-    def insert(self, conn: Connection, station_id: str, events: Sequence[Incoming],
+    @staticmethod
+    def insert(conn: Connection, station_id: str, events: Sequence[Incoming],
                at: datetime) -> None:
         conn.execute(insert(_E), [
             {"station_id": station_id, "seq": e.seq, "at": e.spec.at, "actor": e.spec.actor,

@@ -8,17 +8,20 @@ one way in (:meth:`archive.staging.Stager.copy`) as the client sends it.
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import BinaryIO
 from urllib.parse import quote
 
 import anyio.from_thread
 import blake3
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from evidock.service.errors import error_body
 from integrity.errors import DigestMismatch, FixityError, RangeNotSatisfiable, SizeMismatch
-from records.viewing import StoredBytes
+from records.viewing import Span, StoredBytes
 
 CHUNK = 1 << 20
 
@@ -52,6 +55,22 @@ def byte_range(header: str | None, size: int) -> tuple[int, int]:
 def _unsatisfiable(size: int, header: str) -> RangeNotSatisfiable:
     return RangeNotSatisfiable(f"range {header!r} is outside the {size} bytes",
                                range=header, size=size)
+
+
+def serve(pick: Callable[[Span], tuple[StoredBytes, int, int]],
+          range_header: str | None) -> Response:
+    """The answer to a GET of a stored blob: ``pick(span)`` decides (permissions, which
+    blob, the audit event) and returns the blob with the range to send."""
+    try:
+        blob, first, last = pick(lambda size: byte_range(range_header, size))
+    except RangeNotSatisfiable as exc:  # nothing read, so nothing audited
+        return JSONResponse(error_body(exc), status_code=416,
+                            headers={"Content-Range": f"bytes */{exc.details['size']}"})
+    fh = open_blob(blob)
+    media = mimetypes.guess_type(blob.name)[0] or "application/octet-stream"
+    return StreamingResponse(send(fh, blob, first, last), media_type=media,
+                             status_code=200 if (first, last) == (0, blob.size) else 206,
+                             headers=range_headers(blob, first, last))
 
 
 def range_headers(blob: StoredBytes, first: int, last: int) -> dict[str, str]:

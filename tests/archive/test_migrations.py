@@ -380,3 +380,42 @@ def test_admin_migrate_on_an_old_catalog_through_the_cli(tmp_path: Path) -> None
         catalog.close()
     assert [(e.action, e.details["to"], e.details["adopted"]) for e in events if e] == [
         ("catalog.migrate", migrations.head(), True)], "the upgrade is an audited event"
+
+
+def test_central_renditions_are_backfilled_from_the_mirror(engine: Engine) -> None:
+    """0017 fills ``centralrendition`` from the ``rendition.make`` events a center already
+    mirrors (the JSON read differs between SQLite and PostgreSQL); the projection of new
+    events gives the same rows."""
+    from alembic import command
+
+    from archive.audit.rows import EventSpec
+    from archive.catalog.db import writer
+    from archive.catalog.migrations import config as migration_config
+    from archive.witness.index import CentralRendition, project
+    from archive.witness.mirror import Incoming, Mirror
+
+    def made(seq: int, rec: str, rend: str, manifest: str | None) -> Incoming:
+        return Incoming(seq, EventSpec("station:s1", "rendition.make",
+                                       [f"recording:{rec}", f"rendition:{rend}"],
+                                       {"status": "ok" if manifest else "failed",
+                                        "manifest": manifest, "merkle_root": None}, AT),
+                        "0" * 64, f"{seq:064x}")
+
+    events = [made(0, "r1", "n1", "ab" * 32), made(1, "r2", "n2", None)]
+    migrations.upgrade(engine)
+    with writer(engine).begin() as conn:
+        command.downgrade(migration_config(conn), "0016")
+    with writer(engine).begin() as conn:
+        Mirror.insert(conn, "s1", events, AT)
+        command.upgrade(migration_config(conn), "head")
+    table = CentralRendition.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        backfilled = sorted(tuple(r) for r in conn.execute(table.select()))
+    with writer(engine).begin() as conn:
+        project(conn, "s2", events)
+    with engine.connect() as conn:
+        projected = sorted(tuple(r)[1:] for r in conn.execute(
+            table.select().where(table.c.station_id == "s2")))
+    assert [r[1:] for r in backfilled] == projected
+    assert [(r[1], r[2], r[3], r[4]) for r in backfilled] == [
+        ("n1", "r1", "ok", "ab" * 32), ("n2", "r2", "failed", None)]

@@ -24,13 +24,17 @@ import pytest
 from evidock_testing import AGENCY_TOML, StepClock, migrated_home, ok_json
 from pki_support import CertAuthority, Issued
 from s3server import S3Endpoint, WeedServer
-from service_support import RunningService, audit_rows, serving
+from service_support import RunningService, api_as, audit_rows, serving
 from sqlalchemy import func, select
+from sqlmodel import Session
+from sqlmodel import select as sselect
 from storage_support import make_bucket
 
 from archive.audit.log import AuditLog
 from archive.catalog import Catalog
+from archive.catalog.models import Rendition, Segment
 from archive.keystore import StationKeys
+from archive.store import ContentStore
 from archive.witness.cosign import Cosigned
 from archive.witness.mirror import Mirror, StationEvent
 from config import load_settings
@@ -39,7 +43,7 @@ from evidock.wiring import Services
 from fixtures.camera import CameraTree
 from ingest.outcome import OffloadRequest
 
-STATIONS = ("station-a", "station-b", "station-c", "station-d")
+STATIONS = ("station-a", "station-b", "station-c", "station-d", "station-e")
 
 
 def _free_port() -> int:
@@ -91,7 +95,10 @@ keyring = "{world.root / 'center.json'}"
 ca_file = "{world.ca.root.cert}"
 client_cert = "{cert.cert}"
 client_key = "{cert.key}"
-""" + _upload_toml(world.endpoint, world.bucket, name), encoding="utf-8")
+""" + _upload_toml(world.endpoint, world.bucket, name)
+        # station-e cuts short segments: its videos have several to play
+        + ("\n[rendition]\nsegment_seconds = 1\n" if name == "station-e" else ""),
+        encoding="utf-8")
     migrated_home(home)
     keys = StationKeys(directory=home / "keys")
     keys.init()
@@ -151,7 +158,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer,
                   weed.endpoint, make_bucket(weed.endpoint))
     world.center_home.mkdir()
     for name in STATIONS:
-        _station(world, name, camera_template.root, render=name == "station-a")
+        _station(world, name, camera_template.root,
+                 render=name in ("station-a", "station-e"))
     _center(world)
     return world
 
@@ -331,3 +339,65 @@ def test_the_center_shows_each_person_only_what_their_units_and_clearance_allow(
     reads = [r for r in audit_rows(world.center_home, "read.center.cases")
              if r.actor == "user:clerk2"]
     assert reads and all(f"case:{secret}" not in r.subjects for r in reads)
+
+
+def _segments(home: Path) -> dict[str, list[Segment]]:
+    """The recordings with an ok rendition, and their segments, as the station has them."""
+    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
+    try:
+        with Session(catalog.engine) as s:
+            ok = s.exec(sselect(Rendition).where(Rendition.status == "ok")).all()
+            return {r.recording_id: list(s.exec(sselect(Segment).where(
+                Segment.rendition_id == r.id).order_by(Segment.index))) for r in ok}
+    finally:
+        catalog.close()
+
+
+def test_the_center_plays_footage_read_back_from_the_object_store_and_proven(
+        world: World) -> None:
+    home = world.station("station-e")
+    segs = _segments(home)
+    (video, vsegs), (secret, ssegs) = sorted(segs.items(), key=lambda kv: -len(kv[1]))[:2]
+    assert len(vsegs) >= 2, {k: len(v) for k, v in segs.items()}
+    local = ContentStore(root=home / "store")
+    center_store = ContentStore(root=world.center_home / "store")
+    impostor = vsegs[1]
+    with serving(home) as st, serving(world.center_home) as center:
+        _case(st, "邵城管罚〔2026〕第105号", "城东中队", "个人隐私", link=secret)
+        _upload(home)
+        assert _push(st)["events"]["waiting"] is None
+        # Segment 1 of the video, after the upload: a newer object version with other
+        # bytes of the same size (a version can be added under a lock; it cannot
+        # replace the locked one).
+        world.endpoint.client().put_object(
+            Bucket=world.bucket, Key=f"station-e/blobs/{impostor.blake3[:2]}/"
+            f"{impostor.blake3[2:4]}/{impostor.blake3}", Body=bytes(impostor.size))
+        newest = world.endpoint.client().get_object(
+            Bucket=world.bucket, Key=f"station-e/blobs/{impostor.blake3[:2]}/"
+            f"{impostor.blake3[2:4]}/{impostor.blake3}")["Body"].read()
+        assert newest == bytes(impostor.size)  # what a plain GET of the key gives now
+        base = f"/center/recordings/station-e/{video}/segments"
+        whole, part, forged = api_as("clerk", center.socket,
+                                     {"method": "GET", "path": f"{base}/0"},
+                                     {"method": "GET", "path": f"{base}/0",
+                                      "headers": {"Range": "bytes=100-4195"}},
+                                     {"method": "GET", "path": f"{base}/1"})
+        [hidden] = api_as("clerk2", center.socket, {
+            "method": "GET", "path": f"/center/recordings/station-e/{secret}/segments/0"})
+        [cleared] = api_as("clerk", center.socket, {
+            "method": "GET", "path": f"/center/recordings/station-e/{secret}/segments/0"})
+    first = local.path_for(vsegs[0].blake3).read_bytes()
+    assert whole.status == 200 and whole.body == first
+    assert whole.headers["x-evidock-blake3"] == vsegs[0].blake3
+    assert part.status == 206 and part.body == first[100:4196]
+    # The impostor is passed over; the locked true copy is read, proven and sent.
+    assert forged.status == 200 and forged.body == local.path_for(
+        impostor.blake3).read_bytes()
+    assert center_store.path_for(impostor.blake3).read_bytes() == forged.body
+    assert hidden.status == 403 and hidden.code == "E_FORBIDDEN"
+    assert cleared.status == 200 and cleared.body == local.path_for(
+        ssegs[0].blake3).read_bytes()
+    plays = [r for r in audit_rows(world.center_home, "read.center.play")]
+    assert [(r.actor, r.details["segment"], r.details["range"]) for r in plays] == [
+        ("user:clerk", 0, [0, len(first)]), ("user:clerk", 0, [100, 4196]),
+        ("user:clerk", 1, [0, impostor.size]), ("user:clerk", 0, [0, ssegs[0].size])]

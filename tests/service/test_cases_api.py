@@ -8,11 +8,9 @@ station that offloaded and rendered the template camera.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -24,7 +22,16 @@ from typing import Any
 import blake3
 import pytest
 from evidock_testing import offloaded_home
-from service_support import RunningService, account, audit_rows, open_dir, run_as, serving
+from service_support import (
+    Answer,
+    RunningService,
+    account,
+    api_as,
+    audit_rows,
+    open_dir,
+    run_as,
+    serving,
+)
 from sqlmodel import Session, col, select
 
 from archive.audit.log import AuditEvent
@@ -38,36 +45,6 @@ from integrity.errors import RangeNotSatisfiable
 OPEN = "邵城管检〔2019〕第101号"  # 行政检查, 城西中队, no label: the video
 PRIVATE = "邵城管检〔2019〕第102号"  # 行政检查, 城东中队, 个人隐私: the audio note
 
-#: Runs as the user's account: the requests in $EVT_REQUESTS, answers as JSON lines.
-_CLIENT = r"""
-import base64, json, os, sys, httpx
-out = []
-with httpx.Client(transport=httpx.HTTPTransport(uds=os.environ["EVIDOCK_SOCKET"]),
-                  base_url="http://evidock/api/v1", timeout=60) as http:
-    for r in json.loads(os.environ["EVT_REQUESTS"]):
-        body = open(r["body_file"], "rb") if r.get("body_file") else None
-        resp = http.request(r["method"], r["path"], params=r.get("params"),
-                            headers=r.get("headers"), content=body)
-        out.append({"status": resp.status_code, "headers": dict(resp.headers),
-                    "body": base64.b64encode(resp.content).decode()})
-print(json.dumps(out))
-"""
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def code(self) -> str:
-        return str(self.json()["error"]["code"])
-
-
 @dataclass
 class Station:
     svc: RunningService
@@ -77,11 +54,7 @@ class Station:
     files: Path
 
     def api(self, user: str, *requests: dict[str, Any]) -> list[Answer]:
-        run = run_as(account(user), [sys.executable, "-c", _CLIENT], env={
-            "EVIDOCK_SOCKET": str(self.svc.socket), "EVT_REQUESTS": json.dumps(requests)})
-        assert run.returncode == 0, run.stderr
-        return [Answer(a["status"], a["headers"], base64.b64decode(a["body"]))
-                for a in json.loads(run.stdout)]
+        return api_as(user, self.svc.socket, *requests)
 
     def get(self, user: str, path: str, **kw: Any) -> Answer:
         return self.api(user, {"method": "GET", "path": path, **kw})[0]

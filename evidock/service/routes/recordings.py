@@ -6,19 +6,17 @@ see is decided by the dossier and the viewer, as for `case find` and `case show`
 
 from __future__ import annotations
 
-import mimetypes
 from datetime import datetime, tzinfo
 from typing import Annotated
 
 from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
-from evidock.service.blobs import byte_range, open_blob, range_headers, send
+from evidock.service.blobs import serve
 from evidock.service.deps import ActorDep, ServicesDep
-from evidock.service.errors import error_body
 from evidock.wiring import Services
-from integrity.errors import InvalidRequest, RangeNotSatisfiable
+from integrity.errors import InvalidRequest
 from records.viewing import Viewer
 
 router = APIRouter(tags=["recordings"])
@@ -85,18 +83,8 @@ def segment(recording_id: str, index: int, *, actor: ActorDep, svc: ServicesDep,
             ) -> Response:
     """One stored segment of the recording's rendition (newest ok one unless named),
     whole or one byte range; needs recording.play, and the read is audited."""
-    try:
-        blob, first, last = viewer(svc).play(
-            actor, recording_id, index, rendition_id=rendition,
-            span=lambda size: byte_range(range_, size))
-    except RangeNotSatisfiable as exc:  # nothing read, so nothing audited
-        return JSONResponse(error_body(exc), status_code=416,
-                            headers={"Content-Range": f"bytes */{exc.details['size']}"})
-    fh = open_blob(blob)
-    media = mimetypes.guess_type(blob.name)[0] or "application/octet-stream"
-    return StreamingResponse(send(fh, blob, first, last), media_type=media,
-                             status_code=200 if (first, last) == (0, blob.size) else 206,
-                             headers=range_headers(blob, first, last))
+    return serve(lambda span: viewer(svc).play(actor, recording_id, index,
+                                               rendition_id=rendition, span=span), range_)
 
 
 @router.post("/recordings/{recording_id}/marks")

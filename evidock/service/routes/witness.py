@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from evidock.service.blobs import serve
 from evidock.service.deps import ActorDep, ServicesDep
 
 router = APIRouter(tags=["witness"])
@@ -116,3 +118,16 @@ def central_recordings(params: Annotated[RecordingsIn, Query()], actor: ActorDep
     the strictest case it is linked to)."""
     return svc.central().recordings(actor, officer=params.officer, station=params.station,
                                     case_number=params.case, limit=params.limit)
+
+
+@router.get("/center/recordings/{station_id}/{recording_id}/segments/{index}",
+            response_model=None)
+def central_segment(station_id: StationId, recording_id: str, index: int, *,
+                    actor: ActorDep, svc: ServicesDep,
+                    range_: Annotated[str | None, Header(alias="Range")] = None,
+                    ) -> Response:
+    """Center: one segment of a station's recording, read back from the object store and
+    proven (BLAKE3 of the signed manifest's entry) before a byte is sent; whole or one
+    byte range; needs recording.play, and the read is audited."""
+    return serve(lambda span: svc.central_player().play(actor, station_id, recording_id,
+                                                        index, span=span), range_)

@@ -39,7 +39,11 @@ PAGE_SIZE = 50
 NAV = (("/station", "Station", P.INGEST_RUN), ("/footage", "Footage", P.RECORDING_VIEW),
        ("/cases", "Cases", P.CASE_VIEW), ("/exports", "Exports", P.EXPORT_REQUEST),
        ("/statistics", "Statistics", P.STATS_VIEW), ("/audit", "Audit", P.AUDIT_VIEW),
-       ("/retention", "Holds and retention", P.HOLD_PLACE))
+       ("/retention", "Holds and retention", P.HOLD_PLACE),
+       ("/center", "Center", P.CASE_VIEW))
+#: Every station's cases and recordings: only at a center ([[witness.stations]]), for
+#: whoever may view cases or recordings.
+CENTER = "/center"
 
 
 class NotLoggedIn(Exception):
@@ -69,13 +73,15 @@ class DeskCall:
         return self.words.gettext(message, **values)
 
 
-def _nav(actor: Actor | None) -> list[tuple[str, str]]:
+def _nav(actor: Actor | None, *, center: bool = False) -> list[tuple[str, str]]:
     if actor is None:
         return []
     return [(PREFIX + path, title) for path, title, need in NAV
-            if actor.may(need) or (need is P.EXPORT_REQUEST and actor.may(P.EXPORT_APPROVE))
-            or (need is P.HOLD_PLACE and actor.may(P.RETENTION_PLAN))
-            or (need is P.INGEST_RUN and actor.may(P.EQUIPMENT_VIEW))]
+            if (path != CENTER or center) and (
+                actor.may(need) or (need is P.EXPORT_REQUEST and actor.may(P.EXPORT_APPROVE))
+                or (need is P.HOLD_PLACE and actor.may(P.RETENTION_PLAN))
+                or (need is P.INGEST_RUN and actor.may(P.EQUIPMENT_VIEW))
+                or (path == CENTER and actor.may(P.RECORDING_VIEW)))]
 
 
 def environment() -> Environment:
@@ -158,7 +164,9 @@ def render(call: DeskCall | None, name: str, *, request: Request | None = None,
         "when": lambda v, seconds=True: local_time(v, zone, seconds=seconds),
         "station": request.app.state.services.settings.station,
         "htmx": request.headers.get("hx-request") == "true",
-        "nav": _nav(call.actor if call else None), "path": request.url.path,
+        "nav": _nav(call.actor if call else None,
+                    center=bool(request.app.state.services.settings.witness.stations)),
+        "path": request.url.path,
         "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
     }
     html = _ENV.get_template(name).render(**base, **context)

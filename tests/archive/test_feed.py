@@ -1,4 +1,5 @@
-"""The center's mirror of a station log (archive/witness/feed.py) on real logs.
+"""The center's mirror of a station log (archive/witness/feed.py) on real logs, with the
+center's catalog on SQLite and on PostgreSQL.
 
 A real station log (SQLite, real keys) is pushed into a real center catalog in batches
 of every size, repeated, out of step and from two threads at once; the mirror must hold
@@ -10,12 +11,14 @@ station (a fork, kept with the evidence).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from audit_support import T0, fill, make_log
 from evidock_testing import migrated
+from pg_support import pg_cluster
 from sqlmodel import Session, select
 
 from archive.audit.log import AuditLog
@@ -40,10 +43,20 @@ def station(tmp_path: Path) -> AuditLog:
     return log
 
 
-@pytest.fixture
-def feed(tmp_path: Path) -> Feed:
-    return Feed(audit=AuditLog(catalog=Catalog.open(
-        migrated(f"sqlite:///{tmp_path / 'center.sqlite3'}"))))
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Callable[[], str]]:
+    with pg_cluster() as make:
+        yield make
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def feed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Feed]:
+    """A center's catalog, on the embedded default and on PostgreSQL (a central one)."""
+    url = f"sqlite:///{tmp_path / 'center.sqlite3'}" if request.param == "sqlite" \
+        else request.getfixturevalue("pg")()
+    catalog = Catalog.open(migrated(url))
+    yield Feed(audit=AuditLog(catalog=catalog))
+    catalog.close()
 
 
 def _events(log: AuditLog, start: int, n: int) -> list[Incoming]:

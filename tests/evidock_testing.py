@@ -217,11 +217,17 @@ def _tree_stat(root: Path) -> list[tuple[str, int, int]]:
 
 
 def _offload(home: Path, camera: Path, *, extra_toml: str, render: bool) -> None:
+    write_agency_config(home, extra_toml)
+    offload_camera(home, camera, render=render)
+
+
+def offload_camera(home: Path, camera: Path, *, render: bool) -> None:
+    """Offload ``camera`` into the station at ``home`` in-process (deterministic clock),
+    and render what it offloaded if ``render``."""
     from config import load_settings
     from evidock.wiring import Services
     from ingest.outcome import OffloadRequest
 
-    write_agency_config(home, extra_toml)
     svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
                                clock=StepClock())
     try:

@@ -14,14 +14,14 @@ the stations push; the mirror hashes to the heads the center countersigned.
 from __future__ import annotations
 
 import shutil
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from evidock_testing import AGENCY_TOML, StepClock, migrated_home, ok_json
+from center_support import center_toml, free_port, push, station_toml
+from evidock_testing import AGENCY_TOML, migrated_home, offload_camera, ok_json
 from pki_support import CertAuthority, Issued
 from s3server import S3Endpoint, WeedServer
 from service_support import RunningService, api_as, audit_rows, serving
@@ -41,15 +41,9 @@ from config import load_settings
 from evidock.jobs import execute
 from evidock.wiring import Services
 from fixtures.camera import CameraTree
-from ingest.outcome import OffloadRequest
 
 STATIONS = ("station-a", "station-b", "station-c", "station-d", "station-e")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _upload_toml(endpoint: S3Endpoint, bucket: str, prefix: str) -> str:
@@ -83,19 +77,12 @@ class World:
 
 def _station(world: World, name: str, camera: Path, *, render: bool) -> None:
     home = world.station(name)
-    cert = world.certs[name]
     home.mkdir()
-    (home / "evidock.toml").write_text(AGENCY_TOML + f"""
-[station]
-id = "{name}"
-
-[center]
-url = "https://127.0.0.1:{world.port}"
-keyring = "{world.root / 'center.json'}"
-ca_file = "{world.ca.root.cert}"
-client_cert = "{cert.cert}"
-client_key = "{cert.key}"
-""" + _upload_toml(world.endpoint, world.bucket, name)
+    (home / "evidock.toml").write_text(
+        AGENCY_TOML + station_toml(name, port=world.port, center_keyring=world.root /
+                                   "center.json", ca=world.ca.root.cert,
+                                   cert=world.certs[name])
+        + _upload_toml(world.endpoint, world.bucket, name)
         # station-e cuts short segments: its videos have several to play
         + ("\n[rendition]\nsegment_seconds = 1\n" if name == "station-e" else ""),
         encoding="utf-8")
@@ -103,18 +90,7 @@ client_key = "{cert.key}"
     keys = StationKeys(directory=home / "keys")
     keys.init()
     shutil.copy(keys.keyring_path, world.root / f"{name}.json")
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}),
-                               clock=StepClock())
-    try:
-        report = svc.offloader().run(OffloadRequest(source=camera, device_serial="ZFY0001",
-                                                    officer_id="123456"))
-        assert report.outcome == "completed", report.outcome
-        if render:
-            renderer = svc.renderer()
-            for rec in renderer.pending():
-                renderer.render(rec)
-    finally:
-        svc.close()
+    offload_camera(home, camera, render=render)
 
 
 def _center(world: World) -> None:
@@ -122,29 +98,10 @@ def _center(world: World) -> None:
     keys = StationKeys(directory=home / "keys")
     keys.init()
     shutil.copy(keys.keyring_path, world.root / "center.json")
-    server = world.ca.issue("center", server=True)
-    users = "".join(f"""
-[[access.users]]
-name = "{n}"
-roles = ["station"]
-cert_subjects = ["CN={n},O=Test Agency"]
-""" for n in STATIONS)
-    stations = "".join(f"""
-[[witness.stations]]
-id = "{n}"
-keyring = "{world.root / f'{n}.json'}"
-key_prefix = "{n}"
-""" for n in STATIONS)
-    (home / "evidock.toml").write_text(AGENCY_TOML + users + f"""
-[station]
-id = "center"
-
-[service]
-listen = "127.0.0.1:{world.port}"
-tls_cert = "{server.cert}"
-tls_key = "{server.key}"
-tls_client_ca = "{world.ca.root.cert}"
-""" + stations + _upload_toml(world.endpoint, world.bucket, "center"), encoding="utf-8")
+    (home / "evidock.toml").write_text(AGENCY_TOML + center_toml(
+        port=world.port, server=world.ca.issue("center", server=True), ca=world.ca.root.cert,
+        users=STATIONS, stations=[(n, world.root / f"{n}.json", n) for n in STATIONS])
+        + _upload_toml(world.endpoint, world.bucket, "center"), encoding="utf-8")
     migrated_home(home)
 
 
@@ -154,7 +111,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer,
     root = tmp_path_factory.mktemp("center")
     (root / "pki").mkdir()
     ca = CertAuthority(root / "pki", "agency-ca")
-    world = World(root, ca, {n: ca.issue(n) for n in STATIONS}, _free_port(), root / "center",
+    world = World(root, ca, {n: ca.issue(n) for n in STATIONS}, free_port(), root / "center",
                   weed.endpoint, make_bucket(weed.endpoint))
     world.center_home.mkdir()
     for name in STATIONS:
@@ -163,11 +120,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer,
     _center(world)
     return world
 
-
-def _push(station: RunningService, code: int = 0) -> dict[str, Any]:
-    out = ok_json(station.cli("witness", "push", "--json", user="admin"), code)
-    assert isinstance(out, dict)
-    return out
 
 
 def _upload(home: Path) -> dict[str, Any]:
@@ -231,16 +183,16 @@ def test_events_arrive_once_only_after_their_blobs(world: World) -> None:
     home = world.station("station-a")
     blob_event = _first_blob_event(home)
     with serving(home) as station:
-        down = _push(station, 2)["error"]  # the center is not running yet
+        down = push(station, 2)["error"]  # the center is not running yet
         assert down["code"] == "E_CENTER_UNAVAILABLE"
         with serving(world.center_home):
-            early = _push(station, 1)  # nothing uploaded: it stops at the first blob
+            early = push(station, 1)  # nothing uploaded: it stops at the first blob
             assert early["events"]["next_seq"] == blob_event
             assert early["events"]["waiting"]["seq"] == blob_event
             assert early["events"]["waiting"]["reason"] == "not in the object store yet"
             assert _upload(home)["verified"] > 0
-            full = _push(station)
-            again = _push(station)
+            full = push(station)
+            again = push(station)
     size = full["cosigned"]["head"]["size"]
     assert full["events"]["waiting"] is None and full["events"]["next_seq"] == size
     assert again["events"]["kept"] == again["events"]["size"] - size  # only what is new
@@ -271,11 +223,11 @@ def test_an_object_that_is_not_the_blob_is_not_taken_for_it(world: World) -> Non
     blob_event = _first_blob_event(home)
     _plant_impostor(world, home, blob_event)
     with serving(home) as station, serving(world.center_home):
-        stopped = _push(station, 1)["events"]
+        stopped = push(station, 1)["events"]
         assert stopped["next_seq"] == blob_event
         assert "bytes" in stopped["waiting"]["reason"]  # size or content, not presence
         _upload(home)  # the station's own copy, a new version at the key
-        done = _push(station)["events"]
+        done = push(station)["events"]
     assert done["waiting"] is None and done["next_seq"] == done["size"]
     received = [r.details for r in audit_rows(world.center_home, "feed.received")
                 if r.subjects == ["station:station-b"]]
@@ -320,7 +272,7 @@ def test_the_center_shows_each_person_only_what_their_units_and_clearance_allow(
         _case(d, "邵城管罚〔2026〕第103号", "城西中队", "none", link=d_rec)
         for station, home in ((c, c_home), (d, d_home)):
             _upload(home)
-            assert _push(station)["events"]["waiting"] is None
+            assert push(station)["events"]["waiting"] is None
         seen = {user: {st: _center_list(center, "cases", user, st)
                        for st in ("station-c", "station-d")}
                 for user in ("clerk", "clerk2", "supervisor")}
@@ -365,7 +317,7 @@ def test_the_center_plays_footage_read_back_from_the_object_store_and_proven(
     with serving(home) as st, serving(world.center_home) as center:
         _case(st, "邵城管罚〔2026〕第105号", "城东中队", "个人隐私", link=secret)
         _upload(home)
-        assert _push(st)["events"]["waiting"] is None
+        assert push(st)["events"]["waiting"] is None
         # Segment 1 of the video, after the upload: a newer object version with other
         # bytes of the same size (a version can be added under a lock; it cannot
         # replace the locked one).

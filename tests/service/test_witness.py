@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from center_support import center_toml, free_port, push, station_toml
 from evidock_testing import AGENCY_TOML, migrated_home, ok_json
 from pki_support import CertAuthority, Issued, trusting
 from service_support import RunningService, audit_rows, serving
@@ -45,19 +44,6 @@ from integrity.merkle import empty_root
 API = "/api/v1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _station_user(name: str) -> str:
-    return f"""
-[[access.users]]
-name = "{name}"
-roles = ["station"]
-cert_subjects = ["CN={name},O=Test Agency"]
-"""
 
 
 @dataclass
@@ -78,18 +64,9 @@ class Agency:
         keys = StationKeys(directory=home / "keys")
         keys.init()
         shutil.copy(keys.keyring_path, self.root / "witness" / f"{name}.json")
-        cert = self.certs[name]
-        (home / "evidock.toml").write_text(AGENCY_TOML + f"""
-[station]
-id = "{name}"
-
-[center]
-url = "{self.url(port)}"
-keyring = "{self.root / 'witness' / 'center.json'}"
-ca_file = "{self.ca.root.cert}"
-client_cert = "{cert.cert}"
-client_key = "{cert.key}"
-""", encoding="utf-8")
+        (home / "evidock.toml").write_text(AGENCY_TOML + station_toml(
+            name, port=port, center_keyring=self.root / "witness" / "center.json",
+            ca=self.ca.root.cert, cert=self.certs[name]), encoding="utf-8")
         return migrated_home(home)
 
     def center_home(self, name: str, *, port: int, witnessed: tuple[str, ...]) -> Path:
@@ -104,22 +81,10 @@ client_key = "{cert.key}"
         else:
             shutil.copytree(self.root / "center-keys", home / "keys")
         shutil.copytree(home / "keys", self.root / "center-keys", dirs_exist_ok=True)
-        users = "".join(_station_user(n) for n in self.certs)
-        stations = "".join(f"""
-[[witness.stations]]
-id = "{n}"
-keyring = "{self.root / 'witness' / f'{n}.json'}"
-""" for n in witnessed)
-        (home / "evidock.toml").write_text(AGENCY_TOML + users + f"""
-[station]
-id = "center"
-
-[service]
-listen = "127.0.0.1:{port}"
-tls_cert = "{self.server.cert}"
-tls_key = "{self.server.key}"
-tls_client_ca = "{self.ca.root.cert}"
-""" + stations, encoding="utf-8")
+        (home / "evidock.toml").write_text(AGENCY_TOML + center_toml(
+            port=port, server=self.server, ca=self.ca.root.cert, users=self.certs,
+            stations=[(n, self.root / "witness" / f"{n}.json", "") for n in witnessed]),
+            encoding="utf-8")
         return migrated_home(home)
 
     def client(self, port: int, cert: str) -> httpx.Client:
@@ -152,7 +117,7 @@ class Center:
 
 @pytest.fixture(scope="module")
 def center(agency: Agency) -> Iterator[Center]:
-    port = _free_port()
+    port = free_port()
     for name in WITNESSED:
         agency.station_home(name, port=port)
     home = agency.center_home("center", port=port, witnessed=WITNESSED)
@@ -160,11 +125,6 @@ def center(agency: Agency) -> Iterator[Center]:
         assert svc.url == agency.url(port), svc.url
         yield Center(svc, home, port)
 
-
-def _push(station: RunningService, code: int = 0) -> dict[str, Any]:
-    out = ok_json(station.cli("witness", "push", "--json", user="admin"), code)
-    assert isinstance(out, dict)
-    return out
 
 
 def _log_size(home: Path) -> int:
@@ -188,13 +148,13 @@ def test_heads_are_countersigned_and_the_station_keeps_the_proof(
         exported = center.svc.cli("keys", "export-public", "--keyring", user="admin")
         assert json.loads(exported.stdout) == json.loads(
             (agency.root / "witness" / "center.json").read_text())
-        first = _push(station)
+        first = push(station)
         c1 = Cosigned.from_dict(first["cosigned"])
         assert first["witnessed_size"] == 0 and c1.witness_id == "center"
         assert c1.head.station_id == "station-a" and c1.head.size >= 1
         assert c1.check(_center_keyring(agency), "center") == []  # offline, public key
         ok_json(station.cli("audit", "events", "--json", user="admin"))  # the log grows
-        second = _push(station)
+        second = push(station)
         c2 = Cosigned.from_dict(second["cosigned"])
         assert second["witnessed_size"] == c1.head.size < c2.head.size
         kept = ok_json(station.cli("witness", "received", "--json", user="admin"))
@@ -242,9 +202,9 @@ def test_a_log_rewritten_behind_the_stations_back_is_reported_as_a_fork(
     home = agency.root / "station-b"
     with serving(home) as station:
         ok_json(station.cli("audit", "head", user="admin"))
-        witnessed = Cosigned.from_dict(_push(station)["cosigned"])
+        witnessed = Cosigned.from_dict(push(station)["cosigned"])
         _rewrite(home, 0)
-        refused = _push(station, 1)["error"]
+        refused = push(station, 1)["error"]
         assert refused["code"] == "E_LOG_FORK", refused
         assert refused["details"]["kind"] == "fork"
     conflicts = ok_json(center.svc.cli("witness", "conflicts", "--station", "station-b",
@@ -275,7 +235,7 @@ def test_a_log_cut_short_is_reported_as_truncated(agency: Agency,
     with serving(home) as station:
         ok_json(station.cli("audit", "head", user="admin"))
         ok_json(station.cli("audit", "events", "--json", user="admin"))
-        last = Cosigned.from_dict(_push(station)["cosigned"])
+        last = Cosigned.from_dict(push(station)["cosigned"])
         conn = sqlite3.connect(home / "catalog.sqlite3", isolation_level=None)
         try:
             for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'"
@@ -285,7 +245,7 @@ def test_a_log_cut_short_is_reported_as_truncated(agency: Agency,
             conn.execute("DELETE FROM treehead")
         finally:
             conn.close()
-        refused = _push(station, 1)["error"]
+        refused = push(station, 1)["error"]
     assert refused["code"] == "E_LOG_FORK" and refused["details"]["kind"] == "truncated"
     kinds = [c["kind"] for c in ok_json(center.svc.cli(
         "witness", "conflicts", "--station", "station-t", "--json", user="admin"), 1)[
@@ -326,19 +286,19 @@ def test_bad_heads_and_strangers_are_refused_and_nothing_is_witnessed(
 
 def test_the_push_fails_cleanly_while_the_center_is_down_and_catches_up(
         agency: Agency, center: Center) -> None:
-    port = _free_port()
+    port = free_port()
     home = agency.station_home("station-d", port=port)
     with serving(home) as station:
         ok_json(station.cli("audit", "head", user="admin"))
-        down = _push(station, 2)["error"]
+        down = push(station, 2)["error"]
         assert down["code"] == "E_CENTER_UNAVAILABLE", down
         assert audit_rows(home, "witness.received") == []
         size = _log_size(home)  # the failed push added nothing
         with serving(agency.center_home("center-d", port=port,
                                         witnessed=("station-d",))) as center_d:
-            caught_up = Cosigned.from_dict(_push(station)["cosigned"])
-            again = _push(station)
-            job = _scheduled_push(home)  # the scheduler's job does the same
+            caught_up = Cosigned.from_dict(push(station)["cosigned"])
+            again = push(station)
+            job = _scheduledpush(home)  # the scheduler's job does the same
     assert caught_up.head.size == size and again["witnessed_size"] == size
     assert job.outcome == "ok" and job.counts["witnessed_size"] == \
         again["cosigned"]["head"]["size"] < job.counts["size"]
@@ -347,7 +307,7 @@ def test_the_push_fails_cleanly_while_the_center_is_down_and_catches_up(
                     job.counts["size"]]  # each once
 
 
-def _scheduled_push(home: Path) -> JobResult:
+def _scheduledpush(home: Path) -> JobResult:
     svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
     try:
         return execute("witness", svc)

@@ -85,6 +85,10 @@ class WitnessSettings(_Frozen):
     """The stations whose logs this service witnesses (empty: it witnesses none)."""
 
     stations: tuple[WitnessedStation, ...] = ()
+    #: A station whose last countersigned head is older than this (or that never
+    #: pushed) is reported stale by `evidock witness status` (exit 1): the scheduler
+    #: pushes hourly, so a day means a station cut off, stopped or hiding something.
+    stale_after_hours: float = Field(26.0, gt=0, le=24 * 365)
 
     @model_validator(mode="after")
     def _unique(self) -> WitnessSettings:

@@ -69,6 +69,25 @@ def received(limit: Annotated[int, typer.Option("--limit", help="At most this ma
     return Reply(out, human)
 
 
+@witness_app.command("status")
+@command
+def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
+    """Center: each station's mirrored events, last countersigned head and conflicts;
+    exit 1 if any station is stale (no head witnessed lately) or has a conflict."""
+    out, zone = _call(config, "GET", "/witness/status")
+
+    def human() -> None:
+        for st in out["stations"]:
+            when = show_time(st["witnessed_at"], zone) if st["witnessed_at"] else "never"
+            flags = " STALE" * st["stale"] + f" {st['conflicts']} conflicts" * bool(
+                st["conflicts"])
+            typer.echo(f"{st['station_id']}  events {st['mirrored']}  head "
+                       f"{st['size'] if st['size'] is not None else '-'}  witnessed "
+                       f"{when}{flags}")
+    bad = any(st["stale"] or st["conflicts"] for st in out["stations"])
+    return Reply(out, human, exit_code=1 if bad else 0)
+
+
 @witness_app.command("conflicts")
 @command
 def conflicts(station: Annotated[str | None, typer.Option("--station", help="Only this "

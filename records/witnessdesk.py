@@ -17,7 +17,7 @@ keeps it (``witness.received``): the station can then prove its log was witnesse
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -136,6 +136,28 @@ class WitnessDesk:
         self.gate.read(actor, "witness.conflicts", [_LOG], {"count": len(found)})
         return {"conflicts": [{**c, "detected_at": c["detected_at"].isoformat()}
                               for c in found]}
+
+    def status(self, actor: Actor) -> dict[str, Any]:
+        """Per witnessed station: events mirrored, the last countersigned head, conflicts,
+        and whether it is stale (no head countersigned within ``stale_after_hours``)."""
+        self.gate.require(actor, P.AUDIT_VIEW, subjects=[_LOG])
+        now, limit = self.clock(), timedelta(hours=self.witness.stale_after_hours)
+        counts: dict[str, int] = {}
+        for c in self.book.conflicts():
+            counts[c["station_id"]] = counts.get(c["station_id"], 0) + 1
+        rows = []
+        for entry in self.witness.stations:
+            last = self.book.latest(entry.id)
+            rows.append({"station_id": entry.id,
+                         "mirrored": self.mirror.next_seq(entry.id),
+                         "size": None if last is None else last.head.size,
+                         "signed_at": None if last is None else last.head.time.isoformat(),
+                         "witnessed_at": None if last is None
+                         else last.witnessed_at.isoformat(),
+                         "conflicts": counts.get(entry.id, 0),
+                         "stale": last is None or now - last.witnessed_at > limit})
+        self.gate.read(actor, "witness.status", [_LOG], {"stations": len(rows)})
+        return {"stations": rows, "stale_after_hours": self.witness.stale_after_hours}
 
     # ------------------------------------------------------------------ the station
 

@@ -296,9 +296,16 @@ def test_the_push_fails_cleanly_while_the_center_is_down_and_catches_up(
         size = _log_size(home)  # the failed push added nothing
         with serving(agency.center_home("center-d", port=port,
                                         witnessed=("station-d",))) as center_d:
+            never = ok_json(center_d.cli("witness", "status", "--json", user="admin"), 1)
             caught_up = Cosigned.from_dict(push(station)["cosigned"])
             again = push(station)
-            job = _scheduledpush(home)  # the scheduler's job does the same
+            job = _scheduled_push(home)  # the scheduler's job does the same
+            now = ok_json(center_d.cli("witness", "status", "--json", user="admin"))
+    assert [(s["station_id"], s["size"], s["stale"]) for s in never["stations"]] == [
+        ("station-d", None, True)]  # witnessed never: stale, exit 1
+    [st] = now["stations"]
+    assert (st["size"], st["mirrored"], st["stale"], st["conflicts"]) == (
+        job.counts["size"], job.counts["events_next"], False, 0)
     assert caught_up.head.size == size and again["witnessed_size"] == size
     assert job.outcome == "ok" and job.counts["witnessed_size"] == \
         again["cosigned"]["head"]["size"] < job.counts["size"]
@@ -307,7 +314,7 @@ def test_the_push_fails_cleanly_while_the_center_is_down_and_catches_up(
                     job.counts["size"]]  # each once
 
 
-def _scheduledpush(home: Path) -> JobResult:
+def _scheduled_push(home: Path) -> JobResult:
     svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
     try:
         return execute("witness", svc)

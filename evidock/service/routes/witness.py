@@ -49,6 +49,12 @@ def latest(station_id: StationId, actor: ActorDep, svc: ServicesDep) -> dict[str
     return svc.witness().latest(actor, station_id)
 
 
+@router.get("/witness/status")
+def status(actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+    """Center: per witnessed station, what is mirrored and witnessed, and since when."""
+    return svc.witness().status(actor)
+
+
 @router.get("/witness/conflicts")
 def conflicts(actor: ActorDep, svc: ServicesDep,
               station: Annotated[str | None, Query(max_length=64)] = None,

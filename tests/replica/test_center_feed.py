@@ -1,19 +1,23 @@
-"""Issue 20: two stations push their audit logs to a center, which mirrors them.
+"""Issue 20: stations push their audit logs to a center, which mirrors them.
 
-Real parts: two stations that offloaded a synthetic camera (real ffmpeg, real keys; one
-also rendered it), a real SeaweedFS with Object Lock shared by all three (each station
-uploads under its own key prefix), and three real `evidock serve` processes (the center
-on HTTPS with mutual TLS). What is checked: with the center down the push fails and
-nothing is kept; the center then keeps a station's events only up to the first that
-names a blob not in the object store yet (an original, a signed record, a manifest), and
-the rest once the station has uploaded; an object at a blob's key that is not that blob
-(another size, other bytes) is not taken for it; every event arrives once however often
-the stations push; the mirror hashes to the heads the center countersigned.
+Real parts: the center's catalog on a real PostgreSQL; stations that offloaded a
+synthetic camera (real ffmpeg, real keys; two also rendered it); a real SeaweedFS with
+Object Lock shared by all (each station uploads under its own key prefix); real `evidock
+serve` processes (the center on HTTPS with mutual TLS). What is checked: with the center
+down the push fails and nothing is kept; the center then keeps a station's events only
+up to the first that names a blob not in the object store yet (an original, a signed
+record, a manifest), and the rest once the station has uploaded; an object at a blob's
+key that is not that blob (another size, other bytes) is not taken for it; every event
+arrives once however often the stations push; the mirror hashes to the heads the center
+countersigned; the center shows each person only what their units and clearance allow;
+footage played at the center is read back from the object store and proven.
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,16 +25,16 @@ from typing import Any
 
 import pytest
 from center_support import center_toml, free_port, push, station_toml
-from evidock_testing import AGENCY_TOML, migrated_home, offload_camera, ok_json
+from evidock_testing import AGENCY_TOML, migrated, migrated_home, offload_camera, ok_json
 from pki_support import CertAuthority, Issued
 from s3server import S3Endpoint, WeedServer
-from service_support import RunningService, api_as, audit_rows, serving
+from service_support import RunningService, api_as, serving
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 from sqlmodel import select as sselect
 from storage_support import make_bucket
 
-from archive.audit.log import AuditLog
+from archive.audit.log import AuditEvent, AuditLog
 from archive.catalog import Catalog
 from archive.catalog.models import Rendition, Segment
 from archive.keystore import StationKeys
@@ -41,6 +45,9 @@ from config import load_settings
 from evidock.jobs import execute
 from evidock.wiring import Services
 from fixtures.camera import CameraTree
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "archive"))  # pg_support lives there
+from pg_support import pg_cluster  # noqa: E402
 
 STATIONS = ("station-a", "station-b", "station-c", "station-d", "station-e")
 
@@ -70,6 +77,8 @@ class World:
     center_home: Path
     endpoint: S3Endpoint
     bucket: str
+    #: The center's catalog: PostgreSQL, as a central archive runs.
+    center_url: str = ""
 
     def station(self, name: str) -> Path:
         return self.root / name
@@ -101,24 +110,37 @@ def _center(world: World) -> None:
     (home / "evidock.toml").write_text(AGENCY_TOML + center_toml(
         port=world.port, server=world.ca.issue("center", server=True), ca=world.ca.root.cert,
         users=STATIONS, stations=[(n, world.root / f"{n}.json", n) for n in STATIONS])
-        + _upload_toml(world.endpoint, world.bucket, "center"), encoding="utf-8")
-    migrated_home(home)
+        + _upload_toml(world.endpoint, world.bucket, "center")
+        + f'\n[paths]\ncatalog_url = "{world.center_url}"\n', encoding="utf-8")
+    migrated(world.center_url)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer,
-          camera_template: CameraTree) -> World:
+          camera_template: CameraTree) -> Iterator[World]:
     root = tmp_path_factory.mktemp("center")
     (root / "pki").mkdir()
     ca = CertAuthority(root / "pki", "agency-ca")
-    world = World(root, ca, {n: ca.issue(n) for n in STATIONS}, free_port(), root / "center",
-                  weed.endpoint, make_bucket(weed.endpoint))
-    world.center_home.mkdir()
-    for name in STATIONS:
-        _station(world, name, camera_template.root,
-                 render=name in ("station-a", "station-e"))
-    _center(world)
-    return world
+    with pg_cluster() as make:
+        world = World(root, ca, {n: ca.issue(n) for n in STATIONS}, free_port(),
+                      root / "center", weed.endpoint, make_bucket(weed.endpoint), make())
+        world.center_home.mkdir()
+        for name in STATIONS:
+            _station(world, name, camera_template.root,
+                     render=name in ("station-a", "station-e"))
+        _center(world)
+        yield world
+
+
+def _center_events(world: World, action: str) -> list[AuditEvent]:
+    """The center's own audit events ``action`` (its catalog is PostgreSQL)."""
+    catalog = Catalog.open(world.center_url)
+    try:
+        with Session(catalog.engine) as s:
+            return list(s.exec(sselect(AuditEvent).where(AuditEvent.action == action)
+                               .order_by(col(AuditEvent.seq))))
+    finally:
+        catalog.close()
 
 
 
@@ -134,7 +156,7 @@ def _upload(home: Path) -> dict[str, Any]:
 
 def _mirrored(world: World, station: str) -> tuple[int, int]:
     """(rows, distinct seqs) the center holds for ``station``."""
-    catalog = Catalog.open(f"sqlite:///{world.center_home / 'catalog.sqlite3'}")
+    catalog = Catalog.open(world.center_url)
     try:
         with catalog.engine.connect() as conn:
             t = StationEvent.__table__  # type: ignore[attr-defined]
@@ -146,7 +168,7 @@ def _mirrored(world: World, station: str) -> tuple[int, int]:
 
 
 def _mirror_root(world: World, station: str, size: int) -> str | None:
-    catalog = Catalog.open(f"sqlite:///{world.center_home / 'catalog.sqlite3'}")
+    catalog = Catalog.open(world.center_url)
     try:
         return Mirror(catalog=catalog).root(station, size)
     finally:
@@ -209,7 +231,7 @@ def _events(world: World, station: str) -> list[StationEvent]:
     from sqlmodel import Session
     from sqlmodel import select as sselect
 
-    catalog = Catalog.open(f"sqlite:///{world.center_home / 'catalog.sqlite3'}")
+    catalog = Catalog.open(world.center_url)
     try:
         with Session(catalog.engine) as s:
             return list(s.exec(sselect(StationEvent).where(
@@ -229,7 +251,7 @@ def test_an_object_that_is_not_the_blob_is_not_taken_for_it(world: World) -> Non
         _upload(home)  # the station's own copy, a new version at the key
         done = push(station)["events"]
     assert done["waiting"] is None and done["next_seq"] == done["size"]
-    received = [r.details for r in audit_rows(world.center_home, "feed.received")
+    received = [r.details for r in _center_events(world, "feed.received")
                 if r.subjects == ["station:station-b"]]
     assert [d["first"] for d in received][:2] == [0, blob_event]
 
@@ -288,7 +310,7 @@ def test_the_center_shows_each_person_only_what_their_units_and_clearance_allow(
     assert set(c_rest) <= recs["clerk2"]  # unlinked footage: no case hides it
     assert [r["cases"] for r in linked if r["recording_id"] == d_rec] == [
         ["邵城管罚〔2026〕第103号"]]
-    reads = [r for r in audit_rows(world.center_home, "read.center.cases")
+    reads = [r for r in _center_events(world, "read.center.cases")
              if r.actor == "user:clerk2"]
     assert reads and all(f"case:{secret}" not in r.subjects for r in reads)
 
@@ -349,7 +371,7 @@ def test_the_center_plays_footage_read_back_from_the_object_store_and_proven(
     assert hidden.status == 403 and hidden.code == "E_FORBIDDEN"
     assert cleared.status == 200 and cleared.body == local.path_for(
         ssegs[0].blake3).read_bytes()
-    plays = [r for r in audit_rows(world.center_home, "read.center.play")]
+    plays = [r for r in _center_events(world, "read.center.play")]
     assert [(r.actor, r.details["segment"], r.details["range"]) for r in plays] == [
         ("user:clerk", 0, [0, len(first)]), ("user:clerk", 0, [100, 4196]),
         ("user:clerk", 1, [0, impostor.size]), ("user:clerk", 0, [0, ssegs[0].size])]

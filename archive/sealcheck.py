@@ -359,11 +359,14 @@ def _sessions(s: Session) -> Iterator[tuple[DockSession, list[SessionFile],
 
 
 def verify_catalog(catalog: Catalog, store: ContentStore, *, keyring: Keyring | None,
-                   saved: Sequence[SignedHead] = ()) -> AuditReport:
-    """`audit verify`: the log (against its stored heads, ``saved`` ones and those
-    sealed in session records) and the catalog against the signed records."""
+                   saved: Sequence[SignedHead] = (),
+                   kept: Sequence[tuple[str, SignedHead]] = ()) -> AuditReport:
+    """`audit verify`: the log (against its stored heads, ``saved`` ones, those sealed in
+    session records and ``kept`` ones with their subjects, e.g. the heads the center
+    countersigned) and the catalog against the signed records."""
     check = SealCheck(catalog=catalog, store=store, keyring=keyring).everything()
-    report = verify_log(catalog.engine, keyring=keyring, saved=saved, sealed=check.heads)
+    report = verify_log(catalog.engine, keyring=keyring, saved=saved,
+                        sealed=[*check.heads, *kept])
     return replace(report, findings=report.findings + tuple(check.findings),
                    recordings=check.recordings, sessions=check.sessions,
                    authority=check.authority)

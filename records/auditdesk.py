@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
-from archive.audit.format import parse_iso
+from archive.audit.format import SignedHead, parse_iso
 from archive.audit.log import AuditLog, refuse
 from archive.audit.query import EventQuery, find_events
 from archive.audit.verify import load_heads
@@ -27,6 +27,7 @@ from archive.replica.objectstore import ObjectStore
 from archive.replica.repair import REPAIRABLE, Repairer, RepairReport
 from archive.sealcheck import verify_catalog
 from archive.store import ContentStore
+from archive.witness.book import WitnessBook
 from integrity.errors import KeyError_, NotFound
 from integrity.keys import Keyring
 from records.casebook import Casebook
@@ -96,15 +97,27 @@ class AuditDesk:
         `audit head` printed, kept elsewhere). The run is an audit event."""
         self._require(actor)
         heads = load_heads(text.encode("utf-8") for text in saved)
-        # The log, and the catalog against the records the station signed.
+        # The log, and the catalog against the records the station signed; the heads
+        # the center countersigned are kept heads too (a rewrite that also removed the
+        # station's own heads still shows against them).
+        witnessed = self._witnessed()
         report = verify_catalog(self.audit.catalog, self.store, keyring=self._keyring(),
-                                saved=heads)
+                                saved=heads, kept=witnessed)
         event = self.audit.record(
             actor=actor.audit_name, action="audit.verify", subjects=[],
             details={"ok": report.ok, "events": report.events, "heads": report.heads,
-                     "saved": len(heads), "codes": sorted({f.code for f in report.findings})},
+                     "saved": len(heads), "witnessed": len(witnessed),
+                     "codes": sorted({f.code for f in report.findings})},
             at=self.clock())
         return {**report.to_dict(), "audit_seq": event.seq}
+
+    def _witnessed(self) -> list[tuple[str, SignedHead]]:
+        signer = self.audit.signer
+        if signer is None:
+            return []
+        book = WitnessBook(catalog=self.audit.catalog, audit=self.audit)
+        return [(f"witnessed:{c.head.size}@{c.witness_id}", c.head)
+                for c in book.witnessed(signer.station_id)]
 
     def _keyring(self) -> Keyring | None:
         try:

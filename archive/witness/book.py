@@ -111,6 +111,13 @@ class WitnessBook:
                                 .order_by(_C.c.id.desc()).limit(limit))
             return [_cosigned(r) for r in rows]
 
+    def witnessed(self, station_id: str) -> list[Cosigned]:
+        """Every countersigned head of ``station_id``, oldest first."""
+        with self.catalog.engine.connect() as conn:
+            rows = conn.execute(select(_C).where(_C.c.station_id == station_id)
+                                .order_by(_C.c.id))
+            return [_cosigned(r) for r in rows]
+
     def conflicts(self, station_id: str | None = None) -> list[dict[str, Any]]:
         query = select(_X).order_by(_X.c.id)
         if station_id is not None:

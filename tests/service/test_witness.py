@@ -204,6 +204,12 @@ def test_a_log_rewritten_behind_the_stations_back_is_reported_as_a_fork(
         ok_json(station.cli("audit", "head", user="admin"))
         witnessed = Cosigned.from_dict(push(station)["cosigned"])
         _rewrite(home, 0)
+        # The station's own check: every event still hashes and chains (the rewrite
+        # recomputed them) and its own heads are gone, but the countersigned head it
+        # kept no longer matches the log.
+        verified = ok_json(station.cli("audit", "verify", "--json", user="admin"), 1)
+        assert {(f["code"], f["subject"].split("@")[0]) for f in verified["findings"]} == {
+            ("E_AUDIT_ROOT_MISMATCH", f"witnessed:{witnessed.head.size}")}
         refused = push(station, 1)["error"]
         assert refused["code"] == "E_LOG_FORK", refused
         assert refused["details"]["kind"] == "fork"

@@ -39,6 +39,8 @@ class SchedulerSettings(_Frozen):
     timestamps_every_s: int = _every(600)
     #: Have the audit log witnessed by the center (config ``[center]``; skipped without).
     witness_every_s: int = _every(3600)
+    #: At a center: check a sample of the stations' blobs in the object store.
+    remote_fixity_every_s: int = _every(86400)
     #: After downtime a missed job runs once (coalesced) if its latest missed time is at
     #: most this old; keep it at least the longest interval so every job catches up.
     misfire_grace_s: int = Field(86400, ge=1, le=MAX_INTERVAL_S)

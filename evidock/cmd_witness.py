@@ -142,3 +142,23 @@ def center_recordings(officer: Annotated[str | None, typer.Option("--officer")] 
                        f"{show_time(r['ingested_at'])}  {r['path']}")
         typer.echo(f"{len(out['recordings'])} recordings")
     return Reply(out, human)
+
+
+@center_app.command("sweep")
+@command
+def center_sweep(sample: Annotated[int, typer.Option("--sample", help="Blobs to check.")]
+                 = 100,
+                 station: Annotated[str | None, typer.Option("--station")] = None,
+                 config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
+    """Check a random sample of the stations' blobs in the object store (present, locked,
+    the right bytes); every finding listed, exit 1 if any."""
+    from evidock.client import station as client
+
+    with client(config) as st:
+        out = st.post("/center/sweep", {"sample": sample, "station": station})
+
+    def human() -> None:
+        for f in out["findings"]:
+            typer.echo(f"{f['code']} [{f['subject']}]: {f['message']}")
+        typer.echo(f"{out['checked']} blobs checked, {len(out['findings'])} findings")
+    return Reply(out, human, exit_code=1 if out["findings"] else 0)

@@ -220,6 +220,26 @@ def witness(ctx: JobContext) -> Outcome:
         "waiting": events["waiting"]}
 
 
+#: The scheduler sweeping the object store from a center: that, and nothing else.
+SWEEP_ACTOR = Actor(name=ACTOR, display="scheduler", roles=("system",),
+                    permissions=frozenset({P.AUDIT_VIEW}), units=frozenset(),
+                    clearances=frozenset())
+
+
+def remote_fixity(ctx: JobContext) -> Outcome:
+    """At a center: a sample of the stations' blobs checked in the object store."""
+    st = ctx.svc.settings
+    if not st.witness.stations or not st.upload.enabled:
+        return "skipped", {"reason": "not a center with object storage ([[witness."
+                                     "stations]], [upload])"}
+    out = ctx.svc.remote_fixity().sweep(SWEEP_ACTOR, sample=st.scheduler.fixity_sample)
+    found = out["findings"]
+    return ("findings" if found else "ok"), {
+        "checked": out["checked"], "findings": len(found),
+        "codes": sorted({f["code"] for f in found}),
+        "subjects": [f["subject"] for f in found][:_MAX_IDS]}
+
+
 BODIES: Mapping[str, Body] = {
     "retention_plan": retention_plan,
     "remote_retention": remote_retention,
@@ -230,6 +250,7 @@ BODIES: Mapping[str, Body] = {
     "renditions": renditions,
     "timestamps": timestamps,
     "witness": witness,
+    "remote_fixity": remote_fixity,
 }
 assert tuple(BODIES) == JOB_IDS, "config.scheduler.JOB_IDS and BODIES must agree"
 
@@ -315,3 +336,7 @@ __all__ = ["ACTOR", "BODIES", "JOB_REFS", "SYSTEM_ACTOR", "JobContext", "JobResu
 
 def run_witness(config: str | None = None) -> dict[str, Any]:
     return run_job("witness", config)
+
+
+def run_remote_fixity(config: str | None = None) -> dict[str, Any]:
+    return run_job("remote_fixity", config)

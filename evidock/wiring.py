@@ -26,6 +26,7 @@ from integrity.keys import Keyring
 from records.c2pa_sign import C2paSigner
 from records.cases import CaseDesk
 from records.centraldesk import CentralDesk
+from records.centralfixity import RemoteFixity
 from records.centralplay import CentralPlayer
 from records.dossier import Dossier
 from records.exports import ExportDesk
@@ -177,16 +178,23 @@ class Services:
     def central(self) -> CentralDesk:
         return CentralDesk(gate=self.gate(), catalog=self.catalog, clock=self.clock)
 
+    def station_objects(self, station: str) -> ObjectStore:
+        """At a center: the object store a witnessed station uploads to."""
+        st = self.settings
+        objects = station_objects(st.upload, st.witness, station)
+        if objects is None:
+            raise ConfigError(f"no object storage for station {station!r} here: "
+                              "[upload] and [[witness.stations]] are needed",
+                              key="upload.enabled")
+        return objects
+
+    def remote_fixity(self) -> RemoteFixity:
+        return RemoteFixity(gate=self.gate(), audit=self.audit(),
+                            witness=self.settings.witness,
+                            objects_for=self.station_objects, clock=self.clock)
+
     def central_player(self) -> CentralPlayer:
         st = self.settings
-
-        def objects_for(station: str) -> ObjectStore:
-            objects = station_objects(st.upload, st.witness, station)
-            if objects is None:
-                raise ConfigError(f"no object storage for station {station!r} here: "
-                                  "[upload] and [[witness.stations]] are needed",
-                                  key="upload.enabled")
-            return objects
 
         def keyring_for(station: str) -> Keyring:
             path = st.witness.keyring_path(st.home, station)
@@ -196,7 +204,7 @@ class Services:
             return StationKeys.read_keyring(path)
 
         return CentralPlayer(gate=self.gate(), catalog=self.catalog, store=self.store,
-                             objects_for=objects_for, keyring_for=keyring_for,
+                             objects_for=self.station_objects, keyring_for=keyring_for,
                              clock=self.clock)
 
     def dossier(self) -> Dossier:

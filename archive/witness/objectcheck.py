@@ -20,6 +20,7 @@ import blake3
 from archive.replica.objectstore import ObjectStore
 from archive.replica.s3 import b64_of_hex, s3_errors
 from archive.witness.mirror import NamedBlob
+from integrity.codes import Code
 from integrity.digest import CHUNK_SIZE
 from integrity.errors import UploadError
 
@@ -34,28 +35,37 @@ class ObjectCheck:
 
     def __call__(self, blob: NamedBlob) -> str | None:
         """None when ``blob`` is in the store as named; else why not (it may come later)."""
+        miss = self.check(blob)
+        return None if miss is None else miss[1]
+
+    def check(self, blob: NamedBlob) -> tuple[Code, str] | None:
+        """None when ``blob`` is in the store as named; else a fixity code and why."""
         key = self.objects.key_for(blob.blake3)
         try:
             head = self.objects.head(key)
         except UploadError as exc:
-            return f"the object store cannot be asked: {exc.message}"
+            return Code.E_FIXITY_UNREADABLE, f"the object store cannot be asked: {exc.message}"
         if head is None:
-            return "not in the object store yet"
+            return Code.E_FIXITY_MISSING, "not in the object store yet"
         if head.lock_mode != "COMPLIANCE":
-            return f"the object has no COMPLIANCE lock (mode {head.lock_mode})"
+            return Code.E_FIXITY_ALTERED, (f"the object has no COMPLIANCE lock (mode "
+                                           f"{head.lock_mode})")
         if blob.size is not None and head.size != blob.size:
-            return f"the object has {head.size} bytes, the event says {blob.size}"
+            return Code.E_FIXITY_ALTERED, (f"the object has {head.size} bytes, the event "
+                                           f"says {blob.size}")
         full = (head.checksum_type or "FULL_OBJECT") == "FULL_OBJECT"
         if blob.sha256 is not None and full and head.checksum_sha256 is not None:
             if head.checksum_sha256 != b64_of_hex(blob.sha256):
-                return "the object's SHA-256 is not the one the event names"
+                return Code.E_FIXITY_ALTERED, ("the object's SHA-256 is not the one the "
+                                               "event names")
             return None
         if head.size > MAX_UNSIZED and blob.size is None:
-            return f"an unsized blob of {head.size} bytes: too large to read back"
+            return Code.E_FIXITY_UNREADABLE, (f"an unsized blob of {head.size} bytes: too "
+                                              "large to read back")
         return self._read_back(key, head.version_id, head.size, blob)
 
     def _read_back(self, key: str, version_id: str | None, size: int,
-                   blob: NamedBlob) -> str | None:
+                   blob: NamedBlob) -> tuple[Code, str] | None:
         params: dict[str, Any] = {"Bucket": self.objects.bucket, "Key": key}
         if version_id:
             params["VersionId"] = version_id
@@ -76,9 +86,9 @@ class ObjectCheck:
                     with contextlib.suppress(Exception):
                         body.close()
         except UploadError as exc:
-            return f"the object cannot be read: {exc.message}"
+            return Code.E_FIXITY_UNREADABLE, f"the object cannot be read: {exc.message}"
         if seen != size or b3.hexdigest() != blob.blake3:
-            return "the object's bytes are not the blob the event names"
+            return Code.E_FIXITY_ALTERED, "the object's bytes are not the blob the event names"
         if blob.sha256 is not None and sha.hexdigest() != blob.sha256:
-            return "the object's SHA-256 is not the one the event names"
+            return Code.E_FIXITY_ALTERED, "the object's SHA-256 is not the one the event names"
         return None

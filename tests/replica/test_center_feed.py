@@ -360,6 +360,18 @@ def test_the_center_plays_footage_read_back_from_the_object_store_and_proven(
             "method": "GET", "path": f"/center/recordings/station-e/{secret}/segments/0"})
         [cleared] = api_as("clerk", center.socket, {
             "method": "GET", "path": f"/center/recordings/station-e/{secret}/segments/0"})
+        clean = ok_json(center.cli("center", "sweep", "--station", "station-e", "--sample",
+                                   "1000", "--json", user="admin"))
+        original = _plant_version(world, "station-e", home)  # a newer version, other bytes
+        swept = ok_json(center.cli("center", "sweep", "--station", "station-e", "--sample",
+                                   "1000", "--json", user="admin"), 1)
+    # The sweep draws from every original and manifest the station's events named.
+    assert clean["checked"] == swept["checked"] == _blob_count(home) and not clean["findings"]
+    assert [(f["code"], f["subject"]) for f in swept["findings"]] == [
+        ("E_FIXITY_ALTERED", f"remote:station-e/{original}")]
+    [run] = [e for e in _center_events(world, "fixity.remote")
+             if e.details["findings"] == 1 and e.actor == "user:admin"]
+    assert run.details["codes"] == ["E_FIXITY_ALTERED"]
     first = local.path_for(vsegs[0].blake3).read_bytes()
     assert whole.status == 200 and whole.body == first
     assert whole.headers["x-evidock-blake3"] == vsegs[0].blake3
@@ -375,3 +387,36 @@ def test_the_center_plays_footage_read_back_from_the_object_store_and_proven(
     assert [(r.actor, r.details["segment"], r.details["range"]) for r in plays] == [
         ("user:clerk", 0, [0, len(first)]), ("user:clerk", 0, [100, 4196]),
         ("user:clerk", 1, [0, impostor.size]), ("user:clerk", 0, [0, ssegs[0].size])]
+
+
+def _plant_version(world: World, station: str, home: Path) -> str:
+    """A newer object version, of the same size, at the key of one of ``station``'s
+    originals (a lock keeps the true version, not the key); the original's BLAKE3."""
+    from archive.catalog import Recording
+
+    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
+    try:
+        with Session(catalog.engine) as s:
+            rec = s.exec(sselect(Recording).order_by(Recording.id)).first()
+    finally:
+        catalog.close()
+    assert rec is not None
+    world.endpoint.client().put_object(
+        Bucket=world.bucket, Key=f"{station}/blobs/{rec.blake3[:2]}/{rec.blake3[2:4]}/"
+        f"{rec.blake3}", Body=bytes(rec.size))
+    return rec.blake3
+
+
+def _blob_count(home: Path) -> int:
+    """Originals of distinct recordings plus ok renditions' manifests, at the station."""
+    from archive.catalog import Recording
+
+    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
+    try:
+        with Session(catalog.engine) as s:
+            recordings = len(s.exec(sselect(Recording)).all())
+            manifests = len(s.exec(sselect(Rendition).where(
+                Rendition.status == "ok")).all())
+    finally:
+        catalog.close()
+    return recordings + manifests

@@ -108,6 +108,19 @@ def central_cases(actor: ActorDep, svc: ServicesDep,
     return svc.central().cases(actor, number=number, station=station, limit=limit)
 
 
+class SweepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample: int = Field(default=100, ge=1, le=100_000)
+    station: str | None = Field(default=None, max_length=64)
+
+
+@router.post("/center/sweep")
+def central_sweep(body: SweepIn, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
+    """Center: check a random sample of the stations' blobs in the object store."""
+    return svc.remote_fixity().sweep(actor, sample=body.sample, station=body.station)
+
+
 class RecordingsIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -86,26 +86,18 @@ class WitnessDesk:
             self._refused(actor, station_id, f"malformed head: {exc.message}")
         proof = _proof(proof_doc)
         at = self.clock()
+        # Before the write transaction: mirrored events never change, so the root of
+        # the first head.size of them is fixed once held (and O(n) to compute).
+        mirrored = self.mirror.root(station_id, head.size) \
+            if head.station_id == station_id else None
         outcome = self.book.judge_and_keep(
             head=head, proof=proof_doc,
-            judge=lambda last: self._against_mirror(head, judge(
+            judge=lambda last: _against_mirror(head, mirrored, judge(
                 station_id=station_id, new=head, proof=proof, keyring=keyring,
                 last=None if last is None else last.head)),
             cosign=lambda h: self.cosigner.cosign(h, at=at),
             actor=actor.audit_name, at=at)
         return self._answer(actor, station_id, head, outcome)
-
-    def _against_mirror(self, head: SignedHead, verdict: Verdict) -> Verdict:
-        """A head over events the center mirrors must be their root: the mirror was
-        checked event by event, so a head that disagrees signs another log."""
-        if verdict.kind not in (Kind.FIRST, Kind.EXTENDS):
-            return verdict
-        root = self.mirror.root(head.station_id, head.size)
-        if root is None or root == head.root:
-            return verdict
-        return Verdict(Kind.FORK, "the signed head is not the root of the events the "
-                       "station pushed", {"size": head.size, "root": head.root,
-                                          "mirrored_root": root})
 
     def _answer(self, actor: Actor, station_id: str, head: SignedHead,
                 outcome: Outcome) -> dict[str, Any]:
@@ -204,6 +196,16 @@ def _proof(doc: dict[str, Any] | None) -> ConsistencyProof | None:
         return ConsistencyProof.from_dict(doc)
     except (EvidockError, ValueError, TypeError):
         return None  # judged as a missing proof: BAD_PROOF where one is needed
+
+
+def _against_mirror(head: SignedHead, mirrored: str | None, verdict: Verdict) -> Verdict:
+    """A head over events the center mirrors must be their root (``mirrored``; None: not
+    all held): the mirror was checked event by event, so a head that disagrees signs
+    another log."""
+    if verdict.kind not in (Kind.FIRST, Kind.EXTENDS) or mirrored in (None, head.root):
+        return verdict
+    return Verdict(Kind.FORK, "the signed head is not the root of the events the station "
+                   "pushed", {"size": head.size, "root": head.root, "mirrored_root": mirrored})
 
 
 def _plain(v: Verdict) -> dict[str, Any]:

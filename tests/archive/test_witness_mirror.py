@@ -1,0 +1,81 @@
+"""A head whose proof holds but which is not the root of the events the center mirrors.
+
+The judge alone accepts a head whose consistency proof joins the witnessed root to its
+own (records/witnessdesk.py). When the center also holds the events, the head must be
+their root: a station that pushed events and then signs a head over other ones (its log
+rewritten between the mirrored size and the head, with a proof over the rewritten
+leaves) is caught. Real logs (SQLite, real keys), the real Feed, the desk through the
+gate.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from audit_support import T0, fill, make_log
+from evidock_testing import migrated
+from sqlmodel import Session, select
+
+from archive.audit.log import AuditLog
+from archive.catalog import Catalog
+from archive.keystore import StationKeys
+from archive.witness.book import WitnessConflict
+from archive.witness.feed import Feed
+from archive.witness.mirror import parse_event
+from config.access import AccessSettings
+from config.witness import CenterSettings, WitnessedStation, WitnessSettings
+from integrity.errors import LogFork
+from records.permissions import Gate
+from records.witnessdesk import WitnessDesk
+
+STATION = "station-01"
+ACCESS = AccessSettings.model_validate({"users": [
+    {"name": STATION, "roles": ["station"], "os_users": ["evt-station"]}]})
+
+
+def _head(log: AuditLog, n: int) -> dict[str, object]:
+    assert log.signer is not None
+    root = bytes.fromhex(log.consistency(0, n)["new_root"])
+    return log.signer.sign(size=n, root=root, at=T0 + timedelta(seconds=n)).to_dict()
+
+
+def test_a_head_over_other_events_than_the_mirrored_ones_is_a_fork(tmp_path: Path) -> None:
+    honest = make_log(tmp_path / "honest")
+    fill(honest, 12)
+    shutil.copytree(tmp_path / "honest", tmp_path / "forked")
+    fill(honest, 8, start=12)
+    forked = make_log(tmp_path / "forked", signer=False)
+    forked.signer = honest.signer  # the same station key: the station itself rewrote
+    fill(forked, 8, start=100)
+    assert honest.signer is not None
+    ring = tmp_path / "station-keyring.json"
+    shutil.copy(honest.signer.keys.keyring_path, ring)
+
+    center_log = AuditLog(catalog=Catalog.open(migrated(
+        f"sqlite:///{tmp_path / 'center.sqlite3'}")))
+    keys = StationKeys(directory=tmp_path / "center-keys")
+    keys.init()
+    desk = WitnessDesk(gate=Gate(access=ACCESS, audit=center_log, clock=lambda: T0),
+                       audit=center_log, keys=keys, station_id="center",
+                       witness=WitnessSettings(stations=(WitnessedStation(
+                           id=STATION, keyring=str(ring)),)),
+                       center=CenterSettings(), home=tmp_path, clock=lambda: T0)
+    actor = desk.gate.identify(account="evt-station")
+    desk.submit(actor, STATION, _head(honest, 10), None)  # witnessed at 10
+    Feed(audit=center_log).receive(STATION, [parse_event(d) for d in honest.export(0, 20)],
+                                   check_blob=lambda b: None, actor="user:station-01",
+                                   at=T0)  # the honest 20 are mirrored
+    proof = forked.consistency(10, 20)["proof"]  # over the rewritten leaves: it holds
+    with pytest.raises(LogFork) as caught:
+        desk.submit(actor, STATION, _head(forked, 20), proof)
+    assert caught.value.details["kind"] == "fork"
+    with Session(center_log.catalog.engine) as s:
+        [conflict] = s.exec(select(WitnessConflict)).all()
+    assert conflict.reason == "the signed head is not the root of the events the station " \
+        "pushed"
+    # The honest head over the same size is countersigned: the mirror is its root.
+    assert desk.submit(actor, STATION, _head(honest, 20),
+                       honest.consistency(10, 20)["proof"])["verdict"] == "extends"

@@ -173,7 +173,8 @@ class Services:
         st = self.settings
         return FeedDesk(gate=self.gate(), audit=self.audit(), station_id=st.station.id,
                         witness=st.witness, center=st.center, upload=st.upload,
-                        home=st.home, clock=self.clock)
+                        home=st.home, clock=self.clock,
+                        reached=FifoHooks.from_env(os.environ).reached)
 
     def central(self) -> CentralDesk:
         return CentralDesk(gate=self.gate(), catalog=self.catalog, clock=self.clock)

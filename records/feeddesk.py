@@ -48,9 +48,10 @@ def station_objects(upload: UploadSettings, witness: WitnessSettings,
 class FeedDesk:
     def __init__(self, *, gate: Gate, audit: AuditLog, station_id: str,
                  witness: WitnessSettings, center: CenterSettings, upload: UploadSettings,
-                 home: Path, clock: Callable[[], datetime]) -> None:
+                 home: Path, clock: Callable[[], datetime],
+                 reached: Callable[[str], None] = lambda _point: None) -> None:
         self.gate, self.audit, self.clock = gate, audit, clock
-        self.feed = Feed(audit=audit)
+        self.feed = Feed(audit=audit, reached=reached)
         self.station_id = station_id
         self.witness, self.center, self.upload, self.home = witness, center, upload, home
 

@@ -11,7 +11,7 @@ with another leaf is a fork: kept as a ``witnessconflict`` with both leaves, aud
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,9 +36,13 @@ _X = table_of(WitnessConflict)
 
 
 class Feed:
-    def __init__(self, *, audit: AuditLog) -> None:
+    def __init__(self, *, audit: AuditLog,
+                 reached: Callable[[str], None] = lambda _point: None) -> None:
         self.audit = audit
         self.mirror = Mirror(catalog=audit.catalog)
+        #: Test-only pause points (ingest/hooks.py): ``feed_checked`` after the checks,
+        #: ``feed_inserting`` inside the write transaction before it commits.
+        self.reached = reached
 
     def receive(self, station_id: str, events: Sequence[Incoming], *, check_blob: BlobCheck,
                 actor: str, at: datetime) -> Accepted:
@@ -54,6 +58,7 @@ class Feed:
             # mirrored: the station's log changed below what it pushed before.
             self._fork(station_id, fresh[0], prev, actor, at, chained=True)
         new, waiting = _admissible(fresh, next_seq, prev, check_blob)
+        self.reached("feed_checked")
         kept = self._keep(station_id, new, actor, at)
         return Accepted(kept=kept, skipped=len(old), next_seq=self.mirror.next_seq(station_id),
                         waiting=waiting)
@@ -108,6 +113,7 @@ class Feed:
                                      station_id=station_id)
             self.mirror.insert(conn, station_id, new, at)
             project(conn, station_id, new)  # the index moves with the mirror
+            self.reached("feed_inserting")
             self.audit.append(s, actor=actor, action="feed.received",
                               subjects=[f"station:{station_id}"],
                               details={"first": new[0].seq, "last": new[-1].seq,

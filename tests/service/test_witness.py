@@ -15,8 +15,13 @@ the push fails cleanly and the next one catches up.
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import select as fdselect
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,9 +30,9 @@ from pathlib import Path
 import httpx
 import pytest
 from center_support import center_toml, free_port, push, station_toml
-from evidock_testing import AGENCY_TOML, migrated_home, ok_json
+from evidock_testing import AGENCY_TOML, REPO, migrated_home, ok_json
 from pki_support import CertAuthority, Issued, trusting
-from service_support import RunningService, audit_rows, serving
+from service_support import RunningService, account, audit_rows, serving
 from sqlmodel import Session, select
 
 from archive.audit.log import GENESIS, AuditEvent, AuditLog, HeadSigner
@@ -35,6 +40,7 @@ from archive.audit.rows import EventSpec, build_row
 from archive.catalog import Catalog
 from archive.keystore import StationKeys
 from archive.witness.cosign import Cosigned
+from archive.witness.mirror import Mirror
 from config import load_settings
 from evidock.jobs import JobResult, execute
 from evidock.wiring import Services
@@ -104,7 +110,7 @@ def agency(tmp_path_factory: pytest.TempPathFactory) -> Agency:
     (root / "pki").mkdir()
     (root / "witness").mkdir()
     ca = CertAuthority(root / "pki", "agency-ca")
-    names = (*WITNESSED, "station-c", "station-d")
+    names = (*WITNESSED, "station-c", "station-d", "station-k")
     return Agency(root, ca, {n: ca.issue(n) for n in names}, ca.issue("center", server=True))
 
 
@@ -326,3 +332,65 @@ def _scheduled_push(home: Path) -> JobResult:
         return execute("witness", svc)
     finally:
         svc.close()
+
+
+def _mirrored(home: Path, station: str) -> tuple[int, int, int]:
+    """(next seq, rows, distinct seqs) of ``station`` in the mirror of the center at home."""
+    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
+    try:
+        with catalog.engine.connect() as conn:
+            rows, distinct = conn.exec_driver_sql(
+                "SELECT count(*), count(DISTINCT seq) FROM stationevent WHERE station_id = ?",
+                (station,)).one()
+        return Mirror(catalog=catalog).next_seq(station), int(rows), int(distinct)
+    finally:
+        catalog.close()
+
+
+def test_a_center_killed_while_keeping_a_batch_keeps_none_of_it_and_the_next_push_all(
+        agency: Agency, tmp_path: Path) -> None:
+    """SIGKILL of the center inside the write transaction that keeps a batch (hook
+    ``feed_inserting``): nothing of the batch survives, the station keeps nothing, and
+    the push after the restart brings every event exactly once."""
+    port = free_port()
+    home = agency.station_home("station-k", port=port)
+    center_home = agency.center_home("center-k", port=port, witnessed=("station-k",))
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    os.mkfifo(hooks / "out")
+    os.mkfifo(hooks / "in")
+    paused = os.open(hooks / "out", os.O_RDWR | os.O_NONBLOCK)  # never blocks, never EOF
+    try:
+        with serving(home) as station:
+            ok_json(station.cli("audit", "head", user="admin"))
+            with serving(center_home, env={"EVIDOCK_TEST_HOOKS": str(hooks),
+                                           "EVIDOCK_TEST_HOOK_POINTS": "feed_inserting"},
+                         ) as center:
+                client = _cli_in_background(station, "witness", "push", "--json")
+                ready, _, _ = fdselect.select([paused], [], [], 120)
+                assert ready, "the center never reached feed_inserting"
+                assert os.read(paused, 100).decode().strip() == "feed_inserting"
+                center.kill()
+                out, _ = client.communicate(timeout=60)
+            assert client.returncode == 2 and json.loads(out)["error"]["code"] == \
+                "E_CENTER_UNAVAILABLE", out
+            assert _mirrored(center_home, "station-k") == (0, 0, 0)  # none of the batch
+            assert audit_rows(home, "witness.received") == []
+            with serving(center_home):
+                done = push(station)
+    finally:
+        os.close(paused)
+    size = done["events"]["next_seq"]
+    assert size == done["events"]["size"] == done["cosigned"]["head"]["size"]
+    assert _mirrored(center_home, "station-k") == (size, size, size)
+
+
+def _cli_in_background(station: RunningService, *args: str) -> subprocess.Popen[str]:
+    """`evidock ARGS` as the station's admin, not waited for."""
+    pw = pwd.getpwnam(account("admin"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "evidock", *args],
+        env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": "/nonexistent",
+             "PYTHONPATH": str(REPO), "EVIDOCK_SOCKET": str(station.socket)},
+        cwd="/", text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])

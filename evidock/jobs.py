@@ -232,6 +232,11 @@ def remote_fixity(ctx: JobContext) -> Outcome:
     if not st.witness.stations or not st.upload.enabled:
         return "skipped", {"reason": "not a center with object storage ([[witness."
                                      "stations]], [upload])"}
+    if ctx.svc.job_queue is not None:  # one job per station, for any worker to take
+        jobs = [ctx.svc.job_queue.defer("remote_fixity", {
+            "station_id": s.id, "sample": st.scheduler.fixity_sample}).job_id
+            for s in st.witness.stations]
+        return "ok", {"queued": [j for j in jobs if j is not None]}
     out = ctx.svc.remote_fixity().sweep(SWEEP_ACTOR, sample=st.scheduler.fixity_sample)
     found = out["findings"]
     return ("findings" if found else "ok"), {

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from archive.catalog import Catalog
 from ingest.process import Renderer
+from records.centralfixity import RemoteFixity
+from records.permissions import Actor, P
 
 
 class Services(Protocol):
@@ -28,6 +30,8 @@ class Services(Protocol):
     catalog: Catalog
 
     def renderer(self) -> Renderer: ...
+
+    def remote_fixity(self) -> RemoteFixity: ...
 
 
 JobBody = Callable[..., dict[str, Any]]
@@ -56,8 +60,24 @@ def render(svc: Services, *, recording_id: str) -> dict[str, Any]:
             "code": row.code, "made": existing is None}
 
 
+#: A sweep's actor: a scheduled operator's act (audit.view), nothing else.
+SWEEPER = Actor(name="system:worker", display="worker", roles=("system",),
+                permissions=frozenset({P.AUDIT_VIEW}), units=frozenset(),
+                clearances=frozenset())
+
+
+def remote_fixity(svc: Services, *, station_id: str, sample: int) -> dict[str, Any]:
+    """At a center: ``sample`` of the station's blobs checked in the object store
+    (records/centralfixity.py; read-only, so running it twice only checks twice)."""
+    out = svc.remote_fixity().sweep(SWEEPER, sample=sample, station=station_id)
+    return {"station_id": station_id, "checked": out["checked"],
+            "findings": len(out["findings"]),
+            "codes": sorted({f["code"] for f in out["findings"]})}
+
+
 JOB_TYPES: Mapping[str, JobType] = {jt.name: jt for jt in (
     JobType(name="render", queue="renditions", subject="recording_id", run=render),
+    JobType(name="remote_fixity", queue="fixity", subject="station_id", run=remote_fixity),
 )}
 
-__all__ = ["JOB_TYPES", "JobType", "render"]
+__all__ = ["JOB_TYPES", "SWEEPER", "JobType", "remote_fixity", "render"]

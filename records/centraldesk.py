@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.engine import Row
 
 from archive.catalog import Catalog
@@ -63,12 +63,11 @@ class CentralDesk:
             query = query.where(_R.c.officer == officer)
         if station is not None:
             query = query.where(_R.c.station_id == station)
-        if case_number is not None:
-            linked = select(_L.c.station_id, _L.c.recording_id).join(_C, and_(
-                _C.c.station_id == _L.c.station_id, _C.c.case_id == _L.c.case_id)).where(
-                _C.c.number == case_number, _L.c.active)
-            query = query.where(_R.c.recording_id.in_(linked.with_only_columns(
-                _L.c.recording_id)))
+        if case_number is not None:  # linked at the recording's own station
+            query = query.where(exists().where(
+                _L.c.station_id == _R.c.station_id, _L.c.recording_id == _R.c.recording_id,
+                _L.c.active, _C.c.station_id == _L.c.station_id,
+                _C.c.case_id == _L.c.case_id, _C.c.number == case_number))
         with self.catalog.engine.connect() as conn:
             rows = list(conn.execute(query.limit(MAX_ROWS * 4)))
             governing = self._governing(conn, rows)

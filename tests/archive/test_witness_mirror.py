@@ -19,15 +19,18 @@ from audit_support import T0, fill, make_log
 from evidock_testing import migrated
 from sqlmodel import Session, select
 
+from archive.audit.format import GENESIS
 from archive.audit.log import AuditLog
+from archive.audit.rows import EventSpec, build_row
 from archive.catalog import Catalog
 from archive.keystore import StationKeys
 from archive.witness.book import WitnessConflict
 from archive.witness.feed import Feed
-from archive.witness.mirror import parse_event
+from archive.witness.mirror import Incoming, parse_event
 from config.access import AccessSettings
 from config.witness import CenterSettings, WitnessedStation, WitnessSettings
 from integrity.errors import LogFork
+from records.centraldesk import CentralDesk
 from records.permissions import Gate
 from records.witnessdesk import WitnessDesk
 
@@ -79,3 +82,38 @@ def test_a_head_over_other_events_than_the_mirrored_ones_is_a_fork(tmp_path: Pat
     # The honest head over the same size is countersigned: the mirror is its root.
     assert desk.submit(actor, STATION, _head(honest, 20),
                        honest.consistency(10, 20)["proof"])["verdict"] == "extends"
+
+
+def _events(specs: list[tuple[str, list[str], dict[str, object]]]) -> list[Incoming]:
+    """Events chained as a station writes them, from (action, subjects, details)."""
+    out, prev = [], GENESIS
+    for seq, (action, subjects, details) in enumerate(specs):
+        spec = EventSpec("station:x", action, subjects, details, T0)
+        row = build_row(seq, prev, spec)
+        out.append(Incoming(seq, spec, prev, row.leaf))
+        prev = row.leaf
+    return out
+
+
+def test_a_case_number_lists_the_recordings_linked_at_that_cases_own_station(
+        tmp_path: Path) -> None:
+    """Two stations hold a recording of the same id; only one links it to its case: the
+    search by that case's number lists that station's recording alone."""
+    log = AuditLog(catalog=Catalog.open(migrated(f"sqlite:///{tmp_path / 'c.sqlite3'}")))
+    offload = ("ingest.file", ["s1", "same", "ab" * 32],
+               {"path": "a.mp4", "status": "ingested", "blake3": "ab" * 32, "size": 1})
+    case = ("case.create", ["case:c1"], {"number": "N1", "type": "t", "unit": "u",
+                                         "sensitivity": "none"})
+    link = ("case.link", ["case:c1", "recording:same"], {"number": "N1", "link": 1})
+    feed = Feed(audit=log)
+    feed.receive("x", _events([offload, case, link]), check_blob=lambda b: None,
+                 actor="user:x", at=T0)
+    feed.receive("y", _events([offload]), check_blob=lambda b: None, actor="user:y", at=T0)
+    access = AccessSettings.model_validate({"users": [
+        {"name": "boss", "roles": ["supervisor"], "os_users": ["evt-boss"]}]})
+    gate = Gate(access=access, audit=log, clock=lambda: T0)
+    desk = CentralDesk(gate=gate, catalog=log.catalog, clock=lambda: T0)
+    boss = gate.identify(account="evt-boss")
+    found = desk.recordings(boss, case_number="N1")["recordings"]
+    assert [(r["station_id"], r["recording_id"]) for r in found] == [("x", "same")]
+    assert len(desk.recordings(boss)["recordings"]) == 2

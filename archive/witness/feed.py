@@ -112,6 +112,7 @@ class Feed:
                 raise WitnessRefused("the mirror moved while checking; push again",
                                      station_id=station_id)
             self.mirror.insert(conn, station_id, new, at)
+            self.mirror.advance(conn, station_id, new)
             project(conn, station_id, new)  # the index moves with the mirror
             self.reached("feed_inserting")
             self.audit.append(s, actor=actor, action="feed.received",

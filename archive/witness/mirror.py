@@ -16,12 +16,12 @@ size it mirrors (:meth:`Mirror.root`), and so check a signed head directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, insert, select
+from sqlalchemy import BigInteger, Column, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
@@ -51,7 +51,21 @@ class StationEvent(SQLModel, table=True):
     received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class StationFrontier(SQLModel, table=True):
+    """The Merkle frontier of a station's mirrored events: the root at the mirror's size
+    in O(log n) instead of a pass over every leaf (a head is judged at each push).
+    Derived from ``stationevent`` in the transaction that keeps events; only ``size``
+    and ``frontier`` change (guarded, migration 0018)."""
+
+    __table_args__ = {"info": {"derived": True, "fixed": ("station_id",)}}
+    station_id: str = Field(primary_key=True)
+    size: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    frontier: list[str] = Field(default_factory=list,
+                                sa_column=Column(JSONText(), nullable=False))
+
+
 _E = table_of(StationEvent)
+_F = table_of(StationFrontier)
 
 
 @dataclass(frozen=True)
@@ -162,16 +176,49 @@ class Mirror:
                 yield bytes.fromhex(leaf)
 
     def root(self, station_id: str, size: int) -> str | None:
-        """The Merkle root of the first ``size`` mirrored events (None: not all held)."""
+        """The Merkle root of the first ``size`` mirrored events (None: not all held):
+        from the kept frontier when ``size`` is the mirror's size, else from the leaves."""
         if self.next_seq(station_id) < size:
             return None
-        acc = MerkleAccumulator()
+        with self.catalog.engine.connect() as conn:
+            kept = self._frontier(conn, station_id)
+        if kept is not None and kept.size == size:
+            return kept.root().hex()
+        return self._accumulate(MerkleAccumulator(), self.leaves(station_id, size)).root().hex()
+
+    @staticmethod
+    def _accumulate(acc: MerkleAccumulator, leaves: Iterable[bytes]) -> MerkleAccumulator:
         batch: list[bytes] = []
-        for leaf in self.leaves(station_id, size):
+        for leaf in leaves:
             batch.append(leaf)
             if len(batch) >= 4096:
                 acc, batch = acc.extend(batch), []
-        return acc.extend(batch).root().hex()
+        return acc.extend(batch)
+
+    @staticmethod
+    def _frontier(conn: Connection, station_id: str) -> MerkleAccumulator | None:
+        row = conn.execute(select(_F.c.size, _F.c.frontier).where(
+            _F.c.station_id == station_id)).first()
+        if row is None:
+            return None
+        return MerkleAccumulator(int(row[0]), tuple(bytes.fromhex(h) for h in row[1]))
+
+    def advance(self, conn: Connection, station_id: str, kept: Sequence[Incoming]) -> None:
+        """In the transaction that kept ``kept`` (the next events after the mirror's old
+        end): move the station's frontier over them (built from every leaf the first
+        time, or if it lags)."""
+        if not kept:
+            return
+        acc = self._frontier(conn, station_id)
+        if acc is None or acc.size != kept[0].seq:
+            rows = conn.execute(select(_E.c.leaf_hash).where(
+                _E.c.station_id == station_id, _E.c.seq < kept[0].seq).order_by(_E.c.seq))
+            acc = self._accumulate(MerkleAccumulator(), (bytes.fromhex(r[0]) for r in rows))
+        acc = acc.extend(bytes.fromhex(e.leaf) for e in kept)
+        values = {"size": acc.size, "frontier": [h.hex() for h in acc.frontier]}
+        done = conn.execute(update(_F).where(_F.c.station_id == station_id).values(values))
+        if done.rowcount == 0:
+            conn.execute(insert(_F), {"station_id": station_id, **values})
 
     @staticmethod
     def insert(conn: Connection, station_id: str, events: Sequence[Incoming],

@@ -152,11 +152,12 @@ def test_every_append_only_table_refuses_changes(url: str, engine: Engine) -> No
     assert {"blob", "recording", "auditevent", "casefile", "hold", "tombstone"} <= set(
         guarded)
     assert _triggered(engine) == set(guarded), "triggers on exactly the append-only tables"
-    kept = {"docksession", "uploaditem", "recordingstat", "centralcase", "centrallink"}
+    kept = {"docksession", "uploaditem", "recordingstat", "centralcase", "centrallink",
+            "stationfrontier"}
     assert _kept(engine) == kept, "the others: guarded columns"
     assert set(meta.tables) - set(guarded) == kept, "none unguarded"
     assert sorted(t.name for t in meta.sorted_tables if t.info.get("derived")) == [
-        "centralcase", "centrallink", "recordingstat"]
+        "centralcase", "centrallink", "recordingstat", "stationfrontier"]
     plain = _plain(url)
     try:
         with plain.begin() as conn:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 from typing import Any
 
 import blake3
@@ -30,8 +31,8 @@ MAX_UNSIZED = 64 << 20
 
 class ObjectCheck:
     def __init__(self, *, objects: ObjectStore) -> None:
-        self.objects = objects
-        self._buf = bytearray(CHUNK_SIZE)
+        self.objects = objects  # a boto3 client is safe to share between threads
+        self._local = threading.local()  # one read-back buffer per checking thread
 
     def __call__(self, blob: NamedBlob) -> str | None:
         """None when ``blob`` is in the store as named; else why not (it may come later)."""
@@ -70,7 +71,9 @@ class ObjectCheck:
         if version_id:
             params["VersionId"] = version_id
         b3, sha, seen = blake3.blake3(), hashlib.sha256(), 0
-        view = memoryview(self._buf)
+        if not hasattr(self._local, "buf"):
+            self._local.buf = bytearray(CHUNK_SIZE)
+        view = memoryview(self._local.buf)
         try:
             with s3_errors("GetObject", key):
                 body = self.objects.client.get_object(**params)["Body"]

@@ -11,6 +11,7 @@ gate.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from archive.catalog import Catalog
 from archive.keystore import StationKeys
 from archive.witness.book import WitnessConflict
 from archive.witness.feed import Feed
-from archive.witness.mirror import Incoming, parse_event
+from archive.witness.mirror import Incoming, NamedBlob, parse_event
 from config.access import AccessSettings
 from config.witness import CenterSettings, WitnessedStation, WitnessSettings
 from integrity.errors import LogFork
@@ -117,3 +118,25 @@ def test_a_case_number_lists_the_recordings_linked_at_that_cases_own_station(
     found = desk.recordings(boss, case_number="N1")["recordings"]
     assert [(r["station_id"], r["recording_id"]) for r in found] == [("x", "same")]
     assert len(desk.recordings(boss)["recordings"]) == 2
+
+
+def test_blobs_are_checked_together_and_the_run_stops_at_the_first_missing_in_order(
+        tmp_path: Path) -> None:
+    log = AuditLog(catalog=Catalog.open(migrated(f"sqlite:///{tmp_path / 'c.sqlite3'}")))
+    names = [f"{i:02x}" * 32 for i in range(6)]
+    events = _events([("ingest.file", ["s1", f"r{i}", b3],
+                       {"path": f"{i}.mp4", "status": "ingested", "blake3": b3, "size": i})
+                      for i, b3 in enumerate(names)])
+    asked: list[str] = []
+
+    def store(blob: NamedBlob) -> str | None:  # the object store: two not there yet
+        asked.append(blob.blake3)
+        return "not in the object store yet" if blob.blake3 in (names[4], names[2]) else None
+
+    done = Feed(audit=log).receive("x", events, check_blob=store, actor="user:x", at=T0)
+    assert (done.kept, done.next_seq, done.waiting["seq"]) == (2, 2, 2)  # type: ignore[index]
+    assert sorted(asked) == sorted(names)  # all checked at once, each once
+    bad = replace(events[5], leaf="00" * 32)  # a later event that does not hash
+    again = Feed(audit=log).receive("x", [*events[2:5], bad], check_blob=store,
+                                    actor="user:x", at=T0)
+    assert (again.kept, again.waiting["seq"]) == (0, 2)  # type: ignore[index]

@@ -139,11 +139,13 @@ class WeedServer:
         self.endpoint = S3Endpoint(url=f"http://127.0.0.1:{self.ports['s3']}")
 
     def argv(self) -> list[str]:
+        # Each bucket is a collection that grows 7 volumes on its first write: 200 ran out
+        # ("No writable volumes", 500 InternalError) once one test worker made ~30 buckets.
         p = self.ports
         return [self.weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 f"-dir={self.root / 'data'}", "-master.telemetry=false",
                 f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
-                "-master.volumeSizeLimitMB=1024", "-volume.max=200",
+                "-master.volumeSizeLimitMB=1024", "-volume.max=2000",
                 "-master.electionTimeout=1s",
                 "-volume.preStopSeconds=0", f"-volume.port={p['volume']}",
                 f"-volume.port.grpc={p['volume_grpc']}", "-filer",

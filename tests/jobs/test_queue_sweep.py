@@ -19,7 +19,7 @@ from center_support import free_port
 from evidock_testing import station_on
 from sqlalchemy import text
 from sqlmodel import Session, col, select
-from worker_support import Worker
+from worker_support import JOBS_TOML, Worker
 
 from archive.audit.format import GENESIS
 from archive.audit.log import AuditEvent
@@ -36,14 +36,7 @@ STATIONS = ("station-a", "station-b")
 def _center_toml(tmp: Path) -> str:
     witnessed = "".join(f'\n[[witness.stations]]\nid = "{s}"\nkeyring = "{tmp / s}.json"\n'
                         for s in STATIONS)
-    return f"""
-[jobs]
-queue = "postgres"
-heartbeat_s = 0.5
-stalled_after_s = 3
-stalled_check_s = 0.5
-poll_s = 2
-
+    return JOBS_TOML + f"""
 [upload]
 enabled = true
 endpoint_url = "http://127.0.0.1:{free_port()}"

@@ -25,7 +25,7 @@ from service_support import ensure_accounts, open_dir, run_as
 from sqlalchemy import text
 from sqlmodel import Session
 from sqlmodel import select as sql_select
-from worker_support import Worker
+from worker_support import JOBS_TOML, Worker
 
 from archive.catalog import Blob, Recording
 from archive.catalog.models import Rendition, Segment
@@ -35,17 +35,6 @@ from evidock.jobs import execute
 from evidock.wiring import Services
 from ingest.outcome import OffloadRequest
 from integrity.package import is_failure
-
-#: Short heartbeats so a dead worker is noticed in about three seconds (six missed
-#: heartbeats: a live but busy worker is not taken for dead on a loaded machine).
-JOBS_TOML = """
-[jobs]
-queue = "postgres"
-heartbeat_s = 0.5
-stalled_after_s = 3
-stalled_check_s = 0.5
-poll_s = 2
-"""
 
 
 @pytest.fixture

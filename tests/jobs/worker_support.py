@@ -19,6 +19,17 @@ from evidock_testing import REPO
 
 EVENT_TIMEOUT_S = 120.0
 
+#: Short heartbeats so a dead worker is noticed in about three seconds (six missed
+#: heartbeats: a live but busy worker is not taken for dead on a loaded machine).
+JOBS_TOML = """
+[jobs]
+queue = "postgres"
+heartbeat_s = 0.5
+stalled_after_s = 3
+stalled_check_s = 0.5
+poll_s = 2
+"""
+
 
 class Worker:
     def __init__(self, name: str, env: Mapping[str, str]) -> None:

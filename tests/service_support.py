@@ -82,18 +82,17 @@ def open_dir(prefix: str) -> Path:
     return path
 
 
-def audit_rows(home: Path, action: str) -> list[Any]:
-    """Every ``action`` AuditEvent row in the catalog of ``home``, in sequence order."""
-    from sqlmodel import Session, col, select
+def audit_rows(where: Path | str, action: str) -> list[Any]:
+    """Every ``action`` AuditEvent row in the catalog of the home ``where`` (SQLite), or
+    at the catalog URL ``where`` (a center on PostgreSQL), in sequence order."""
+    from evidock_testing import events_of
 
-    from archive.audit.log import AuditEvent
     from archive.catalog import Catalog
 
-    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
+    url = where if isinstance(where, str) else f"sqlite:///{where / 'catalog.sqlite3'}"
+    catalog = Catalog.open(url)
     try:
-        with Session(catalog.engine) as s:
-            return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)
-                               .order_by(col(AuditEvent.seq))))
+        return events_of(catalog, action)
     finally:
         catalog.close()
 

@@ -44,6 +44,19 @@ def parse_iso(value: object, what: str) -> datetime:
     return at
 
 
+def text_fields(data: Mapping[str, Any], keys: Sequence[str], what: str,
+                **details: Any) -> dict[str, str]:
+    """``data``'s ``keys``, each a string, or AuditError naming the first that is not."""
+    out: dict[str, str] = {}
+    for key in keys:
+        value = data.get(key)
+        if not isinstance(value, str):
+            raise AuditError(f"{what}: field {key!r} missing or not a string", field=key,
+                             **details)
+        out[key] = value
+    return out
+
+
 def event_body(*, at: datetime, actor: str, action: str, subjects: Sequence[str],
                details: Mapping[str, Any], prev: str) -> dict[str, Any]:
     return {"v": 1, "at": iso(at), "actor": actor, "action": action,
@@ -134,13 +147,10 @@ class SignedHead:
         size = data.get("size")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise AuditError("tree head size must be a non-negative integer", field="size")
-        strings = {k: data.get(k) for k in ("root", "station_id", "key_id", "signature")}
-        for key, value in strings.items():
-            if not isinstance(value, str):
-                raise AuditError(f"tree head field {key!r} missing or not a string", field=key)
-        return cls(size, str(strings["root"]), parse_iso(data.get("time"), "time"),
-                   str(strings["station_id"]), str(strings["key_id"]),
-                   str(strings["signature"]))
+        strings = text_fields(data, ("root", "station_id", "key_id", "signature"),
+                              "tree head")
+        return cls(size, strings["root"], parse_iso(data.get("time"), "time"),
+                   strings["station_id"], strings["key_id"], strings["signature"])
 
 
     def check(self, keyring: Keyring | None, subject: str) -> list[Finding]:

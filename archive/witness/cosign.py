@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from archive.audit.format import SignedHead, iso, parse_iso
+from archive.audit.format import SignedHead, iso, parse_iso, text_fields
 from archive.keystore import StationKeys
 from integrity.canonical import canonical_bytes
 from integrity.errors import AuditError
@@ -49,14 +49,10 @@ class Cosigned:
         head = data.get("head")
         if not isinstance(head, Mapping):
             raise AuditError("a witnessed head needs the station's head", field="head")
-        texts = {k: data.get(k) for k in ("witness", "key_id", "signature")}
-        for key, value in texts.items():
-            if not isinstance(value, str):
-                raise AuditError(f"witnessed head field {key!r} missing or not a string",
-                                 field=key)
-        return cls(SignedHead.from_dict(head), str(texts["witness"]),
-                   parse_iso(data.get("witnessed_at"), "witnessed_at"),
-                   str(texts["key_id"]), str(texts["signature"]))
+        texts = text_fields(data, ("witness", "key_id", "signature"), "witnessed head")
+        return cls(SignedHead.from_dict(head), texts["witness"],
+                   parse_iso(data.get("witnessed_at"), "witnessed_at"), texts["key_id"],
+                   texts["signature"])
 
     def check(self, keyring: Keyring, subject: str) -> list[Finding]:
         """The witness's key known and its signature valid; findings, never raises."""

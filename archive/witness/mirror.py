@@ -25,7 +25,7 @@ from sqlalchemy import BigInteger, Column, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
-from archive.audit.format import GENESIS, parse_iso
+from archive.audit.format import GENESIS, parse_iso, text_fields
 from archive.audit.rows import EventSpec, build_row
 from archive.catalog import Catalog
 from archive.catalog.types import APPEND_ONLY, JSONText, UTCDateTime, table_of
@@ -94,16 +94,14 @@ def parse_event(doc: Mapping[str, Any]) -> Incoming:
     seq = doc.get("seq")
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         raise AuditError("event seq must be a non-negative integer", field="seq")
-    texts = {k: doc.get(k) for k in ("actor", "action", "prev_hash", "leaf_hash")}
-    for key, value in texts.items():
-        if not isinstance(value, str):
-            raise AuditError(f"event {seq}: {key!r} missing or not a string", seq=seq)
+    texts = text_fields(doc, ("actor", "action", "prev_hash", "leaf_hash"), f"event {seq}",
+                        seq=seq)
     subjects, details = doc.get("subjects"), doc.get("details")
     if not isinstance(subjects, list) or not isinstance(details, dict):
         raise AuditError(f"event {seq}: subjects must be a list, details an object", seq=seq)
-    spec = EventSpec(str(texts["actor"]), str(texts["action"]), subjects, details,
+    spec = EventSpec(texts["actor"], texts["action"], subjects, details,
                      parse_iso(doc.get("at"), "at"))
-    return Incoming(seq, spec, str(texts["prev_hash"]), str(texts["leaf_hash"]))
+    return Incoming(seq, spec, texts["prev_hash"], texts["leaf_hash"])
 
 
 def check_event(event: Incoming) -> str | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from dockutil import Archive, Daemon, Hooks, check_nothing_lost, digests, write_dock_toml
-from evidock_testing import write_agency_config
+from evidock_testing import blocking_ffmpeg, listening_fifo, write_agency_config
 from service_support import serving
 from sqlmodel import Session
 from sqlmodel import select as sql_select
@@ -124,24 +124,9 @@ def test_the_same_camera_in_two_bays_is_offloaded_once_and_the_other_bay_refused
 @pytest.fixture
 def cutting_fifo(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     fifo = tmp_path / "cutting"
-    os.mkfifo(fifo)
-    fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # never blocks, never sees EOF
-    try:
+    with listening_fifo(fifo) as fd:
         yield fifo, fd
-    finally:
-        os.close(fd)
 
-
-def _blocking_ffmpeg(directory: Path, fifo: Path) -> Path:
-    """ffmpeg that, asked to cut segments, says so on ``fifo`` and never returns (until
-    its process group is killed); the real one otherwise."""
-    directory.mkdir()
-    tool = directory / "ffmpeg"
-    tool.write_text('#!/bin/sh\ncase "$*" in *" -f segment "*) '
-                    f'echo cutting > {fifo}; exec tail -f /dev/null;; esac\n'
-                    'exec /usr/bin/ffmpeg "$@"\n', encoding="utf-8")
-    tool.chmod(0o755)
-    return directory
 
 
 def test_renditions_killed_midway_are_made_after_the_next_session(
@@ -149,7 +134,7 @@ def test_renditions_killed_midway_are_made_after_the_next_session(
         cutting_fifo: tuple[Path, int]) -> None:
     fifo, fd = cutting_fifo
     home, toml = tmp_path / "home", _toml(tmp_path, process=True)
-    tools = _blocking_ffmpeg(tmp_path / "bin", fifo)
+    tools = blocking_ffmpeg(tmp_path / "bin", fifo, say="cutting")
     d = Daemon(home=home, dock_toml=toml, env={"PATH": f"{tools}:{os.environ['PATH']}"})
     d.ready()
     try:

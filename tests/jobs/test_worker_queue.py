@@ -20,7 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from evidock_testing import REPO, run_evidock, station_on, write_agency_config
+from evidock_testing import (
+    REPO,
+    blocking_ffmpeg,
+    listening_fifo,
+    run_evidock,
+    station_on,
+    write_agency_config,
+)
 from service_support import ensure_accounts, open_dir, run_as
 from sqlalchemy import text
 from sqlmodel import Session
@@ -55,28 +62,13 @@ def _video(svc: Services) -> Recording:
     return next(r for r in svc.catalog.recordings() if r.kind == "video" and not r.flags)
 
 
-def _blocking_ffmpeg(directory: Path, fifo: Path) -> Path:
-    """ffmpeg that, asked to cut segments, writes its pid to ``fifo`` and never returns;
-    the real one otherwise (probes, -version)."""
-    directory.mkdir()
-    tool = directory / "ffmpeg"
-    tool.write_text('#!/bin/sh\ncase "$*" in *" -f segment "*) '
-                    f'echo $$ > {fifo}; exec tail -f /dev/null;; esac\n'
-                    'exec /usr/bin/ffmpeg "$@"\n', encoding="utf-8")
-    tool.chmod(0o755)
-    return directory
-
 
 @pytest.fixture
 def cutting(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     """A worker's PATH whose ffmpeg blocks once it cuts, and the FIFO it reports on."""
     fifo = tmp_path / "cutting"
-    os.mkfifo(fifo)
-    fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # never blocks, never sees EOF
-    try:
-        yield _blocking_ffmpeg(tmp_path / "bin", fifo), fd
-    finally:
-        os.close(fd)
+    with listening_fifo(fifo) as fd:
+        yield blocking_ffmpeg(tmp_path / "bin", fifo, say="$$"), fd
 
 
 def _cutting_pid(fd: int, timeout: float = 120) -> int:

@@ -28,13 +28,13 @@ from center_support import center_toml, free_port, push, station_toml
 from evidock_testing import AGENCY_TOML, migrated, migrated_home, offload_camera, ok_json
 from pki_support import CertAuthority, Issued
 from s3server import S3Endpoint, WeedServer
-from service_support import RunningService, api_as, serving
+from service_support import RunningService, api_as, audit_rows, serving
 from sqlalchemy import func, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 from sqlmodel import select as sselect
 from storage_support import make_bucket
 
-from archive.audit.log import AuditEvent, AuditLog
+from archive.audit.log import AuditLog
 from archive.catalog import Catalog
 from archive.catalog.models import Rendition, Segment
 from archive.keystore import StationKeys
@@ -132,15 +132,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer,
         yield world
 
 
-def _center_events(world: World, action: str) -> list[AuditEvent]:
-    """The center's own audit events ``action`` (its catalog is PostgreSQL)."""
-    catalog = Catalog.open(world.center_url)
-    try:
-        with Session(catalog.engine) as s:
-            return list(s.exec(sselect(AuditEvent).where(AuditEvent.action == action)
-                               .order_by(col(AuditEvent.seq))))
-    finally:
-        catalog.close()
 
 
 
@@ -251,7 +242,7 @@ def test_an_object_that_is_not_the_blob_is_not_taken_for_it(world: World) -> Non
         _upload(home)  # the station's own copy, a new version at the key
         done = push(station)["events"]
     assert done["waiting"] is None and done["next_seq"] == done["size"]
-    received = [r.details for r in _center_events(world, "feed.received")
+    received = [r.details for r in audit_rows(world.center_url, "feed.received")
                 if r.subjects == ["station:station-b"]]
     assert [d["first"] for d in received][:2] == [0, blob_event]
 
@@ -310,7 +301,7 @@ def test_the_center_shows_each_person_only_what_their_units_and_clearance_allow(
     assert set(c_rest) <= recs["clerk2"]  # unlinked footage: no case hides it
     assert [r["cases"] for r in linked if r["recording_id"] == d_rec] == [
         ["邵城管罚〔2026〕第103号"]]
-    reads = [r for r in _center_events(world, "read.center.cases")
+    reads = [r for r in audit_rows(world.center_url, "read.center.cases")
              if r.actor == "user:clerk2"]
     assert reads and all(f"case:{secret}" not in r.subjects for r in reads)
 
@@ -369,7 +360,7 @@ def test_the_center_plays_footage_read_back_from_the_object_store_and_proven(
     assert clean["checked"] == swept["checked"] == _blob_count(home) and not clean["findings"]
     assert [(f["code"], f["subject"]) for f in swept["findings"]] == [
         ("E_FIXITY_ALTERED", f"remote:station-e/{original}")]
-    [run] = [e for e in _center_events(world, "fixity.remote")
+    [run] = [e for e in audit_rows(world.center_url, "fixity.remote")
              if e.details["findings"] == 1 and e.actor == "user:admin"]
     assert run.details["codes"] == ["E_FIXITY_ALTERED"]
     first = local.path_for(vsegs[0].blake3).read_bytes()
@@ -383,7 +374,7 @@ def test_the_center_plays_footage_read_back_from_the_object_store_and_proven(
     assert hidden.status == 403 and hidden.code == "E_FORBIDDEN"
     assert cleared.status == 200 and cleared.body == local.path_for(
         ssegs[0].blake3).read_bytes()
-    plays = [r for r in _center_events(world, "read.center.play")]
+    plays = [r for r in audit_rows(world.center_url, "read.center.play")]
     assert [(r.actor, r.details["segment"], r.details["range"]) for r in plays] == [
         ("user:clerk", 0, [0, len(first)]), ("user:clerk", 0, [100, 4196]),
         ("user:clerk", 1, [0, impostor.size]), ("user:clerk", 0, [0, ssegs[0].size])]

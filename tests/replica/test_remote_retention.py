@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from evidock_testing import migrated, open_services, stored_blob, write_agency_config
+from evidock_testing import events_of, migrated, open_services, stored_blob, write_agency_config
 from s3server import S3Endpoint, WeedServer
 from service_support import serving
 from sqlmodel import Session, col, select
@@ -35,7 +35,7 @@ from storage_support import (
     retain,
 )
 
-from archive.audit.log import AuditEvent, AuditLog
+from archive.audit.log import AuditLog
 from archive.bindings import bind
 from archive.catalog import Catalog, Device, DockSession, Recording
 from archive.catalog.models import Derivative, Rendition, Segment
@@ -224,11 +224,6 @@ def recorded(weed: WeedServer, bucket: str) -> ObjectStore:
     return ObjectStore(client=RecordingClient(client_for(weed.endpoint)), bucket=bucket)
 
 
-def _audit(catalog: Catalog, action: str) -> list[AuditEvent]:
-    with Session(catalog.engine) as s:
-        return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)
-                           .order_by(col(AuditEvent.seq))))
-
 
 def _events(catalog: Catalog, kind: str) -> list[UploadEvent]:
     with Session(catalog.engine) as s:
@@ -304,8 +299,8 @@ def test_sync_extends_to_the_plan_and_places_holds(synced: Synced) -> None:
     assert st.until(st.b) == st.until(st.d) == _ceil_second(st.now + H)
     assert st.until(st.c) == st.uploaded_until  # its period ended: left to run out
     assert st.objects.legal_hold(st.objects.key_for(st.d)) is True
-    assert [e.details["after"] for e in _audit(st.catalog, "remote.legal_hold")] == ["on"]
-    extended = _audit(st.catalog, "remote.retention")
+    assert [e.details["after"] for e in events_of(st.catalog, "remote.legal_hold")] == ["on"]
+    extended = events_of(st.catalog, "remote.retention")
     assert sorted(e.subjects[0] for e in extended) == sorted([st.a, st.b, st.d, st.shared])
     assert {e.actor for e in extended} == {ACTOR}
     [shared_event] = [e for e in extended if e.subjects[0] == st.shared]
@@ -344,7 +339,7 @@ def test_a_released_hold_goes_off_and_a_half_spent_window_is_renewed(synced: Syn
     released = st.run(st.plan(), {})
     assert (released["released"], released["extended"]) == (1, 0)
     assert st.objects.legal_hold(st.objects.key_for(st.d)) is False
-    assert [e.details["after"] for e in _audit(st.catalog, "remote.legal_hold")] == \
+    assert [e.details["after"] for e in events_of(st.catalog, "remote.legal_hold")] == \
         ["on", "off"]
     assert st.until(st.d) == _ceil_second(st.now + H)  # the far date stays
     later = st.now + timedelta(days=18_300)  # less than half of the window is left
@@ -366,7 +361,7 @@ def test_a_hold_evidock_did_not_place_is_never_cleared(
     report = sync.sync(wanted, now=real_now(), full=True)
     assert [f["code"] for f in report.findings] == [W_REMOTE_HOLD_FOREIGN]
     assert report.released == 0 and objects.legal_hold(key) is True
-    assert _audit(catalog, "remote.legal_hold") == []
+    assert events_of(catalog, "remote.legal_hold") == []
 
 
 def test_a_copy_not_yet_uploaded_gets_the_wanted_date_for_its_upload(
@@ -482,7 +477,7 @@ def test_the_scheduler_job_and_the_cli_apply_the_retention_plan(
         assert objects.legal_hold(objects.key_for(held)) is True
         far = objects.retention(objects.key_for(held))
         assert far is not None and far > now + timedelta(days=36_000)
-        assert [e.details["outcome"] for e in _audit(svc.catalog, "scheduler.remote_retention")
+        assert [e.details["outcome"] for e in events_of(svc.catalog, "scheduler.remote_retention")
                 ] == ["ok"]
     finally:
         svc.close()
@@ -504,7 +499,7 @@ def test_the_scheduler_job_and_the_cli_apply_the_retention_plan(
     assert (out["outcome"], out["asked"], out["extended"], out["held"]) == ("ok", 2, 0, 0)
     catalog = Catalog.open(load_settings(environ=env).catalog_url)
     try:
-        runs = _audit(catalog, "scheduler.remote_retention")
+        runs = events_of(catalog, "scheduler.remote_retention")
     finally:
         catalog.close()
     assert [(e.actor, e.seq) for e in runs][-1] == ("user:admin", out["audit_seq"])

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from evidock_testing import open_services, write_agency_config
+from evidock_testing import events_of, open_services, write_agency_config
 from s3server import WeedServer
 from service_support import serving
 from sqlmodel import Session, col, select
@@ -30,7 +30,7 @@ from storage_support import (
     retain,
 )
 
-from archive.audit.log import AuditEvent, AuditLog
+from archive.audit.log import AuditLog
 from archive.catalog import Catalog
 from archive.fixity import Fixity, FixityCheck, FixityPlan
 from archive.replica.download import Wanted, _Bounded
@@ -80,11 +80,6 @@ def _fixity_codes(catalog: Catalog, store: ContentStore) -> list[tuple[str, str 
     return [(f.code, f.subject) for f in report.findings]
 
 
-def _events(catalog: Catalog, action: str) -> list[AuditEvent]:
-    with Session(catalog.engine) as s:
-        return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)
-                           .order_by(col(AuditEvent.seq))))
-
 
 def _checks(catalog: Catalog, b3: str) -> list[FixityCheck]:
     with Session(catalog.engine) as s:
@@ -127,7 +122,7 @@ def test_a_flipped_byte_is_restored_bit_exact_and_the_damaged_copy_kept(
     assert kept.name.startswith(f"{blob.blake3}.")
     assert item.key == objects.key_for(blob.blake3)
     assert item.version_id == _verified_version(catalog, blob.blake3) is not None
-    [event] = _events(catalog, "fixity.repaired")
+    [event] = events_of(catalog, "fixity.repaired")
     assert (event.actor, event.subjects) == ("user:admin", [blob.blake3])
     assert event.details["quarantined"] == item.quarantined
     assert (event.details["sha256"], event.details["bytes"]) == (blob.sha256, blob.size)
@@ -154,7 +149,7 @@ def test_a_deleted_blob_is_restored(catalog: Catalog, store: ContentStore,
     assert file_sha256(blob.path) == blob.sha256
     assert _quarantine(store) == []
     assert _fixity_codes(catalog, store) == []
-    assert [e.details["found"] for e in _events(catalog, "fixity.repaired")] == ["missing"]
+    assert [e.details["found"] for e in events_of(catalog, "fixity.repaired")] == ["missing"]
 
 
 def test_a_newer_version_at_the_key_is_not_what_is_read(
@@ -209,11 +204,11 @@ def test_a_remote_object_that_is_not_the_blob_is_refused(  # noqa: PLR0917
     assert blob.path.read_bytes() == damaged and blob.path.stat().st_ino == inode
     assert _quarantine(store) == [] and _staging_files(store) == []
     assert _fixity_codes(catalog, store) == [("E_FIXITY_ALTERED", blob.blake3)]
-    [event] = _events(catalog, "fixity.repair_failed")
+    [event] = events_of(catalog, "fixity.repair_failed")
     assert event.details["code"] == "E_REPAIR_MISMATCH"
     assert event.details["key"] == objects.key_for(blob.blake3)
     assert event.details["bucket"] == objects.bucket
-    assert _events(catalog, "fixity.repaired") == []
+    assert events_of(catalog, "fixity.repaired") == []
 
 
 def test_a_disk_that_does_not_keep_the_download_places_nothing(
@@ -233,7 +228,7 @@ def test_a_disk_that_does_not_keep_the_download_places_nothing(
     assert [i.code for i in report.items] == ["E_DIGEST_MISMATCH"]
     assert len(flipped) == 1 and not blob.path.exists()
     assert _staging_files(store) == [] and _quarantine(store) == []
-    assert [e.details["found"] for e in _events(catalog, "fixity.repair_failed")] == [
+    assert [e.details["found"] for e in events_of(catalog, "fixity.repair_failed")] == [
         "missing"]
 
 
@@ -256,7 +251,7 @@ def test_without_a_verified_upload_nothing_changes(
     assert objects.bucket in report.items[1].message  # where its copy is
     assert never.path.read_bytes() == damaged and not elsewhere.path.exists()
     assert _quarantine(store) == []
-    assert len(_events(catalog, "fixity.repair_failed")) == 2
+    assert len(events_of(catalog, "fixity.repair_failed")) == 2
 
 
 def test_an_intact_blob_is_not_downloaded(catalog: Catalog, store: ContentStore,
@@ -268,7 +263,7 @@ def test_an_intact_blob_is_not_downloaded(catalog: Catalog, store: ContentStore,
     report = _repairer(catalog, store, objects).repair([blob.blake3], actor="user:admin")
     assert [i.code for i in report.items] == ["I_REPAIR_NOT_NEEDED"]
     assert (asked, report.recheck, report.ok) == ([], None, True)
-    assert len(_events(catalog, "fixity.repair_not_needed")) == 1
+    assert len(events_of(catalog, "fixity.repair_not_needed")) == 1
 
 
 def test_a_symlink_planted_at_the_name_is_quarantined_as_it_is(
@@ -335,8 +330,8 @@ def test_the_admin_repairs_through_the_service_and_the_cli(
     assert asked.stdout.startswith(f"I_REPAIR_NOT_NEEDED [{b3}]")
     catalog = Catalog.open(load_settings(environ=env).catalog_url)
     try:
-        [event] = _events(catalog, "fixity.repaired")
-        refusals = [e for e in _events(catalog, "access.refused")
+        [event] = events_of(catalog, "fixity.repaired")
+        refusals = [e for e in events_of(catalog, "access.refused")
                     if e.details.get("permission") == "fixity.repair"]
     finally:
         catalog.close()

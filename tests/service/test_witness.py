@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 from center_support import center_toml, free_port, push, station_toml
-from evidock_testing import AGENCY_TOML, REPO, migrated_home, ok_json
+from evidock_testing import AGENCY_TOML, REPO, listening_fifo, migrated_home, ok_json
 from pki_support import CertAuthority, Issued, trusting
 from service_support import RunningService, account, audit_rows, serving
 from sqlmodel import Session, select
@@ -357,29 +357,24 @@ def test_a_center_killed_while_keeping_a_batch_keeps_none_of_it_and_the_next_pus
     center_home = agency.center_home("center-k", port=port, witnessed=("station-k",))
     hooks = tmp_path / "hooks"
     hooks.mkdir()
-    os.mkfifo(hooks / "out")
     os.mkfifo(hooks / "in")
-    paused = os.open(hooks / "out", os.O_RDWR | os.O_NONBLOCK)  # never blocks, never EOF
-    try:
-        with serving(home) as station:
-            ok_json(station.cli("audit", "head", user="admin"))
-            with serving(center_home, env={"EVIDOCK_TEST_HOOKS": str(hooks),
-                                           "EVIDOCK_TEST_HOOK_POINTS": "feed_inserting"},
-                         ) as center:
-                client = _cli_in_background(station, "witness", "push", "--json")
-                ready, _, _ = fdselect.select([paused], [], [], 120)
-                assert ready, "the center never reached feed_inserting"
-                assert os.read(paused, 100).decode().strip() == "feed_inserting"
-                center.kill()
-                out, _ = client.communicate(timeout=60)
-            assert client.returncode == 2 and json.loads(out)["error"]["code"] == \
+    with listening_fifo(hooks / "out") as paused, serving(home) as station:
+        ok_json(station.cli("audit", "head", user="admin"))
+        with serving(center_home, env={"EVIDOCK_TEST_HOOKS": str(hooks),
+                                       "EVIDOCK_TEST_HOOK_POINTS": "feed_inserting"},
+                     ) as center:
+            client = _cli_in_background(station, "witness", "push", "--json")
+            ready, _, _ = fdselect.select([paused], [], [], 120)
+            assert ready, "the center never reached feed_inserting"
+            assert os.read(paused, 100).decode().strip() == "feed_inserting"
+            center.kill()
+            out, _ = client.communicate(timeout=60)
+        assert client.returncode == 2 and json.loads(out)["error"]["code"] == \
                 "E_CENTER_UNAVAILABLE", out
-            assert _mirrored(center_home, "station-k") == (0, 0, 0)  # none of the batch
-            assert audit_rows(home, "witness.received") == []
-            with serving(center_home):
-                done = push(station)
-    finally:
-        os.close(paused)
+        assert _mirrored(center_home, "station-k") == (0, 0, 0)  # none of the batch
+        assert audit_rows(home, "witness.received") == []
+        with serving(center_home):
+            done = push(station)
     size = done["events"]["next_seq"]
     assert size == done["events"]["size"] == done["cosigned"]["head"]["size"]
     assert _mirrored(center_home, "station-k") == (size, size, size)

@@ -166,7 +166,15 @@ def run(request_id: IdArg, out: OutOpt, config: ConfigOpt = None,
     # --out is checked (and a place beside it made) before the one run is spent.
     with landing(out) as tmp, station(config) as st:
         ran = st.post(_path(request_id, "run"))
-        _fetch(st, request_id, ran["files"], tmp, out)
+        if ran.get("status") == "queued":  # [jobs] queue: a worker runs it, later
+            tmp.rmdir()  # nothing lands at --out
+        else:
+            _fetch(st, request_id, ran["files"], tmp, out)
+    if ran.get("status") == "queued":
+        return Reply(ran, human=lambda: typer.echo(
+            f"{request_id}: run queued (job {ran['job_id'] or 'already queued'}); once an "
+            f"`evidock worker` has run it, `evidock export download {request_id} --out "
+            f"{out}` fetches the packages"))
     packages = [{**p, "dir": str(out / p["dir"])} for p in ran["packages"]]
     return Reply({"request_id": request_id, "out": str(out), "packages": packages},
                  human=lambda: _print_packages(packages))

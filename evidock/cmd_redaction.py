@@ -115,7 +115,13 @@ def edit(redaction_id: IdArg, box: BoxOpt = None,
 @command
 def render(redaction_id: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Render the plan in force (ffmpeg) with its signed statement."""
-    return _shown(_call(config, "POST", _path(redaction_id, "render")))
+    answer = _call(config, "POST", _path(redaction_id, "render"))
+    if "queued" not in answer:
+        return _shown(answer)
+    job = answer["queued"]["job_id"]  # [jobs] queue: an `evidock worker` renders it
+    return Reply(answer, human=lambda: typer.echo(
+        f"{redaction_id}: render queued ({'job ' + str(job) if job else 'already queued'});"
+        " `evidock redaction show` once a worker has rendered it"))
 
 
 @redaction_app.command()

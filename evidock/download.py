@@ -86,6 +86,8 @@ def landing(out: Path) -> Iterator[Path]:
                            path=str(out)) from None
     try:
         yield tmp
+        if not tmp.is_dir():  # the block removed it: nothing to land (a queued run)
+            return
         try:
             os.rename(tmp, out)  # replaces an empty directory, never a full one
         except OSError as exc:

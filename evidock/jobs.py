@@ -125,6 +125,10 @@ def upload(ctx: JobContext) -> Outcome:
     up = svc.settings.upload
     if not up.enabled:
         return "skipped", {"reason": "upload.enabled is false"}
+    if svc.job_queue is not None:  # [jobs] queue: one `upload` job per due blob
+        from evidock.jobqueue.uploads import queue_uploads
+
+        return "ok", queue_uploads(svc, limit=svc.settings.scheduler.upload_limit)
     added, done = upload_pass(svc, limit=svc.settings.scheduler.upload_limit)
     states = {s: sum(1 for i in done if i.state == s) for s in ("verified", "queued", "failed")}
     counts: dict[str, Any] = {**states, "enqueued": added, "attempted": len(done),

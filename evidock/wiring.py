@@ -29,6 +29,7 @@ from records.centraldesk import CentralDesk
 from records.centralfixity import RemoteFixity
 from records.centralplay import CentralPlayer
 from records.dossier import Dossier
+from records.exportarea import ExportArea
 from records.exports import ExportDesk
 from records.feeddesk import FeedDesk, station_objects
 from records.package import Exporter
@@ -158,6 +159,10 @@ class Services:
                           exporter=exporter, settings=self.settings.exports, clock=self.clock,
                           reached=FifoHooks.from_env(os.environ).reached,
                           redactions=lambda rid: self.redactions().approved(rid))
+
+    def export_area(self) -> ExportArea:
+        """Where the service (and a worker's ``export`` job) writes packages."""
+        return ExportArea(root=self.settings.home / "exports")
 
     def redactions(self) -> RedactionDesk:
         return RedactionDesk(catalog=self.catalog, store=self.store, keys=self.keys,

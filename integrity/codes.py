@@ -192,6 +192,7 @@ class Code(StrEnum):
     I_INGESTED = "I_INGESTED"
     I_DUPLICATE = "I_DUPLICATE"
     I_RENDITION_QUEUED = "I_RENDITION_QUEUED"
+    I_JOB_QUEUED = "I_JOB_QUEUED"
     I_FIXITY_OK = "I_FIXITY_OK"
     I_FIXITY_TOMBSTONED = "I_FIXITY_TOMBSTONED"
     I_REPAIR_RESTORED = "I_REPAIR_RESTORED"
@@ -516,6 +517,9 @@ _INFO: dict[Code, tuple[Category, str]] = {
     Code.I_RENDITION_QUEUED: (Category.OUTCOME, "the rendition is a job in the catalog's "
                                                 "PostgreSQL queue ([jobs] queue); an "
                                                 "`evidock worker` makes it"),
+    Code.I_JOB_QUEUED: (Category.OUTCOME, "handed to the job queue ([jobs] queue): a "
+                                          "still, a redaction render, an export run or an "
+                                          "upload that an `evidock worker` does"),
     Code.I_FIXITY_OK: (Category.OUTCOME, "blob present with its catalogued size and digests"),
     Code.I_FIXITY_TOMBSTONED: (Category.OUTCOME, "a blob retention removed is absent, as "
                                                  "expected"),

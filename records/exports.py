@@ -314,6 +314,22 @@ class ExportDesk:
         area for it (the service's), so what it finds there was left by a run that died:
         leftovers are removed, and a request such a run left ``running`` is resumed.
         """
+        view, resume, redacted = self._runnable(actor, request_id, exclusive=exclusive)
+        if exclusive:
+            remove_partial(out)
+        check_out(out)
+        return ExportRun(catalog=self.catalog, audit=self.audit, exporter=self.exporter,
+                         clock=self.clock, reached=self.reached, actor=actor, view=view,
+                         subjects=self._subjects(view), out=out, book=self.book,
+                         redacted=redacted).run(resume=resume)
+
+    def check_run(self, actor: Actor, request_id: str) -> RequestView:
+        """What :meth:`run` checks before it spends the approval (refusals audited),
+        nothing written: asked before an ``export`` job is queued for a worker."""
+        return self._runnable(actor, request_id, exclusive=True)[0]
+
+    def _runnable(self, actor: Actor, request_id: str, *, exclusive: bool,
+                  ) -> tuple[RequestView, bool, ApprovedRedaction | None]:
         view = self._load(request_id)
         self._require(actor, P.EXPORT_RUN, self._subjects(view), self._cases_of(view))
         resume = exclusive and view.status == "running"
@@ -323,9 +339,6 @@ class ExportDesk:
         if resume and not self._still_valid(view):
             self._refuse(actor, view, f"export request {view.id} was interrupted and its "
                          "approval has ended since; discard it and request again")
-        if exclusive:
-            remove_partial(out)
-        check_out(out)
         view = self._with_items(view)
         # Checked again at run time: a label may have reached an item since approval.
         self._require_items(actor, P.EXPORT_RUN, view)
@@ -337,10 +350,7 @@ class ExportDesk:
                            "removed", request=view.id)
         redacted = None if view.redaction_id is None else \
             self._approved_redaction(view.redaction_id)  # still approved, at run time
-        return ExportRun(catalog=self.catalog, audit=self.audit, exporter=self.exporter,
-                         clock=self.clock, reached=self.reached, actor=actor, view=view,
-                         subjects=self._subjects(view), out=out, book=self.book,
-                         redacted=redacted).run(resume=resume)
+        return view, resume, redacted
 
     def tidy(self, area: ExportArea) -> builtins.list[Removed]:
         """The export area's lifecycle (:meth:`ExportArea.sweep`), each removal audited

@@ -67,6 +67,8 @@ class Still:
     size: int
     path: Path
     made: bool  # made by this request
+    rendition_id: str = ""
+    recording_id: str = ""
 
 
 def grab(segment: Path, at_s: float, *, timeout: float = FFMPEG_TIMEOUT_S) -> bytes:
@@ -93,6 +95,28 @@ class Thumbnails:
 
     def still(self, actor: Actor, recording_id: str) -> Still:
         """The recording's still for ``actor`` (made on first request), audited."""
+        return self._served(actor, self.make(actor, recording_id))
+
+    def stored(self, actor: Actor, recording_id: str) -> Still | None:
+        """The still if it was made already (audited as served), else None: with a job
+        queue the desk then queues a ``thumbnails`` job rather than run ffmpeg itself."""
+        rendition, _first = self._allowed(actor, recording_id)
+        row = self._stored(rendition.id)
+        return None if row is None else self._served(actor, self._still(row, False))
+
+    def make(self, actor: Actor, recording_id: str) -> Still:
+        """The still, made now unless it exists; the same checks, nothing handed out (so
+        no read event): what the ``thumbnails`` job does for the user who asked."""
+        rendition, first = self._allowed(actor, recording_id)
+        row, made = self._stored(rendition.id), False
+        if row is None:
+            with _lock_for(rendition.id):  # one ffmpeg per rendition in this process
+                row = self._stored(rendition.id)
+                if row is None:
+                    row, made = self._make(actor, rendition, first)
+        return self._still(row, made)
+
+    def _allowed(self, actor: Actor, recording_id: str) -> tuple[Rendition, Segment]:
         if recording_id not in self.book.recordings([recording_id]):
             raise NotFound(f"no recording {recording_id}", recording=recording_id)
         with Session(self.catalog.engine) as s:  # deleted by retention: no still either
@@ -101,18 +125,18 @@ class Thumbnails:
                                recording=recording_id)
         cases = self.book.sensitivity_of_recordings([recording_id])[recording_id]
         require_recording(self.gate, actor, P.RECORDING_VIEW, recording_id, cases)
-        rendition, first = self._source(recording_id)
-        row, made = self._stored(rendition.id), False
-        if row is None:
-            with _lock_for(rendition.id):  # one ffmpeg per rendition in this process
-                row = self._stored(rendition.id)
-                if row is None:
-                    row, made = self._make(actor, rendition, first)
-        self.gate.read(actor, "recording.thumbnail",
-                       [f"recording:{recording_id}", f"blob:{row.blake3}"],
-                       {"rendition": rendition.id, "made": made, "size": row.size})
+        return self._source(recording_id)
+
+    def _still(self, row: Thumbnail, made: bool) -> Still:
         return Still(blake3=row.blake3, size=row.size, path=self.store.path_for(row.blake3),
-                     made=made)
+                     made=made, rendition_id=row.rendition_id, recording_id=row.recording_id)
+
+    def _served(self, actor: Actor, still: Still) -> Still:
+        self.gate.read(actor, "recording.thumbnail",
+                       [f"recording:{still.recording_id}", f"blob:{still.blake3}"],
+                       {"rendition": still.rendition_id, "made": still.made,
+                        "size": still.size})
+        return still
 
     def _source(self, recording_id: str) -> tuple[Rendition, Segment]:
         """The newest ``ok`` rendition and its first segment (what the player plays)."""

@@ -312,11 +312,7 @@ class RedactionDesk:
 
     def render(self, actor: Actor, redaction_id: str) -> RedactionView:
         """Render the plan in force into a new blob with its signed statement."""
-        view = self._open(actor, redaction_id)
-        self._changeable(actor, view, "render")
-        if view.render_step is not None:
-            self._refuse(actor, view, self._part(actor), f"the plan in force of redaction "
-                         f"{view.id} is rendered already ({view.render_step.output_blake3})")
+        view = self.check_render(actor, redaction_id)
         plan = self._plan(view)
         src = sources_of(self.catalog, self.store, keyring=self.keys.keyring(),
                          recording_id=view.recording_id, rendition_id=view.rendition_id,
@@ -333,6 +329,16 @@ class RedactionDesk:
                     self._subjects(view), {**made.details, "label": redaction.LABEL},
                     based_on=view)
         return load_one(self.catalog, view.id)
+
+    def check_render(self, actor: Actor, redaction_id: str) -> RedactionView:
+        """Who may render it, and only an unrendered plan (refusals audited); asked
+        before a ``redaction`` job is queued for a worker, and by :meth:`render`."""
+        view = self._open(actor, redaction_id)
+        self._changeable(actor, view, "render")
+        if view.render_step is not None:
+            self._refuse(actor, view, self._part(actor), f"the plan in force of redaction "
+                         f"{view.id} is rendered already ({view.render_step.output_blake3})")
+        return view
 
     def view(self, actor: Actor, redaction_id: str) -> StoredBytes:
         """The rendered file of the plan in force, to stream; the viewing is a step (and

@@ -239,9 +239,11 @@ class UploadQueue:
 
     # -- running -----------------------------------------------------------------------
 
-    def run_due(self, *, now: datetime, limit: int = 100) -> RunReport:
-        """Attempt every item due at ``now`` (at most ``limit``); one attempt each."""
-        claimed = self._claim(now, limit)
+    def run_due(self, *, now: datetime, limit: int = 100, only: str | None = None,
+                ) -> RunReport:
+        """Attempt every item due at ``now`` (at most ``limit``; ``only``: that blob's
+        item, as a queued job asks); one attempt each."""
+        claimed = self._claim(now, limit, only)
         if not claimed:
             return RunReport()
         try:
@@ -253,16 +255,16 @@ class UploadQueue:
             return RunReport(tuple(self._failed_attempt(i, exc, now) for i in claimed))
         return RunReport(tuple(self._attempt(item, now) for item in claimed))
 
-    def _claim(self, now: datetime, limit: int) -> list[UploadItem]:
+    def _claim(self, now: datetime, limit: int, only: str | None) -> list[UploadItem]:
         """Take due items under a lease, so that a concurrent run leaves them alone;
         items whose blob retention removed are withdrawn instead."""
         lease_until = now + timedelta(seconds=self.policy.lease_s)
+        due = select(UploadItem).where(col(UploadItem.state).in_(("queued", "uploading")),
+                                       col(UploadItem.next_attempt_at) <= now)
+        if only is not None:
+            due = due.where(UploadItem.blake3 == only)
         with self.catalog.transaction() as s:
-            items = list(s.exec(
-                select(UploadItem)
-                .where(col(UploadItem.state).in_(("queued", "uploading")),
-                       col(UploadItem.next_attempt_at) <= now)
-                .order_by(col(UploadItem.next_attempt_at)).limit(limit)))
+            items = list(s.exec(due.order_by(col(UploadItem.next_attempt_at)).limit(limit)))
             items = self._withdraw_removed(s, items, now)
             for item in items:
                 item.state, item.next_attempt_at, item.updated_at = "uploading", lease_until, now

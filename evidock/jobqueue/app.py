@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 from config import Settings
 from evidock.jobqueue.schema import ensure_schema
 from evidock.jobqueue.tasks import JOB_TYPES, JobBody, JobType, Services
+from integrity.codes import Code
 from integrity.errors import QueueUnavailable
 
 
@@ -64,6 +65,11 @@ class Deferred:
     lock: str
     #: The new job's id; None when one for the same thing was already waiting.
     job_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """How the service answers work it handed to the workers (``I_JOB_QUEUED``)."""
+        return {"status": "queued", "code": Code.I_JOB_QUEUED, "job": self.job,
+                "job_id": self.job_id, "lock": self.lock}
 
 
 class JobQueue:

@@ -53,7 +53,7 @@ class DecisionBody(BaseModel):
 
 
 def area(svc: Services) -> ExportArea:
-    return ExportArea(root=svc.settings.home / "exports")
+    return svc.export_area()
 
 
 def _package_json(package: Package, top: Path) -> dict[str, object]:
@@ -119,7 +119,13 @@ def _tidy(svc: Services) -> ExportArea:
 def run(request_id: str, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
     """Write the packages of an approved request (once) into the export area; answer
     with them and the files to download. Holding the request's run lock, a run that
-    died is resumed (records.exportrun)."""
+    died is resumed (records.exportrun). With a job queue the run is checked here and
+    handed to a worker (``export`` job): nothing to download yet."""
+    if svc.job_queue is not None:
+        svc.exports().check_run(actor, request_id)
+        queued = svc.job_queue.defer("export", {"request_id": request_id,
+                                                "actor": actor.name})
+        return {"request_id": request_id, "packages": [], "files": [], **queued.to_json()}
     where = _tidy(svc)
     try:
         with where.running(request_id) as top:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evidock.service import station_ops as ops
 from evidock.service.deps import ActorDep, ServicesDep
+from integrity.codes import Code
 from integrity.errors import ConfigError, NotFound
 from records.permissions import P
 
@@ -168,6 +169,12 @@ def upload_run(body: UploadRunIn, actor: ActorDep, svc: ServicesDep) -> dict[str
     from evidock.jobs import upload_pass
 
     svc.gate().require(actor, P.UPLOAD_RUN)
+    if svc.job_queue is not None:  # [jobs] queue: workers upload, one job per due blob
+        from evidock.jobqueue.uploads import queue_uploads
+
+        queued = queue_uploads(svc, limit=body.limit, retry_failed=body.retry_failed)
+        return {**queued, "attempted": 0, "verified": 0, "queued": 0, "failed": 0,
+                "problems": [], "code": Code.I_JOB_QUEUED}
     added, done = upload_pass(svc, limit=body.limit, retry_failed=body.retry_failed)
     counts = {s: sum(1 for i in done if i.state == s) for s in ("verified", "queued",
                                                                 "failed")}

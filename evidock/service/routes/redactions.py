@@ -102,8 +102,15 @@ def edit(redaction_id: str, body: EditIn, *, actor: ActorDep,
 
 @router.post("/redactions/{redaction_id}/render")
 def render(redaction_id: str, *, actor: ActorDep, svc: ServicesDep) -> dict[str, Any]:
-    """Render the plan in force (ffmpeg; minutes for a long range)."""
+    """Render the plan in force (ffmpeg; minutes for a long range). With a job queue
+    the request is checked here and a worker renders it (``redaction`` job; the answer
+    has ``queued``)."""
     desk = svc.redactions()
+    if svc.job_queue is not None:
+        desk.check_render(actor, redaction_id)
+        queued = svc.job_queue.defer("redaction", {"redaction_id": redaction_id,
+                                                   "actor": actor.name})
+        return {**_answer(*desk.show(actor, redaction_id)), "queued": queued.to_json()}
     desk.render(actor, redaction_id)
     return _answer(*desk.show(actor, redaction_id))
 

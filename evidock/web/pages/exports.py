@@ -53,7 +53,8 @@ VIEW_WORDS = {"mine": _("My requests"), "all": _("All requests I may see"),
 DONE = {"requested": _("Request sent: it now waits for another person's decision."),
         "approved": _("Approved. The requester can now make the package."),
         "rejected": _("Rejected. The request is closed."),
-        "run": _("The package was made. Download it below.")}
+        "run": _("The package was made. Download it below."),
+        "queued": _("A worker makes the package. Reload this page to download it.")}
 WORDS = {"status": STATUS, "step": STEP, "view": VIEW_WORDS, "done": DONE}
 
 

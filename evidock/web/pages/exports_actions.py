@@ -58,8 +58,9 @@ def reject(call: Desk, request_id: str) -> Response:
 @router.post("/exports/{request_id}/run")
 def run(call: Desk, request_id: str) -> Response:
     """Write the package once (``POST /api/v1/exports/{id}/run``)."""
-    api.run(request_id, call.actor, call.svc)
-    return redirect(f"{PREFIX}/exports/{request_id}?done=run")
+    ran = api.run(request_id, call.actor, call.svc)
+    done = "queued" if ran.get("status") == "queued" else "run"  # [jobs]: a worker runs it
+    return redirect(f"{PREFIX}/exports/{request_id}?done={done}")
 
 
 @router.get("/exports/{request_id}/download")

@@ -26,6 +26,9 @@ from records.dossier import FindQuery
 from records.footage_thumbs import Thumbnails
 
 router = APIRouter(include_in_schema=False)
+#: The still's place while a worker makes it (answered 202, never cached).
+PENDING_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="320" height="180">'
+               '<rect width="320" height="180" fill="#ddd"/></svg>')
 #: The search form's fields, in the order the form shows them.
 FIELDS = ("officer", "device", "unit", "stage", "case", "since", "until")
 KINDS = {"video": "Video", "audio": "Audio", "photo": "Photo", "log": "Log",
@@ -130,9 +133,19 @@ def _page_links(call: DeskCall, values: dict[str, str], page: int,
 
 @router.get("/footage/{recording_id}/thumb.jpg", response_model=None)
 def thumbnail(call: Desk, recording_id: str) -> Response:
-    """The recording's still: who may view the recording, nobody else (audited)."""
-    still = Thumbnails(catalog=call.svc.catalog, store=call.svc.store,
-                       gate=call.svc.gate()).still(call.actor, recording_id)
+    """The recording's still: who may view the recording, nobody else (audited). With a
+    job queue a still not made yet is a ``thumbnails`` job and a placeholder now."""
+    thumbs = Thumbnails(catalog=call.svc.catalog, store=call.svc.store,
+                        gate=call.svc.gate())
+    queue = call.svc.job_queue
+    if queue is None:
+        still = thumbs.still(call.actor, recording_id)
+    elif (stored := thumbs.stored(call.actor, recording_id)) is not None:
+        still = stored
+    else:
+        queue.defer("thumbnails", {"recording_id": recording_id, "actor": call.actor.name})
+        return Response(PENDING_SVG, status_code=202, media_type="image/svg+xml",
+                        headers={"Cache-Control": "no-store"})
     # The still is content-addressed and never changes, but it is evidence: kept in the
     # browser's private cache only, never in a shared one.
     return FileResponse(still.path, media_type="image/jpeg",

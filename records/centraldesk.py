@@ -4,7 +4,9 @@ The rows come from the center's index of the mirrored logs (:mod:`archive.witnes
 the rules are the station's: ``case.view`` and the case's unit and label for a case,
 ``recording.view`` and the unit and label of every case a recording is actively linked to
 for a recording (one hidden case hides it). What a person cannot see is not listed, not
-counted and not named in the audit event of the read.
+counted and not named in the audit event of the read. One recording
+(:meth:`CentralDesk.recording`, the desk's page at the center) is refused, audited, by the
+same rule.
 """
 
 from __future__ import annotations
@@ -18,10 +20,17 @@ from sqlalchemy.engine import Row
 
 from archive.catalog import Catalog
 from archive.catalog.types import table_of
-from archive.witness.index import CentralCase, CentralLink, CentralRecording
+from archive.witness.index import (
+    CentralCase,
+    CentralLink,
+    CentralRecording,
+    CentralRendition,
+)
+from integrity.errors import NotFound
 from records.permissions import Actor, Gate, P
 
 _C, _L, _R = table_of(CentralCase), table_of(CentralLink), table_of(CentralRecording)
+_N = table_of(CentralRendition)
 MAX_ROWS = 1000
 
 
@@ -88,6 +97,38 @@ class CentralDesk:
                        {"count": len(seen), "officer": officer, "station": station,
                         "case": case_number})
         return {"recordings": seen}
+
+    def recording(self, actor: Actor, station: str, recording_id: str) -> dict[str, Any]:
+        """One station's recording as the index has it, with the cases it is actively
+        linked to and its renditions; refused (audited) as a station refuses it:
+        ``recording.view`` and the unit and label of every linked case."""
+        with self.catalog.engine.connect() as conn:
+            row = conn.execute(select(_R).where(_R.c.station_id == station,
+                                                _R.c.recording_id == recording_id)).first()
+            linked = list(conn.execute(select(_L.c.stage, _C).join(_C, and_(
+                _C.c.station_id == _L.c.station_id, _C.c.case_id == _L.c.case_id)).where(
+                _L.c.station_id == station, _L.c.recording_id == recording_id, _L.c.active)
+                .order_by(_L.c.link_id)))
+            renditions = list(conn.execute(select(_N).where(
+                _N.c.station_id == station, _N.c.recording_id == recording_id)
+                .order_by(_N.c.made_at, _N.c.rendition_id)))
+        if row is None:
+            raise NotFound(f"no recording {recording_id} of station {station} at the center",
+                           station=station, recording=recording_id)
+        subjects = [f"station:{station}", f"recording:{recording_id}"]
+        self.gate.require(actor, P.RECORDING_VIEW, subjects=subjects)
+        for case in linked:  # as at a station: one hidden case hides the recording
+            self.gate.require(actor, P.RECORDING_VIEW,
+                              subjects=[*subjects, f"case:{case.case_id}"],
+                              unit=case.unit, sensitivity=case.sensitivity)
+        self.gate.read(actor, "center.recording",
+                       [*subjects, *(f"case:{c.case_id}" for c in linked)],
+                       {"renditions": len(renditions)})
+        return {**self._recording(row, linked),
+                "linked": [{**_case(c), "stage": c.stage} for c in linked],
+                "renditions": [{"rendition_id": n.rendition_id, "status": n.status,
+                                "manifest": n.manifest, "merkle_root": n.merkle_root,
+                                "made_at": n.made_at.isoformat()} for n in renditions]}
 
     @staticmethod
     def _pages(conn: Any, query: Any, *, size: int) -> Iterator[list[Row[Any]]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import and_, select
 from sqlmodel import Session
@@ -71,6 +72,23 @@ class CentralPlayer:
                         "manifest": manifest_b3})
         return StoredBytes(blake3=entry.blake3, size=entry.size, name=entry.name,
                            path=path), first, last
+
+    def segments(self, actor: Actor, station: str, recording_id: str) -> dict[str, Any]:
+        """The segments of the recording's newest ok rendition as its signed manifest
+        names them, the manifest proven as :meth:`play` proves it (the player's list)."""
+        subjects = [f"station:{station}", f"recording:{recording_id}"]
+        self._require(actor, station, recording_id, subjects)
+        manifest_b3 = self._manifest_name(station, recording_id)
+        manifest = self._manifest(station, recording_id, manifest_b3)
+        self.gate.read(actor, "center.segments", [*subjects, f"blob:{manifest_b3}"],
+                       {"manifest": manifest_b3, "count": len(manifest.segments)})
+        return {"station_id": station, "recording_id": recording_id,
+                "manifest": manifest_b3, "merkle_root": manifest.merkle_root,
+                "rendition": {"kind": manifest.rendition.kind,
+                              "container": manifest.rendition.container},
+                "segments": [{"index": g.index, "start_us": g.start_us, "end_us": g.end_us,
+                              "name": g.name, "size": g.size, "blake3": g.blake3}
+                             for g in sorted(manifest.segments, key=lambda g: g.index)]}
 
     def _require(self, actor: Actor, station: str, recording_id: str,
                  subjects: list[str]) -> None:

@@ -7,14 +7,27 @@ role ``station`` and trusts each station's public keyring file.
 
 from __future__ import annotations
 
+import shutil
 import socket
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from evidock_testing import ok_json
-from pki_support import Issued
+from evidock_testing import AGENCY_TOML, migrated, migrated_home, offload_camera, ok_json
+from pki_support import CertAuthority, Issued
 from service_support import RunningService
+from sqlmodel import Session, col, select
+
+from archive.catalog import Catalog
+from archive.catalog.models import Rendition, Segment
+from archive.keystore import StationKeys
+from config import load_settings
+from evidock.jobs import execute
+from evidock.wiring import Services
+
+if TYPE_CHECKING:
+    from s3server import S3Endpoint  # tests/replica, on the path of the tests that use it
 
 
 def free_port() -> int:
@@ -66,6 +79,109 @@ tls_cert = "{server.cert}"
 tls_key = "{server.key}"
 tls_client_ca = "{ca}"
 """ + witnessed
+
+
+def upload_toml(endpoint: S3Endpoint, bucket: str, prefix: str) -> str:
+    """[upload] to ``bucket`` under ``prefix`` (each station its own)."""
+    return f"""
+[upload]
+enabled = true
+endpoint_url = "{endpoint.url}"
+bucket = "{bucket}"
+key_prefix = "{prefix}"
+access_key_id = "{endpoint.access_key}"
+secret_access_key = "{endpoint.secret_key}"
+retention_days = 1
+connect_timeout_s = 2
+read_timeout_s = 30
+"""
+
+
+@dataclass
+class World:
+    """A center (catalog on PostgreSQL, HTTPS + mutual TLS on ``port``) and its stations,
+    all uploading to one SeaweedFS bucket, each under its own prefix."""
+
+    root: Path
+    ca: CertAuthority
+    certs: dict[str, Issued]
+    port: int
+    center_home: Path
+    endpoint: S3Endpoint
+    bucket: str
+    #: The center's catalog: PostgreSQL, as a central archive runs.
+    center_url: str = ""
+
+    def station(self, name: str) -> Path:
+        return self.root / name
+
+
+def make_station(world: World, name: str, camera: Path, *, render: bool,
+                 extra_toml: str = "") -> None:
+    """A station at ``world.station(name)`` that offloaded ``camera`` (and rendered it);
+    its public keyring is copied where the center's config names it."""
+    home = world.station(name)
+    home.mkdir()
+    (home / "evidock.toml").write_text(
+        AGENCY_TOML + station_toml(name, port=world.port, center_keyring=world.root /
+                                   "center.json", ca=world.ca.root.cert,
+                                   cert=world.certs[name])
+        + upload_toml(world.endpoint, world.bucket, name) + extra_toml, encoding="utf-8")
+    migrated_home(home)
+    keys = StationKeys(directory=home / "keys")
+    keys.init()
+    shutil.copy(keys.keyring_path, world.root / f"{name}.json")
+    offload_camera(home, camera, render=render)
+
+
+def make_center(world: World, stations: Iterable[str]) -> None:
+    """The center's home and migrated PostgreSQL catalog, witnessing ``stations``."""
+    names = list(stations)
+    home = world.center_home
+    keys = StationKeys(directory=home / "keys")
+    keys.init()
+    shutil.copy(keys.keyring_path, world.root / "center.json")
+    (home / "evidock.toml").write_text(AGENCY_TOML + center_toml(
+        port=world.port, server=world.ca.issue("center", server=True), ca=world.ca.root.cert,
+        users=names, stations=[(n, world.root / f"{n}.json", n) for n in names])
+        + upload_toml(world.endpoint, world.bucket, "center")
+        + f'\n[paths]\ncatalog_url = "{world.center_url}"\n', encoding="utf-8")
+    migrated(world.center_url)
+
+
+def upload(home: Path) -> dict[str, Any]:
+    """The station's upload job, run once in-process; its counts."""
+    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
+    try:
+        result = execute("upload", svc)
+    finally:
+        svc.close()
+    assert result.outcome == "ok", result
+    return result.counts
+
+
+def rendered_segments(home: Path) -> dict[str, list[Segment]]:
+    """The station's recordings with an ok rendition, and their segments in order."""
+    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
+    try:
+        with Session(catalog.engine) as s:
+            ok = s.exec(select(Rendition).where(Rendition.status == "ok")).all()
+            return {r.recording_id: list(s.exec(select(Segment).where(
+                Segment.rendition_id == r.id).order_by(col(Segment.index)))) for r in ok}
+    finally:
+        catalog.close()
+
+
+def make_case(station: RunningService, number: str, unit: str, label: str,
+                link: str | None = None) -> str:
+    """A case made at the station by its clerk (CLI), optionally linked to ``link``;
+    its id."""
+    made = ok_json(station.cli("case", "create", number, "--type", "行政处罚", "--unit", unit,
+                               "--sensitivity", label, "--json", user="clerk"))
+    if link is not None:
+        ok_json(station.cli("case", "link", number, link, "--stage", "调查取证",
+                            "--reason", "执法记录", "--json", user="clerk"))
+    return str(made["id"])
 
 
 def push(station: RunningService, code: int = 0) -> dict[str, Any]:

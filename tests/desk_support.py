@@ -169,11 +169,14 @@ def desk_station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskStati
         yield DeskStation(svc=svc, home=home, recordings=videos)
 
 
-def log_in(browser: Any, station: DeskStation, user: str, *, lang: str = "zh") -> Any:
+def log_in(browser: Any, station: DeskStation, user: str, *, lang: str = "zh",
+           test_ca: bool = False) -> Any:
     """A fresh browser context (its own cookies) logged in as ``user`` in ``lang``;
-    returns its page."""
+    returns its page. ``test_ca``: the service's certificate is issued by the tests' own
+    CA (a center on HTTPS), which this browser has no way to trust."""
     context = browser.new_context(locale="zh-CN" if lang == "zh" else "en-US",
-                                  viewport={"width": 1360, "height": 900})
+                                  viewport={"width": 1360, "height": 900},
+                                  ignore_https_errors=test_ca)
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

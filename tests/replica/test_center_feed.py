@@ -15,19 +15,26 @@ footage played at the center is read back from the object store and proven.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from center_support import center_toml, free_port, push, station_toml
-from evidock_testing import AGENCY_TOML, migrated, migrated_home, offload_camera, ok_json
-from pki_support import CertAuthority, Issued
-from s3server import S3Endpoint, WeedServer
+from center_support import (
+    World,
+    free_port,
+    make_case,
+    make_center,
+    make_station,
+    push,
+    rendered_segments,
+    upload,
+)
+from evidock_testing import ok_json
+from pki_support import CertAuthority
+from s3server import WeedServer
 from service_support import RunningService, api_as, audit_rows, serving
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -36,14 +43,10 @@ from storage_support import make_bucket
 
 from archive.audit.log import AuditLog
 from archive.catalog import Catalog
-from archive.catalog.models import Rendition, Segment
-from archive.keystore import StationKeys
+from archive.catalog.models import Rendition
 from archive.store import ContentStore
 from archive.witness.cosign import Cosigned
 from archive.witness.mirror import Mirror, StationEvent
-from config import load_settings
-from evidock.jobs import execute
-from evidock.wiring import Services
 from fixtures.camera import CameraTree
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "archive"))  # pg_support lives there
@@ -51,68 +54,6 @@ from pg_support import pg_cluster  # noqa: E402
 
 STATIONS = ("station-a", "station-b", "station-c", "station-d", "station-e")
 
-
-
-def _upload_toml(endpoint: S3Endpoint, bucket: str, prefix: str) -> str:
-    return f"""
-[upload]
-enabled = true
-endpoint_url = "{endpoint.url}"
-bucket = "{bucket}"
-key_prefix = "{prefix}"
-access_key_id = "{endpoint.access_key}"
-secret_access_key = "{endpoint.secret_key}"
-retention_days = 1
-connect_timeout_s = 2
-read_timeout_s = 30
-"""
-
-
-@dataclass
-class World:
-    root: Path
-    ca: CertAuthority
-    certs: dict[str, Issued]
-    port: int
-    center_home: Path
-    endpoint: S3Endpoint
-    bucket: str
-    #: The center's catalog: PostgreSQL, as a central archive runs.
-    center_url: str = ""
-
-    def station(self, name: str) -> Path:
-        return self.root / name
-
-
-def _station(world: World, name: str, camera: Path, *, render: bool) -> None:
-    home = world.station(name)
-    home.mkdir()
-    (home / "evidock.toml").write_text(
-        AGENCY_TOML + station_toml(name, port=world.port, center_keyring=world.root /
-                                   "center.json", ca=world.ca.root.cert,
-                                   cert=world.certs[name])
-        + _upload_toml(world.endpoint, world.bucket, name)
-        # station-e cuts short segments: its videos have several to play
-        + ("\n[rendition]\nsegment_seconds = 1\n" if name == "station-e" else ""),
-        encoding="utf-8")
-    migrated_home(home)
-    keys = StationKeys(directory=home / "keys")
-    keys.init()
-    shutil.copy(keys.keyring_path, world.root / f"{name}.json")
-    offload_camera(home, camera, render=render)
-
-
-def _center(world: World) -> None:
-    home = world.center_home
-    keys = StationKeys(directory=home / "keys")
-    keys.init()
-    shutil.copy(keys.keyring_path, world.root / "center.json")
-    (home / "evidock.toml").write_text(AGENCY_TOML + center_toml(
-        port=world.port, server=world.ca.issue("center", server=True), ca=world.ca.root.cert,
-        users=STATIONS, stations=[(n, world.root / f"{n}.json", n) for n in STATIONS])
-        + _upload_toml(world.endpoint, world.bucket, "center")
-        + f'\n[paths]\ncatalog_url = "{world.center_url}"\n', encoding="utf-8")
-    migrated(world.center_url)
 
 
 @pytest.fixture(scope="module")
@@ -126,23 +67,16 @@ def world(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer,
                       root / "center", weed.endpoint, make_bucket(weed.endpoint), make())
         world.center_home.mkdir()
         for name in STATIONS:
-            _station(world, name, camera_template.root,
-                     render=name in ("station-a", "station-e"))
-        _center(world)
+            make_station(world, name, camera_template.root,
+                         render=name in ("station-a", "station-e"),
+                         # station-e cuts short segments: its videos have several to play
+                         extra_toml="\n[rendition]\nsegment_seconds = 1\n"
+                         if name == "station-e" else "")
+        make_center(world, STATIONS)
         yield world
 
 
 
-
-
-def _upload(home: Path) -> dict[str, Any]:
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
-    try:
-        result = execute("upload", svc)
-    finally:
-        svc.close()
-    assert result.outcome == "ok", result
-    return result.counts
 
 
 def _mirrored(world: World, station: str) -> tuple[int, int]:
@@ -203,7 +137,7 @@ def test_events_arrive_once_only_after_their_blobs(world: World) -> None:
             assert early["events"]["next_seq"] == blob_event
             assert early["events"]["waiting"]["seq"] == blob_event
             assert early["events"]["waiting"]["reason"] == "not in the object store yet"
-            assert _upload(home)["verified"] > 0
+            assert upload(home)["verified"] > 0
             full = push(station)
             again = push(station)
     size = full["cosigned"]["head"]["size"]
@@ -239,7 +173,7 @@ def test_an_object_that_is_not_the_blob_is_not_taken_for_it(world: World) -> Non
         stopped = push(station, 1)["events"]
         assert stopped["next_seq"] == blob_event
         assert "bytes" in stopped["waiting"]["reason"]  # size or content, not presence
-        _upload(home)  # the station's own copy, a new version at the key
+        upload(home)  # the station's own copy, a new version at the key
         done = push(station)["events"]
     assert done["waiting"] is None and done["next_seq"] == done["size"]
     received = [r.details for r in audit_rows(world.center_url, "feed.received")
@@ -258,16 +192,6 @@ def _recording_ids(home: Path) -> list[str]:
         catalog.close()
 
 
-def _case(station: RunningService, number: str, unit: str, label: str,
-          link: str | None = None) -> str:
-    made = ok_json(station.cli("case", "create", number, "--type", "行政处罚", "--unit", unit,
-                               "--sensitivity", label, "--json", user="clerk"))
-    if link is not None:
-        ok_json(station.cli("case", "link", number, link, "--stage", "调查取证",
-                            "--reason", "执法记录", "--json", user="clerk"))
-    return str(made["id"])
-
-
 def _center_list(center: RunningService, what: str, user: str,
                  station: str) -> list[dict[str, Any]]:
     out = ok_json(center.cli("center", what, "--station", station, "--json", user=user))
@@ -280,11 +204,11 @@ def test_the_center_shows_each_person_only_what_their_units_and_clearance_allow(
     secret_rec, *c_rest = _recording_ids(c_home)
     d_rec = _recording_ids(d_home)[0]
     with serving(c_home) as c, serving(d_home) as d, serving(world.center_home) as center:
-        secret = _case(c, "邵城管罚〔2026〕第101号", "城东中队", "个人隐私", link=secret_rec)
-        _case(c, "邵城管罚〔2026〕第102号", "城东中队", "none")
-        _case(d, "邵城管罚〔2026〕第103号", "城西中队", "none", link=d_rec)
+        secret = make_case(c, "邵城管罚〔2026〕第101号", "城东中队", "个人隐私", link=secret_rec)
+        make_case(c, "邵城管罚〔2026〕第102号", "城东中队", "none")
+        make_case(d, "邵城管罚〔2026〕第103号", "城西中队", "none", link=d_rec)
         for station, home in ((c, c_home), (d, d_home)):
-            _upload(home)
+            upload(home)
             assert push(station)["events"]["waiting"] is None
         seen = {user: {st: _center_list(center, "cases", user, st)
                        for st in ("station-c", "station-d")}
@@ -306,30 +230,18 @@ def test_the_center_shows_each_person_only_what_their_units_and_clearance_allow(
     assert reads and all(f"case:{secret}" not in r.subjects for r in reads)
 
 
-def _segments(home: Path) -> dict[str, list[Segment]]:
-    """The recordings with an ok rendition, and their segments, as the station has them."""
-    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite3'}")
-    try:
-        with Session(catalog.engine) as s:
-            ok = s.exec(sselect(Rendition).where(Rendition.status == "ok")).all()
-            return {r.recording_id: list(s.exec(sselect(Segment).where(
-                Segment.rendition_id == r.id).order_by(Segment.index))) for r in ok}
-    finally:
-        catalog.close()
-
-
 def test_the_center_plays_footage_read_back_from_the_object_store_and_proven(
         world: World) -> None:
     home = world.station("station-e")
-    segs = _segments(home)
+    segs = rendered_segments(home)
     (video, vsegs), (secret, ssegs) = sorted(segs.items(), key=lambda kv: -len(kv[1]))[:2]
     assert len(vsegs) >= 2, {k: len(v) for k, v in segs.items()}
     local = ContentStore(root=home / "store")
     center_store = ContentStore(root=world.center_home / "store")
     impostor = vsegs[1]
     with serving(home) as st, serving(world.center_home) as center:
-        _case(st, "邵城管罚〔2026〕第105号", "城东中队", "个人隐私", link=secret)
-        _upload(home)
+        make_case(st, "邵城管罚〔2026〕第105号", "城东中队", "个人隐私", link=secret)
+        upload(home)
         assert push(st)["events"]["waiting"] is None
         # Segment 1 of the video, after the upload: a newer object version with other
         # bytes of the same size (a version can be added under a lock; it cannot

@@ -139,6 +139,22 @@ def central_recordings(params: Annotated[RecordingsIn, Query()], actor: ActorDep
                                     case_number=params.case, limit=params.limit)
 
 
+@router.get("/center/recordings/{station_id}/{recording_id}")
+def central_recording(station_id: StationId, recording_id: str, actor: ActorDep,
+                      svc: ServicesDep) -> dict[str, Any]:
+    """Center: one station's recording, its linked cases and renditions (as the station
+    would refuse it: recording.view and every linked case's unit and label)."""
+    return svc.central().recording(actor, station_id, recording_id)
+
+
+@router.get("/center/recordings/{station_id}/{recording_id}/segments")
+def central_segments(station_id: StationId, recording_id: str, actor: ActorDep,
+                     svc: ServicesDep) -> dict[str, Any]:
+    """Center: the segments of the recording's newest ok rendition, as its signed
+    manifest (read back and proven) names them; needs recording.play, audited."""
+    return svc.central_player().segments(actor, station_id, recording_id)
+
+
 @router.get("/center/recordings/{station_id}/{recording_id}/segments/{index}",
             response_model=None)
 def central_segment(station_id: StationId, recording_id: str, index: int, *,

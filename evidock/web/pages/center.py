@@ -11,7 +11,8 @@ actively linked to, one hidden case hiding it), each view audited as
 hidden is neither listed nor counted. The witness panel is
 :meth:`records.witnessdesk.WitnessDesk.latest` and ``conflicts`` (``audit.view``, every
 read audited), fetched into the cases page by htmx and a page of its own without
-script. The center serves no footage yet, so nothing here links a player.
+script. Each recording links its page at the center (``pages/center_recording.py``):
+the station desk's player fed from the center's proven segment route.
 """
 
 from __future__ import annotations
@@ -44,13 +45,13 @@ def witnessed(call: DeskCall) -> list[str]:
     return stations
 
 
-def _tabs(call: DeskCall) -> list[tuple[str, str]]:
+def tabs(call: DeskCall) -> list[tuple[str, str]]:
     """The area's pages this user may open (each page checks its own permission)."""
     may = call.actor.may
-    tabs = [("/center/cases", "Cases of every station", may(P.CASE_VIEW)),
-            ("/center/recordings", "Recordings of every station", may(P.RECORDING_VIEW)),
-            ("/center/witness", "Witnessed logs", may(P.AUDIT_VIEW))]
-    return [(PREFIX + path, title) for path, title, shown in tabs if shown]
+    pages = [("/center/cases", "Cases of every station", may(P.CASE_VIEW)),
+             ("/center/recordings", "Recordings of every station", may(P.RECORDING_VIEW)),
+             ("/center/witness", "Witnessed logs", may(P.AUDIT_VIEW))]
+    return [(PREFIX + path, title) for path, title, shown in pages if shown]
 
 
 def _text(value: str, most: int) -> str | None:
@@ -71,8 +72,8 @@ def _station(call: DeskCall, stations: list[str], value: str) -> tuple[str | Non
 def center(call: Desk) -> Response:
     """The area's first page: the cases, or the recordings for who may not list cases."""
     witnessed(call)
-    tabs = _tabs(call)
-    return redirect(tabs[0][0] if tabs else f"{PREFIX}/center/cases")
+    shown = tabs(call)
+    return redirect(shown[0][0] if shown else f"{PREFIX}/center/cases")
 
 
 @router.get("/center/cases", response_class=HTMLResponse)
@@ -84,7 +85,7 @@ def cases(call: Desk, number: str = "", station: str = "") -> Response:
     if not problem:
         rows = call.svc.central().cases(call.actor, number=values["number"] or None,
                                         station=chosen, limit=LIMIT)["cases"]
-    return no_store(render(call, "center/cases.html", tabs=_tabs(call), stations=stations,
+    return no_store(render(call, "center/cases.html", tabs=tabs(call), stations=stations,
                            values=values, problem=problem, rows=rows, limit=LIMIT,
                            label_words=SENSITIVITY_WORDS,
                            panel=call.actor.may(P.AUDIT_VIEW)))
@@ -102,13 +103,13 @@ def recordings(call: Desk, officer: str = "", station: str = "",
         rows = call.svc.central().recordings(
             call.actor, officer=values["officer"] or None, station=chosen,
             case_number=values["case"] or None, limit=LIMIT)["recordings"]
-    return no_store(render(call, "center/recordings.html", tabs=_tabs(call),
+    return no_store(render(call, "center/recordings.html", tabs=tabs(call),
                            stations=stations, values=values, problem=problem,
                            rows=rows, limit=LIMIT, status_words=STATUS_WORDS,
-                           size=_size, case_link=_case_link))
+                           size=human_size, case_link=case_link))
 
 
-def _size(size: int | None) -> str:
+def human_size(size: int | None) -> str:
     """A file's size as people read it (decimal units, as the station page's MB)."""
     if size is None:
         return ""
@@ -120,7 +121,7 @@ def _size(size: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-def _case_link(station: str, number: str) -> str:
+def case_link(station: str, number: str) -> str:
     """The center's list of that case's recordings at its station."""
     return f"{PREFIX}/center/recordings?" + urlencode({"station": station, "case": number})
 
@@ -141,7 +142,8 @@ def witness(call: Desk) -> Response:
                      "signed_at": None if head is None else head["time"],
                      "witnessed_at": None if cosigned is None else cosigned["witnessed_at"],
                      "conflicts": sum(1 for c in found if c["station_id"] == station)})
-    return no_store(render(call, "center/witness.html", tabs=_tabs(call), rows=rows))
+    return no_store(render(call, "center/witness.html", tabs=tabs(call), rows=rows))
 
 
-__all__ = ["LIMIT", "router", "witnessed"]
+__all__ = ["LIMIT", "STATUS_WORDS", "case_link", "human_size", "router", "tabs",
+           "witnessed"]

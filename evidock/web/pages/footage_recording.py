@@ -14,6 +14,8 @@ segments as stored, each through the API's ``/recordings/{id}/segments/{i}`` (Ra
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
@@ -41,14 +43,30 @@ def _seconds(text: str | None) -> float | None:
     return value if value is not None and value >= 0 else None
 
 
-def player_data(recording_id: str, rendition: RenditionView | None) -> str:
+@dataclass(frozen=True, slots=True)
+class PlayerSegment:
+    """One segment as the shared player (templates/footage/_player.html) shows it."""
+
+    index: int
+    name: str
+    start_us: int
+    end_us: int
+    src: str  # the API's audited Range route for it
+
+
+def player_data(segs: Sequence[PlayerSegment]) -> str:
     """The segments the player plays, as JSON for a data- attribute (no inline script)."""
-    if rendition is None:
-        return "[]"
     return json.dumps([{"index": g.index, "start": g.start_us / 1e6, "end": g.end_us / 1e6,
-                        "src": f"{API}/recordings/{recording_id}/segments/{g.index}"
-                               f"?rendition={rendition.id}"}
-                       for g in rendition.segments])
+                        "src": g.src} for g in segs])
+
+
+def _station_segments(recording_id: str,
+                      rendition: RenditionView | None) -> list[PlayerSegment]:
+    if rendition is None:
+        return []
+    return [PlayerSegment(index=g.index, name=g.name, start_us=g.start_us, end_us=g.end_us,
+                          src=f"{API}/recordings/{recording_id}/segments/{g.index}"
+                              f"?rendition={rendition.id}") for g in rendition.segments]
 
 
 def _playable(detail: RecordingDetail) -> RenditionView | None:
@@ -76,11 +94,12 @@ def recording_page(call: DeskCall, recording_id: str, *, status: int = 200,
     params = call.request.query_params
     start, stop = _seconds(params.get("from")), _seconds(params.get("to"))
     length = rendition.segments[-1].end_us if rendition else None
+    play = _station_segments(recording_id, rendition)
     return render(call, "footage/recording.html", status=status, d=detail,
                   rec=detail.recording, kind=call._(KINDS.get(detail.recording.kind,
                                                               detail.recording.kind)),
                   sha256=blob.sha256 if blob else "", rendition=rendition,
-                  segments=player_data(recording_id, rendition),
+                  play=play, segments=player_data(play),
                   start=start, stop=stop, length=clock(length), links=_links(call, detail),
                   may_link=call.actor.may(P.CASE_LINK), may_play=call.actor.may(
                       P.RECORDING_PLAY), stages=call.svc.settings.cases.stages,
@@ -116,4 +135,4 @@ def history(call: Desk, recording_id: str, before: int | None = None) -> HTMLRes
     return render(call, "footage/history.html", recording_id=recording_id, page=page)
 
 
-__all__ = ["player_data", "recording_page", "router"]
+__all__ = ["API", "PlayerSegment", "player_data", "recording_page", "router"]

@@ -38,7 +38,9 @@ from integrity.findings import Finding
 _Row = TypeVar("_Row", bound=SQLModel)
 #: The tables whose rows carry authority, in the order they are checked.
 BOUND = ("exportdecision", "caselink", "caseevent", "hold", "holdrelease", "recordingmark",
-         "retentionaction", "casereview", "redaction", "redactionstep")
+         "retentionaction", "casereview", "redaction", "redactionstep",
+         # at a center: holds it placed and released, decisions on stations' deletions
+         "centerhold", "centerholdrelease", "centerdecision")
 
 
 def _plain(value: object) -> object:

@@ -12,6 +12,7 @@ Imported by config/settings.py, so it defines its own frozen base (see config/sc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -42,10 +43,16 @@ class CenterSettings(_Frozen):
     client_cert: str = ""
     client_key: str = ""
     timeout_s: float = Field(15.0, gt=0, le=300)
+    #: Who approves this station's deletions: its own people ("station"), or only the
+    #: center's ("center": local approvals are refused, E_CENTER_DECIDES). Holds the
+    #: center places are carried out either way (retention/center_sync.py).
+    retention: Literal["station", "center"] = "station"
 
     @model_validator(mode="after")
     def _usable(self) -> CenterSettings:
         if not self.url:
+            if self.retention == "center":
+                raise ValueError('center.retention = "center" needs center.url')
             return self
         if not self.url.startswith(("https://", "http://127.", "http://[::1]",
                                     "http://localhost")):

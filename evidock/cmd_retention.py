@@ -1,4 +1,4 @@
-"""CLI: retention (`evidock retention plan|schedule|pending|approve|run`) and legal holds
+"""CLI: retention (`evidock retention plan|schedule|pending|approve|run|pull`) and legal holds
 (`evidock hold add|release|list`).
 
 Thin clients of the station service: it identifies the caller, acts at its own clock's
@@ -135,6 +135,29 @@ def _print_run(report: Json, zone: tzinfo) -> None:
     typer.echo(f"dry run: {summary}" if report["dry_run"] else summary)
     if report["swept"]:
         typer.echo(f"removed {len(report['swept'])} blob(s) left by an interrupted run")
+
+
+@retention_app.command("pull")
+@command
+def pull(config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
+    """Carry out the center's holds and decisions (with `[center] retention = "center"`,
+    report this station's open deletions to it first)."""
+    with station(config) as st:
+        out: Json = zoned(st.post("/retention/pull"), st.zone_name)
+
+    def human() -> None:
+        for h in out["holds"]:
+            typer.echo(f"hold {h['status']:9} center hold {h['center_hold']}"
+                       + (f"  {h['why']}" if "why" in h else ""))
+        for d in out["decisions"]:
+            typer.echo(f"deletion {d['status']:9} action {d['action_id']}"
+                       + (f"  {d['why']}" if "why" in d else ""))
+        typer.echo(f"{out['reported']} deletion(s) newly reported, {out['center_holds']} "
+                   "center hold(s) known")
+    # Exit 1 when something could not be carried out (a hold on what is not here yet).
+    failed = [x for x in (*out["holds"], *out["decisions"])
+              if x["status"] in ("unplaced", "refused")]
+    return Reply(out, human, exit_code=1 if failed else 0)
 
 
 # ---------------------------------------------------------------------- holds

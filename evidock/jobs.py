@@ -218,10 +218,22 @@ def witness(ctx: JobContext) -> Outcome:
     events = ctx.svc.feed().push(WITNESS_ACTOR)
     out = ctx.svc.witness().push(WITNESS_ACTOR)
     head = out["cosigned"]["head"]
-    return ("findings" if events["waiting"] else "ok"), {
+    pulled = _pull_retention(ctx)
+    return ("findings" if events["waiting"] or pulled.get("code") else "ok"), {
         "size": head["size"], "root": head["root"], "witnessed_size": out["witnessed_size"],
         "events_kept": events["kept"], "events_next": events["next_seq"],
-        "waiting": events["waiting"]}
+        "waiting": events["waiting"], "retention": pulled}
+
+
+def _pull_retention(ctx: JobContext) -> dict[str, Any]:
+    """The center's holds and decisions carried out here (retention/center_sync.py): a
+    hold placed while this station was down arrives with the next hourly push."""
+    try:
+        got = ctx.svc.center_sync().pull(WITNESS_ACTOR)
+    except EvidockError as exc:  # the push was done; the pull waits for the next run
+        return {"code": exc.code, "message": exc.message}
+    return {"reported": got["reported"],
+            **{k: [x["status"] for x in got[k]] for k in ("holds", "decisions")}}
 
 
 #: The scheduler sweeping the object store from a center: that, and nothing else.

@@ -46,6 +46,7 @@ import records.parties
 import records.redaction_model
 import records.reviews
 import records.statistics_facts
+import retention.central_models
 import retention.models
 from archive.catalog import migrations
 from archive.catalog.db import make_engine
@@ -74,6 +75,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     records.footage_thumbs,
     records.statistics_facts,
     retention.models,
+    retention.central_models,
 )
 
 def metadata() -> MetaData:

@@ -16,6 +16,7 @@ from archive.replica.objectstore import ObjectStore
 from archive.replica.queue import RetryPolicy, UploadQueue
 from archive.store import ContentStore
 from archive.timestamps import Stamper, load_roots
+from archive.witness.center import CenterClient
 from config import Settings
 from ingest.hooks import FifoHooks
 from ingest.media import Prober
@@ -36,6 +37,9 @@ from records.package import Exporter
 from records.permissions import Actor, Gate, os_account
 from records.redactions import RedactionDesk
 from records.witnessdesk import WitnessDesk
+from retention.center_deletions import CenterDeletions
+from retention.center_desk import CenterHolds
+from retention.center_sync import CenterSync
 from retention.executor import RetentionExecutor
 from retention.holds import HoldDesk
 
@@ -139,7 +143,25 @@ class Services:
         objects = ObjectStore.from_settings(up) if up.enabled else None
         return RetentionExecutor(catalog=self.catalog, store=self.store, audit=self.audit(),
                                  gate=self.gate(), rules=self.settings.retention,
-                                 clock=self.clock, objects=objects)
+                                 clock=self.clock, objects=objects,
+                                 center_decides=self.settings.center.retention == "center")
+
+    def center_holds(self) -> CenterHolds:
+        """At a center: holds placed on the witnessed stations' records."""
+        return CenterHolds(catalog=self.catalog, gate=self.gate(), audit=self.audit(),
+                           witness=self.settings.witness, clock=self.clock)
+
+    def center_deletions(self) -> CenterDeletions:
+        """At a center: the stations' reported deletions, decided here."""
+        return CenterDeletions(catalog=self.catalog, gate=self.gate(), audit=self.audit(),
+                               witness=self.settings.witness, clock=self.clock)
+
+    def center_sync(self) -> CenterSync:
+        """At a station: carry out the center's holds and decisions."""
+        st = self.settings
+        return CenterSync(catalog=self.catalog, gate=self.gate(), audit=self.audit(),
+                          station_id=st.station.id, center=st.center, clock=self.clock,
+                          client=lambda: CenterClient(settings=st.center, home=st.home))
 
     def cases(self) -> CaseDesk:
         return CaseDesk(catalog=self.catalog, store=self.store, gate=self.gate(),

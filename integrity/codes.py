@@ -80,6 +80,7 @@ class Code(StrEnum):
     E_TRANSFER = "E_TRANSFER"
     E_FORBIDDEN = "E_FORBIDDEN"
     E_SELF_APPROVAL = "E_SELF_APPROVAL"
+    E_CENTER_DECIDES = "E_CENTER_DECIDES"
     E_NOT_APPROVED = "E_NOT_APPROVED"
     E_ITEM_HIDDEN = "E_ITEM_HIDDEN"
     E_LOGIN_FAILED = "E_LOGIN_FAILED"
@@ -293,6 +294,9 @@ _INFO: dict[Code, tuple[Category, str]] = {
                            "exit 3"),
     Code.E_SELF_APPROVAL: (_E, "two-person rule: the second person must be someone else; "
                                "audited, exit 3"),
+    Code.E_CENTER_DECIDES: (_E, "retention is decided at the center (`[center] retention = "
+                                "\"center\"`, or a hold the center placed): approve, reject "
+                                "or release it there; audited, exit 3"),
     Code.E_NOT_APPROVED: (_E, "export or deletion without a valid (approved, unexpired, "
                               "unused) approval; audited, exit 3"),
     Code.E_ITEM_HIDDEN: (_E, "an export names footage the user may not see: a recording "

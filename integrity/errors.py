@@ -249,6 +249,12 @@ class SelfApproval(Forbidden):
     code = Code.E_SELF_APPROVAL
 
 
+class CenterDecides(Forbidden):
+    """A deletion approval or a hold release that only the center may give."""
+
+    code = Code.E_CENTER_DECIDES
+
+
 class HiddenItem(Forbidden):
     """An export names footage the user may not see (through another case it is linked
     to); the refusal lists the items, never the cases that hide them."""

@@ -48,6 +48,8 @@ class PendingView:
     scheduled_by: str
     scheduled_at: datetime
     approvals: tuple[str, ...] = ()
+    #: those of ``approvals`` given at the center (a step carrying its decision id)
+    center_approvals: tuple[str, ...] = ()
 
     def due(self, now: datetime) -> bool:
         return self.due_at <= now
@@ -84,7 +86,10 @@ def fold_actions(rows: Iterable[RetentionAction]) -> dict[str, PendingView]:
         elif row.step == "approved" and rid in open_:
             view = open_[rid]
             if row.actor not in view.approvals:
-                open_[rid] = replace(view, approvals=(*view.approvals, row.actor))
+                view = open_[rid] = replace(view, approvals=(*view.approvals, row.actor))
+            if row.decision is not None and row.actor not in view.center_approvals:
+                open_[rid] = replace(view, center_approvals=(*view.center_approvals,
+                                                             row.actor))
         elif row.step in ("cancelled", "executed"):
             open_.pop(rid, None)
     return open_

@@ -47,7 +47,7 @@ from archive.replica.queue import UploadItem
 from archive.store import ContentStore
 from archive.tombstones import tombstoned_blobs
 from config.retention import RetentionSettings
-from integrity.errors import Conflict, InvalidRequest, NotFound, SelfApproval
+from integrity.errors import CenterDecides, Conflict, InvalidRequest, NotFound, SelfApproval
 from records.permissions import Actor, Gate, P
 from records.persons import is_person
 from retention.actions import (
@@ -99,8 +99,12 @@ class RetentionExecutor:
     def __init__(self, *, catalog: Catalog, store: ContentStore, audit: AuditLog, gate: Gate,
                  rules: RetentionSettings, clock: Callable[[], datetime],
                  objects: ObjectStore | None = None,
-                 before_tombstone: Callable[[str], None] = _nothing) -> None:
+                 before_tombstone: Callable[[str], None] = _nothing,
+                 center_decides: bool = False) -> None:
         self.catalog, self.store, self.audit, self.gate = catalog, store, audit, gate
+        # [center] retention = "center": approvals come only from the center
+        # (retention/center_sync.py records them); every deletion waits for one.
+        self.center_decides = center_decides
         self.rules, self.clock, self.objects = rules, clock, objects
         self.before_tombstone = before_tombstone
         self.items = ItemSource(catalog=catalog)
@@ -191,6 +195,10 @@ class RetentionExecutor:
         """Approve a scheduled deletion; the user who scheduled it may not."""
         subjects = [f"recording:{recording_id}"]
         self.gate.require(actor, P.RETENTION_APPROVE, subjects=subjects)
+        if self.center_decides:
+            self.gate.refuse(actor, P.RETENTION_APPROVE, subjects,
+                             "this station's deletions are approved at its center "
+                             "([center] retention = \"center\")", error=CenterDecides)
         with Session(self.catalog.engine) as s:
             view = self._open(s, recording_id)
         if view is None:
@@ -244,6 +252,10 @@ class RetentionExecutor:
         if not view.due(now):
             return Outcome(view.recording_id, "waiting", I_RETENTION_NOT_DUE,
                            f"grace period ends {view.due_at.isoformat()}")
+        if self.center_decides and not view.center_approvals:
+            # Approvals given here before the center decided count for nothing now.
+            return Outcome(view.recording_id, "waiting", I_RETENTION_AWAITING_APPROVAL,
+                           "the center has not approved this deletion")
         if self.rules.require_second_approval and not view.approved:
             return Outcome(view.recording_id, "waiting", I_RETENTION_AWAITING_APPROVAL,
                            "a second person has not approved this deletion")

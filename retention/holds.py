@@ -19,7 +19,14 @@ from archive.audit.log import AuditLog
 from archive.bindings import bind, vouched
 from archive.catalog import Catalog, Recording
 from archive.tombstones import tombstoned_recordings
-from integrity.errors import CatalogError, Conflict, InvalidRequest, NotFound, SelfApproval
+from integrity.errors import (
+    CatalogError,
+    CenterDecides,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    SelfApproval,
+)
 from records.casebook import Casebook
 from records.permissions import Actor, Gate, P
 from retention.models import Hold, HoldRelease
@@ -41,6 +48,7 @@ class HoldView:
     released_by: str | None
     release_reason: str | None
     released_at: datetime | None
+    source: str | None = None  # the center hold carried out here (retention/center_sync.py)
 
     @property
     def active(self) -> bool:
@@ -55,7 +63,7 @@ class HoldView:
                 "placed_at": self.placed_at.isoformat(), "active": self.active,
                 "released_by": self.released_by, "release_reason": self.release_reason,
                 "released_at": None if self.released_at is None
-                else self.released_at.isoformat()}
+                else self.released_at.isoformat(), "source": self.source}
 
 
 def _stored_scope(hold: Hold) -> HoldScope:
@@ -79,7 +87,7 @@ def fold_holds(holds: Iterable[Hold], releases: Iterable[HoldRelease],
             label=labels.get(h.target, h.target) if h.scope == "case" else h.target,
             reason=h.reason, placed_by=h.placed_by, placed_at=h.placed_at,
             released_by=r.released_by if r else None, release_reason=r.reason if r else None,
-            released_at=r.at if r else None))
+            released_at=r.at if r else None, source=h.source))
     return out
 
 
@@ -151,6 +159,10 @@ class HoldDesk:
         if not hold.active:
             raise Conflict(f"hold {hold_id} was already released by {hold.released_by}",
                            hold=hold_id)
+        if hold.source is not None:  # the center placed it: released there, by two people
+            self.gate.refuse(actor, P.HOLD_RELEASE, [f"hold:{hold_id}"],
+                             f"hold {hold_id} was placed at the center (center hold "
+                             f"{hold.source}); it is released there", error=CenterDecides)
         if hold.placed_by == actor.name:
             self.gate.refuse(actor, P.HOLD_RELEASE, [f"hold:{hold_id}"],
                              f"{actor.name} placed hold {hold_id}; another user releases it",

@@ -22,6 +22,8 @@ class Hold(SQLModel, table=True):
     reason: str
     placed_by: str
     placed_at: datetime = utc_field()
+    #: the center hold this carries out (retention/center_sync.py); None: placed here
+    source: str | None = Field(default=None, index=True, unique=True)
 
 class HoldRelease(SQLModel, table=True):
     __table_args__ = APPEND_ONLY
@@ -43,6 +45,8 @@ class RetentionAction(SQLModel, table=True):
     due_at: datetime | None = utc_field(nullable=True)
     actor: str
     at: datetime = utc_field()
+    #: the center decision an approval or cancellation records; None: decided here
+    decision: str | None = Field(default=None, index=True, unique=True)
 
 
 __all__ = ["Hold", "HoldRelease", "RetentionAction"]

@@ -34,6 +34,8 @@ _API = "/api/v1/witness/stations"
 _FEED = "/api/v1/feed/stations"
 #: Bounds what a center may send back (a countersigned head is well under 4 KiB).
 MAX_ANSWER = 256 << 10
+#: A station's holds (all it was ever given, ~400 bytes each) and decisions.
+RETENTION_ANSWER = 32 << 20
 
 
 class CenterClient:
@@ -91,10 +93,21 @@ class CenterClient:
             raise CenterUnavailable("the center's answer to a batch lacks next_seq/kept")
         return doc
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def retention(self, station_id: str, deletions: list[dict[str, Any]]) -> dict[str, Any]:
+        """Report open deletions; the station's center holds and the decisions on them
+        (retention/center_sync.py checks what it is given)."""
+        doc = self._call("POST", f"/api/v1/center/stations/{quote(station_id, safe='')}"
+                         "/retention", json={"deletions": deletions}, limit=RETENTION_ANSWER)
+        if not isinstance(doc.get("holds"), list) or not isinstance(doc.get("decisions"),
+                                                                    list):
+            raise CenterUnavailable("the center's retention answer lacks holds/decisions")
+        return doc
+
+    def _call(self, method: str, path: str, *, limit: int = MAX_ANSWER,
+              **kwargs: Any) -> dict[str, Any]:
         try:
             with self._client() as client, client.stream(method, path, **kwargs) as answer:
-                body = _bounded(answer)
+                body = _bounded(answer, limit)
                 status = answer.status_code
         except httpx.HTTPError as exc:
             raise CenterUnavailable(f"the center at {self.settings.url} cannot be reached: "
@@ -106,12 +119,12 @@ class CenterClient:
         return doc
 
 
-def _bounded(answer: httpx.Response) -> bytes:
+def _bounded(answer: httpx.Response, limit: int = MAX_ANSWER) -> bytes:
     out = bytearray()
     for chunk in answer.iter_bytes():
         out += chunk
-        if len(out) > MAX_ANSWER:
-            raise CenterUnavailable("the center's answer is too large", limit=MAX_ANSWER)
+        if len(out) > limit:
+            raise CenterUnavailable("the center's answer is too large", limit=limit)
     return bytes(out)
 
 

@@ -40,7 +40,9 @@ _Row = TypeVar("_Row", bound=SQLModel)
 BOUND = ("exportdecision", "caselink", "caseevent", "hold", "holdrelease", "recordingmark",
          "retentionaction", "casereview", "redaction", "redactionstep",
          # at a center: holds it placed and released, decisions on stations' deletions
-         "centerhold", "centerholdrelease", "centerdecision")
+         "centerhold", "centerholdrelease", "centerdecision",
+         # at a center: decisions on its exports of stations' footage
+         "centralexportdecision")
 
 
 def _plain(value: object) -> object:

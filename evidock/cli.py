@@ -16,6 +16,7 @@ from evidock import (
     cmd_audit,
     cmd_c2pa,
     cmd_case,
+    cmd_center_export,
     cmd_center_retention,
     cmd_coverage,
     cmd_dock,
@@ -83,6 +84,7 @@ app.add_typer(cmd_witness.witness_app, name="witness")
 cmd_witness.center_app.add_typer(cmd_center_retention.center_hold_app, name="hold")
 cmd_witness.center_app.add_typer(cmd_center_retention.center_retention_app,
                                  name="retention")
+cmd_witness.center_app.add_typer(cmd_center_export.center_export_app, name="export")
 app.add_typer(cmd_witness.center_app, name="center")
 app.add_typer(cmd_dock.dock_app, name="dock")
 cmd_case.case_app.add_typer(cmd_party.party_app, name="party")

@@ -22,26 +22,37 @@ if TYPE_CHECKING:
     from integrity.keys import PublicKey
 
 
+def _keys(paths: list[Path]) -> tuple[dict[str, PublicKey] | None, list[Finding]]:
+    """The keys in ``paths`` by id (None: none usable), and the files refused unread."""
+    from integrity.package import trusted_key
+
+    trusted: dict[str, PublicKey] | None = None
+    refused: list[Finding] = []
+    for path in paths:
+        given, bad = trusted_key(path)
+        refused += bad
+        trusted = {**(trusted or {}), **given} if given is not None else trusted
+    return trusted, refused
+
+
 def _package(target: Path, key: list[Path], tsa_roots: list[Path],
-             attested: list[dict[str, Any]]) -> list[Finding]:
+             attested: list[dict[str, Any]], center_key: list[Path]) -> list[Finding]:
     """A key file that is a link or no regular file is a finding (refused unread); the
     package is then checked against its own keyring, so every other finding still shows.
     Several ``--key`` files are all trusted: an export made after a rotation holds
     manifests signed by the key before it (e.g. Ed25519, then SM2 after a change of
     profile). ``attested`` receives each timestamp token's attested time beside the
-    claimed one."""
-    from integrity.package import trusted_key, verify_package
+    claimed one. ``center_key``: the center that made a package from footage it read
+    back signs its clip.json; the station's key still signs the manifest."""
+    from integrity.package import verify_package
     from integrity.timestampcheck import load_roots
 
     roots = load_roots(tsa_roots) if tsa_roots else None
-    trusted: dict[str, PublicKey] | None = None
-    refused: list[Finding] = []
-    for path in key:
-        given, bad = trusted_key(path)
-        refused += bad
-        trusted = {**(trusted or {}), **given} if given is not None else trusted
-    return [*refused, *verify_package(target, trusted=trusted, tsa_roots=roots,
-                                      attested=attested)]
+    trusted, refused = _keys(key)
+    center, refused_center = _keys(center_key)
+    return [*refused, *refused_center,
+            *verify_package(target, trusted=trusted, tsa_roots=roots, attested=attested,
+                            center=center)]
 
 
 def _stored(recording_id: str, config: Path | None) -> dict[str, Any]:
@@ -59,6 +70,9 @@ def verify(
     key: Annotated[list[Path] | None, typer.Option(
         "--key", help="Station public key (PEM); repeat for the keys before a "
         "rotation.")] = None,
+    center_key: Annotated[list[Path] | None, typer.Option(
+        "--center-key", help="The center's public key (PEM), for a package the center "
+        "exported: it signs clip.json, the station's key the manifest.")] = None,
     tsa_root: Annotated[list[Path] | None, typer.Option(
         "--tsa-root", help="A TSA root certificate (PEM) the package's RFC 3161 tokens "
         "must chain to; repeat for several.")] = None,
@@ -68,10 +82,10 @@ def verify(
     attested: list[dict[str, Any]] = []
     if Path(target).is_dir() or Path(target).is_symlink():  # a link: refused, a finding
         findings = [f.to_dict() for f in _package(Path(target), key or [], tsa_root or [],
-                                                  attested)]
+                                                  attested, center_key or [])]
     elif "/" in target or Path(target).exists():
         raise NotFound(f"{target} is not a clip package directory", path=target)
-    elif key or tsa_root:
+    elif key or tsa_root or center_key:
         raise KeyError_("--key and --tsa-root apply to clip packages; stored recordings "
                         "use the station keyring")
     else:

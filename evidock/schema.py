@@ -37,6 +37,7 @@ import archive.witness.book
 import archive.witness.index
 import archive.witness.mirror
 import records.applicability
+import records.centralexport_models
 import records.credentials
 import records.equipment
 import records.exportoptions
@@ -76,6 +77,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     records.statistics_facts,
     retention.models,
     retention.central_models,
+    records.centralexport_models,
 )
 
 def metadata() -> MetaData:

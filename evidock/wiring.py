@@ -27,6 +27,7 @@ from integrity.keys import Keyring
 from records.c2pa_sign import C2paSigner
 from records.cases import CaseDesk
 from records.centraldesk import CentralDesk
+from records.centralexports import CentralExportDesk, CentralExporter
 from records.centralfixity import RemoteFixity
 from records.centralplay import CentralPlayer
 from records.dossier import Dossier
@@ -234,6 +235,23 @@ class Services:
         return CentralPlayer(gate=self.gate(), catalog=self.catalog, store=self.store,
                              objects_for=self.station_objects, keyring_for=keyring_for,
                              clock=self.clock)
+
+    def central_exports(self) -> CentralExportDesk:
+        """At a center: exports of stations' footage, read back and proven; the
+        center's own key signs what each package claims."""
+        player = self.central_player()
+
+        def exporter_for(station: str) -> CentralExporter:
+            return CentralExporter(player=player, station=station,
+                                   keyring=player.keyring_for(station), store=self.store,
+                                   catalog=self.catalog, keys=self.keys, clock=self.clock,
+                                   station_id=self.settings.station.id,
+                                   zone=self.settings.station.local_zone)
+
+        return CentralExportDesk(catalog=self.catalog, gate=self.gate(), audit=self.audit(),
+                                 player=player, exporter_for=exporter_for,
+                                 settings=self.settings.exports, clock=self.clock,
+                                 reached=FifoHooks.from_env(os.environ).reached)
 
     def dossier(self) -> Dossier:
         return Dossier(catalog=self.catalog, gate=self.gate(), clock=self.clock)

@@ -17,6 +17,7 @@ from typing import Any, TypeGuard
 from cryptography import x509
 
 from integrity import bag, bundle, clipsign, contents, derivative, gmbag, merkle, safejson
+from integrity import exportercheck as signers
 from integrity import manifest as mf
 from integrity import timestampcheck as stamps
 from integrity.codes import Code
@@ -31,10 +32,11 @@ FIXED_DATA = ("README.txt", "clip.json", clipsign.SIG_FILE, "manifest.json", "pr
 DERIVED_DATA = ("index.html", derivative.DOC, derivative.SIG)
 DIRS = ("data", "data/keys", "data/segments", f"data/{derivative.DIR}")
 MAX_DOCUMENT = 32 << 20  # JSON documents and README.txt
+EXPORTER_KEYRING = signers.EXPORTER_KEYRING  # a center's package: the center's keys
 _LIMITS = {**{n: bag.MAX_TAG_FILE for n in ("bagit.txt", "bag-info.txt")},
            **{n: bag.MAX_MANIFEST for n in bag.MANIFEST_NAMES}, gmbag.SIG: gmbag.MAX_SIG,
            **{f"data/{n}": MAX_DOCUMENT for n in (*FIXED_DATA, *DERIVED_DATA, bundle.NAME,
-                                                    stamps.NAME)}}
+                                                    stamps.NAME, EXPORTER_KEYRING)}}
 
 
 def looks_like_package(inventory: Inventory) -> bool:
@@ -46,8 +48,11 @@ class PackageCheck:
 
     def __init__(self, pkg: PackageDir, inventory: Inventory,
                  trusted: Mapping[str, PublicKey] | None, *,
-                 tsa_roots: tuple[x509.Certificate, ...] | None = None) -> None:
+                 tsa_roots: tuple[x509.Certificate, ...] | None = None,
+                 center: Mapping[str, PublicKey] | None = None) -> None:
         self.pkg, self.inv, self.trusted = pkg, inventory, trusted
+        self.center = center  # --center-key: a center's package's statements
+        self.statement: signers.StatementKeys | None = None
         self.tsa_roots = tsa_roots  # None: none given (a token's signer is then a warning)
         #: timestamps.json's tokens: attested time beside the claimed one (for the report)
         self.attested: tuple[dict[str, Any], ...] = ()
@@ -94,8 +99,9 @@ class PackageCheck:
         self._check_request_item(self.clip)
         self._check_derivative(signed)
         self._check_contents(manifests)
-        self.findings += bundle.in_package(self.texts.get(f"data/{bundle.NAME}"), self._keys(),
-                                           trusted=self.trusted is not None)
+        said = self._said()
+        self.findings += bundle.in_package(self.texts.get(f"data/{bundle.NAME}"), said.known,
+                                           trusted=said.trusted)
         self._check_timestamps()
         return self.findings
 
@@ -165,6 +171,8 @@ class PackageCheck:
             expected.add(f"data/{bundle.NAME}")  # signed in clip.json: its events
         if isinstance(self.clip, dict) and self.clip.get("timestamps") == stamps.NAME:
             expected.add(f"data/{stamps.NAME}")  # signed in clip.json: its tokens
+        if signers.declared(self.clip) is not None:
+            expected.add(f"data/{EXPORTER_KEYRING}")  # signed in clip.json: the center's
         if listed is not None:
             expected |= {f"data/segments/{n}" for n in listed}
         else:  # clip.json unusable (already a finding): judge segments by the bag alone
@@ -278,15 +286,26 @@ class PackageCheck:
             self.keyring = self._package_keyring()
         return self.keyring
 
-    def _package_keyring(self) -> Mapping[str, PublicKey]:
-        raw = self._json("data/keys/keyring.json")
+    def _package_keyring(self, name: str = "keys/keyring.json") -> Mapping[str, PublicKey]:
+        raw = self._json(f"data/{name}")
         if raw is None:
             return {}  # missing or unreadable: said already; the signature's key is unknown
         try:
             return Keyring.from_dict(raw).by_id()
         except (ValueError, TypeError, AttributeError, EvidockError) as exc:
-            self.add(Code.E_PACKAGE_INVALID, f"keyring unusable: {exc}", "keys/keyring.json")
+            self.add(Code.E_PACKAGE_INVALID, f"keyring unusable: {exc}", name)
             return {}
+
+    def _said(self) -> signers.StatementKeys:
+        """The keys of the package's own statements (clip.json, derivative, gm layer):
+        the station's, or the exporting center's (integrity.exportercheck)."""
+        if self.statement is None:
+            self.statement = signers.statement_keys(
+                self.clip, station=self._keys(), station_trusted=self.trusted is not None,
+                center=self.center,
+                own_keyring=lambda: self._package_keyring(EXPORTER_KEYRING))
+            self.findings += self.statement.findings
+        return self.statement
 
     def _check_signature(self, signed: mf.SignedManifest) -> None:
         found = mf.verify_signed_manifest(signed, self._keys(), "manifest.json")
@@ -333,16 +352,18 @@ class PackageCheck:
                      "segments, request and approval are vouched for by nobody", "clip.json")
             return
         doc = self._json(sig_path)
+        said = self._said()
         if doc is not None:
-            self.findings.extend(clipsign.clip_signature_findings(
-                raw, doc, self._keys(), trusted=self.trusted is not None))
+            found = clipsign.clip_signature_findings(raw, doc, said.known,
+                                                     trusted=said.trusted, who=said.who)
+            self.findings += found or signers.untrusted(said, self.clip)
 
     def _check_profile(self) -> None:
         """The gm layer (integrity/gmbag.py) against the key that signed clip.json."""
+        said = self._said()
         self.findings += gmbag.findings(
-            gmbag.tags_of(self.texts), self.texts, self._keys(),
-            gmbag.signer(self.texts.get(f"data/{clipsign.SIG_FILE}")),
-            trusted=self.trusted is not None)
+            gmbag.tags_of(self.texts), self.texts, said.known,
+            gmbag.signer(self.texts.get(f"data/{clipsign.SIG_FILE}")), trusted=said.trusted)
 
     def _check_selection(self, manifest: mf.Manifest, clip: Any,
                          listed: list[str] | None) -> None:
@@ -409,7 +430,7 @@ class PackageCheck:
         entry = self.inv.file(self.derived_path) if self.derived_path else None
         self.findings.extend(derivative.package_findings(
             raw, self.derived, None if sig_path not in self.texts else self._json(sig_path),
-            self._keys(), trusted=self.trusted is not None, clip=self.clip,
+            self._said().known, trusted=self._said().trusted, clip=self.clip,
             manifest=None if signed is None else signed.manifest,
             measured=self.derived_digests, size=None if entry is None else entry.size,
             named={f.subject for f in self.findings}))

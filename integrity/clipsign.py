@@ -50,11 +50,12 @@ def _block(doc: Any) -> tuple[str, str] | None:
 
 def clip_signature_findings(clip_bytes: bytes, sig_doc: Any,
                             known: Mapping[str, keys.PublicKey], *,
-                            trusted: bool) -> list[Finding]:
+                            trusted: bool, who: str | None = None) -> list[Finding]:
     """Why the station's signature on ``clip_bytes`` does not hold (empty: it holds).
 
     ``sig_doc`` is the parsed ``clip.sig.json``; ``known`` the keys to trust (the one
-    given with ``--key`` when ``trusted``, else the package's own keyring)."""
+    given with ``--key`` when ``trusted``, else the package's own keyring); ``who``
+    names them in a finding (a center's package: the center's keys)."""
     block = _block(sig_doc)
     if block is None:
         return [Finding(Code.E_PACKAGE_INVALID, "clip.sig.json is not a station signature "
@@ -63,7 +64,7 @@ def clip_signature_findings(clip_bytes: bytes, sig_doc: Any,
     public = known.get(key_id)
     if public is None or public.key_id != key_id:
         code = Code.E_KEY_MISMATCH if trusted else Code.E_KEY_UNKNOWN
-        why = "the given key" if trusted else "a key of the package's keyring"
+        why = who or ("the given key" if trusted else "a key of the package's keyring")
         return [Finding(code, f"clip.json was not signed by {why}", "clip.json",
                         {"key_id": key_id})]
     if not keys.is_valid(public, message(clip_bytes), bytes.fromhex(sig)):

@@ -72,6 +72,7 @@ class Code(StrEnum):
     E_UPLOAD_UNVERIFIABLE = "E_UPLOAD_UNVERIFIABLE"
     E_REPAIR_UNAVAILABLE = "E_REPAIR_UNAVAILABLE"
     E_REPAIR_MISMATCH = "E_REPAIR_MISMATCH"
+    E_REMOTE_UNPROVEN = "E_REMOTE_UNPROVEN"
     E_INVALID = "E_INVALID"
     E_CONFLICT = "E_CONFLICT"
     E_RANGE_NOT_SATISFIABLE = "E_RANGE_NOT_SATISFIABLE"
@@ -276,6 +277,9 @@ _INFO: dict[Code, tuple[Category, str]] = {
     Code.E_REPAIR_MISMATCH: (_E, "the object downloaded to restore a blob differs from "
                                  "the catalog (size, BLAKE3 or SHA-256): nothing placed, "
                                  "the damaged blob left where it was"),
+    Code.E_REMOTE_UNPROVEN: (_E, "the center read a blob back from the object store and no "
+                                 "version at its key is the blob (size, BLAKE3): nothing "
+                                 "written, an export's approval given back"),
     Code.E_INVALID: (_E, "a request that cannot be carried out as given (bad case number, "
                          "unknown stage, range outside the recording); nothing changed"),
     Code.E_CONFLICT: (_E, "the request contradicts the record (case exists, link removed, "

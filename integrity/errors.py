@@ -196,6 +196,14 @@ class RepairMismatch(EvidockError):
     exit_code = 1
 
 
+class RemoteUnproven(EvidockError):
+    """A blob the center read back from the object store did not prove out: no version
+    at its key has its size and BLAKE3. Nothing was kept or written."""
+
+    code = Code.E_REMOTE_UNPROVEN
+    exit_code = 1
+
+
 class InvalidRequest(EvidockError):
     """A request that cannot be carried out as given (bad case number, unknown stage,
     a range outside the recording): nothing was changed."""

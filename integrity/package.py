@@ -41,6 +41,9 @@ FIXED_DATA = clipcheck.FIXED_DATA
 BAG_ALGOS = bag.BAG_ALGOS
 CLIP_FORMAT = "evidock-clip/2"  # /2: clip.json is signed (data/clip.sig.json)
 MAX_KEY_FILE = 64 << 10  # a PEM public key is a few hundred bytes
+#: In a package the center made: the center's public keys (clip.json "exporter" names
+#: it); keys/keyring.json stays the station's, whose key signs the manifest.
+EXPORTER_KEYRING = clipcheck.EXPORTER_KEYRING
 
 E_PACKAGE_MISSING = Code.E_PACKAGE_MISSING
 E_PACKAGE_INVALID = Code.E_PACKAGE_INVALID
@@ -67,13 +70,16 @@ def blake3_file(path: Path) -> str:
 
 def verify_package(root: Path, *, trusted: Mapping[str, PublicKey] | None = None,
                    tsa_roots: tuple[x509.Certificate, ...] | None = None,
-                   attested: list[dict[str, Any]] | None = None) -> list[Finding]:
+                   attested: list[dict[str, Any]] | None = None,
+                   center: Mapping[str, PublicKey] | None = None) -> list[Finding]:
     """Every finding for the clip package (or case export) at ``root`` (empty: it holds).
 
     ``trusted``: the station's published keys; without them the package's own keyring
     is used and ``W_KEY_UNTRUSTED`` says so. ``tsa_roots``: the TSA roots the timestamp
     tokens must chain to (None: ``W_TIMESTAMP_UNTRUSTED``); ``attested`` receives each
-    token's attested time beside the claimed one. Never raises for bad or hostile input.
+    token's attested time beside the claimed one. ``center``: the keys of the center
+    that made the package (``--center-key``; its statements must carry one of them, the
+    manifest still the station's). Never raises for bad or hostile input.
     """
     try:
         pkg = PackageDir.open(root)
@@ -89,7 +95,8 @@ def verify_package(root: Path, *, trusted: Mapping[str, PublicKey] | None = None
                 whole = pkg.walk()
                 if redactcheck.is_redacted(whole):  # 信息公开: a redacted derivative
                     return redactcheck.RedactedCheck(pkg, whole, trusted).run()
-                check = clipcheck.PackageCheck(pkg, whole, trusted, tsa_roots=tsa_roots)
+                check = clipcheck.PackageCheck(pkg, whole, trusted, tsa_roots=tsa_roots,
+                                               center=center)
             found = check.run()
             if attested is not None:
                 attested.extend(check.attested)

@@ -91,7 +91,7 @@ class CentralPlayer:
                              for g in sorted(manifest.segments, key=lambda g: g.index)]}
 
     def _require(self, actor: Actor, station: str, recording_id: str,
-                 subjects: list[str]) -> None:
+                 subjects: list[str], permission: P = P.RECORDING_PLAY) -> None:
         with self.catalog.engine.connect() as conn:
             known = conn.execute(select(_R.c.recording_id).where(and_(
                 _R.c.station_id == station, _R.c.recording_id == recording_id))).first()
@@ -101,11 +101,38 @@ class CentralPlayer:
         if known is None:
             raise NotFound(f"no recording {recording_id} of station {station} at the center",
                            station=station, recording=recording_id)
-        self.gate.require(actor, P.RECORDING_PLAY, subjects=subjects)
+        self.gate.require(actor, permission, subjects=subjects)
         for case in cases:  # as at a station: every linked case's unit and label
-            self.gate.require(actor, P.RECORDING_PLAY,
+            self.gate.require(actor, permission,
                               subjects=[*subjects, f"case:{case.case_id}"],
                               unit=case.unit, sensitivity=case.sensitivity)
+
+    def require(self, actor: Actor, station: str, recording_id: str, subjects: list[str],
+                permission: P) -> None:
+        """``permission`` and the unit and label of every case the recording is actively
+        linked to at the center (refusals audited): an export's rules, as a play's."""
+        self._require(actor, station, recording_id, subjects, permission)
+
+    def visible(self, actor: Actor, station: str, recording_id: str) -> bool:
+        """Whether ``actor`` sees every case the recording is actively linked to (for a
+        listing: nothing is recorded)."""
+        with self.catalog.engine.connect() as conn:
+            cases = list(conn.execute(select(_C.c.unit, _C.c.sensitivity).join(_L, and_(
+                _L.c.station_id == _C.c.station_id, _L.c.case_id == _C.c.case_id)).where(
+                _L.c.station_id == station, _L.c.recording_id == recording_id, _L.c.active)))
+        return all(actor.sees(unit=c.unit, sensitivity=c.sensitivity) for c in cases)
+
+    def proven_manifest(self, station: str, recording_id: str) -> tuple[str, bytes]:
+        """The BLAKE3 and bytes of the recording's newest ok rendition's signed manifest,
+        read back and proven as for a play (hash, station signature, Merkle root, this
+        recording's)."""
+        b3 = self._manifest_name(station, recording_id)
+        self._manifest(station, recording_id, b3)
+        return b3, self.store.path_for(b3).read_bytes()
+
+    def proven_segment(self, station: str, b3: str, size: int) -> Path:
+        """A segment the proven manifest names, read back and proven (BLAKE3, size)."""
+        return self._proven(station, b3, size)
 
     def _manifest_name(self, station: str, recording_id: str) -> str:
         with self.catalog.engine.connect() as conn:

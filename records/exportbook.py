@@ -11,9 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, col, select
 
+from records.centralexport_models import CentralExportDecision, CentralExportRequest
 from records.exportoptions import ExportOption
 from records.models import Case, ExportDecision, ExportRequest
 
@@ -22,6 +24,27 @@ STATUSES = ("pending", "approved", "rejected", "expired", "running", "used", "di
 #: is written; ``released`` gives it back after a run that wrote nothing outside its
 #: staging; ``discarded`` ends a request (approved or left running) for good.
 _STATUS_OF = {"released": "approved"}
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Where an export desk keeps its requests and decisions: a station's tables, or
+    the center's (same columns, a station's recording instead of the center's own);
+    ``action`` prefixes the audit actions (``export.approve``, ``center.export.run``)."""
+
+    request: Any  # type[ExportRequest] | type[CentralExportRequest]
+    decision: Any  # type[ExportDecision] | type[CentralExportDecision]
+    action: str
+    local: bool  # a station's: case numbers and request options apply
+
+    def decided(self, **fields: Any) -> ExportDecision | CentralExportDecision:
+        """A new decision row of this ledger."""
+        row: ExportDecision | CentralExportDecision = self.decision(**fields)
+        return row
+
+
+STATION = Ledger(ExportRequest, ExportDecision, "export", True)
+CENTER = Ledger(CentralExportRequest, CentralExportDecision, "center.export", False)
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -77,6 +100,7 @@ class RequestView:
     exact: bool = False  # no byte outside the approved ranges (no covering segments)
     originals: bool = False  # the original camera files too
     redaction_id: str | None = None  # only this approved redacted derivative
+    station_id: str | None = None  # a center's request: the station's recording
 
     def _last(self, kind: str) -> Decision | None:
         return next((d for d in reversed(self.decisions) if d.decision == kind), None)
@@ -103,7 +127,8 @@ class RequestView:
                 "decisions": [d.to_json() for d in self.decisions],
                 "items": [i.to_json() for i in self.items], "skipped": list(self.skipped),
                 "exact": self.exact, "originals": self.originals,
-                "redaction_id": self.redaction_id}
+                "redaction_id": self.redaction_id,
+                **({"station_id": self.station_id} if self.station_id else {})}
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +145,8 @@ class Package:
                 **self.item.to_json(), "segments": list(self.segments)}
 
 
-def fold_request(row: ExportRequest, decisions: Iterable[ExportDecision], *,
+def fold_request(row: ExportRequest | CentralExportRequest,
+                 decisions: Iterable[ExportDecision | CentralExportDecision], *,
                  now: datetime, case_number: str | None = None,
                  option: ExportOption | None = None) -> RequestView:
     """The request as its decisions (in id order) leave it at ``now``."""
@@ -141,22 +167,27 @@ def fold_request(row: ExportRequest, decisions: Iterable[ExportDecision], *,
                        status=status, decisions=folded,
                        exact=bool(option and option.exact),
                        originals=bool(option and option.originals),
-                       redaction_id=option.redaction_id if option else None)
+                       redaction_id=option.redaction_id if option else None,
+                       station_id=getattr(row, "station_id", None))
 
 
 def load_requests(s: Session, *, now: datetime, case_id: str | None = None,
-                  ids: Sequence[str] | None = None) -> list[RequestView]:
+                  ids: Sequence[str] | None = None,
+                  ledger: Ledger = STATION) -> list[RequestView]:
     """Requests (all, of one case, or by id) folded at ``now``, oldest first; no checks."""
-    query = select(ExportRequest).order_by(col(ExportRequest.at), col(ExportRequest.id))
+    req, dec = ledger.request, ledger.decision
+    query = select(req).order_by(col(req.at), col(req.id))
     if case_id is not None:
-        query = query.where(ExportRequest.case_id == case_id)
+        query = query.where(req.case_id == case_id)
     if ids is not None:
-        query = query.where(col(ExportRequest.id).in_(list(ids)))
+        query = query.where(col(req.id).in_(list(ids)))
     rows = s.exec(query).all()
     wanted = [r.id for r in rows]
-    by_req: dict[str, list[ExportDecision]] = {r: [] for r in wanted}
-    for d in s.exec(select(ExportDecision).where(col(ExportDecision.request_id).in_(wanted))):
+    by_req: dict[str, list[Any]] = {r: [] for r in wanted}
+    for d in s.exec(select(dec).where(col(dec.request_id).in_(wanted))):
         by_req[d.request_id].append(d)
+    if not ledger.local:
+        return [fold_request(r, by_req[r.id], now=now) for r in rows]
     numbers = dict(s.exec(select(Case.id, Case.number).where(
         col(Case.id).in_([r.case_id for r in rows if r.case_id]))).all())
     options = {o.request_id: o for o in s.exec(
@@ -165,5 +196,5 @@ def load_requests(s: Session, *, now: datetime, case_id: str | None = None,
                          option=options.get(r.id)) for r in rows]
 
 
-__all__ = ["STATUSES", "Decision", "ExportItem", "Package", "RequestView", "fold_request",
-           "load_requests"]
+__all__ = ["CENTER", "STATION", "STATUSES", "Decision", "ExportItem", "Ledger", "Package",
+           "RequestView", "fold_request", "load_requests"]

@@ -26,20 +26,28 @@ import json
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from archive.audit.log import AuditLog
 from archive.bindings import bind
 from archive.catalog import Catalog
 from integrity import casebag
-from integrity.errors import Conflict, EvidockError
+from integrity.errors import Conflict, EvidockError, SelfApproval
 from records.casebook import Casebook
 from records.casepackage import write_case_record
-from records.exportbook import ExportItem, Package, RequestView, load_requests
-from records.models import Export, ExportDecision
+from records.exportbook import (
+    STATION,
+    ExportItem,
+    Ledger,
+    Package,
+    RequestView,
+    load_requests,
+)
+from records.models import Export
 from records.package import Exporter, StagedPackage, publish, sync_tree
-from records.permissions import Actor
+from records.permissions import Actor, Gate, P
 from records.redactpackage import ApprovedRedaction, stage_redacted
 
 
@@ -100,7 +108,32 @@ def provenance(view: RequestView, actor: Actor) -> dict[str, object]:
             "exported_by": actor.name, "skipped": list(view.skipped), "items": items,
             "exact": view.exact, "originals": view.originals,
             # A case export's case/ bag (its documents, links, index): missed if removed.
-            "case_record": casebag.NAME if view.case_id is not None else None}
+            "case_record": casebag.NAME if view.case_id is not None else None,
+            **({"station_id": view.station_id} if view.station_id else {})}
+
+
+def decide(*, catalog: Catalog, audit: AuditLog, gate: Gate, ledger: Ledger,
+           view: RequestView, actor: Actor, decision: str, reason: str, valid_h: float,
+           subjects: list[str], now: datetime) -> None:
+    """Approve or reject a pending request: never its requester's own (two-person
+    rule, refusal audited); the decision row and its event in one transaction."""
+    if actor.name == view.requested_by:
+        gate.refuse(actor, P.EXPORT_APPROVE, subjects,
+                    f"{actor.name} made this request; another person must decide it",
+                    error=SelfApproval)
+    valid_until = now + timedelta(hours=valid_h) if decision == "approved" else None
+    with catalog.transaction() as s:
+        status = load_requests(s, now=now, ids=[view.id], ledger=ledger)[0].status
+        if status != "pending":
+            raise Conflict(f"export request {view.id} is {status}; only a pending "
+                           "request can be decided", request=view.id, status=status)
+        row = ledger.decided(request_id=view.id, decision=decision, actor=actor.name,
+                             reason=reason, valid_until=valid_until, at=now)
+        verb = "approve" if decision == "approved" else "reject"
+        bind(s, audit, row, actor=actor.audit_name, action=f"{ledger.action}.{verb}",
+             subjects=subjects, details={"reason": reason,
+                                         "valid_until": _iso(valid_until),
+                                         "requested_by": view.requested_by}, at=now)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +149,7 @@ class ExportRun:
     out: Path
     book: Casebook
     redacted: ApprovedRedaction | None = None  # a 信息公开 export: only this derivative
+    ledger: Ledger = STATION  # the center keeps its own (records.centralexports)
 
     def run(self, *, resume: bool) -> list[Package]:
         self._consume(resume=resume)
@@ -136,14 +170,16 @@ class ExportRun:
         now = self.clock()
         expected = "running" if resume else "approved"
         with self.catalog.transaction() as s:
-            status = load_requests(s, now=now, ids=[self.view.id])[0].status
+            status = self._status(s, now)
             if status != expected:  # another run took it meanwhile
                 raise Conflict(f"export request {self.view.id} is {status} now",
                                request=self.view.id, status=status)
-            bind(s, self.audit, ExportDecision(request_id=self.view.id, decision="running",
-                                               actor=self.actor.name, at=now),
+            bind(s, self.audit, self.ledger.decided(request_id=self.view.id,
+                                                    decision="running",
+                                                    actor=self.actor.name, at=now),
                  actor=self.actor.audit_name,
-                              action="export.resume" if resume else "export.start",
+                              action=f"{self.ledger.action}."
+                                     f"{'resume' if resume else 'start'}",
                               subjects=self.subjects,
                               details={"items": [i.to_json() for i in self.view.items],
                                        "approved_by": getattr(self.view.approval, "actor",
@@ -198,16 +234,16 @@ class ExportRun:
         now = self.clock()
         exports = [p.export_id for p, _ in staged]
         with self.catalog.transaction() as s:
-            status = load_requests(s, now=now, ids=[self.view.id])[0].status
+            status = self._status(s, now)
             if status != "running":  # discarded meanwhile
                 raise Conflict(f"export request {self.view.id} is {status} now",
                                request=self.view.id, status=status)
             for _, made in staged:
                 s.add(made.export)
-            bind(s, self.audit, ExportDecision(request_id=self.view.id, decision="used",
-                                               actor=self.actor.name, exports=exports,
-                                               at=now),
-                 actor=self.actor.audit_name, action="export.run",
+            bind(s, self.audit, self.ledger.decided(request_id=self.view.id,
+                                                    decision="used", actor=self.actor.name,
+                                                    exports=exports, at=now),
+                 actor=self.actor.audit_name, action=f"{self.ledger.action}.run",
                               subjects=[*self.subjects, *sorted(
                                   {f"recording:{p.item.recording_id}" for p, _ in staged})],
                               details={"purpose": self.view.purpose,
@@ -215,6 +251,9 @@ class ExportRun:
                                        "out": str(self.out), "exports": exports,
                                        "approved_by": getattr(self.view.approval, "actor",
                                                               None)}, at=now)
+
+    def _status(self, s: Any, now: datetime) -> str:
+        return load_requests(s, now=now, ids=[self.view.id], ledger=self.ledger)[0].status
 
     def _release(self, error: BaseException) -> None:
         """Nothing left staging: remove it and give the approval back (audited). If the
@@ -224,12 +263,15 @@ class ExportRun:
         now = self.clock()
         # Any failure here (a busy or broken catalog) must not hide the original error.
         with contextlib.suppress(Exception), self.catalog.transaction() as s:
-            if load_requests(s, now=now, ids=[self.view.id])[0].status != "running":
+            if self._status(s, now) != "running":
                 return
-            bind(s, self.audit, ExportDecision(request_id=self.view.id, decision="released",
-                                               actor=self.actor.name, reason=code, at=now),
-                 actor=self.actor.audit_name, action="export.released",
+            bind(s, self.audit, self.ledger.decided(request_id=self.view.id,
+                                                    decision="released",
+                                                    actor=self.actor.name, reason=code,
+                                                    at=now),
+                 actor=self.actor.audit_name, action=f"{self.ledger.action}.released",
                               subjects=self.subjects, details={"error": code}, at=now)
 
 
-__all__ = ["ExportRun", "check_out", "finish", "provenance", "remove_partial", "staging_of"]
+__all__ = ["ExportRun", "check_out", "decide", "finish", "provenance", "remove_partial",
+           "staging_of"]

@@ -15,7 +15,7 @@ import builtins
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -30,12 +30,12 @@ from integrity.errors import (
     InvalidRequest,
     NotApproved,
     NotFound,
-    SelfApproval,
 )
 from records.bundle import Bundler
 from records.casebook import Casebook, CaseView
 from records.exportarea import AreaState, ExportArea, Removed
 from records.exportbook import (
+    STATION,
     STATUSES,
     ExportItem,
     Package,
@@ -45,7 +45,7 @@ from records.exportbook import (
 )
 from records.exportitems import case_items, recording_item
 from records.exportoptions import ExportOption
-from records.exportrun import ExportRun, check_out, remove_partial
+from records.exportrun import ExportRun, check_out, decide, remove_partial
 from records.labels import require_items
 from records.models import Export, ExportDecision, ExportRequest
 from records.package import Exporter
@@ -284,25 +284,9 @@ class ExportDesk:
         self._require(actor, P.EXPORT_APPROVE, subjects, self._cases_of(view))
         if view.case_id is not None:  # a recording request's one item is its scope
             self._require_items(actor, P.EXPORT_APPROVE, self._with_items(view))
-        if actor.name == view.requested_by:
-            self.gate.refuse(actor, P.EXPORT_APPROVE, subjects,
-                             f"{actor.name} made this request; another person must decide it",
-                             error=SelfApproval)
-        now = self.clock()
-        valid_until = (now + timedelta(hours=self.settings.approval_valid_h)
-                       if decision == "approved" else None)
-        with self.catalog.transaction() as s:
-            status = load_requests(s, now=now, ids=[request_id])[0].status
-            if status != "pending":
-                raise Conflict(f"export request {request_id} is {status}; only a pending "
-                               "request can be decided", request=request_id, status=status)
-            row = ExportDecision(request_id=request_id, decision=decision,
-                                 actor=actor.name, reason=reason, valid_until=valid_until,
-                                 at=now)
-            action = "export.approve" if decision == "approved" else "export.reject"
-            bind(s, self.audit, row, actor=actor.audit_name, action=action, subjects=subjects,
-                              details={"reason": reason, "valid_until": _iso(valid_until),
-                                       "requested_by": view.requested_by}, at=now)
+        decide(catalog=self.catalog, audit=self.audit, gate=self.gate, ledger=STATION,
+               view=view, actor=actor, decision=decision, reason=reason,
+               valid_h=self.settings.approval_valid_h, subjects=subjects, now=self.clock())
         return self._load(request_id)
 
     def run(self, actor: Actor, request_id: str, *, out: Path,

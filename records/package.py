@@ -16,13 +16,13 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import Any, TypeVar
 
 from archive.catalog import Catalog, Recording
-from archive.catalog.models import Rendition, Segment
 from archive.keystore import StationKeys
 from archive.store import ContentStore, fsync_dir
 from integrity import bundle, clipsign, derivative
@@ -30,52 +30,20 @@ from integrity import manifest as mf
 from integrity import package as pkg
 from integrity import timestampcheck as stamps
 from integrity.digest import copy_and_hash
-from integrity.errors import DigestMismatch, EvidockError, NotFound
+from integrity.errors import EvidockError, NotFound
+from integrity.keys import Keyring
 from records import index_html, originals, trim
 from records.bagwriter import write_bag
+from records.clipsource import ClipSource, ExportRow, RecordingFacts, StoreSource
 from records.models import Export
+from records.package_readme import readme
 from records.timestamps_file import timestamps_file
 
+_S = TypeVar("_S", bound=Any)
+
+#: A package made by another service than the station: that service's public keys.
+EXPORTER_KEYRING = pkg.EXPORTER_KEYRING
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
-
-README = """evidock clip package / evidock 片段证据包
-
-EN: This folder holds segments of a body-worn camera recording exactly as archived, with
-the station's signed manifest. To verify it offline:
-    evidock verify THIS_FOLDER --key STATION_PUBLIC_KEY.pem
-Verification checks every segment's BLAKE3 digest against the signed manifest, each
-segment's Merkle inclusion proof, the @SIG_EN@ (on the manifest, and on
-clip.json: the range, segments, request and approval of this export), and that nothing
-was added, removed or reordered. Standard BagIt tools also check the SHA-256/SHA-512 manifests.
-@BAG_EN@Obtain the station's public key from the agency independently; the copy in keys/ only
-proves consistency, not origin.
-
-中文：本文件夹包含执法记录仪录像的分段文件（与归档内容逐字节一致）及工作站签名清单。
-离线校验方法：
-    evidock verify 本文件夹 --key 工作站公钥.pem
-校验内容：每个分段的 BLAKE3 摘要与签名清单一致、默克尔包含证明、@SIG_ZH@（清单及
-clip.json：本次导出的时间范围、分段、申请与审批记录），
-以及文件未被增加、删除或调换顺序。标准 BagIt 工具亦可校验 SHA-256/SHA-512 清单。
-@BAG_ZH@请通过独立渠道向执法机关索取工作站公钥；keys/ 中的副本仅能证明一致性，不能证明来源。
-"""
-
-#: The suite the station key signs with, in README.txt's words (keys.ALG / keys.SM2).
-_README_SUITE = {
-    "ed25519": ("Ed25519 signatures", "Ed25519 签名", "", ""),
-    "sm2": ("SM2 signatures with SM3, GB/T 32918", "SM2/SM3 国密签名",
-            "manifest-sm3.txt holds the SM3 digest (GB/T 32905) of every file, signed with "
-            "SM2 in manifest-sm3.sig.json\n(crypto profile gm, named in bag-info.txt).\n",
-            "manifest-sm3.txt 为各文件的 SM3 摘要（GB/T 32905），由 manifest-sm3.sig.json "
-            "以 SM2 签名；国密配置 gm 见 bag-info.txt。\n"),
-}
-
-
-def readme(alg: str) -> str:
-    """README.txt naming the suite of the key that signs the package."""
-    sig_en, sig_zh, bag_en, bag_zh = _README_SUITE[alg]
-    return (README.replace("@SIG_EN@", sig_en).replace("@SIG_ZH@", sig_zh)
-            .replace("@BAG_EN@", bag_en).replace("@BAG_ZH@", bag_zh))
-
 
 def parse_offset(text: str, camera_start: datetime | None) -> int:
     """A time in the recording, in µs: seconds ('95.5'), clock ('1:35'), or ISO datetime."""
@@ -99,7 +67,7 @@ def parse_offset(text: str, camera_start: datetime | None) -> int:
     return round((moment - camera_start).total_seconds() * 1e6)
 
 
-def covering(segments: list[Segment], start_us: int, end_us: int) -> list[Segment]:
+def covering(segments: Sequence[_S], start_us: int, end_us: int) -> list[_S]:
     """The segments that overlap [start, end); at least one if the range touches any."""
     if end_us <= start_us:
         raise NotFound("the clip's end must come after its start", start_us=start_us,
@@ -125,7 +93,7 @@ class StagedPackage:
     """A package assembled and synced to disk in a staging directory; its ``export`` row
     is not committed yet. Nothing of it is outside the staging directory."""
 
-    export: Export
+    export: ExportRow
     path: Path
     segments: tuple[str, ...]
 
@@ -172,13 +140,9 @@ class Exporter:
         #: Signs the derivative clip with C2PA content credentials in place, before its
         #: digests are taken (records/c2pa_sign.C2paSigner); set by wiring when on.
         self.c2pa: Callable[..., None] | None = None
-
-    def _load(self, recording_id: str) -> tuple[Recording, Rendition, list[Segment]]:
-        rec, rendition, segs = self.catalog.rendered(recording_id)
-        if rendition is None:
-            raise NotFound(f"recording {recording_id} has no rendition yet; run "
-                           "`evidock process`", recording=recording_id)
-        return rec, rendition, segs
+        #: Set when the packages are made by another service than the footage's station
+        #: (``"center"``): this service's key signs clip.json, the package says so.
+        self.exported_by: str | None = None
 
     def export(self, recording_id: str, *, start: str, end: str, out: Path, actor: str,
                purpose: str = "", request_id: str | None = None,
@@ -219,34 +183,46 @@ class Exporter:
             return self._stage_original(rec, at=at, destination=destination, actor=actor,
                                         purpose=purpose, request_id=request_id,
                                         provenance=provenance)
-        chosen = covering(segs, start_us, end_us)
         assert rendition.manifest_blake3 is not None
-        manifest_bytes = self.store.path_for(rendition.manifest_blake3).read_bytes()
-        signed = mf.load_signed(manifest_bytes)
-        export = Export(id=self.new_id(), recording_id=rec.id, rendition_id=rendition.id,
-                        start_us=start_us, end_us=end_us, segments=[s.index for s in chosen],
-                        destination=str(destination), actor=actor, purpose=purpose,
-                        request_id=request_id, created_at=self.clock())
+        source = StoreSource(store=self.store, rec=rec, rendition=rendition, segments=segs,
+                             keyring=self.keys.keyring(), manifest_bytes=self.store.path_for(
+                                 rendition.manifest_blake3).read_bytes())
+        return self.stage_from(source, start_us=start_us, end_us=end_us, at=at,
+                               destination=destination, actor=actor, purpose=purpose,
+                               request_id=request_id, provenance=provenance, exact=exact,
+                               original=rec if with_originals else None)
+
+    def stage_from(self, source: ClipSource, *, start_us: int, end_us: int, at: Path,
+                   destination: Path, actor: str, purpose: str = "",
+                   request_id: str | None = None,
+                   provenance: dict[str, object] | None = None, exact: bool = False,
+                   original: Recording | None = None) -> StagedPackage:
+        """:meth:`stage` of footage ``source`` supplies (the station's store, or the
+        center's proven read-back); ``original``: the camera file to add too."""
+        chosen = covering(source.segments, start_us, end_us)
+        signed = mf.load_signed(source.manifest_bytes)
+        export = source.row(id=self.new_id(), start_us=start_us, end_us=end_us,
+                            segments=[s.index for s in chosen], destination=str(destination),
+                            actor=actor, purpose=purpose, request_id=request_id,
+                            created_at=self.clock())
         at.mkdir(parents=True)
         try:
-            self._write(at, rec=rec, signed=signed, manifest_bytes=manifest_bytes,
-                        chosen=chosen, export=export, provenance=provenance,
-                        exact=exact, audio=rendition.kind == "audio",
-                        with_originals=with_originals)
+            self._write(at, source=source, signed=signed, chosen=chosen, export=export,
+                        provenance=provenance, exact=exact, original=original)
             sync_tree(at)
         except BaseException:
             shutil.rmtree(at, ignore_errors=True)
             raise
         return StagedPackage(export, at, () if exact else tuple(s.name for s in chosen))
 
-    def _clip(self, rec: Recording, signed: mf.SignedManifest, chosen: list[Segment],
-              export: Export, provenance: dict[str, object] | None, *,
+    def _clip(self, rec: RecordingFacts, signed: mf.SignedManifest, chosen: list[Any],
+              export: ExportRow, provenance: dict[str, object] | None, *,
               exact: bool) -> dict[str, object]:
         """What the export claims, all of it signed (integrity.clipsign)."""
         entries = {e.index: e for e in signed.manifest.entries()}
         original = next(o for o in signed.manifest.originals if o.recording_id == rec.id)
         return {"format": pkg.CLIP_FORMAT, "export_id": export.id, "recording_id": rec.id,
-                "station_id": self.station_id,
+                "station_id": rec.station_id or self.station_id,
                 "created_at": mf.format_utc(export.created_at),
                 "range_us": [export.start_us, export.end_us], "original": original.to_dict(),
                 "camera_start": rec.camera_start.isoformat() if rec.camera_start else None,
@@ -256,41 +232,54 @@ class Exporter:
                               "segments": [entries[s.index].to_dict() for s in chosen]},
                 "request": provenance, "timestamps": stamps.NAME,
                 # signed: the verifier then requires data/audit-bundle.json
-                **({"audit_bundle": bundle.NAME} if self.bundler is not None else {})}
+                **({"audit_bundle": bundle.NAME} if self.bundler is not None else {}),
+                **self._exporter_claim()}
 
-    def _write(self, tmp: Path, *, rec: Recording, signed: mf.SignedManifest,
-               manifest_bytes: bytes, chosen: list[Segment], export: Export,
+    def _exporter_claim(self) -> dict[str, object]:
+        """A package another service made (the center) says so, signed: the verifier
+        then checks clip.json against that service's key, the manifest the station's."""
+        if self.exported_by is None:
+            return {}
+        return {"exporter": {"role": self.exported_by, "id": self.station_id,
+                             "key_id": self.keys.load().key_id, "keyring": EXPORTER_KEYRING}}
+
+    def _write(self, tmp: Path, *, source: ClipSource, signed: mf.SignedManifest,
+               chosen: list[Any], export: ExportRow,
                provenance: dict[str, object] | None = None, exact: bool = False,
-               audio: bool = False, with_originals: bool = False) -> None:
+               original: Recording | None = None) -> None:
         data = tmp / "data"
         (data / "keys").mkdir(parents=True)
-        copied = [originals.copy_original(self.store, rec, data)] if with_originals else []
+        copied = [originals.copy_original(self.store, original, data)] if original else []
         sources = tmp / ".sources"  # an exact package's segments: trimmed, never packaged
         (sources if exact else data / "segments").mkdir()
         for seg in chosen:
-            self._copy_segment(seg, (sources if exact else data / "segments") / seg.name)
+            source.copy_segment(seg, (sources if exact else data / "segments") / seg.name)
         self._derive(data, sources if exact else data / "segments", signed=signed,
-                     chosen=chosen, export=export, audio=audio, request=provenance)
+                     chosen=chosen, export=export, audio=source.audio, request=provenance)
         shutil.rmtree(sources, ignore_errors=True)
         proofs = {} if exact else {s.name: signed.manifest.inclusion_proof(s.index).to_dict()
                                    for s in chosen}
-        clip = _json({**self._clip(rec, signed, chosen, export, provenance, exact=exact),
-                      "originals": copied})
-        self._write_files(tmp, rec, export, provenance=provenance, clip=clip, files={
-            "manifest.json": manifest_bytes,
+        clip = _json({**self._clip(source.facts, signed, chosen, export, provenance,
+                                   exact=exact), "originals": copied})
+        self._write_files(tmp, source.facts, export, keyring=source.keyring,
+                          provenance=provenance, clip=clip, files={
+            "manifest.json": source.manifest_bytes,
             "proofs.json": _json({"merkle_root": signed.manifest.merkle_root,
                                   "proofs": proofs})})
 
-    def _write_files(self, tmp: Path, rec: Recording, export: Export, *,
-                     provenance: dict[str, object] | None, clip: bytes,
+    def _write_files(self, tmp: Path, rec: RecordingFacts, export: ExportRow, *,
+                     keyring: Keyring, provenance: dict[str, object] | None, clip: bytes,
                      files: dict[str, bytes]) -> None:
         """The common files (README, signed clip.json, keyring, audit bundle, index)
-        beside ``files``, then the bag."""
+        beside ``files``, then the bag. ``keyring``: the manifest signer's."""
         bundled = self.bundler(rec.id, export.request_id) if self.bundler else None
         key = self.keys.load()
-        files = {"README.txt": readme(key.alg).encode("utf-8"), "clip.json": clip,
+        if self.exported_by is not None:  # the exporting service's own keys, apart
+            files = {**files, EXPORTER_KEYRING: _json(self.keys.keyring().to_dict())}
+        files = {"README.txt": readme(key.alg, self.exported_by).encode("utf-8"),
+                 "clip.json": clip,
                  clipsign.SIG_FILE: clipsign.sign_clip(clip, key),
-                 "keys/keyring.json": _json(self.keys.keyring().to_dict()),
+                 "keys/keyring.json": _json(keyring.to_dict()),
                  **({bundle.NAME: bundled} if bundled is not None else {}), **files,
                  stamps.NAME: timestamps_file(self.catalog, bundle=bundled,
                                               manifest=files.get("manifest.json"),
@@ -325,7 +314,9 @@ class Exporter:
                           "timestamps": stamps.NAME,
                           **({"audit_bundle": bundle.NAME} if self.bundler is not None
                              else {})})
-            self._write_files(at, rec, export, provenance=provenance, clip=clip, files={})
+            self._write_files(at, RecordingFacts.of(rec), export,
+                              keyring=self.keys.keyring(), provenance=provenance, clip=clip,
+                              files={})
             sync_tree(at)
         except BaseException:
             shutil.rmtree(at, ignore_errors=True)
@@ -333,7 +324,7 @@ class Exporter:
         return StagedPackage(export, at, ())
 
     def _derive(self, data: Path, sources: Path, *, signed: mf.SignedManifest,
-                chosen: list[Segment], export: Export, audio: bool,
+                chosen: list[Any], export: ExportRow, audio: bool,
                 request: dict[str, object] | None = None) -> None:
         """data/derivative/: the range trimmed from ``sources`` and its signed provenance."""
         ext = Path(chosen[0].name).suffix.lstrip(".")
@@ -361,7 +352,7 @@ class Exporter:
         (data / derivative.DOC).write_bytes(doc)
         (data / derivative.SIG).write_bytes(derivative.sign(doc, self.keys.load()))
 
-    def _index(self, tmp: Path, rec: Recording, export: Export,
+    def _index(self, tmp: Path, rec: RecordingFacts, export: ExportRow,
                provenance: dict[str, object] | None) -> bytes:
         def local(when: datetime | None) -> str:
             return "-" if when is None else when.astimezone(self.zone).isoformat(" ")
@@ -378,19 +369,13 @@ class Exporter:
                  ("approved range / 批准时段", f"{export.start_us / 1e6:.3f} s - "
                                            f"{export.end_us / 1e6:.3f} s"),
                  ("original BLAKE3 / 原始文件摘要", rec.blake3),
-                 ("original SHA-256", rec.sha256),
+                 ("original SHA-256", rec.sha256 or "-"),
+                 *([("exported by / 导出单位", f"{self.exported_by} {self.station_id}")]
+                   if self.exported_by else []),
                  ("exported at / 导出时间", local(export.created_at)),
                  ("export / 导出编号", export.id)]
         return index_html.render(title=f"evidock 证据包 / evidence package {export.id}",
                                  facts=facts, files=files, request=provenance)
-
-    def _copy_segment(self, seg: Segment, dest: Path) -> None:
-        with open(self.store.path_for(seg.blake3), "rb") as src, open(dest, "wb") as out:
-            digests = copy_and_hash(src, out)
-        if digests.blake3 != seg.blake3:
-            raise DigestMismatch(f"stored segment {seg.name} does not match the catalog; "
-                                 "run `evidock fixity`", expected=seg.blake3,
-                                 actual=digests.blake3)
 
 
 def _json(obj: object) -> bytes:

@@ -13,6 +13,7 @@ from evidock.service.identity import Identity, StationIdentity
 from evidock.service.routes import (
     audit,
     cases,
+    center_exports,
     center_retention,
     coverage,
     equipment,
@@ -49,7 +50,7 @@ def build_app(*, services: Services, identity: Identity | None = None) -> FastAP
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     for module in (station, sessions, cases, coverage, statistics, exports, holds, retention,
                    audit, operations, parties, equipment, reviews, reports, redactions,
-                   witness, center_retention):
+                   witness, center_retention, center_exports):
         router = module.router
         app.include_router(router, prefix=API)
     from evidock.web.desk import mount  # the pages pull in Jinja2: only when serving

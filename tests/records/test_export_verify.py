@@ -649,6 +649,63 @@ def test_wrong_key_is_named(world: World, package: Path) -> None:
                                 (pkg.E_KEY_MISMATCH, "derivative/derivative.json")}
 
 
+@pytest.fixture(scope="module")
+def center_package(world: World) -> tuple[Path, PublicKey]:
+    """A package made as the center makes one (records/centralexports.py): the station's
+    manifest and keyring, clip.json and the derivative signed by another service's key,
+    which clip.json names as the exporter; and that key."""
+    from archive.keystore import StationKeys
+    from records.clipsource import StoreSource
+
+    center = StationKeys(directory=world.root / "center-keys")
+    center.init()
+    writer = Exporter(store=world.svc.store, catalog=world.svc.catalog, keys=center,
+                      clock=world.svc.clock, station_id="center")
+    writer.exported_by = "center"
+    rec, rendition, segs = world.svc.catalog.rendered(world.long.id)
+    assert rendition is not None and rendition.manifest_blake3 is not None
+    source = StoreSource(store=world.svc.store, rec=rec, rendition=rendition, segments=segs,
+                         keyring=world.svc.keys.keyring(), manifest_bytes=world.svc.store
+                         .path_for(rendition.manifest_blake3).read_bytes())
+    out = world.root / "center-made"
+    writer.stage_from(source, start_us=0, end_us=12_000_000, at=out,
+                      destination=out, actor="test", provenance=PROVENANCE)
+    return out, center.load().public
+
+
+def test_a_center_package_needs_the_station_key_and_the_center_key_each_in_its_role(
+        world: World, center_package: tuple[Path, PublicKey]) -> None:
+    out, center = center_package
+    clip = json.loads((out / "data" / "clip.json").read_bytes())
+    assert clip["exporter"] == {"role": "center", "id": "center", "key_id": center.key_id,
+                                "keyring": "keys/exporter.json"}
+    both = pkg.verify_package(out, trusted=world.trusted(), center={center.key_id: center})
+    assert without_pending(both) == []
+    # Without --center-key the package's own copy of the center's keys is used: a warning.
+    assert [(f.code, f.subject) for f in without_pending(
+        pkg.verify_package(out, trusted=world.trusted()))] == [
+        (Code.W_KEY_UNTRUSTED, "keys/exporter.json")]
+    stranger = KeyPair.generate().public
+    assert _failures(pkg.verify_package(out, trusted=world.trusted(),
+                                        center={stranger.key_id: stranger})) == {
+        (pkg.E_KEY_MISMATCH, "clip.json"),
+        (pkg.E_KEY_MISMATCH, "derivative/derivative.json")}
+    # The center's key cannot stand for the station's manifest, nor the station's for
+    # the center's claims.
+    assert _failures(pkg.verify_package(out, trusted={center.key_id: center},
+                                        center=world.trusted())) == {
+        (pkg.E_KEY_MISMATCH, "manifest.json"), (pkg.E_KEY_MISMATCH, "clip.json"),
+        (pkg.E_KEY_MISMATCH, "derivative/derivative.json")}
+
+
+def test_a_center_key_given_for_a_station_s_own_package_is_named(world: World,
+                                                                  package: Path) -> None:
+    stranger = KeyPair.generate().public
+    found = pkg.verify_package(package, trusted=world.trusted(),
+                               center={stranger.key_id: stranger})
+    assert _failures(found) == {(pkg.E_KEY_MISMATCH, "clip.json")}
+
+
 def test_foreign_keyring_in_the_package_is_caught(world: World, package: Path) -> None:
     _foreign_keyring(package)
     assert _failures(pkg.verify_package(package)) == {

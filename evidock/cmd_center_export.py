@@ -1,0 +1,145 @@
+"""CLI: `evidock center export …` — exports from the center, the station's shape.
+
+request (a clip of a station's recording), approve or reject (someone else), run once
+(the center reads the footage back from the object store, proves it, packages it and
+this command downloads it into ``--out``, all of it checked or nothing), download
+again, list, show. A client of the center's service, which decides every step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
+
+import typer
+
+from evidock.cli_base import ConfigOpt, JsonOpt, Reply, command
+from evidock.cmd_export import IdArg, OutOpt, _print_list, _print_packages, _print_request
+from evidock.output import zoned
+
+if TYPE_CHECKING:
+    from evidock.client import Station
+
+center_export_app = typer.Typer(
+    no_args_is_help=True, add_completion=False,
+    help="Exports from the center (未经批准不得擅自对外提供): request, approve/reject, "
+         "run, download, list, show. Verify a package with both keys: `evidock verify "
+         "DIR --key STATION.pem --center-key CENTER.pem`.")
+
+
+def _path(request_id: str | None = None, *rest: str) -> str:
+    head = ["/center/exports"] + ([quote(request_id, safe="")] if request_id else [])
+    return "/".join([*head, *rest])
+
+
+def _request_out(config: Path | None, path: str,
+                 body: dict[str, Any] | None = None) -> Reply:
+    from evidock.client import station
+
+    with station(config) as st:
+        req = zoned(st.get(path) if body is None else st.post(path, body), st.zone_name)
+    return Reply(req, human=lambda: _print_request(req))
+
+
+@center_export_app.command("request")
+@command
+def request(
+    station: Annotated[str, typer.Option("--station", help="The station's id.")],
+    recording: Annotated[str, typer.Option("--recording", help="Recording id.")],
+    start: Annotated[str, typer.Option("--start", help="Seconds or H:MM:SS.")],
+    end: Annotated[str, typer.Option("--end", help="Seconds or H:MM:SS.")],
+    purpose: Annotated[str, typer.Option("--purpose", help="One of exports.purposes.")],
+    recipient: Annotated[str, typer.Option("--recipient", help="Who receives it.")],
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    config: ConfigOpt = None, as_json: JsonOpt = False,
+) -> Reply:
+    """Ask to take a clip of a station's recording out of the center."""
+    return _request_out(config, _path(), {
+        "station": station, "recording": recording, "start": start, "end": end,
+        "purpose": purpose, "recipient": recipient, "reason": reason})
+
+
+@center_export_app.command("approve")
+@command
+def approve(request_id: IdArg, reason: Annotated[str, typer.Option("--reason")] = "",
+            config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
+    """Approve someone else's pending request."""
+    return _request_out(config, _path(request_id, "approve"), {"reason": reason})
+
+
+@center_export_app.command("reject")
+@command
+def reject(request_id: IdArg, reason: Annotated[str, typer.Option("--reason")],
+           config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
+    """Reject someone else's pending request."""
+    return _request_out(config, _path(request_id, "reject"), {"reason": reason})
+
+
+@center_export_app.command("show")
+@command
+def show(request_id: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
+    """One request: status, decisions and the clip it covers."""
+    return _request_out(config, _path(request_id))
+
+
+@center_export_app.command("list")
+@command
+def list_(status: Annotated[str | None, typer.Option("--status")] = None,
+          config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
+    """Requests you may see, oldest first."""
+    from evidock.client import station
+
+    with station(config) as st:
+        answer = zoned(st.get(_path(), status=status), st.zone_name)
+    return Reply(answer, human=lambda: _print_list(answer["requests"]))
+
+
+@center_export_app.command("run")
+@command
+def run(request_id: IdArg, out: OutOpt, config: ConfigOpt = None,
+        as_json: JsonOpt = False) -> Reply:
+    """Write the package of an approved request (once) and download it into --out."""
+    from evidock.client import station
+    from evidock.download import landing
+
+    with landing(out) as tmp, station(config) as st:  # --out checked before the run
+        ran = st.post(_path(request_id, "run"))
+        _fetch(st, request_id, ran["files"], tmp, out)
+    packages = [{**p, "dir": str(out / p["dir"])} for p in ran["packages"]]
+    return Reply({"request_id": request_id, "out": str(out), "packages": packages},
+                 human=lambda: _print_packages(packages))
+
+
+@center_export_app.command("download")
+@command
+def download(request_id: IdArg, out: OutOpt, config: ConfigOpt = None,
+             as_json: JsonOpt = False) -> Reply:
+    """Fetch the package of a request already run (again) into --out."""
+    from evidock.client import station
+    from evidock.download import landing
+
+    with landing(out) as tmp, station(config) as st:
+        listed = st.get(_path(request_id, "files"))
+        _fetch(st, request_id, listed["files"], tmp, out)
+    files = listed["files"]
+    return Reply({"request_id": request_id, "out": str(out), "exports": listed["exports"],
+                  "files": len(files), "bytes": sum(f["size"] for f in files)})
+
+
+def _fetch(st: Station, request_id: str, raw_files: object, tmp: Path, out: Path) -> None:
+    from evidock.download import listing, receive
+    from integrity.errors import TransferFailed
+
+    files = listing(raw_files)
+    try:
+        with st.stream("GET", _path(request_id, "download")) as response:
+            receive(response.iter_bytes(), tmp, files)
+    except TransferFailed as exc:
+        raise TransferFailed(
+            f"{exc.message}; nothing was written at {out}. The center keeps the package: "
+            f"`evidock center export download {request_id} --out {out}` fetches it again",
+            **exc.details) from None
+
+
+__all__ = ["center_export_app"]

@@ -11,12 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from desk_support import chromium  # noqa: F401 - one browser per process (see below)
 from evidock_testing import REPO, StepClock, migrated_home
 from service_support import agency_service  # noqa: F401 - a fixture
 
 from config import Settings, load_settings
 from evidock.wiring import Services
 from fixtures.camera import CameraTree, build_camera
+
+# The browser fixture lives here only: two session fixtures (one per conftest) would start
+# a second Playwright in one xdist worker ("Sync API inside the asyncio loop").
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -17,7 +17,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from desk_support import chromium  # noqa: E402, F401 - the center desk's browser tests
 from evidock_testing import migrated, stored_blob  # noqa: E402
 from s3server import CephRgw, WeedServer, find_weed  # noqa: E402
 from storage_support import (  # noqa: E402

@@ -1,3 +1,3 @@
 """The desk's browser fixtures (tests/desk_support.py)."""
 
-from desk_support import chromium, desk_station  # noqa: F401 - fixtures
+from desk_support import desk_station  # noqa: F401 - a fixture

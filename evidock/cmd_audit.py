@@ -169,7 +169,10 @@ def verify_bundle(
     target: Annotated[Path, typer.Argument(help="A clip package or case export directory, "
                                            "or an audit-bundle.json (with --key).")],
     key: Annotated[Path | None, typer.Option("--key", help="Station public key (PEM).")]
-    = None, as_json: JsonOpt = False,
+    = None,
+    center_key: Annotated[Path | None, typer.Option(
+        "--center-key", help="A center's package: the center's public key (PEM), which "
+        "signed the bundle's index.")] = None, as_json: JsonOpt = False,
 ) -> Reply:
     """Check an export's audit bundle offline: every event against its inclusion proof
     and the signed tree head, nothing removed. Exit 1 on any finding (W_ ones hold)."""
@@ -177,7 +180,9 @@ def verify_bundle(
     from integrity.package import trusted_key
 
     trusted, refused = trusted_key(key) if key is not None else (None, [])
-    findings = [f.to_dict() for f in [*refused, *verify_path(target, trusted=trusted)]]
+    center, refused_center = trusted_key(center_key) if center_key is not None else (None, [])
+    findings = [f.to_dict() for f in [*refused, *refused_center,
+                                      *verify_path(target, trusted=trusted, center=center)]]
     failed = [f for f in findings if not str(f["code"]).startswith("W_")]
     summary = "ok: bundle verified" if not failed else f"FINDINGS: {len(failed)}"
     return Reply({"target": str(target), "ok": not failed, "findings": findings},

@@ -52,12 +52,16 @@ def request(
     purpose: Annotated[str, typer.Option("--purpose", help="One of exports.purposes.")],
     recipient: Annotated[str, typer.Option("--recipient", help="Who receives it.")],
     reason: Annotated[str, typer.Option("--reason")] = "",
+    originals: Annotated[bool, typer.Option("--originals", help="Include the original "
+                                            "camera file, restored from the object "
+                                            "store and proven.")] = False,
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
     """Ask to take a clip of a station's recording out of the center."""
     return _request_out(config, _path(), {
         "station": station, "recording": recording, "start": start, "end": end,
-        "purpose": purpose, "recipient": recipient, "reason": reason})
+        "purpose": purpose, "recipient": recipient, "reason": reason,
+        "originals": originals})
 
 
 @center_export_app.command("approve")
@@ -105,7 +109,15 @@ def run(request_id: IdArg, out: OutOpt, config: ConfigOpt = None,
 
     with landing(out) as tmp, station(config) as st:  # --out checked before the run
         ran = st.post(_path(request_id, "run"))
-        _fetch(st, request_id, ran["files"], tmp, out)
+        if ran.get("status") == "queued":  # [jobs] queue: a worker runs it, later
+            tmp.rmdir()  # nothing lands at --out
+        else:
+            _fetch(st, request_id, ran["files"], tmp, out)
+    if ran.get("status") == "queued":
+        return Reply(ran, human=lambda: typer.echo(
+            f"{request_id}: run queued (job {ran['job_id'] or 'already queued'}); once an "
+            f"`evidock worker` has run it, `evidock center export download {request_id} "
+            f"--out {out}` fetches the package"))
     packages = [{**p, "dir": str(out / p["dir"])} for p in ran["packages"]]
     return Reply({"request_id": request_id, "out": str(out), "packages": packages},
                  human=lambda: _print_packages(packages))

@@ -16,6 +16,7 @@ from archive.replica.objectstore import ObjectStore
 from archive.replica.queue import RetryPolicy, UploadQueue
 from archive.store import ContentStore
 from archive.timestamps import Stamper, load_roots
+from archive.witness.book import WitnessBook
 from archive.witness.center import CenterClient
 from config import Settings
 from ingest.hooks import FifoHooks
@@ -26,6 +27,7 @@ from integrity.errors import ConfigError
 from integrity.keys import Keyring
 from records.c2pa_sign import C2paSigner
 from records.cases import CaseDesk
+from records.centralbundle import CenterBundler, Needed
 from records.centraldesk import CentralDesk
 from records.centralexports import CentralExportDesk, CentralExporter
 from records.centralfixity import RemoteFixity
@@ -187,6 +189,11 @@ class Services:
         """Where the service (and a worker's ``export`` job) writes packages."""
         return ExportArea(root=self.settings.home / "exports")
 
+    def center_export_area(self) -> ExportArea:
+        """At a center: where the service (and a ``center_export`` job) writes packages,
+        apart from the station area (whose sweep knows only station requests)."""
+        return ExportArea(root=self.settings.home / "center-exports")
+
     def redactions(self) -> RedactionDesk:
         return RedactionDesk(catalog=self.catalog, store=self.store, keys=self.keys,
                              gate=self.gate(), audit=self.audit(), clock=self.clock)
@@ -242,7 +249,13 @@ class Services:
         player = self.central_player()
 
         def exporter_for(station: str) -> CentralExporter:
-            return CentralExporter(player=player, station=station,
+            def bundler_for(needed: Needed) -> CenterBundler:
+                book = WitnessBook(catalog=self.catalog, audit=self.audit())
+                return CenterBundler(catalog=self.catalog, book=book, keys=self.keys,
+                                     station=station, needed=needed,
+                                     by_name=self.gate().by_name)
+
+            return CentralExporter(player=player, station=station, bundler_for=bundler_for,
                                    keyring=player.keyring_for(station), store=self.store,
                                    catalog=self.catalog, keys=self.keys, clock=self.clock,
                                    station_id=self.settings.station.id,

@@ -8,7 +8,9 @@ the requester may not see is there as a hidden leaf: its hash, no content, so th
 and the index still hold. Checked (every problem a finding, nothing raised):
 
 - the head's signature (``E_KEY_UNKNOWN`` / ``E_KEY_MISMATCH``, ``E_SIGNATURE_INVALID``)
-  and the index's, and that the index names this head (``E_AUDIT_ROOT_MISMATCH``);
+  and the index's, and that the index names this head (``E_AUDIT_ROOT_MISMATCH``); in a
+  center's package (records/centralbundle.py) the head is still the station's, the
+  index the center's (:class:`IndexKeys`: checked against the center's key);
 - each event hashes to its leaf (``E_AUDIT_EVENT_CHANGED``) and its proof leads to the
   head's root (``E_PROOF_INVALID``);
 - the entries are exactly those the index lists, in order (``E_BUNDLE_INCOMPLETE``).
@@ -17,6 +19,7 @@ and the index still hold. Checked (every problem a finding, nothing raised):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +58,20 @@ def event_leaf(event: Mapping[str, Any]) -> str:
     return merkle.leaf_hash(canonical_bytes(dict(event))).hex()
 
 
+@dataclass(frozen=True)
+class IndexKeys:
+    """Who signed the index of a center's package: the center (its keys, and whether
+    they were given); the head is still the station's."""
+
+    keys: Mapping[str, PublicKey]
+    trusted: bool
+
+
 class BundleCheck:
     def __init__(self, doc: Any, keys: Mapping[str, PublicKey], *, trusted: bool,
-                 subject: str = NAME) -> None:
+                 subject: str = NAME, index_keys: IndexKeys | None = None) -> None:
         self.doc, self.keys, self.trusted, self.subject = doc, keys, trusted, subject
+        self.index = index_keys or IndexKeys(keys, trusted)
         self.findings: list[Finding] = []
 
     def add(self, code: Code, message: str, where: str = "", **details: Any) -> None:
@@ -80,19 +93,21 @@ class BundleCheck:
         self._signature("#index", index.get("key_id"), index.get("signature"),
                         lambda: index_bytes(about=doc.get("about") or [],
                                             head=_mapping(index.get("head")),
-                                            leaves=leaves if isinstance(leaves, list) else []))
+                                            leaves=leaves if isinstance(leaves, list) else []),
+                        self.index)
         self._head_named(head, index)
         found = [self._entry(i, e, head) for i, e in enumerate(doc["events"])]
         self._complete([x for x in found if x is not None], leaves)
         return self.findings
 
     def _signature(self, where: str, key_id: object, signature: object,
-                   signed: Any) -> None:
-        key = self.keys.get(key_id) if isinstance(key_id, str) else None
+                   signed: Any, by: IndexKeys | None = None) -> None:
+        by = by or IndexKeys(self.keys, self.trusted)
+        key = by.keys.get(key_id) if isinstance(key_id, str) else None
         if key is None:
-            code = Code.E_KEY_MISMATCH if self.trusted else Code.E_KEY_UNKNOWN
-            self.add(code, "signed by a key that is not the station's given key"
-                     if self.trusted else "signed by a key not in the keyring", where,
+            code = Code.E_KEY_MISMATCH if by.trusted else Code.E_KEY_UNKNOWN
+            self.add(code, "signed by a key that is not the given key"
+                     if by.trusted else "signed by a key not in the keyring", where,
                      key_id=key_id)
             return
         try:
@@ -166,16 +181,18 @@ class BundleCheck:
 
 
 def check_bundle(doc: Any, keys: Mapping[str, PublicKey], *, trusted: bool,
-                 subject: str = NAME) -> list[Finding]:
+                 subject: str = NAME, index_keys: IndexKeys | None = None) -> list[Finding]:
     """Every finding about the parsed bundle ``doc`` against ``keys`` (``trusted``: the
-    station's published key was given, not the keyring shipped in the package)."""
-    return BundleCheck(doc, keys, trusted=trusted, subject=subject).run()
+    station's published key was given, not the keyring shipped in the package);
+    ``index_keys``: a center's package's index signer (else the station's)."""
+    return BundleCheck(doc, keys, trusted=trusted, subject=subject,
+                       index_keys=index_keys).run()
 
 
 
 
 def in_package(raw: bytes | None, keys: Mapping[str, PublicKey], *,
-               trusted: bool) -> list[Finding]:
+               trusted: bool, index_keys: IndexKeys | None = None) -> list[Finding]:
     """The findings about a package's ``data/audit-bundle.json`` (its bytes, as read once
     for the bag's digests; None: absent, which the file set judges)."""
     if raw is None:
@@ -184,31 +201,37 @@ def in_package(raw: bytes | None, keys: Mapping[str, PublicKey], *,
         doc = safejson.loads(raw, f"data/{NAME}")
     except Refused as refused:
         return [refused.finding]
-    return check_bundle(doc, keys, trusted=trusted, subject=f"data/{NAME}")
+    return check_bundle(doc, keys, trusted=trusted, subject=f"data/{NAME}",
+                        index_keys=index_keys)
 
 
 
 MAX_BUNDLE = 256 << 20
 
 
-def verify_path(path: Path, *, trusted: Mapping[str, PublicKey] | None) -> list[Finding]:
+def verify_path(path: Path, *, trusted: Mapping[str, PublicKey] | None,
+                center: Mapping[str, PublicKey] | None = None) -> list[Finding]:
     """`evidock audit verify-bundle`: a package directory (its data/audit-bundle.json
     against ``trusted`` or else its own data/keys/keyring.json), a case export (each of
-    its packages) or a bundle file (``trusted`` needed). Never raises for bad input."""
+    its packages) or a bundle file (``trusted`` needed). ``center``: a center package's
+    index signer (never taken from the package: without it that index is a finding).
+    Never raises for bad input."""
+    index = None if center is None else IndexKeys(center, True)
     if path.is_dir() and not path.is_symlink():
         if not (path / "data" / NAME).exists():
-            found = [verify_path(d, trusted=trusted) for d in sorted(path.iterdir())
+            found = [verify_path(d, trusted=trusted, center=center)
+                     for d in sorted(path.iterdir())
                      if d.is_dir() and not d.is_symlink() and (d / "data" / NAME).exists()]
             if not found:
                 return [Finding(Code.E_MISSING_FILE, "no audit bundle here "
                                 "(data/audit-bundle.json)", str(path))]
             return [f for fs in found for f in fs]
         keys, findings = _keys(path, trusted)
-        return findings + _file(path / "data" / NAME, keys, trusted is not None)
+        return findings + _file(path / "data" / NAME, keys, trusted is not None, index)
     if trusted is None:
         return [Finding(Code.E_KEY_UNKNOWN, "a bundle file alone needs the station's key "
                         "(--key)", str(path))]
-    return _file(path, trusted, True)
+    return _file(path, trusted, True, index)
 
 
 def _keys(root: Path, trusted: Mapping[str, PublicKey] | None,
@@ -228,7 +251,8 @@ def _keys(root: Path, trusted: Mapping[str, PublicKey] | None,
                                   "key to trust it", str(ring))]
 
 
-def _file(path: Path, keys: Mapping[str, PublicKey], trusted: bool) -> list[Finding]:
+def _file(path: Path, keys: Mapping[str, PublicKey], trusted: bool,
+          index: IndexKeys | None = None) -> list[Finding]:
     try:
         raw = read_named_file(path, MAX_BUNDLE, code=Code.E_PACKAGE_PATH_UNSAFE)
     except Refused as refused:
@@ -240,8 +264,8 @@ def _file(path: Path, keys: Mapping[str, PublicKey], trusted: bool) -> list[Find
         doc = safejson.loads(raw, str(path))
     except Refused as refused:
         return [refused.finding]
-    return check_bundle(doc, keys, trusted=trusted, subject=str(path))
+    return check_bundle(doc, keys, trusted=trusted, subject=str(path), index_keys=index)
 
-__all__ = ["FORMAT", "NAME", "BundleCheck", "check_bundle", "event_leaf", "head_bytes",
+__all__ = ["FORMAT", "NAME", "BundleCheck", "IndexKeys", "check_bundle", "event_leaf", "head_bytes",
            "in_package", "index_bytes",
            "verify_path"]

@@ -5,18 +5,20 @@ read once with bounds (tag files, manifests, JSON documents: their bag digests a
 from the very bytes that are parsed), the bag's declaration, Payload-Oxum and
 manifests, the file set (missing, extra, covered by no digest), segment sizes, then one
 read of every other file for its SHA-256, SHA-512 and (segments) BLAKE3, then proofs,
-signature, key, original digests, order and continuity. Every problem is a finding and
-the run goes on; nothing here raises for bad evidence.
+signature, key, original digests, order and continuity (the claims checked against
+the signed manifest are pure functions in :mod:`integrity.clipclaims`). Every problem is
+a finding and the run goes on; nothing here raises for bad evidence.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeGuard
+from typing import Any
 
 from cryptography import x509
 
-from integrity import bag, bundle, clipsign, contents, derivative, gmbag, merkle, safejson
+from integrity import bag, bundle, clipsign, contents, derivative, gmbag, safejson
+from integrity import clipclaims as claims
 from integrity import exportercheck as signers
 from integrity import manifest as mf
 from integrity import timestampcheck as stamps
@@ -89,19 +91,21 @@ class PackageCheck:
         sized = self._check_sizes(entries)
         self._check_digests(manifests, sized)
         if signed is not None:
-            self._check_proofs(signed.manifest, entries, proofs)
+            self.findings += claims.proof_findings(signed.manifest, entries, proofs)
             self._check_signature(signed)
-            self._check_original(signed.manifest, self.clip)
-            self._check_order(entries)
-            self._check_selection(signed.manifest, self.clip, listed)
+            self.findings += claims.original_findings(signed.manifest, self.clip)
+            self.findings += claims.order_findings(entries)
+            self.findings += claims.selection_findings(signed.manifest, self.clip, listed)
         self._check_clip_signature()
         self._check_profile()
-        self._check_request_item(self.clip)
+        self.findings += claims.request_item_findings(self.clip)
         self._check_derivative(signed)
         self._check_contents(manifests)
-        said = self._said()
-        self.findings += bundle.in_package(self.texts.get(f"data/{bundle.NAME}"), said.known,
-                                           trusted=said.trusted)
+        said = self._said()  # a center's package: the center signed the index only
+        self.findings += bundle.in_package(
+            self.texts.get(f"data/{bundle.NAME}"), self._keys(),
+            trusted=self.trusted is not None,
+            index_keys=bundle.IndexKeys(said.known, said.trusted) if said.center else None)
         self._check_timestamps()
         return self.findings
 
@@ -261,24 +265,6 @@ class PackageCheck:
 
     # ------------------------------------------------------------------ signed claims
 
-    def _check_proofs(self, manifest: mf.Manifest, entries: list[mf.SegmentEntry],
-                      proofs: Any) -> None:
-        table = proofs.get("proofs") if isinstance(proofs, dict) else None
-        if not isinstance(table, dict):
-            if proofs is not None:
-                self.add(Code.E_PACKAGE_INVALID, "proofs.json has no 'proofs' object",
-                         "proofs.json")
-            return
-        root = bytes.fromhex(manifest.merkle_root)
-        for e in entries:
-            try:
-                proof = merkle.InclusionProof.from_dict(table[e.name])
-                if proof.leaf_index != e.index:
-                    raise ValueError(f"proof is for leaf {proof.leaf_index}, not {e.index}")
-                merkle.verify_inclusion(merkle.leaf_hash(e.digest), proof, root)
-            except (KeyError, ValueError, TypeError, EvidockError) as exc:
-                self.add(Code.E_PROOF_INVALID, f"inclusion proof does not hold: {exc}", e.name)
-
     def _keys(self) -> Mapping[str, PublicKey]:
         if self.trusted is not None:
             return self.trusted
@@ -319,26 +305,6 @@ class PackageCheck:
                      "keys/keyring.json", key_id=signed.key_id)
         self.findings.extend(found)
 
-    def _check_original(self, manifest: mf.Manifest, clip: Any) -> None:
-        if clip is None:
-            return  # missing or unreadable: said already
-        claimed = clip.get("original") if isinstance(clip, dict) else None
-        signed = [o.to_dict() for o in manifest.originals]
-        if not isinstance(claimed, dict) or claimed not in signed:
-            self.add(Code.E_ORIGINAL_MISMATCH, "clip.json's original is not the one the "
-                     "manifest signs", "clip.json", claimed=safejson.brief(claimed),
-                     signed=signed)
-
-    def _check_order(self, entries: list[mf.SegmentEntry]) -> None:
-        media = [e for e in entries if e.end_us > e.start_us]
-        for prev, cur in zip(media, media[1:], strict=False):
-            if cur.index <= prev.index:
-                self.add(Code.E_SEGMENT_ORDER, f"segment {cur.index} listed after "
-                         f"{prev.index}", cur.name)
-            elif cur.index != prev.index + 1 or cur.start_us != prev.end_us:
-                self.add(Code.E_SEGMENT_GAP, f"segments {prev.index}..{cur.index} are not"
-                         " contiguous", cur.name)
-
     # ------------------------------------------------------------------ what the export claims
 
     def _check_clip_signature(self) -> None:
@@ -364,46 +330,6 @@ class PackageCheck:
         self.findings += gmbag.findings(
             gmbag.tags_of(self.texts), self.texts, said.known,
             gmbag.signer(self.texts.get(f"data/{clipsign.SIG_FILE}")), trusted=said.trusted)
-
-    def _check_selection(self, manifest: mf.Manifest, clip: Any,
-                         listed: list[str] | None) -> None:
-        """clip.json's segments are exactly those of the signed manifest over its range,
-        with the manifest's digests (a signed clip.json can only say so; this also
-        catches an exporter that got it wrong)."""
-        if listed is None or not isinstance(clip, dict):
-            return  # no usable clip.json or segment list: said already
-        span = clip.get("range_us")
-        if not _is_range(span):
-            self.add(Code.E_PACKAGE_INVALID, "clip.json has no range_us [start, end)",
-                     "clip.json", range_us=safejson.brief(span))
-            return
-        lo, hi = span
-        covering = [e for e in manifest.entries() if e.end_us > lo and e.start_us < hi]
-        names = [] if clip.get("exact") is True else [e.name for e in covering]
-        if names != listed:
-            self.add(Code.E_SELECTION_MISMATCH, "clip.json's segments are not those the "
-                     "signed manifest has over its range", "clip.json",
-                     claimed=safejson.brief(listed), covering=names, range_us=span)
-        expected = {"merkle_root": manifest.merkle_root,
-                    "segments": [e.to_dict() for e in covering]}
-        if clip.get("selection") != expected:
-            self.add(Code.E_SELECTION_MISMATCH, "clip.json's selection (segment digests, "
-                     "Merkle root) is not the signed manifest's", "clip.json",
-                     claimed=safejson.brief(clip.get("selection")))
-
-    def _check_request_item(self, clip: Any) -> None:
-        """The package's recording and range are one item of the request it records."""
-        request = clip.get("request") if isinstance(clip, dict) else None
-        if not isinstance(request, dict) or "items" not in request:
-            return  # no request (a direct export), or one recorded before items were
-        items = request["items"]
-        own = {"recording_id": clip.get("recording_id"), "range_us": clip.get("range_us"),
-               "link_id": request.get("link_id")}
-        if not isinstance(items, list) or not any(
-                isinstance(i, dict) and {k: i.get(k) for k in own} == own for i in items):
-            self.add(Code.E_REQUEST_MISMATCH, "the package's recording and range are not an "
-                     "item of the request it records", "clip.json", package=own)
-
 
     # ------------------------------------------------------------------ the derivative
 
@@ -463,7 +389,3 @@ class PackageCheck:
         self.findings += result.findings
         self.attested = result.attested
 
-
-def _is_range(value: Any) -> TypeGuard[list[int]]:
-    return (isinstance(value, list) and len(value) == 2
-            and all(type(v) is int for v in value) and value[0] < value[1])

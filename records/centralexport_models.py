@@ -71,4 +71,24 @@ class CentralExport(SQLModel, table=True):
     created_at: datetime = utc_field()
 
 
-__all__ = ["CentralExport", "CentralExportDecision", "CentralExportRequest"]
+class CentralExportOption(SQLModel, table=True):
+    """What a center request asks beyond the range's footage, written with it (migration
+    0021): ``originals``, the camera file restored from the object store. A request
+    without a row asks for nothing more."""
+
+    __table_args__ = APPEND_ONLY
+    request_id: str = Field(primary_key=True, foreign_key="centralexportrequest.id")
+    originals: bool = False
+    at: datetime = utc_field()
+
+    @property
+    def exact(self) -> bool:
+        return False  # not offered at the center
+
+    @property
+    def redaction_id(self) -> None:
+        return None  # redactions are made at the station
+
+
+__all__ = ["CentralExport", "CentralExportDecision", "CentralExportOption",
+           "CentralExportRequest"]

@@ -7,7 +7,7 @@ rejected by someone else (``export.approve``, never the requester), then run onc
 run fails. Access as for playing at the center: the permission plus the unit and label
 of every case the recording is actively linked to (:meth:`CentralPlayer.require`).
 Every step is a ``center.export.*`` audit event; rows live in the center's own tables
-(:mod:`records.centralexport_models`, migration 0020).
+(:mod:`records.centralexport_models`, migrations 0020 and 0021).
 
 The package is written by the station's writer (:class:`records.package.Exporter`) from
 a :class:`CentralSource`: the signed manifest and every segment are read back from the
@@ -15,7 +15,9 @@ object store through the player's proven path (BLAKE3 against the name, the stat
 signature, Merkle root, this recording's manifest); a blob no version of which proves
 out fails the run with ``E_REMOTE_UNPROVEN``. The manifest stays the station's; the
 center's key signs clip.json and the derivative, and clip.json names the center as the
-exporter (``evidock verify --key STATION --center-key CENTER``).
+exporter (``evidock verify --key STATION --center-key CENTER``). The audit bundle comes
+from the center's mirror of the station's log (:mod:`records.centralbundle`), the
+original, when asked for, from the object store (:mod:`records.centraloriginal`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -46,7 +49,13 @@ from integrity.errors import (
 )
 from integrity.keys import Keyring
 from records.casebook import Casebook
-from records.centralexport_models import CentralExport, CentralExportRequest
+from records.centralbundle import Needed
+from records.centralexport_models import (
+    CentralExport,
+    CentralExportOption,
+    CentralExportRequest,
+)
+from records.centraloriginal import restore_original
 from records.centralplay import CentralPlayer
 from records.clipsource import RecordingFacts, SegmentLike, copy_checked
 from records.exportarea import AreaState, ExportArea, Removed
@@ -92,10 +101,15 @@ class CentralSource:
                    signed=mf.load_signed(data))
 
     @property
+    def original(self) -> mf.OriginalRef:
+        """The camera file as the station signed it (the proven manifest)."""
+        return next(o for o in self.signed.manifest.originals
+                    if o.recording_id == self.recording_id)
+
+    @property
     def facts(self) -> RecordingFacts:
         """What the station signed about the recording (the proven manifest)."""
-        m = self.signed.manifest
-        original = next(o for o in m.originals if o.recording_id == self.recording_id)
+        m, original = self.signed.manifest, self.original
         return RecordingFacts(id=original.recording_id, officer_id=m.officer_id,
                               device_serial=m.device_serial, camera_start=None,
                               blake3=original.blake3, sha256=original.sha256,
@@ -130,10 +144,14 @@ class CentralExporter(Exporter):
     station; the center's key signs what the export claims."""
 
     def __init__(self, *, player: CentralPlayer, station: str, keyring: Keyring,
-                 **writer: Any) -> None:
+                 bundler_for: Callable[[Needed], Callable[[str, str | None], bytes]] | None
+                 = None, **writer: Any) -> None:
         super().__init__(**writer)
         self.player, self.station, self.station_keyring = player, station, keyring
         self.exported_by = "center"
+        #: The audit bundle from the center's mirror (records.centralbundle), for what
+        #: the package rests on: its original and the manifest read back.
+        self.bundler_for = bundler_for
 
     def stage(self, recording_id: str, *, start_us: int, end_us: int, at: Path,
               destination: Path, actor: str, purpose: str = "",
@@ -142,9 +160,14 @@ class CentralExporter(Exporter):
         # The player refuses a manifest that is not this recording's.
         source = CentralSource.read(self.player, self.station, recording_id,
                                     self.station_keyring)
+        if self.bundler_for is not None:
+            self.bundler = self.bundler_for(Needed(original=source.facts.blake3,
+                                                   manifest=source.manifest_b3))
         return self.stage_from(source, start_us=start_us, end_us=end_us, at=at,
                                destination=destination, actor=actor, purpose=purpose,
-                               request_id=request_id, provenance=provenance, exact=exact)
+                               request_id=request_id, provenance=provenance, exact=exact,
+                               original=partial(restore_original, self.player, self.station,
+                                                source.original) if with_originals else None)
 
 
 class CentralExportDesk:
@@ -184,8 +207,10 @@ class CentralExportDesk:
                     P.EXPORT_REQUEST)
 
     def request(self, actor: Actor, *, station: str, recording: str, start: str, end: str,
-                purpose: str, recipient: str, reason: str = "") -> RequestView:
-        """Ask to take [start, end) of a station's recording out of the center."""
+                purpose: str, recipient: str, reason: str = "",
+                originals: bool = False) -> RequestView:
+        """Ask to take [start, end) of a station's recording out of the center
+        (``originals``: the camera file too, restored from the object store)."""
         if purpose not in self.settings.purposes:
             raise InvalidRequest(f"unknown purpose {purpose!r}; one of "
                                  f"{list(self.settings.purposes)}", purpose=purpose)
@@ -210,10 +235,14 @@ class CentralExportDesk:
                                  end=end)
         with self.catalog.transaction() as s:
             s.add(row)
+            if originals:
+                s.flush()  # the option names the request
+                s.add(CentralExportOption(request_id=row.id, originals=True, at=row.at))
             self.audit.append(s, actor=actor.audit_name, action="center.export.request",
                               subjects=self._subjects(view),
                               details={"purpose": purpose, "recipient": row.recipient,
                                        "start": start, "end": end, "reason": reason,
+                                       "originals": originals,
                                        "items": [item.to_json()]}, at=row.at)
         return self._load(row.id)
 
@@ -256,12 +285,8 @@ class CentralExportDesk:
             exclusive: bool = False) -> builtins.list[Package]:
         """Write the package of an approved request once (records.exportrun); as at a
         station, ``exclusive`` (the service, holding the run lock) resumes a dead run."""
-        view = self._load(request_id)
-        self._require(actor, P.EXPORT_RUN, view)
+        view = self._runnable(actor, request_id, exclusive=exclusive)
         resume = exclusive and view.status == "running"
-        if view.status != "approved" and not resume:
-            self._refuse(actor, view, f"center export request {view.id} is {view.status}, "
-                         "not approved; nothing leaves without a valid approval")
         if exclusive:
             remove_partial(out)
         check_out(out)
@@ -271,6 +296,19 @@ class CentralExportDesk:
                          reached=self.reached, actor=actor, view=view,
                          subjects=self._subjects(view), out=out,
                          book=Casebook(catalog=self.catalog), ledger=CENTER).run(resume=resume)
+
+    def check_run(self, actor: Actor, request_id: str) -> RequestView:
+        """What :meth:`run` checks before it spends the approval (refusals audited),
+        nothing written: asked before a ``center_export`` job is queued for a worker."""
+        return self._runnable(actor, request_id, exclusive=True)
+
+    def _runnable(self, actor: Actor, request_id: str, *, exclusive: bool) -> RequestView:
+        view = self._load(request_id)
+        self._require(actor, P.EXPORT_RUN, view)
+        if view.status != "approved" and not (exclusive and view.status == "running"):
+            self._refuse(actor, view, f"center export request {view.id} is {view.status}, "
+                         "not approved; nothing leaves without a valid approval")
+        return view
 
     def _refuse(self, actor: Actor, view: RequestView, why: str) -> NoReturn:
         subjects = self._subjects(view)

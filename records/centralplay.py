@@ -189,6 +189,11 @@ class CentralPlayer:
                 s.add(Blob(blake3=b3, sha256=sha, size=size, stored_at=self.clock()))
         return path
 
+    def read_back(self, station: str, want: Wanted, stager: Stager) -> Staged:
+        """Blob ``want`` of ``station`` into ``stager``, proven (size, BLAKE3, SHA-256 if
+        given, re-read from the disk), an impostor version passed over; not kept."""
+        return self._download(station, want, stager)
+
     def _download(self, station: str, want: Wanted, stager: Stager) -> Staged:
         """The newest version that is the blob. Anyone who may write to the bucket can
         add a version at a blob's key (a lock keeps the old one, not the key): such a

@@ -15,7 +15,11 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from records.centralexport_models import CentralExportDecision, CentralExportRequest
+from records.centralexport_models import (
+    CentralExportDecision,
+    CentralExportOption,
+    CentralExportRequest,
+)
 from records.exportoptions import ExportOption
 from records.models import Case, ExportDecision, ExportRequest
 
@@ -148,7 +152,7 @@ class Package:
 def fold_request(row: ExportRequest | CentralExportRequest,
                  decisions: Iterable[ExportDecision | CentralExportDecision], *,
                  now: datetime, case_number: str | None = None,
-                 option: ExportOption | None = None) -> RequestView:
+                 option: ExportOption | CentralExportOption | None = None) -> RequestView:
     """The request as its decisions (in id order) leave it at ``now``."""
     folded = tuple(Decision(d.decision, d.actor, d.reason, d.valid_until,
                             tuple(d.exports), d.at)
@@ -186,8 +190,10 @@ def load_requests(s: Session, *, now: datetime, case_id: str | None = None,
     by_req: dict[str, list[Any]] = {r: [] for r in wanted}
     for d in s.exec(select(dec).where(col(dec.request_id).in_(wanted))):
         by_req[d.request_id].append(d)
-    if not ledger.local:
-        return [fold_request(r, by_req[r.id], now=now) for r in rows]
+    if not ledger.local:  # the center's: only ``originals`` (centralexportoption)
+        kept = {o.request_id: o for o in s.exec(select(CentralExportOption).where(
+            col(CentralExportOption.request_id).in_(wanted)))}
+        return [fold_request(r, by_req[r.id], now=now, option=kept.get(r.id)) for r in rows]
     numbers = dict(s.exec(select(Case.id, Case.number).where(
         col(Case.id).in_([r.case_id for r in rows if r.case_id]))).all())
     options = {o.request_id: o for o in s.exec(

@@ -26,9 +26,14 @@ _PLAIN = re.compile(r"^[^/\\\0]{1,200}$")
 
 def file_name(rec: Recording) -> str:
     """The camera's own file name, unless it could not be a plain name in the package."""
-    name = Path(rec.original_display.replace("\\", "/")).name
+    return name_for(rec.original_display, rec.id)
+
+
+def name_for(display: str, recording_id: str) -> str:
+    """:func:`file_name` of a camera path as shown and its recording's id."""
+    name = Path(display.replace("\\", "/")).name
     if not _PLAIN.match(name) or name.startswith(".") or not name.isprintable():
-        name = f"{rec.id}{Path(name).suffix if _PLAIN.match(Path(name).suffix) else ''}"
+        name = f"{recording_id}{Path(name).suffix if _PLAIN.match(Path(name).suffix) else ''}"
     return name
 
 
@@ -67,5 +72,5 @@ def placeholder_rendition(catalog: Catalog, rec: Recording) -> Rendition:
     return row
 
 
-__all__ = ["DIR", "NO_RENDITION", "copy_original", "file_name", "placeholder_rendition",
-           "reference"]
+__all__ = ["DIR", "NO_RENDITION", "copy_original", "file_name", "name_for",
+           "placeholder_rendition", "reference"]

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +41,9 @@ from records.package_readme import readme
 from records.timestamps_file import timestamps_file
 
 _S = TypeVar("_S", bound=Any)
+#: Writes the original camera file into a package's data/ (digest-checked on the way);
+#: returns its clip.json entry.
+OriginalWriter = Callable[[Path], dict[str, object]]
 
 #: A package made by another service than the station: that service's public keys.
 EXPORTER_KEYRING = pkg.EXPORTER_KEYRING
@@ -190,15 +194,16 @@ class Exporter:
         return self.stage_from(source, start_us=start_us, end_us=end_us, at=at,
                                destination=destination, actor=actor, purpose=purpose,
                                request_id=request_id, provenance=provenance, exact=exact,
-                               original=rec if with_originals else None)
+                               original=partial(originals.copy_original, self.store, rec)
+                               if with_originals else None)
 
     def stage_from(self, source: ClipSource, *, start_us: int, end_us: int, at: Path,
                    destination: Path, actor: str, purpose: str = "",
                    request_id: str | None = None,
                    provenance: dict[str, object] | None = None, exact: bool = False,
-                   original: Recording | None = None) -> StagedPackage:
+                   original: OriginalWriter | None = None) -> StagedPackage:
         """:meth:`stage` of footage ``source`` supplies (the station's store, or the
-        center's proven read-back); ``original``: the camera file to add too."""
+        center's proven read-back); ``original``: writes the camera file into data/."""
         chosen = covering(source.segments, start_us, end_us)
         signed = mf.load_signed(source.manifest_bytes)
         export = source.row(id=self.new_id(), start_us=start_us, end_us=end_us,
@@ -246,10 +251,10 @@ class Exporter:
     def _write(self, tmp: Path, *, source: ClipSource, signed: mf.SignedManifest,
                chosen: list[Any], export: ExportRow,
                provenance: dict[str, object] | None = None, exact: bool = False,
-               original: Recording | None = None) -> None:
+               original: OriginalWriter | None = None) -> None:
         data = tmp / "data"
         (data / "keys").mkdir(parents=True)
-        copied = [originals.copy_original(self.store, original, data)] if original else []
+        copied = [original(data)] if original else []
         sources = tmp / ".sources"  # an exact package's segments: trimmed, never packaged
         (sources if exact else data / "segments").mkdir()
         for seg in chosen:

@@ -9,8 +9,9 @@ The :class:`JobType` names the argument that says what the job works on: the job
 waiting job per thing) are built from it.
 
 Adding a job type: write the function, add one :class:`JobType` to :data:`JOB_TYPES`.
-Jobs asked for by a person (a still, a redaction render, an export run) carry the user's
-name; the worker acts as that user through the same desk method, which checks again.
+Jobs asked for by a person (a still, a redaction render, an export run, a center's
+export run) carry the user's name; the worker acts as that user through the same desk
+method, which checks again.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from archive.store import ContentStore
 from config import Settings
 from ingest.process import Renderer
 from integrity.errors import Conflict, EvidockError, InvalidRequest, NotFound, Refused
+from records.centralexports import CentralExportDesk
 from records.centralfixity import RemoteFixity
 from records.exportarea import ExportArea
-from records.exportbook import load_requests
+from records.exportbook import CENTER, load_requests
 from records.exportrun import finish
 from records.exports import ExportDesk
 from records.footage_thumbs import Thumbnails
@@ -59,6 +61,10 @@ class Services(Protocol):
     def exports(self) -> ExportDesk: ...
 
     def export_area(self) -> ExportArea: ...
+
+    def central_exports(self) -> CentralExportDesk: ...
+
+    def center_export_area(self) -> ExportArea: ...
 
     def redactions(self) -> RedactionDesk: ...
 
@@ -164,6 +170,26 @@ def export(svc: Services, *, request_id: str, actor: str) -> dict[str, Any]:
             "exports": [p.export_id for p in made]}
 
 
+def center_export(svc: Services, *, request_id: str, actor: str) -> dict[str, Any]:
+    """At a center: run an approved center export request (records/centralexports.py)
+    as :func:`export` runs a station's: as the user who asked, into the center's export
+    area holding the request's run lock; a dead run resumed, a used one only published."""
+    desk, where = svc.central_exports(), svc.center_export_area()
+    desk.tidy(where)
+    with where.running(request_id) as top:
+        with Session(svc.catalog.engine) as s:
+            found = load_requests(s, now=svc.clock(), ids=[request_id], ledger=CENTER)
+        if found and found[0].status == "used":
+            return {"request_id": request_id, "made": False, "published": finish(top),
+                    "exports": list(found[0].exports)}
+        try:
+            made = desk.run(svc.gate().by_name(actor), request_id, out=top, exclusive=True)
+        except _FINAL as exc:
+            return _refused(exc, request_id=request_id)
+    return {"request_id": request_id, "made": True,
+            "exports": [p.export_id for p in made]}
+
+
 def upload(svc: Services, *, blake3: str) -> dict[str, Any]:
     """One blob's WORM copy (archive/replica/queue.py), attempted once if its queue item
     is due; verified (or withdrawn, failed) is answered; one leased by another run, or
@@ -186,8 +212,10 @@ JOB_TYPES: Mapping[str, JobType] = {jt.name: jt for jt in (
     JobType(name="thumbnails", queue="thumbnails", subject="recording_id", run=thumbnails),
     JobType(name="redaction", queue="redactions", subject="redaction_id", run=redaction),
     JobType(name="export", queue="exports", subject="request_id", run=export),
+    JobType(name="center_export", queue="exports", subject="request_id",
+            run=center_export),
     JobType(name="upload", queue="uploads", subject="blake3", run=upload),
 )}
 
-__all__ = ["JOB_TYPES", "SWEEPER", "JobType", "export", "redaction", "remote_fixity",
-           "render", "thumbnails", "upload"]
+__all__ = ["JOB_TYPES", "SWEEPER", "JobType", "center_export", "export", "redaction",
+           "remote_fixity", "render", "thumbnails", "upload"]

@@ -41,14 +41,29 @@ from evidock_testing import AGENCY_TOML, migrated, ok_json, without_pending
 from pki_support import CertAuthority
 from s3server import WeedServer
 from service_support import RunningService, audit_rows, open_dir, serving
+from sqlalchemy import select
+from sqlmodel import Session
 from storage_support import make_bucket
 
+from archive.audit.log import AuditLog
+from archive.catalog import Catalog, Recording
+from archive.catalog.types import table_of
 from archive.keystore import StationKeys
 from archive.store import ContentStore
+from archive.witness.book import WitnessBook
+from archive.witness.index import CentralRecording, CentralRendition
 from fixtures.camera import CameraTree
+from integrity.bundle import IndexKeys, check_bundle
+from integrity.codes import Code
+from integrity.errors import AuditError, NotFound
+from records.centralbundle import CenterBundler, Needed
+from records.permissions import Actor
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "archive"))  # pg_support lives there
 from pg_support import pg_cluster  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "jobs"))  # worker_support lives there
+from worker_support import Worker  # noqa: E402
 
 GOOD, BAD = "station-x", "station-y"
 #: The center reads station-y's footage under a prefix the test fills itself (one
@@ -154,8 +169,9 @@ def _request(center: RunningService, station: str, recording: str, segs: list[An
                               user=user))
 
 
-def _verify(pkg: Path, *keys: str) -> tuple[int, dict[str, Any]]:
-    run = subprocess.run([sys.executable, "-m", "evidock", "verify", str(pkg), *keys,
+def _verify(pkg: Path, *keys: str, what: tuple[str, ...] = ("verify",),
+            ) -> tuple[int, dict[str, Any]]:
+    run = subprocess.run([sys.executable, "-m", "evidock", *what, str(pkg), *keys,
                           "--json"], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "EVIDOCK_HOME": str(pkg.parent / "no-home")},
                          check=False)
@@ -225,10 +241,15 @@ def test_a_clip_exported_at_the_center_verifies_offline_with_the_station_s_bytes
     code, verdict = _verify(out, "--key", str(world.root / f"{GOOD}.pem"), "--center-key",
                             str(world.root / "center.pem"))
     assert code == 0 and without_pending(verdict["findings"]) == [], verdict
+    _check_bundle(out, clip, outbox, "--key", str(world.root / f"{GOOD}.pem"),
+                  "--center-key", str(world.root / "center.pem"))
     wrong, bad = _verify(out, "--key", str(world.root / f"{GOOD}.pem"), "--center-key",
                          str(world.root / f"{BAD}.pem"))
-    assert wrong == 1 and ("E_KEY_MISMATCH", "clip.json") in [
-        (f["code"], f["subject"]) for f in bad["findings"]], bad
+    named = [(f["code"], f["subject"]) for f in bad["findings"]]
+    assert wrong == 1 and ("E_KEY_MISMATCH", "clip.json") in named, bad
+    # the bundle's head is the station's (it still verifies), its index the center's
+    assert ("E_KEY_MISMATCH", f"data/{BUNDLE}#index") in named, bad
+    assert not [s for _c, s in named if s == f"data/{BUNDLE}#head"], bad
     station_only, swapped = _verify(out, "--key", str(world.root / "center.pem"))
     assert station_only == 1 and any(f["code"] == "E_KEY_MISMATCH" and
                                       f["subject"] == "manifest.json"
@@ -238,6 +259,159 @@ def test_a_clip_exported_at_the_center_verifies_offline_with_the_station_s_bytes
     assert refused and f"recording:{recording}" in refused[-1].subjects
     actions = [r.action for r in audit_rows(world.center_url, "center.export.run")]
     assert actions == ["center.export.run"]
+
+
+BUNDLE = "audit-bundle.json"
+
+
+def _check_bundle(out: Path, clip: dict[str, Any], outbox: Path, *keys: str) -> None:
+    """The center's package carries the station's events about the recording from the
+    mirror, proven against a station-signed head the center countersigned; an event
+    changed in a copy of the package is a named finding."""
+    assert clip["audit_bundle"] == BUNDLE
+    doc = json.loads((out / "data" / BUNDLE).read_bytes())
+    shown = [e for e in doc["events"] if not e.get("hidden")]
+    actions = {e["event"]["action"] for e in shown}
+    assert {"ingest.file", "rendition.make"} <= actions, actions
+    assert doc["head"]["station_id"] == GOOD and doc["witnessed"]["head"] == doc["head"]
+    assert all(e["proof"]["tree_size"] == doc["head"]["size"] for e in doc["events"])
+    assert doc["requester"] == "inspector" and doc["hidden"] == 0  # they see the case
+    tampered = outbox / "tampered"
+    shutil.copytree(out, tampered)
+    i = next(i for i, e in enumerate(doc["events"]) if e.get("event", {}).get(
+        "action") == "ingest.file")
+    doc["events"][i]["event"]["details"]["path"] = "elsewhere.mp4"
+    (tampered / "data" / BUNDLE).write_text(json.dumps(doc), encoding="utf-8")
+    code, verdict = _verify(tampered, *keys)
+    bundle_only = ("audit", "verify-bundle")
+    assert _verify(out, *keys, what=bundle_only)[0] == 0
+    station_only, found = _verify(out, *keys[:2], what=bundle_only)  # no --center-key
+    assert station_only == 1 and [f["code"] for f in found["findings"]] == [
+        "E_KEY_MISMATCH"] and found["findings"][0]["subject"].endswith("#index"), found
+    assert code == 1 and ("E_AUDIT_EVENT_CHANGED", f"data/{BUNDLE}#events[{i}]") in [
+        (f["code"], f["subject"]) for f in verdict["findings"]], verdict
+
+
+def test_the_center_s_bundle_comes_from_its_mirror_or_not_at_all(
+        world: World, pushed: dict[str, Any]) -> None:
+    """Built in process against the center's real catalog: a bundle for a requester
+    who is no user hides every event naming a case and still verifies offline (head:
+    the station's key, index: the center's); a manifest no mirrored event below the
+    witnessed head names is refused, no bundle."""
+    recording, _segs = pushed[GOOD]
+    catalog = Catalog.open(world.center_url)
+    try:
+        with catalog.engine.connect() as conn:
+            original = conn.execute(select(table_of(CentralRecording).c.blake3).where(
+                table_of(CentralRecording).c.recording_id == recording)).scalar_one()
+            manifest = conn.execute(select(table_of(CentralRendition).c.manifest).where(
+                table_of(CentralRendition).c.recording_id == recording,
+                table_of(CentralRendition).c.status == "ok")).scalars().first()
+        center_keys = StationKeys(directory=world.center_home / "keys")
+
+        def bundler(needed: Needed) -> CenterBundler:
+            return CenterBundler(catalog=catalog, book=WitnessBook(
+                catalog=catalog, audit=AuditLog(catalog=catalog)), keys=center_keys,
+                station=GOOD, needed=needed, by_name=_nobody)
+
+        raw = bundler(Needed(original=original, manifest=str(manifest)))(recording, None)
+        with pytest.raises(AuditError, match="no rendition.make event"):
+            bundler(Needed(original=original, manifest="0" * 64))(recording, None)
+    finally:
+        catalog.close()
+    doc = json.loads(raw)
+    assert doc["hidden"] >= 1 and all("event" not in e for e in doc["events"] if e.get(
+        "hidden"))  # the secret case's link: its leaf only
+    station = StationKeys.read_keyring(world.root / f"{GOOD}.json").by_id()
+    assert check_bundle(doc, station, trusted=True, index_keys=IndexKeys(
+        center_keys.keyring().by_id(), True)) == []
+    found = check_bundle(doc, station, trusted=True)  # the station did not sign the index
+    assert [(f.code, f.subject) for f in found] == [
+        (Code.E_KEY_MISMATCH, f"{BUNDLE}#index")], found
+
+
+def test_an_original_in_a_center_package_is_the_station_s_restored_and_proven(
+        world: World, pushed: dict[str, Any], outbox: Path) -> None:
+    """--originals: the camera file read back from the object store, a newer version at
+    its key with one byte flipped passed over for the locked true one; the package's
+    original is the station's bytes and verifies offline."""
+    recording, segs = pushed[GOOD]
+    station = Catalog.open(f"sqlite:///{world.station(GOOD) / 'catalog.sqlite3'}")
+    try:
+        with Session(station.engine) as s:
+            rec = s.get(Recording, recording)
+            assert rec is not None
+            true = ContentStore(root=world.station(GOOD) / "store").path_for(
+                rec.blake3).read_bytes()
+    finally:
+        station.close()
+    flipped = bytearray(true)
+    flipped[len(flipped) // 2] ^= 0x01
+    world.endpoint.client().put_object(Bucket=world.bucket,
+                                       Key=_key(world, GOOD, rec.blake3), Body=bytes(flipped))
+    out = outbox / "with-original"
+    with serving(world.center_home) as center:
+        start, end = _clip(segs)
+        req = ok_json(center.cli("center", "export", "request", "--station", GOOD,
+                                 "--recording", recording, "--start", start, "--end", end,
+                                 "--purpose", "行政复议", "--recipient", "复议机关",
+                                 "--originals", "--json", user="inspector"))
+        ok_json(center.cli("center", "export", "approve", req["id"], "--json",
+                           user="supervisor"))
+        ok_json(center.cli("center", "export", "run", req["id"], "--out", str(out),
+                           "--json", user="inspector"))
+    assert req["originals"] is True
+    clip = json.loads((out / "data" / "clip.json").read_bytes())
+    [entry] = clip["originals"]
+    assert (entry["blake3"], entry["sha256"], entry["size"]) == (rec.blake3, rec.sha256,
+                                                                 rec.size)
+    assert (out / "data" / entry["file"]).read_bytes() == true
+    code, verdict = _verify(out, "--key", str(world.root / f"{GOOD}.pem"), "--center-key",
+                            str(world.root / "center.pem"))
+    assert code == 0 and without_pending(verdict["findings"]) == [], verdict
+    assert not ContentStore(root=world.center_home / "store").path_for(rec.blake3).exists()
+
+
+def test_with_a_job_queue_a_center_export_run_is_a_job_a_real_worker_runs(
+        world: World, pushed: dict[str, Any], outbox: Path) -> None:
+    """[jobs] queue = "postgres" at the center: `center export run` answers queued and
+    writes nothing at --out; an `evidock worker` on the center's home runs the
+    ``center_export`` job as the user who asked; `center export download` fetches a
+    package that verifies; a second run of the used approval is refused at the route."""
+    recording, segs = pushed[GOOD]
+    env = {"EVIDOCK_HOME": str(world.center_home), "EVIDOCK_JOBS__QUEUE": '"postgres"'}
+    out = outbox / "queued"
+    with serving(world.center_home, env=env) as center:
+        req = _request(center, GOOD, recording, segs, user="inspector")
+        ok_json(center.cli("center", "export", "approve", req["id"], "--json",
+                           user="supervisor"))
+        queued = ok_json(center.cli("center", "export", "run", req["id"], "--out", str(out),
+                                    "--json", user="inspector"))
+        assert (queued["status"], queued["code"]) == ("queued", "I_JOB_QUEUED"), queued
+        assert not out.exists()
+        worker = Worker("C", env).ready()
+        try:
+            done = worker.wait_event("job-finished", job_id=queued["job_id"])
+            assert done["outcome"] == "job_success", "".join(worker.lines)[-3000:]
+            assert worker.terminate() == 0
+        finally:
+            worker.close()
+        fetched = ok_json(center.cli("center", "export", "download", req["id"], "--out",
+                                     str(out), "--json", user="inspector"))
+        again = center.cli("center", "export", "run", req["id"], "--out",
+                           str(outbox / "queued-again"), "--json", user="inspector")
+    assert done["result"]["made"] is True and done["result"]["exports"] == fetched["exports"]
+    assert ok_json(again, 3)["error"]["code"] == "E_NOT_APPROVED"
+    code, verdict = _verify(out, "--key", str(world.root / f"{GOOD}.pem"), "--center-key",
+                            str(world.root / "center.pem"))
+    assert code == 0 and without_pending(verdict["findings"]) == [], verdict
+    ran = [r for r in audit_rows(world.center_url, "center.export.run")
+           if f"center-export-request:{req['id']}" in r.subjects]
+    assert [r.actor for r in ran] == ["user:inspector"]
+
+
+def _nobody(name: str) -> Actor:
+    raise NotFound(f"no user {name}")
 
 
 def test_a_flipped_object_fails_the_run_and_gives_the_approval_back(

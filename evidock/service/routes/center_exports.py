@@ -41,10 +41,11 @@ class CenterRequestBody(BaseModel):
     purpose: str
     recipient: str
     reason: str = ""
+    originals: bool = False  # the camera file too, restored from the object store
 
 
 def area(svc: Services) -> ExportArea:
-    return ExportArea(root=svc.settings.home / "center-exports")
+    return svc.center_export_area()
 
 
 def _tidy(svc: Services) -> ExportArea:
@@ -89,7 +90,13 @@ def reject(request_id: RequestId, body: DecisionBody, actor: ActorDep,
 
 @router.post("/center/exports/{request_id}/run")
 def run(request_id: RequestId, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
-    """Read back, prove and package the clip of an approved request (once)."""
+    """Read back, prove and package the clip of an approved request (once). With a job
+    queue the run is checked here and handed to a worker (``center_export`` job)."""
+    if svc.job_queue is not None:
+        svc.central_exports().check_run(actor, request_id)
+        queued = svc.job_queue.defer("center_export", {"request_id": request_id,
+                                                       "actor": actor.name})
+        return {"request_id": request_id, "packages": [], "files": [], **queued.to_json()}
     where = _tidy(svc)
     try:
         with where.running(request_id) as top:

@@ -50,7 +50,9 @@ def tabs(call: DeskCall) -> list[tuple[str, str]]:
     may = call.actor.may
     pages = [("/center/cases", "Cases of every station", may(P.CASE_VIEW)),
              ("/center/recordings", "Recordings of every station", may(P.RECORDING_VIEW)),
-             ("/center/witness", "Witnessed logs", may(P.AUDIT_VIEW))]
+             ("/center/witness", "Witnessed logs", may(P.AUDIT_VIEW)),
+             ("/center/exports", "Exports of every station",  # pages/center_exports.py
+              any(may(p) for p in (P.EXPORT_REQUEST, P.EXPORT_APPROVE, P.EXPORT_RUN)))]
     return [(PREFIX + path, title) for path, title, shown in pages if shown]
 
 

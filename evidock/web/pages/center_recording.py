@@ -8,20 +8,23 @@ them). The player's segment list is :meth:`records.centralplay.CentralPlayer.seg
 (``GET …/segments``, ``recording.play``): the signed manifest read back from the object
 store and proven as every play proves it; each segment then streams from ``GET …/
 segments/{i}`` (Range, proven before a byte is sent, ``read.center.play``). The player
-markup and script are the station's (templates/footage/_player.html, static/footage.js).
+markup and script are the station's (templates/footage/_player.html, static/footage.js);
+``?from=&to=`` plays a range, as on the station's page. With ``export.request`` the page
+carries the form to export a range from the center (:mod:`.center_exports`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 
 from evidock.web.base import Desk, DeskCall, no_store, render
 from evidock.web.pages.cases import SENSITIVITY_WORDS
 from evidock.web.pages.center import STATUS_WORDS, case_link, human_size, tabs, witnessed
+from evidock.web.pages.center_exports import request_purposes
 from evidock.web.pages.footage import clock
 from evidock.web.pages.footage_recording import API, PlayerSegment, player_data
 from integrity.errors import NotFound
@@ -33,6 +36,15 @@ router = APIRouter(include_in_schema=False)
 def _src(station: str, recording_id: str, index: int) -> str:
     return (f"{API}/center/recordings/{quote(station, safe='')}/"
             f"{quote(recording_id, safe='')}/segments/{index}")
+
+
+def _seconds(text: str) -> float | None:
+    """A place to play from, as the station's recording page reads it (else none)."""
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and value >= 0 else None
 
 
 def _playable(call: DeskCall, station: str,
@@ -51,7 +63,10 @@ def _playable(call: DeskCall, station: str,
 
 
 @router.get("/center/recordings/{station}/{recording_id}", response_class=HTMLResponse)
-def recording(call: Desk, station: str, recording_id: str) -> Response:
+def recording(call: Desk, station: str, recording_id: str,
+              start: Annotated[str, Query(alias="from")] = "",
+              stop: Annotated[str, Query(alias="to")] = "") -> Response:
+    """``from``/``to`` (seconds): the range to play, as an export's "watch this range"."""
     if station not in witnessed(call):
         raise NotFound(call._("Choose one of the stations this center witnesses."),
                        station=station)
@@ -64,6 +79,8 @@ def recording(call: Desk, station: str, recording_id: str) -> Response:
     return no_store(render(
         call, "center/recording.html", tabs=tabs(call), rec=rec, listed=listed,
         unplayable=unplayable, play=play, segments=player_data(play),
+        start=_seconds(start), stop=_seconds(stop),
+        purposes=request_purposes(call),  # the export request form (center_exports.py)
         length=clock(play[-1].end_us) if play else "", clock=clock,
         sensitivity=strictest(c["sensitivity"] for c in rec["linked"]),
         label_words=SENSITIVITY_WORDS, status_words=STATUS_WORDS, size=human_size,

@@ -52,7 +52,10 @@ def tabs(call: DeskCall) -> list[tuple[str, str]]:
              ("/center/recordings", "Recordings of every station", may(P.RECORDING_VIEW)),
              ("/center/witness", "Witnessed logs", may(P.AUDIT_VIEW)),
              ("/center/exports", "Exports of every station",  # pages/center_exports.py
-              any(may(p) for p in (P.EXPORT_REQUEST, P.EXPORT_APPROVE, P.EXPORT_RUN)))]
+              any(may(p) for p in (P.EXPORT_REQUEST, P.EXPORT_APPROVE, P.EXPORT_RUN))),
+             ("/center/retention", "Holds and deletions",  # pages/center_retention.py
+              any(may(p) for p in (P.HOLD_PLACE, P.HOLD_RELEASE, P.RETENTION_PLAN,
+                                   P.RETENTION_APPROVE)))]
     return [(PREFIX + path, title) for path, title, shown in pages if shown]
 
 

@@ -61,7 +61,7 @@ def retention(call: Desk, released: str = "", done: str = "", p: int = 0,
 
 @router.post("/retention/holds", response_class=HTMLResponse)
 def place_hold(call: Desk) -> Response:
-    scope, target, reason = (_field(call, k) for k in ("scope", "target", "reason"))
+    scope, target, reason = (form_field(call, k) for k in ("scope", "target", "reason"))
     form = {"scope": scope, "target": target, "reason": reason}
     invalid = ""
     if scope not in SCOPES:
@@ -75,20 +75,20 @@ def place_hold(call: Desk) -> Response:
     try:
         call.svc.holds().add(call.actor, scope=scope, target=target, reason=reason)
     except EvidockError as exc:
-        return _page(call, form=form, problem=_problem(call, exc, "hold"), status=status_of(exc))
+        return _page(call, form=form, problem=refusal(call, exc, "hold"), status=status_of(exc))
     return redirect(f"{HOME}?done=placed")
 
 
 @router.post("/retention/holds/release", response_class=HTMLResponse)
 def release_hold(call: Desk) -> Response:
-    hold, reason = _field(call, "hold"), _field(call, "reason")
+    hold, reason = form_field(call, "hold"), form_field(call, "reason")
     if not reason:
         return _page(call, status=400, releasing=hold,
                      invalid=call._("Releasing a hold needs a reason."))
     try:
         call.svc.holds().release(call.actor, hold, reason=reason)
     except EvidockError as exc:
-        return _page(call, problem=_problem(call, exc, "hold"), status=status_of(exc))
+        return _page(call, problem=refusal(call, exc, "hold"), status=status_of(exc))
     return redirect(f"{HOME}?done=released")
 
 
@@ -97,25 +97,25 @@ def schedule(call: Desk) -> Response:
     try:
         call.svc.retention().schedule(call.actor, call.svc.clock())
     except EvidockError as exc:
-        return _page(call, problem=_problem(call, exc, "deletion"), status=status_of(exc))
+        return _page(call, problem=refusal(call, exc, "deletion"), status=status_of(exc))
     return redirect(f"{HOME}?done=scheduled#pending")
 
 
 @router.post("/retention/approve", response_class=HTMLResponse)
 def approve(call: Desk) -> Response:
     try:
-        call.svc.retention().approve(call.actor, _field(call, "recording"))
+        call.svc.retention().approve(call.actor, form_field(call, "recording"))
     except EvidockError as exc:
-        return _page(call, problem=_problem(call, exc, "deletion"), status=status_of(exc))
+        return _page(call, problem=refusal(call, exc, "deletion"), status=status_of(exc))
     return redirect(f"{HOME}?done=approved#pending")
 
 
-def _field(call: DeskCall, name: str) -> str:
+def form_field(call: DeskCall, name: str) -> str:
     value = call.form.get(name)
     return value.strip() if isinstance(value, str) else ""
 
 
-def _problem(call: DeskCall, exc: EvidockError, what: str) -> dict[str, Any]:
+def refusal(call: DeskCall, exc: EvidockError, what: str) -> dict[str, Any]:
     """A refusal as people read it: the rule in their language, the service's words."""
     if isinstance(exc, SelfApproval):
         rule = (call._("The person who placed a hold cannot release it; another person must.")
@@ -167,10 +167,10 @@ def _hold(call: DeskCall, h: dict[str, Any]) -> dict[str, Any]:
 def _pending(call: DeskCall, p: dict[str, Any]) -> dict[str, Any]:
     rule = str(p["rule"])
     return {**p, "rule_word": call._(RULE_WORDS[rule]) if rule in RULE_WORDS else rule,
-            "reason_words": _reason(call, str(p["reason"]))}
+            "reason_words": reason_words(call, str(p["reason"]))}
 
 
-def _reason(call: DeskCall, reason: str) -> str:
+def reason_words(call: DeskCall, reason: str) -> str:
     for pattern, message in REASONS:
         found = pattern.match(reason)
         if found:
@@ -187,4 +187,5 @@ def _local(call: DeskCall, value: str) -> str:
     return local_time(when, call.zone, seconds=False)
 
 
-__all__ = ["router"]
+__all__ = ["DONE", "RULE_WORDS", "SCOPE_WORDS", "form_field", "reason_words", "refusal",
+           "router"]

@@ -8,18 +8,14 @@ again, list, show. A client of the center's service, which decides every step.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 import typer
 
 from evidock.cli_base import ConfigOpt, JsonOpt, Reply, command
-from evidock.cmd_export import IdArg, OutOpt, _print_list, _print_packages, _print_request
+from evidock.cli_exports import Downloads, IdArg, OutOpt, print_list, request_out
 from evidock.output import zoned
-
-if TYPE_CHECKING:
-    from evidock.client import Station
 
 center_export_app = typer.Typer(
     no_args_is_help=True, add_completion=False,
@@ -33,13 +29,8 @@ def _path(request_id: str | None = None, *rest: str) -> str:
     return "/".join([*head, *rest])
 
 
-def _request_out(config: Path | None, path: str,
-                 body: dict[str, Any] | None = None) -> Reply:
-    from evidock.client import station
-
-    with station(config) as st:
-        req = zoned(st.get(path) if body is None else st.post(path, body), st.zone_name)
-    return Reply(req, human=lambda: _print_request(req))
+CENTER_EXPORTS = Downloads(path=_path, command="evidock center export", keeper="center",
+                           what="package")
 
 
 @center_export_app.command("request")
@@ -58,7 +49,7 @@ def request(
     config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> Reply:
     """Ask to take a clip of a station's recording out of the center."""
-    return _request_out(config, _path(), {
+    return request_out(config, _path(), {
         "station": station, "recording": recording, "start": start, "end": end,
         "purpose": purpose, "recipient": recipient, "reason": reason,
         "originals": originals})
@@ -69,7 +60,7 @@ def request(
 def approve(request_id: IdArg, reason: Annotated[str, typer.Option("--reason")] = "",
             config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Approve someone else's pending request."""
-    return _request_out(config, _path(request_id, "approve"), {"reason": reason})
+    return request_out(config, _path(request_id, "approve"), {"reason": reason})
 
 
 @center_export_app.command("reject")
@@ -77,14 +68,14 @@ def approve(request_id: IdArg, reason: Annotated[str, typer.Option("--reason")] 
 def reject(request_id: IdArg, reason: Annotated[str, typer.Option("--reason")],
            config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """Reject someone else's pending request."""
-    return _request_out(config, _path(request_id, "reject"), {"reason": reason})
+    return request_out(config, _path(request_id, "reject"), {"reason": reason})
 
 
 @center_export_app.command("show")
 @command
 def show(request_id: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> Reply:
     """One request: status, decisions and the clip it covers."""
-    return _request_out(config, _path(request_id))
+    return request_out(config, _path(request_id))
 
 
 @center_export_app.command("list")
@@ -96,7 +87,7 @@ def list_(status: Annotated[str | None, typer.Option("--status")] = None,
 
     with station(config) as st:
         answer = zoned(st.get(_path(), status=status), st.zone_name)
-    return Reply(answer, human=lambda: _print_list(answer["requests"]))
+    return Reply(answer, human=lambda: print_list(answer["requests"]))
 
 
 @center_export_app.command("run")
@@ -104,23 +95,7 @@ def list_(status: Annotated[str | None, typer.Option("--status")] = None,
 def run(request_id: IdArg, out: OutOpt, config: ConfigOpt = None,
         as_json: JsonOpt = False) -> Reply:
     """Write the package of an approved request (once) and download it into --out."""
-    from evidock.client import station
-    from evidock.download import landing
-
-    with landing(out) as tmp, station(config) as st:  # --out checked before the run
-        ran = st.post(_path(request_id, "run"))
-        if ran.get("status") == "queued":  # [jobs] queue: a worker runs it, later
-            tmp.rmdir()  # nothing lands at --out
-        else:
-            _fetch(st, request_id, ran["files"], tmp, out)
-    if ran.get("status") == "queued":
-        return Reply(ran, human=lambda: typer.echo(
-            f"{request_id}: run queued (job {ran['job_id'] or 'already queued'}); once an "
-            f"`evidock worker` has run it, `evidock center export download {request_id} "
-            f"--out {out}` fetches the package"))
-    packages = [{**p, "dir": str(out / p["dir"])} for p in ran["packages"]]
-    return Reply({"request_id": request_id, "out": str(out), "packages": packages},
-                 human=lambda: _print_packages(packages))
+    return CENTER_EXPORTS.run(request_id, out, config)
 
 
 @center_export_app.command("download")
@@ -128,30 +103,7 @@ def run(request_id: IdArg, out: OutOpt, config: ConfigOpt = None,
 def download(request_id: IdArg, out: OutOpt, config: ConfigOpt = None,
              as_json: JsonOpt = False) -> Reply:
     """Fetch the package of a request already run (again) into --out."""
-    from evidock.client import station
-    from evidock.download import landing
-
-    with landing(out) as tmp, station(config) as st:
-        listed = st.get(_path(request_id, "files"))
-        _fetch(st, request_id, listed["files"], tmp, out)
-    files = listed["files"]
-    return Reply({"request_id": request_id, "out": str(out), "exports": listed["exports"],
-                  "files": len(files), "bytes": sum(f["size"] for f in files)})
-
-
-def _fetch(st: Station, request_id: str, raw_files: object, tmp: Path, out: Path) -> None:
-    from evidock.download import listing, receive
-    from integrity.errors import TransferFailed
-
-    files = listing(raw_files)
-    try:
-        with st.stream("GET", _path(request_id, "download")) as response:
-            receive(response.iter_bytes(), tmp, files)
-    except TransferFailed as exc:
-        raise TransferFailed(
-            f"{exc.message}; nothing was written at {out}. The center keeps the package: "
-            f"`evidock center export download {request_id} --out {out}` fetches it again",
-            **exc.details) from None
+    return CENTER_EXPORTS.download(request_id, out, config)
 
 
 __all__ = ["center_export_app"]

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from sqlmodel import Session
 
@@ -42,7 +42,6 @@ from integrity.digest import blake3_hex
 from integrity.errors import (
     InvalidRequest,
     ManifestInvalid,
-    NotApproved,
     NotFound,
     RemoteUnproven,
     RepairMismatch,
@@ -58,8 +57,8 @@ from records.centralexport_models import (
 from records.centraloriginal import restore_original
 from records.centralplay import CentralPlayer
 from records.clipsource import RecordingFacts, SegmentLike, copy_checked
-from records.exportarea import AreaState, ExportArea, Removed
 from records.exportbook import CENTER, ExportItem, Package, RequestView, load_requests
+from records.exportdeskbase import ExportDeskBase
 from records.exportrun import ExportRun, check_out, decide, remove_partial
 from records.package import Exporter, StagedPackage, parse_offset
 from records.permissions import Actor, Gate, P
@@ -170,7 +169,10 @@ class CentralExporter(Exporter):
                                                 source.original) if with_originals else None)
 
 
-class CentralExportDesk:
+class CentralExportDesk(ExportDeskBase):
+    ledger = CENTER
+    subject = "center-export-request"
+
     def __init__(self, *, catalog: Catalog, gate: Gate, audit: AuditLog,
                  player: CentralPlayer, exporter_for: Callable[[str], Exporter],
                  settings: ExportSettings, clock: Callable[[], datetime],
@@ -200,11 +202,6 @@ class CentralExportDesk:
         item = ExportItem(view.recording_id, parse_offset(view.start or "", None),
                           parse_offset(view.end or "", None))
         return replace(view, items=(item,))
-
-    @staticmethod
-    def _reading(actor: Actor) -> P:
-        return next((p for p in (P.EXPORT_APPROVE, P.EXPORT_RUN) if actor.may(p)),
-                    P.EXPORT_REQUEST)
 
     def request(self, actor: Actor, *, station: str, recording: str, start: str, end: str,
                 purpose: str, recipient: str, reason: str = "",
@@ -245,14 +242,6 @@ class CentralExportDesk:
                                        "originals": originals,
                                        "items": [item.to_json()]}, at=row.at)
         return self._load(row.id)
-
-    def approve(self, actor: Actor, request_id: str, *, reason: str = "") -> RequestView:
-        return self._decide(actor, request_id, "approved", reason)
-
-    def reject(self, actor: Actor, request_id: str, *, reason: str) -> RequestView:
-        if not reason.strip():
-            raise InvalidRequest("a reason is required to reject", request=request_id)
-        return self._decide(actor, request_id, "rejected", reason)
 
     def _decide(self, actor: Actor, request_id: str, decision: str,
                 reason: str) -> RequestView:
@@ -310,17 +299,6 @@ class CentralExportDesk:
                          "not approved; nothing leaves without a valid approval")
         return view
 
-    def _refuse(self, actor: Actor, view: RequestView, why: str) -> NoReturn:
-        subjects = self._subjects(view)
-        event = self.audit.record(actor=actor.audit_name, action="access.refused",
-                                  subjects=subjects,
-                                  details={"permission": P.EXPORT_RUN.value, "why": why,
-                                           "code": NotApproved.code, "status": view.status},
-                                  at=self.clock())
-        raise NotApproved(f"refused: {why} (audit event {event.seq})", actor=actor.name,
-                          request=view.id, status=view.status, subjects=subjects,
-                          audit_seq=event.seq)
-
     def package(self, actor: Actor, request_id: str, *,
                 read: str = "center.export.download") -> RequestView:
         """A request already run, for fetching its package (``export.run``; audited)."""
@@ -331,21 +309,6 @@ class CentralExportDesk:
                          "no package to fetch")
         self.gate.read(actor, read, self._subjects(view), {"exports": list(view.exports)})
         return view
-
-    def tidy(self, area: ExportArea) -> builtins.list[Removed]:
-        """The center's export area's lifecycle, as a station's (each removal audited)."""
-        removed = area.sweep(self._area_states, now=self.clock())
-        for r in removed:
-            self.audit.record(actor="system:service", action="center.export.area.removed",
-                              subjects=[f"center-export-request:{r.request_id}"],
-                              details={"entry": r.name, "why": r.why}, at=self.clock())
-        return removed
-
-    def _area_states(self, ids: Sequence[str]) -> dict[str, AreaState]:
-        with Session(self.catalog.engine) as s:
-            views = load_requests(s, now=self.clock(), ids=ids, ledger=CENTER)
-        return {v.id: AreaState(v.status, getattr(v.approval, "valid_until", None))
-                for v in views}
 
 
 __all__ = ["CentralExportDesk", "CentralExporter", "CentralSource"]

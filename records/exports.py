@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
 
 from sqlmodel import Session, col, select
 
@@ -28,12 +27,10 @@ from config.access import ExportSettings
 from integrity.errors import (
     Conflict,
     InvalidRequest,
-    NotApproved,
     NotFound,
 )
 from records.bundle import Bundler
 from records.casebook import Casebook, CaseView
-from records.exportarea import AreaState, ExportArea, Removed
 from records.exportbook import (
     STATION,
     STATUSES,
@@ -43,6 +40,7 @@ from records.exportbook import (
     fold_request,
     load_requests,
 )
+from records.exportdeskbase import ExportDeskBase
 from records.exportitems import case_items, recording_item
 from records.exportoptions import ExportOption
 from records.exportrun import ExportRun, check_out, decide, remove_partial
@@ -58,7 +56,10 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
 
 
-class ExportDesk:
+class ExportDesk(ExportDeskBase):
+    ledger = STATION
+    subject = "export-request"
+
     def __init__(self, *, catalog: Catalog, gate: Gate, audit: AuditLog, exporter: Exporter,
                  settings: ExportSettings, clock: Callable[[], datetime],
                  casebook: Casebook | None = None,
@@ -111,23 +112,6 @@ class ExportDesk:
     def _subjects(view: RequestView) -> list[str]:
         scope = f"case:{view.case_id}" if view.case_id else f"recording:{view.recording_id}"
         return [f"export-request:{view.id}", scope]
-
-    @staticmethod
-    def _reading(actor: Actor) -> P:
-        """Whoever takes part in exports may read requests, with their own permission."""
-        return next((p for p in (P.EXPORT_APPROVE, P.EXPORT_RUN) if actor.may(p)),
-                    P.EXPORT_REQUEST)
-
-    def _refuse(self, actor: Actor, view: RequestView, why: str) -> NoReturn:
-        subjects = self._subjects(view)
-        event = self.audit.record(actor=actor.audit_name, action="access.refused",
-                                  subjects=subjects,
-                                  details={"permission": P.EXPORT_RUN.value, "why": why,
-                                           "code": NotApproved.code, "status": view.status},
-                                  at=self.clock())
-        raise NotApproved(f"refused: {why} (audit event {event.seq})", actor=actor.name,
-                          request=view.id, status=view.status, subjects=subjects,
-                          audit_seq=event.seq)
 
     # ------------------------------------------------------------------ footage
 
@@ -269,14 +253,6 @@ class ExportDesk:
                                  redaction=redaction)
         return self.redactions(redaction)
 
-    def approve(self, actor: Actor, request_id: str, *, reason: str = "") -> RequestView:
-        return self._decide(actor, request_id, "approved", reason)
-
-    def reject(self, actor: Actor, request_id: str, *, reason: str) -> RequestView:
-        if not reason.strip():
-            raise InvalidRequest("a reason is required to reject", request=request_id)
-        return self._decide(actor, request_id, "rejected", reason)
-
     def _decide(self, actor: Actor, request_id: str, decision: str,
                 reason: str) -> RequestView:
         view = self._load(request_id)
@@ -335,22 +311,6 @@ class ExportDesk:
         redacted = None if view.redaction_id is None else \
             self._approved_redaction(view.redaction_id)  # still approved, at run time
         return view, resume, redacted
-
-    def tidy(self, area: ExportArea) -> builtins.list[Removed]:
-        """The export area's lifecycle (:meth:`ExportArea.sweep`), each removal audited
-        as the station's own act."""
-        removed = area.sweep(self._area_states, now=self.clock())
-        for r in removed:
-            self.audit.record(actor="system:service", action="export.area.removed",
-                              subjects=[f"export-request:{r.request_id}"],
-                              details={"entry": r.name, "why": r.why}, at=self.clock())
-        return removed
-
-    def _area_states(self, ids: Sequence[str]) -> dict[str, AreaState]:
-        with Session(self.catalog.engine) as s:
-            views = load_requests(s, now=self.clock(), ids=ids)
-        return {v.id: AreaState(v.status, getattr(v.approval, "valid_until", None))
-                for v in views}
 
     def _still_valid(self, view: RequestView) -> bool:
         until = getattr(view.approval, "valid_until", None)

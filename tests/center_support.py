@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import shutil
 import socket
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,6 +118,26 @@ class World:
         return self.root / name
 
 
+@contextmanager
+def pg_world(root: Path, endpoint: S3Endpoint, stations: Iterable[str]) -> Iterator[World]:
+    """A world under ``root``: the test CA and each station's certificate, a free port,
+    a new bucket, and the center's catalog in a PostgreSQL cluster (gone after); the
+    center's home made. For tests/replica, whose path has pg_support and storage_support."""
+    archive_tests = str(Path(__file__).parent / "archive")  # pg_support lives there
+    if archive_tests not in sys.path:
+        sys.path.insert(0, archive_tests)
+    from pg_support import pg_cluster
+    from storage_support import make_bucket
+
+    (root / "pki").mkdir()
+    ca = CertAuthority(root / "pki", "agency-ca")
+    with pg_cluster() as make:
+        world = World(root, ca, {n: ca.issue(n) for n in stations}, free_port(),
+                      root / "center", endpoint, make_bucket(endpoint), make())
+        world.center_home.mkdir()
+        yield world
+
+
 def make_station(world: World, name: str, camera: Path, *, render: bool,
                  extra_toml: str = "") -> None:
     """A station at ``world.station(name)`` that offloaded ``camera`` (and rendered it);
@@ -149,15 +171,35 @@ def make_center(world: World, stations: Iterable[str]) -> None:
     migrated(world.center_url)
 
 
-def upload(home: Path) -> dict[str, Any]:
-    """The station's upload job, run once in-process; its counts."""
-    svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
+def services(home: Path) -> Services:
+    """The services of the station (or center) at ``home``, in-process; close them."""
+    return Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
+
+
+def rows(home: Path, model: Any) -> list[Any]:
+    """Every row of ``model`` in the catalog of the station at ``home``."""
+    svc = services(home)
     try:
-        result = execute("upload", svc)
+        with Session(svc.catalog.engine) as s:
+            return list(s.exec(select(model)))
+    finally:
+        svc.close()
+
+
+def run_job(home: Path, job: str) -> dict[str, Any]:
+    """The scheduled ``job`` of the station at ``home``, run once in-process; its counts."""
+    svc = services(home)
+    try:
+        result = execute(job, svc)
     finally:
         svc.close()
     assert result.outcome == "ok", result
     return result.counts
+
+
+def upload(home: Path) -> dict[str, Any]:
+    """The station's upload job, run once in-process; its counts."""
+    return run_job(home, "upload")
 
 
 def rendered_segments(home: Path) -> dict[str, list[Segment]]:
@@ -187,5 +229,12 @@ def make_case(station: RunningService, number: str, unit: str, label: str,
 def push(station: RunningService, code: int = 0) -> dict[str, Any]:
     """`evidock witness push --json` as the station's admin; its JSON (exit ``code``)."""
     out = ok_json(station.cli("witness", "push", "--json", user="admin"), code)
+    assert isinstance(out, dict)
+    return out
+
+
+def pull(station: RunningService, code: int = 0) -> dict[str, Any]:
+    """`evidock retention pull --json` as the station's admin; its JSON (exit ``code``)."""
+    out = ok_json(station.cli("retention", "pull", "--json", user="admin"), code)
     assert isinstance(out, dict)
     return out

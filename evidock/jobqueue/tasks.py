@@ -32,7 +32,7 @@ from integrity.errors import Conflict, EvidockError, InvalidRequest, NotFound, R
 from records.centralexports import CentralExportDesk
 from records.centralfixity import RemoteFixity
 from records.exportarea import ExportArea
-from records.exportbook import CENTER, load_requests
+from records.exportbook import CENTER, STATION, Ledger, load_requests
 from records.exportrun import finish
 from records.exports import ExportDesk
 from records.footage_thumbs import Thumbnails
@@ -154,31 +154,25 @@ def export(svc: Services, *, request_id: str, actor: str) -> dict[str, Any]:
     the service's export area holding the request's run lock, as the service does: a
     run a killed worker left ``running`` is resumed (the approval was spent once, by the
     first), a used request's package only published if its rename never happened."""
-    desk, where = svc.exports(), svc.export_area()
-    desk.tidy(where)
-    with where.running(request_id) as top:
-        with Session(svc.catalog.engine) as s:
-            found = load_requests(s, now=svc.clock(), ids=[request_id])
-        if found and found[0].status == "used":
-            return {"request_id": request_id, "made": False, "published": finish(top),
-                    "exports": list(found[0].exports)}
-        try:
-            made = desk.run(svc.gate().by_name(actor), request_id, out=top, exclusive=True)
-        except _FINAL as exc:
-            return _refused(exc, request_id=request_id)
-    return {"request_id": request_id, "made": True,
-            "exports": [p.export_id for p in made]}
+    return _run_export(svc, svc.exports(), svc.export_area(), STATION,
+                       request_id=request_id, actor=actor)
 
 
 def center_export(svc: Services, *, request_id: str, actor: str) -> dict[str, Any]:
     """At a center: run an approved center export request (records/centralexports.py)
     as :func:`export` runs a station's: as the user who asked, into the center's export
     area holding the request's run lock; a dead run resumed, a used one only published."""
-    desk, where = svc.central_exports(), svc.center_export_area()
+    return _run_export(svc, svc.central_exports(), svc.center_export_area(), CENTER,
+                       request_id=request_id, actor=actor)
+
+
+def _run_export(svc: Services, desk: ExportDesk | CentralExportDesk, where: ExportArea,
+                ledger: Ledger, *, request_id: str, actor: str) -> dict[str, Any]:
+    """The run both export jobs share; ``ledger`` says which requests ``desk`` keeps."""
     desk.tidy(where)
     with where.running(request_id) as top:
         with Session(svc.catalog.engine) as s:
-            found = load_requests(s, now=svc.clock(), ids=[request_id], ledger=CENTER)
+            found = load_requests(s, now=svc.clock(), ids=[request_id], ledger=ledger)
         if found and found[0].status == "used":
             return {"request_id": request_id, "made": False, "published": finish(top),
                     "exports": list(found[0].exports)}

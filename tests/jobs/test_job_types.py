@@ -18,28 +18,26 @@ import os
 import select
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import blake3
 import pytest
-from evidock_testing import events_of, ok_json, station_on
+from evidock_testing import events_of, ok_json
 from fastapi.responses import FileResponse
 from service_support import open_dir, serving
 from sqlalchemy import text
 from sqlmodel import Session, col
 from sqlmodel import select as sql_select
-from worker_support import JOBS_TOML, Worker
+from worker_support import Worker, queued_station
 
 from archive.catalog import Recording
 from evidock.service.routes import exports as export_routes
 from evidock.service.routes import redactions as redaction_routes
 from evidock.web.pages import footage as footage_page
-from evidock.wiring import Services, utc_now
+from evidock.wiring import Services
 from fixtures.camera import CameraTree
-from ingest.outcome import OffloadRequest
 from integrity.errors import Forbidden
 from integrity.package import is_failure, verify_package
 from integrity.redaction import Box
@@ -58,17 +56,8 @@ def station(tmp_path_factory: pytest.TempPathFactory,
     root = tmp_path_factory.mktemp("job-types")
     camera, home = root / "camera", root / "home"
     shutil.copytree(camera_template.root, camera, symlinks=True)
-    with station_on("postgresql", home, extra=JOBS_TOML, start=datetime.now(UTC)) as svc:
-        svc.clock = utc_now
-        svc.keys.init()
-        report = svc.offloader().run(OffloadRequest(source=camera, device_serial="ZFY0001",
-                                                    officer_id="123456"))
-        assert report.outcome == "completed", report.outcome
-        renderer = svc.renderer()
-        for rec in renderer.pending():
-            renderer.render(rec)
-        yield svc, {"EVIDOCK_HOME": str(home),
-                    "EVIDOCK_PATHS__CATALOG_URL": svc.settings.catalog_url}
+    with queued_station(camera, home) as made:
+        yield made
 
 
 def _videos(svc: Services) -> list[Recording]:

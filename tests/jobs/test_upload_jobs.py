@@ -14,23 +14,21 @@ import base64
 import shutil
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from center_support import upload_toml
-from evidock_testing import REPO, station_on
+from evidock_testing import REPO
 from sqlalchemy import text
 from sqlmodel import Session, col, select
-from worker_support import JOBS_TOML, Worker
+from worker_support import JOBS_TOML, Worker, queued_station
 
 from archive.catalog.models import Blob
 from archive.replica.queue import UploadEvent, UploadItem
 from evidock.jobs import execute
 from evidock.service.routes import operations
-from evidock.wiring import Services, utc_now
+from evidock.wiring import Services
 from fixtures.camera import CameraTree
-from ingest.outcome import OffloadRequest
 from integrity.errors import Forbidden
 
 sys.path.insert(0, str(REPO / "tests" / "replica"))
@@ -59,17 +57,8 @@ def station(tmp_path: Path, camera_template: CameraTree,
     shutil.copytree(camera_template.root, camera, symlinks=True)
     bucket = make_bucket(weed.endpoint)
     extra = JOBS_TOML + upload_toml(weed.endpoint, bucket, "st")
-    with station_on("postgresql", home, extra=extra, start=datetime.now(UTC)) as svc:
-        svc.clock = utc_now
-        svc.keys.init()
-        report = svc.offloader().run(OffloadRequest(source=camera, device_serial="ZFY0001",
-                                                    officer_id="123456"))
-        assert report.outcome == "completed", report.outcome
-        renderer = svc.renderer()
-        for rec in renderer.pending():
-            renderer.render(rec)
-        yield svc, {"EVIDOCK_HOME": str(home),
-                    "EVIDOCK_PATHS__CATALOG_URL": svc.settings.catalog_url}, bucket
+    with queued_station(camera, home, extra=extra) as (svc, env):
+        yield svc, env, bucket
 
 
 def _upload_jobs(svc: Services) -> dict[str, tuple[int, str]]:

@@ -12,10 +12,16 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from evidock_testing import REPO
+from desk_support import offload_and_render
+from evidock_testing import REPO, station_on
+
+from evidock.wiring import Services, utc_now
 
 EVENT_TIMEOUT_S = 120.0
 
@@ -29,6 +35,20 @@ stalled_after_s = 3
 stalled_check_s = 0.5
 poll_s = 2
 """
+
+
+@contextmanager
+def queued_station(camera: Path, home: Path, *,
+                   extra: str = JOBS_TOML) -> Iterator[tuple[Services, dict[str, str]]]:
+    """A station on PostgreSQL with the queue (and ``extra``) configured, ``camera``
+    (a copy, offloaded) rendered in-process, on the real clock (the workers' own); its
+    services and the environment a worker needs to reach it."""
+    with station_on("postgresql", home, extra=extra, start=datetime.now(UTC)) as svc:
+        svc.clock = utc_now
+        svc.keys.init()
+        offload_and_render(svc, camera)
+        yield svc, {"EVIDOCK_HOME": str(home),
+                    "EVIDOCK_PATHS__CATALOG_URL": svc.settings.catalog_url}
 
 
 class Worker:

@@ -22,19 +22,17 @@ Screenshots: test-artifacts/desk/<lang>/center-recording*.png.
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from center_support import (
     World,
-    free_port,
     make_case,
     make_center,
     make_station,
+    pg_world,
     push,
     rendered_segments,
     upload,
@@ -47,18 +45,13 @@ from desk_support import (
     set_passwords,
     shot,
 )
-from pki_support import CertAuthority
 from s3server import WeedServer
 from service_support import audit_rows, serving
-from storage_support import make_bucket
 
 from archive.catalog.models import Segment
 from archive.store import ContentStore
 from evidock.web import i18n
 from fixtures.camera import CameraTree
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "archive"))  # pg_support lives there
-from pg_support import pg_cluster  # noqa: E402
 
 STATION = "station-p"
 CASE = "邵城管罚〔2026〕第201号"
@@ -91,12 +84,7 @@ def center_desk(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer,
                 camera_template: CameraTree) -> Iterator[CenterDesk]:
     need_browser()
     root = tmp_path_factory.mktemp("center-desk")
-    (root / "pki").mkdir()
-    ca = CertAuthority(root / "pki", "agency-ca")
-    with pg_cluster() as make:
-        world = World(root, ca, {STATION: ca.issue(STATION)}, free_port(), root / "center",
-                      weed.endpoint, make_bucket(weed.endpoint), make())
-        world.center_home.mkdir()
+    with pg_world(root, weed.endpoint, [STATION]) as world:
         make_station(world, STATION, camera_template.root, render=True,
                      extra_toml="\n[rendition]\nsegment_seconds = 1\n")
         make_center(world, [STATION])

@@ -26,33 +26,34 @@ Screenshots: test-artifacts/desk/<lang>/center-retention*.png.
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from center_support import World, free_port, make_center, push, station_toml, upload, upload_toml
+from center_support import (
+    World,
+    make_center,
+    pg_world,
+    pull,
+    push,
+    rows,
+    services,
+    station_toml,
+    upload,
+    upload_toml,
+)
 from desk_support import PASSWORDS, DeskStation, log_in, need_browser, set_passwords, shot
-from evidock_testing import ok_json
-from pki_support import CertAuthority
 from playwright.sync_api import expect
 from s3server import WeedServer
 from service_support import RunningService, audit_rows, serving
-from sqlmodel import Session, select
 from station_homes import aged_home
-from storage_support import make_bucket
 
 from archive.keystore import StationKeys
-from config import load_settings
 from evidock.web import i18n
 from evidock.web.pages.center_retention import DONE
-from evidock.wiring import Services
 from retention.models import Hold, HoldRelease, RetentionAction
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "archive"))  # pg_support lives there
-from pg_support import pg_cluster  # noqa: E402
 
 STATION = "station-r"
 USERS = ("legal", "supervisor", "supervisor2", "clerk2")
@@ -69,10 +70,6 @@ class RetentionDesk:
 
     def page(self) -> str:
         return f"{self.desk.url}/center/retention"
-
-
-def _services(home: Path) -> Services:
-    return Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
 
 
 def _aged_station(world: World, name: str) -> Path:
@@ -95,16 +92,11 @@ def retention_desk(tmp_path_factory: pytest.TempPathFactory,
                    weed: WeedServer) -> Iterator[RetentionDesk]:
     need_browser()
     root = tmp_path_factory.mktemp("center-desk-retention")
-    (root / "pki").mkdir()
-    ca = CertAuthority(root / "pki", "agency-ca")
-    with pg_cluster() as make:
-        world = World(root, ca, {STATION: ca.issue(STATION)}, free_port(), root / "center",
-                      weed.endpoint, make_bucket(weed.endpoint), make())
-        world.center_home.mkdir()
+    with pg_world(root, weed.endpoint, [STATION]) as world:
         home = _aged_station(world, STATION)
         make_center(world, [STATION])
         set_passwords(world.center_home, {u: PASSWORDS[u] for u in USERS})
-        svc = _services(home)
+        svc = services(home)
         try:  # a person schedules: the center must not let them approve it
             scheduled = svc.retention().schedule(svc.gate().by_name("supervisor"),
                                                  svc.clock())
@@ -117,24 +109,9 @@ def retention_desk(tmp_path_factory: pytest.TempPathFactory,
             desk = RetentionDesk(world=world, desk=DeskStation(
                 svc=center, home=world.center_home, recordings=()), station=station,
                 home=home, recordings=recordings)
-            reported = _pull(desk)  # the station reports its deletions to the center
+            reported = pull(desk.station)  # the station reports its deletions to the center
             assert reported["reported"] == len(recordings) and reported["decisions"] == []
             yield desk
-
-
-def _pull(desk: RetentionDesk) -> dict[str, Any]:
-    out = ok_json(desk.station.cli("retention", "pull", "--json", user="admin"))
-    assert isinstance(out, dict)
-    return out
-
-
-def _rows(home: Path, model: Any) -> list[Any]:
-    svc = _services(home)
-    try:
-        with Session(svc.catalog.engine) as s:
-            return list(s.exec(select(model)))
-    finally:
-        svc.close()
 
 
 def _login(chromium: Any, desk: RetentionDesk, user: str, lang: str) -> Any:
@@ -182,7 +159,7 @@ def test_a_hold_placed_at_the_center_desk_is_released_only_by_another_person(
     [added] = audit_rows(d.world.center_url, "center.hold.add")
     hold = added.subjects[0].removeprefix("center-hold:")
     assert (added.actor, added.details["target"]) == ("user:legal", held)
-    placed = _pull(d)
+    placed = pull(d.station)
     shot(legal, lang, "center-retention")
 
     # Whoever placed it may not release it: the desk's refusal is shown, the hold stays.
@@ -215,13 +192,13 @@ def test_a_hold_placed_at_the_center_desk_is_released_only_by_another_person(
     _other_language(chromium, d, "en", f"{d.page()}?released=1", table="center-holds",
                     recording=held, expected="Released by supervisor at")
 
-    released = _pull(d)  # the station carries out both, each by its center person
+    released = pull(d.station)  # the station carries out both, each by its center person
     assert [(h["status"], h["center_hold"]) for h in placed["holds"]] == [("placed", hold)]
     assert [(h["status"], h["center_hold"]) for h in released["holds"]] == [
         ("released", hold)]
-    [local] = [h for h in _rows(d.home, Hold) if h.source == hold]
+    [local] = [h for h in rows(d.home, Hold) if h.source == hold]
     assert (local.target, local.placed_by) == (held, "legal")
-    [gone] = [r for r in _rows(d.home, HoldRelease) if r.hold_id == local.id]
+    [gone] = [r for r in rows(d.home, HoldRelease) if r.hold_id == local.id]
     assert (gone.released_by, gone.reason) == ("supervisor", "复议结束，解除保全")
 
 
@@ -293,9 +270,9 @@ def test_a_reported_deletion_is_decided_at_the_center_desk_by_a_second_person(
     _other_language(chromium, d, "zh", f"{d.page()}?decided=1", table="center-pending",
                     recording=rejected, expected="已驳回")
 
-    decided = _pull(d)  # the station records each decision as its own step
+    decided = pull(d.station)  # the station records each decision as its own step
     assert sorted(x["status"] for x in decided["decisions"]) == ["approved", "rejected"]
-    steps = {(a.recording_id, a.step): a for a in _rows(d.home, RetentionAction)}
+    steps = {(a.recording_id, a.step): a for a in rows(d.home, RetentionAction)}
     center_ids = {x["center_decision"] for x in decided["decisions"]}
     assert steps[(approved, "approved")].actor == "supervisor2"
     assert steps[(approved, "approved")].decision in center_ids

@@ -29,21 +29,19 @@ import pytest
 from center_support import (
     World,
     center_toml,
-    free_port,
     make_case,
     make_station,
+    pg_world,
     push,
     rendered_segments,
     upload,
     upload_toml,
 )
 from evidock_testing import AGENCY_TOML, migrated, ok_json, without_pending
-from pki_support import CertAuthority
 from s3server import WeedServer
 from service_support import RunningService, audit_rows, open_dir, serving
 from sqlalchemy import select
 from sqlmodel import Session
-from storage_support import make_bucket
 
 from archive.audit.log import AuditLog
 from archive.catalog import Catalog, Recording
@@ -58,9 +56,6 @@ from integrity.codes import Code
 from integrity.errors import AuditError, NotFound
 from records.centralbundle import CenterBundler, Needed
 from records.permissions import Actor
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "archive"))  # pg_support lives there
-from pg_support import pg_cluster  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "jobs"))  # worker_support lives there
 from worker_support import Worker  # noqa: E402
@@ -100,12 +95,7 @@ def _center(world: World) -> None:
 def world(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer,
           camera_template: CameraTree) -> Iterator[World]:
     root = tmp_path_factory.mktemp("center-export")
-    (root / "pki").mkdir()
-    ca = CertAuthority(root / "pki", "agency-ca")
-    with pg_cluster() as make:
-        world = World(root, ca, {n: ca.issue(n) for n in SEEN}, free_port(),
-                      root / "center", weed.endpoint, make_bucket(weed.endpoint), make())
-        world.center_home.mkdir()
+    with pg_world(root, weed.endpoint, SEEN) as world:
         for name in SEEN:
             # Other segment lengths: station-y's segments are other blobs than
             # station-x's (the same camera), which the center may hold already.

@@ -15,7 +15,6 @@ footage played at the center is read back from the object store and proven.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,22 +23,20 @@ from typing import Any
 import pytest
 from center_support import (
     World,
-    free_port,
     make_case,
     make_center,
     make_station,
+    pg_world,
     push,
     rendered_segments,
     upload,
 )
 from evidock_testing import ok_json
-from pki_support import CertAuthority
 from s3server import WeedServer
 from service_support import RunningService, api_as, audit_rows, serving
 from sqlalchemy import func, select
 from sqlmodel import Session
 from sqlmodel import select as sselect
-from storage_support import make_bucket
 
 from archive.audit.log import AuditLog
 from archive.catalog import Catalog
@@ -49,9 +46,6 @@ from archive.witness.cosign import Cosigned
 from archive.witness.mirror import Mirror, StationEvent
 from fixtures.camera import CameraTree
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "archive"))  # pg_support lives there
-from pg_support import pg_cluster  # noqa: E402
-
 STATIONS = ("station-a", "station-b", "station-c", "station-d", "station-e")
 
 
@@ -60,12 +54,7 @@ STATIONS = ("station-a", "station-b", "station-c", "station-d", "station-e")
 def world(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer,
           camera_template: CameraTree) -> Iterator[World]:
     root = tmp_path_factory.mktemp("center")
-    (root / "pki").mkdir()
-    ca = CertAuthority(root / "pki", "agency-ca")
-    with pg_cluster() as make:
-        world = World(root, ca, {n: ca.issue(n) for n in STATIONS}, free_port(),
-                      root / "center", weed.endpoint, make_bucket(weed.endpoint), make())
-        world.center_home.mkdir()
+    with pg_world(root, weed.endpoint, STATIONS) as world:
         for name in STATIONS:
             make_station(world, name, camera_template.root,
                          render=name in ("station-a", "station-e"),

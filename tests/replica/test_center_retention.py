@@ -24,7 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from center_support import center_toml, free_port, push, station_toml
+from center_support import (
+    center_toml,
+    free_port,
+    pull,
+    push,
+    rows,
+    run_job,
+    services,
+    station_toml,
+    upload_toml,
+)
 from evidock_testing import AGENCY_TOML, migrated, ok_json
 from pki_support import CertAuthority
 from s3server import S3Endpoint, WeedServer
@@ -39,27 +49,11 @@ from archive.replica.queue import UploadItem
 from archive.witness.center import CenterClient
 from config import load_settings
 from evidock.jobs import execute
-from evidock.wiring import Services
 from integrity.errors import CenterUnavailable
 from retention.models import Hold, RetentionAction
 
 HOLDS, DECIDES = "st-holds", "st-decides"
 STATIONS = (HOLDS, DECIDES)
-
-
-def _upload_toml(endpoint: S3Endpoint, bucket: str, prefix: str) -> str:
-    return f"""
-[upload]
-enabled = true
-endpoint_url = "{endpoint.url}"
-bucket = "{bucket}"
-key_prefix = "{prefix}"
-access_key_id = "{endpoint.access_key}"
-secret_access_key = "{endpoint.secret_key}"
-retention_days = 1
-connect_timeout_s = 2
-read_timeout_s = 30
-"""
 
 
 @dataclass
@@ -78,12 +72,12 @@ def _station(world: World, name: str, port: int, *, mode: str) -> None:
     center = station_toml(name, port=port, center_keyring=world.root / "center.json",
                           ca=world.ca.root.cert, cert=world.ca.issue(name))
     center += f'retention = "{mode}"\n'  # [center] is the last table station_toml wrote
-    home = aged_home(world.root / name, center + _upload_toml(world.endpoint, world.bucket,
-                                                              name))
+    home = aged_home(world.root / name, center + upload_toml(world.endpoint, world.bucket,
+                                                             name))
     keys = StationKeys(directory=home / "keys")
     keys.init()
     shutil.copy(keys.keyring_path, world.root / f"{name}.json")
-    svc = _services(home)
+    svc = services(home)
     try:
         assert execute("upload", svc).outcome == "ok"  # the center wants the blobs first
     finally:
@@ -107,13 +101,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer) -> World:
     (home / "evidock.toml").write_text(AGENCY_TOML + center_toml(
         port=port, server=ca.issue("center", server=True), ca=ca.root.cert, users=STATIONS,
         stations=[(n, root / f"{n}.json", n) for n in STATIONS])
-        + _upload_toml(world.endpoint, world.bucket, "center"), encoding="utf-8")
+        + upload_toml(world.endpoint, world.bucket, "center"), encoding="utf-8")
     migrated(f"sqlite:///{home / 'catalog.sqlite3'}")
     return world
-
-
-def _services(home: Path) -> Services:
-    return Services.from_config(load_settings(environ={"EVIDOCK_HOME": str(home)}))
 
 
 @pytest.fixture
@@ -123,31 +113,16 @@ def center(world: World) -> Iterator[RunningService]:
 
 
 def _ids(home: Path) -> list[str]:
-    svc = _services(home)
+    svc = services(home)
     try:
         return sorted(r.id for r in svc.catalog.recordings())
     finally:
         svc.close()
 
 
-def _rows(home: Path, model: Any) -> list[Any]:
-    svc = _services(home)
-    try:
-        with Session(svc.catalog.engine) as s:
-            return list(s.exec(select(model)))
-    finally:
-        svc.close()
-
-
-def _pull(station: RunningService, code: int = 0) -> dict[str, Any]:
-    out = ok_json(station.cli("retention", "pull", "--json", user="admin"), code)
-    assert isinstance(out, dict)
-    return out
-
-
 def _legal_holds(home: Path, recording: str) -> list[bool]:
     """The S3 legal hold of each uploaded copy of the recording's original."""
-    svc = _services(home)
+    svc = services(home)
     try:
         b3 = svc.catalog.recording(recording).blake3
         with Session(svc.catalog.engine) as s:
@@ -158,21 +133,11 @@ def _legal_holds(home: Path, recording: str) -> list[bool]:
         svc.close()
 
 
-def _remote_retention(home: Path) -> dict[str, Any]:
-    svc = _services(home)
-    try:
-        result = execute("remote_retention", svc)
-    finally:
-        svc.close()
-    assert result.outcome == "ok", result
-    return result.counts
-
-
 def test_a_center_hold_placed_while_the_station_is_down_keeps_its_footage_until_released(
         world: World, center: RunningService) -> None:
     home = world.station(HOLDS)
     held, *others = _ids(home)
-    svc = _services(home)
+    svc = services(home)
     try:  # the scheduler scheduled every deletion; a supervisor approved the held one
         assert execute("retention_plan", svc).counts["scheduled"] == 3
         svc.retention().approve(svc.gate().by_name("supervisor"), held)
@@ -185,25 +150,25 @@ def test_a_center_hold_placed_while_the_station_is_down_keeps_its_footage_until_
                                 held, "--reason", "行政复议", "--json", user="supervisor"))
     assert placed["active"] and placed["placed_by"] == "supervisor"
     with serving(home) as station:
-        first, again = _pull(station), _pull(station)
+        first, again = pull(station), pull(station)
         run = ok_json(station.cli("retention", "run", "--json", user="admin"))
-        local = ok_json(station.cli("hold", "release", [h for h in _rows(home, Hold)][0].id,
+        local = ok_json(station.cli("hold", "release", [h for h in rows(home, Hold)][0].id,
                                     "--reason", "结案", "--json", user="legal"), 3)
     assert [(h["status"], h["center_hold"]) for h in first["holds"]] == [
         ("placed", placed["id"])]
     assert again["holds"] == [] and again["center_holds"] == 1, "pulling twice: one hold"
-    [hold] = _rows(home, Hold)
+    [hold] = rows(home, Hold)
     assert (hold.source, hold.target, hold.placed_by) == (placed["id"], held, "supervisor")
     [outcome] = [o for o in run["outcomes"] if o["recording_id"] == held]
     assert (outcome["status"], outcome["details"]["rule"]) == ("cancelled", "hold")
     assert {o["recording_id"] for o in run["outcomes"] if o["status"] == "deleted"} == set()
-    assert held not in {t.recording_id for t in _rows(home, Tombstone)}
+    assert held not in {t.recording_id for t in rows(home, Tombstone)}
     assert local["error"]["code"] == "E_CENTER_DECIDES", "only the center releases it"
     [added] = audit_rows(home, "hold.add")
     assert added.details["center_hold"] == placed["id"]
     assert added.details["placed_by"] == "supervisor" and added.actor == "user:admin"
     # The station's remote retention puts the S3 legal hold on the held copies only.
-    _remote_retention(home)
+    run_job(home, "remote_retention")
     assert _legal_holds(home, held) == [True]
     assert _legal_holds(home, others[0]) == [False]
     _released_by_a_second_person(world, center, home, hold)
@@ -218,7 +183,7 @@ def _released_by_a_second_person(world: World, center: RunningService, home: Pat
     other = ok_json(center.cli("center", "hold", "release", hold.source, "--reason", "结案",
                                "--json", user="legal"))
     with serving(home) as station:
-        pulled = _pull(station)
+        pulled = pull(station)
         listed = ok_json(station.cli("hold", "list", "--all", "--json", user="legal"))
     assert same["error"]["code"] == "E_SELF_APPROVAL"
     assert (other["active"], other["released_by"]) == (False, "legal")
@@ -226,7 +191,7 @@ def _released_by_a_second_person(world: World, center: RunningService, home: Pat
     [view] = listed["holds"]
     assert (view["active"], view["released_by"], view["source"]) == (False, "legal",
                                                                      hold.source)
-    _remote_retention(home)
+    run_job(home, "remote_retention")
     assert _legal_holds(home, hold.target) == [False], "evidock's legal hold taken off"
     refused = [e for e in audit_rows(world.center_home, "access.refused")
                if f"center-hold:{hold.source}" in e.subjects]
@@ -252,7 +217,7 @@ def test_with_center_retention_only_a_second_person_at_the_center_approves(
         world: World, center: RunningService) -> None:
     home = world.station(DECIDES)
     gone, kept, rejected = _ids(home)
-    svc = _services(home)
+    svc = services(home)
     try:  # a person schedules this time: the center must not let them approve
         assert len(svc.retention().schedule(svc.gate().by_name("supervisor"),
                                             svc.clock()).changes) == 3
@@ -262,7 +227,7 @@ def test_with_center_retention_only_a_second_person_at_the_center_approves(
         assert push(station)["events"]["waiting"] is None
         local = ok_json(station.cli("retention", "approve", gone, "--json",
                                     user="supervisor2"), 3)
-        reported = _pull(station)
+        reported = pull(station)
         pending = _pending(center, "supervisor2")
         self_approval = _decide(center, "approve", pending[gone]["action_id"], "supervisor",
                                 3)
@@ -275,8 +240,8 @@ def test_with_center_retention_only_a_second_person_at_the_center_approves(
                             "--unit", "城东中队", "--json", user="clerk"))
         ok_json(station.cli("case", "link", "邵城管罚〔2026〕第201号", kept, "--stage",
                             "调查取证", "--reason", "执法记录", "--json", user="clerk"))
-        decided = _pull(station)
-        again = _pull(station)
+        decided = pull(station)
+        again = pull(station)
         run = ok_json(station.cli("retention", "run", "--json", user="admin"))
         left = _pending(center, "supervisor2")
         push(station)  # the center reads from the mirrored log which deletions ended
@@ -290,7 +255,7 @@ def test_with_center_retention_only_a_second_person_at_the_center_approves(
     assert sorted((d["recording_id"], d["status"]) for d in decided["decisions"]) == sorted(
         [(gone, "approved"), (kept, "approved"), (rejected, "rejected")])
     assert again["decisions"] == [] and again["reported"] == 0, "recorded once"
-    steps = {(a.recording_id, a.step): a for a in _rows(home, RetentionAction)}
+    steps = {(a.recording_id, a.step): a for a in rows(home, RetentionAction)}
     assert steps[(gone, "approved")].actor == "supervisor2"
     assert steps[(gone, "approved")].decision in {d["center_decision"]
                                                   for d in decided["decisions"]}
@@ -300,7 +265,7 @@ def test_with_center_retention_only_a_second_person_at_the_center_approves(
     assert (outcomes[kept]["status"], outcomes[kept]["details"]["rule"]) == (
         "cancelled", "case_open")
     assert rejected not in outcomes, "the rejected deletion was cancelled at the pull"
-    [tomb] = _rows(home, Tombstone)
+    [tomb] = rows(home, Tombstone)
     assert (tomb.recording_id, tomb.approvers, tomb.actor) == (gone, ["supervisor2"],
                                                                 "admin")
     assert left == {}, "every reported deletion was decided"
@@ -308,7 +273,7 @@ def test_with_center_retention_only_a_second_person_at_the_center_approves(
         gone: True, kept: True, rejected: True}
     assert {rid: d["decision"]["verdict"] for rid, d in ended.items()} == {
         gone: "approved", kept: "approved", rejected: "rejected"}
-    svc = _services(home)
+    svc = services(home)
     try:
         assert svc.store.has(svc.catalog.recording(kept).blake3)
         assert svc.store.has(svc.catalog.recording(rejected).blake3)
@@ -335,7 +300,7 @@ def test_a_station_account_reads_only_its_own_holds_and_decisions(
 
 def _witness_job(home: Path) -> dict[str, Any]:
     """The scheduler's hourly `witness` job, once: push, then pull; its counts."""
-    svc = _services(home)
+    svc = services(home)
     try:
         result = execute("witness", svc)
     finally:
@@ -363,7 +328,7 @@ def test_the_scheduler_witness_job_carries_out_center_holds_on_cases_by_number(
     assert missing["error"]["code"] == "E_NOT_FOUND", "the center holds only what it knows"
     assert first["retention"]["holds"] == second["retention"]["holds"] == ["placed"]
     assert (on_case["target"], on_case["label"]) == (case_id, number)
-    held = {h.source: h for h in _rows(home, Hold)}
+    held = {h.source: h for h in rows(home, Hold)}
     assert (held[on_officer["id"]].scope, held[on_officer["id"]].target) == (
         "officer", "999999")
     assert (held[on_case["id"]].scope, held[on_case["id"]].target,

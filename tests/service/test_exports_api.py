@@ -307,7 +307,7 @@ import json, sys
 from pathlib import Path
 import httpx
 from evidock.client import Station
-from evidock.cmd_export import _fetch
+from evidock.cmd_export import EXPORTS
 from evidock.download import landing
 from integrity.errors import EvidockError
 
@@ -345,7 +345,7 @@ st = Station(socket=sock, transport=Tampering())
 try:
     with landing(Path(out)) as tmp:
         listed = st.get(f"/exports/{rid}/files")
-        _fetch(st, rid, listed["files"], tmp, Path(out))
+        EXPORTS.fetch(st, rid, listed["files"], tmp, Path(out))
 except EvidockError as exc:
     print(json.dumps({"error": exc.to_dict()}))
     sys.exit(exc.exit_code)

@@ -10,19 +10,17 @@ tar, as from a station.
 
 from __future__ import annotations
 
-from pathlib import Path as FsPath
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from evidock.service import tarstream
+from evidock.service import export_packages as packages
 from evidock.service.deps import ActorDep, ServicesDep
-from evidock.service.routes.exports import DecisionBody, _area_error
+from evidock.service.routes.exports import DecisionBody
 from evidock.wiring import Services
 from records.exportarea import ExportArea
-from records.exportrun import finish
 
 router = APIRouter(tags=["center"])
 
@@ -46,15 +44,6 @@ class CenterRequestBody(BaseModel):
 
 def area(svc: Services) -> ExportArea:
     return svc.center_export_area()
-
-
-def _tidy(svc: Services) -> ExportArea:
-    where = area(svc)
-    try:
-        svc.central_exports().tidy(where)
-    except OSError as exc:
-        raise _area_error(where, exc) from exc
-    return where
 
 
 @router.post("/center/exports")
@@ -92,44 +81,23 @@ def reject(request_id: RequestId, body: DecisionBody, actor: ActorDep,
 def run(request_id: RequestId, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
     """Read back, prove and package the clip of an approved request (once). With a job
     queue the run is checked here and handed to a worker (``center_export`` job)."""
-    if svc.job_queue is not None:
-        svc.central_exports().check_run(actor, request_id)
-        queued = svc.job_queue.defer("center_export", {"request_id": request_id,
-                                                       "actor": actor.name})
-        return {"request_id": request_id, "packages": [], "files": [], **queued.to_json()}
-    where = _tidy(svc)
-    try:
-        with where.running(request_id) as top:
-            packages = svc.central_exports().run(actor, request_id, out=top, exclusive=True)
-    except OSError as exc:
-        raise _area_error(where, exc) from exc
-    return {"request_id": request_id,
-            "packages": [{**p.to_json(), "dir": FsPath(p.path).relative_to(top).as_posix()}
-                         for p in packages],
-            "files": [f.to_json() for f in where.files(request_id)]}
+    return packages.run(svc, svc.central_exports(), area(svc), job="center_export",
+                        request_id=request_id, actor=actor)
 
 
 def _kept(svc: Services, request_id: str) -> ExportArea:
-    where = _tidy(svc)
-    with where.running(request_id) as top:
-        finish(top)
-    return where
+    return packages.kept(svc.central_exports(), area(svc), request_id)
 
 
 @router.get("/center/exports/{request_id}/files")
 def files(request_id: RequestId, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
     view = svc.central_exports().package(actor, request_id, read="center.export.files")
     return {"request_id": request_id, "exports": list(view.exports),
-            "files": [f.to_json() for f in _kept(svc, request_id).files(request_id)]}
+            "files": packages.files_json(_kept(svc, request_id).files(request_id))}
 
 
 @router.get("/center/exports/{request_id}/download")
 def download(request_id: RequestId, actor: ActorDep, svc: ServicesDep) -> StreamingResponse:
     """The package of a request already run, as an uncompressed tar (streamed)."""
     svc.central_exports().package(actor, request_id)
-    where = _kept(svc, request_id)
-    plan = tarstream.plan(where.path(request_id), where.files(request_id))
-    return StreamingResponse(tarstream.chunks(plan), media_type="application/x-tar",
-                             headers={"Content-Length": str(plan.size),
-                                      "Content-Disposition":
-                                          f'attachment; filename="{request_id}.tar"'})
+    return packages.tar(_kept(svc, request_id), request_id)

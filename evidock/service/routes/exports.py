@@ -12,21 +12,17 @@ approval ends; the area's lifecycle is applied before each run and download
 
 from __future__ import annotations
 
-import errno
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from evidock.service import tarstream
+from evidock.service import export_packages as packages
 from evidock.service.deps import ActorDep, ServicesDep
 from evidock.wiring import Services
-from integrity.errors import DiskFull, StoreError
-from records.exportarea import ExportArea, PackageFile
-from records.exportbook import Package
-from records.exportrun import finish, remove_partial
+from records.exportarea import ExportArea
+from records.exportrun import remove_partial
 
 router = APIRouter(tags=["exports"])
 
@@ -54,16 +50,6 @@ class DecisionBody(BaseModel):
 
 def area(svc: Services) -> ExportArea:
     return svc.export_area()
-
-
-def _package_json(package: Package, top: Path) -> dict[str, object]:
-    """A package with its directory relative to the request's (``.``: the request's
-    directory is the package)."""
-    return {**package.to_json(), "dir": package.path.relative_to(top).as_posix()}
-
-
-def _files_json(files: list[PackageFile]) -> list[dict[str, object]]:
-    return [f.to_json() for f in files]
 
 
 @router.post("/exports")
@@ -98,43 +84,14 @@ def reject(request_id: str, body: DecisionBody, actor: ActorDep,
     return svc.exports().reject(actor, request_id, reason=body.reason).to_json()
 
 
-def _area_error(where: ExportArea, exc: OSError) -> StoreError:
-    """An OSError of the export area as the error to report (not HTTP 500)."""
-    cls = DiskFull if exc.errno == errno.ENOSPC else StoreError
-    return cls(f"cannot write the export area {where.root}: {exc.strerror}",
-               path=str(exc.filename or where.root))
-
-
-def _tidy(svc: Services) -> ExportArea:
-    """The area, its lifecycle applied first (records.exportarea)."""
-    where = area(svc)
-    try:
-        svc.exports().tidy(where)
-    except OSError as exc:
-        raise _area_error(where, exc) from exc
-    return where
-
-
 @router.post("/exports/{request_id}/run")
 def run(request_id: str, actor: ActorDep, svc: ServicesDep) -> dict[str, object]:
     """Write the packages of an approved request (once) into the export area; answer
     with them and the files to download. Holding the request's run lock, a run that
     died is resumed (records.exportrun). With a job queue the run is checked here and
     handed to a worker (``export`` job): nothing to download yet."""
-    if svc.job_queue is not None:
-        svc.exports().check_run(actor, request_id)
-        queued = svc.job_queue.defer("export", {"request_id": request_id,
-                                                "actor": actor.name})
-        return {"request_id": request_id, "packages": [], "files": [], **queued.to_json()}
-    where = _tidy(svc)
-    try:
-        with where.running(request_id) as top:
-            packages = svc.exports().run(actor, request_id, out=top, exclusive=True)
-    except OSError as exc:  # the desk has undone its part; say what failed
-        raise _area_error(where, exc) from exc
-    return {"request_id": request_id,
-            "packages": [_package_json(p, top) for p in packages],
-            "files": _files_json(where.files(request_id))}
+    return packages.run(svc, svc.exports(), area(svc), job="export",
+                        request_id=request_id, actor=actor)
 
 
 @router.post("/exports/{request_id}/discard")
@@ -148,17 +105,8 @@ def discard(request_id: str, body: DecisionBody, actor: ActorDep,
                                          exclusive=True)
             remove_partial(top)
     except OSError as exc:
-        raise _area_error(where, exc) from exc
+        raise packages.area_error(where, exc) from exc
     return view.to_json()
-
-
-def _kept(svc: Services, request_id: str) -> ExportArea:
-    """The area with the request's package in place (published, if a run died after
-    recording it)."""
-    where = _tidy(svc)
-    with where.running(request_id) as top:
-        finish(top)
-    return where
 
 
 @router.get("/exports/{request_id}/files")
@@ -166,16 +114,16 @@ def files(request_id: str, actor: ActorDep, svc: ServicesDep) -> dict[str, objec
     """The files of a request already run, with sizes and SHA-256 (for a download)."""
     view = svc.exports().package(actor, request_id, read="export.files")
     return {"request_id": request_id, "exports": list(view.exports),
-            "files": _files_json(_kept(svc, request_id).files(request_id))}
+            "files": packages.files_json(_kept(svc, request_id).files(request_id))}
 
 
 @router.get("/exports/{request_id}/download")
 def download(request_id: str, actor: ActorDep, svc: ServicesDep) -> StreamingResponse:
     """The packages of a request already run, as an uncompressed tar (streamed)."""
     svc.exports().package(actor, request_id)
-    where = _kept(svc, request_id)
-    plan = tarstream.plan(where.path(request_id), where.files(request_id))
-    return StreamingResponse(tarstream.chunks(plan), media_type="application/x-tar",
-                             headers={"Content-Length": str(plan.size),
-                                      "Content-Disposition":
-                                          f'attachment; filename="{request_id}.tar"'})
+    return packages.tar(_kept(svc, request_id), request_id)
+
+
+def _kept(svc: Services, request_id: str) -> ExportArea:
+    """The area with the request's package in place (a dead run's published)."""
+    return packages.kept(svc.exports(), area(svc), request_id)

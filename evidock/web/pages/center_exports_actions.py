@@ -16,33 +16,23 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
+from evidock.service.export_packages import held
 from evidock.service.routes import center_exports as api
-from evidock.web.base import Desk, DeskCall, no_store, redirect, render
+from evidock.web.base import Desk, DeskCall, no_store, render
 from evidock.web.pages.center import witnessed
 from evidock.web.pages.center_exports import page_of, request_page
 from evidock.web.pages.exports import key_file
-from integrity.errors import NotFound
+from evidock.web.pages.exports_actions import after_run, decide
 from integrity.findings import Finding
 from integrity.package import is_failure, verify_package
-from records.exportrun import finish
 
 router = APIRouter(include_in_schema=False)
 
 
 def _decide(call: DeskCall, request_id: str, decision: str) -> Response:
     witnessed(call)
-    value = call.form.get("reason", "")
-    reason = value.strip() if isinstance(value, str) else ""
-    desk = call.svc.central_exports()
-    if not reason:  # the desk asks one only to reject; the page asks both, as a station's
-        return request_page(call, desk.show(call.actor, request_id), status=400,
-                            problem=call._("Give a reason for your decision."))
-    if decision == "approve":
-        desk.approve(call.actor, request_id, reason=reason)
-    else:
-        desk.reject(call.actor, request_id, reason=reason)
-    done = "approved" if decision == "approve" else "rejected"
-    return redirect(f"{page_of(request_id)}?done={done}")
+    return decide(call, call.svc.central_exports(), request_id, decision,
+                  page=request_page, back=page_of(request_id))
 
 
 @router.post("/center/exports/{request_id}/approve")
@@ -60,9 +50,7 @@ def run(call: Desk, request_id: str) -> Response:
     """Read back, prove and package the clip once (``POST /api/v1/center/exports/{id}/
     run``): here, or by a worker when the service has a job queue."""
     witnessed(call)
-    ran = api.run(request_id, call.actor, call.svc)
-    done = "queued" if ran.get("status") == "queued" else "run"  # [jobs]: a worker runs it
-    return redirect(f"{page_of(request_id)}?done={done}")
+    return after_run(api.run(request_id, call.actor, call.svc), page_of(request_id))
 
 
 @router.get("/center/exports/{request_id}/download")
@@ -93,14 +81,8 @@ def _verify(call: DeskCall, request_id: str) -> list[Finding]:
     view = call.svc.central_exports().package(call.actor, request_id,
                                               read="center.export.verify")
     assert view.station_id is not None
-    where = api.area(call.svc)
-    call.svc.central_exports().tidy(where)  # the area's lifecycle first, as a download
-    with where.running(request_id) as top:
-        finish(top)  # a run that died after recording it: publish first, as a download
-        if not top.is_dir():
-            raise NotFound(f"the center keeps no package of export request {request_id} "
-                           "(kept until its approval ends, then removed)",
-                           request=request_id)
+    with held(call.svc.central_exports(), api.area(call.svc), request_id,
+              keeper="center") as top:
         station = call.svc.central_player().keyring_for(view.station_id).by_id()
         return verify_package(top, trusted=station, center=call.svc.keys.keyring().by_id())
 

@@ -6,43 +6,69 @@ called with the page's user: the same export area, run lock and lifecycle, and t
 same streamed tar (constant memory) the CLI downloads. A decision the service refuses
 (the requester deciding their own request: E_SELF_APPROVAL; no ``export.approve``:
 E_FORBIDDEN) becomes the error page with its code and audit event: buttons are never
-hidden by role, the rule is the service's.
+hidden by role, the rule is the service's. The center's export pages decide and run
+through :func:`decide` and :func:`after_run` too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
+from evidock.service.export_packages import held
 from evidock.service.routes import exports as api
 from evidock.web.base import PREFIX, Desk, DeskCall, no_store, redirect, render
 from evidock.web.pages.exports import request_page
-from integrity.errors import NotFound
 from integrity.findings import Finding
 from integrity.package import is_failure, verify_package
-from records.exportrun import finish
+from records.exportbook import RequestView
+from records.permissions import Actor
 
 router = APIRouter(include_in_schema=False)
 
 
-def _reason(call: DeskCall) -> str:
+class Decisions(Protocol):
+    """What of an export desk (a station's or the center's) a decision form uses."""
+
+    def show(self, actor: Actor, request_id: str) -> RequestView: ...
+
+    def approve(self, actor: Actor, request_id: str, *, reason: str = "") -> RequestView: ...
+
+    def reject(self, actor: Actor, request_id: str, *, reason: str) -> RequestView: ...
+
+
+RequestPage = Callable[..., Response]
+
+
+def decide(call: DeskCall, desk: Decisions, request_id: str, decision: str, *,
+           page: RequestPage, back: str) -> Response:
+    """Approve or reject with the form's reason; without one, the request's ``page``
+    again with the message. Then back to ``back``, the request's page."""
     value = call.form.get("reason", "")
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _decide(call: DeskCall, request_id: str, decision: str) -> Response:
-    reason = _reason(call)
-    desk = call.svc.exports()
-    if not reason:  # the desk asks one only to reject; the desk's page asks both
-        view = desk.show(call.actor, request_id)
-        return request_page(call, view, status=400, problem=call._(
-            "Give a reason for your decision."))
+    reason = value.strip() if isinstance(value, str) else ""
+    if not reason:  # the desk asks one only to reject; the page asks both
+        return page(call, desk.show(call.actor, request_id), status=400,
+                    problem=call._("Give a reason for your decision."))
     if decision == "approve":
         desk.approve(call.actor, request_id, reason=reason)
     else:
         desk.reject(call.actor, request_id, reason=reason)
     done = "approved" if decision == "approve" else "rejected"
-    return redirect(f"{PREFIX}/exports/{request_id}?done={done}")
+    return redirect(f"{back}?done={done}")
+
+
+def after_run(ran: Mapping[str, object], back: str) -> Response:
+    """Back to the request's page, saying whether it ran or was queued."""
+    done = "queued" if ran.get("status") == "queued" else "run"  # [jobs]: a worker runs it
+    return redirect(f"{back}?done={done}")
+
+
+def _decide(call: DeskCall, request_id: str, decision: str) -> Response:
+    return decide(call, call.svc.exports(), request_id, decision, page=request_page,
+                  back=f"{PREFIX}/exports/{request_id}")
 
 
 @router.post("/exports/{request_id}/approve")
@@ -58,9 +84,8 @@ def reject(call: Desk, request_id: str) -> Response:
 @router.post("/exports/{request_id}/run")
 def run(call: Desk, request_id: str) -> Response:
     """Write the package once (``POST /api/v1/exports/{id}/run``)."""
-    ran = api.run(request_id, call.actor, call.svc)
-    done = "queued" if ran.get("status") == "queued" else "run"  # [jobs]: a worker runs it
-    return redirect(f"{PREFIX}/exports/{request_id}?done={done}")
+    return after_run(api.run(request_id, call.actor, call.svc),
+                     f"{PREFIX}/exports/{request_id}")
 
 
 @router.get("/exports/{request_id}/download")
@@ -75,14 +100,8 @@ def _verify(call: DeskCall, request_id: str) -> list[Finding]:
     """``evidock verify`` of the package the station keeps, against the station's
     public keys (what ``--key`` gives a recipient)."""
     call.svc.exports().package(call.actor, request_id, read="export.verify")
-    where = api.area(call.svc)
-    call.svc.exports().tidy(where)  # the area's lifecycle first, as before a download
-    with where.running(request_id) as top:
-        finish(top)  # a run that died after recording it: publish first, as a download
-        if not top.is_dir():
-            raise NotFound(f"the station keeps no package of export request {request_id} "
-                           "(kept until its approval ends, then removed)",
-                           request=request_id)
+    with held(call.svc.exports(), api.area(call.svc), request_id,
+              keeper="station") as top:
         trusted = call.svc.keys.keyring().by_id()
         return verify_package(top, trusted=trusted)
 
@@ -97,4 +116,4 @@ def verification(call: Desk, request_id: str) -> Response:
                            findings=findings, failed=failed))
 
 
-__all__ = ["router"]
+__all__ = ["Decisions", "after_run", "decide", "router"]

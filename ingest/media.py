@@ -2,7 +2,10 @@
 
 Exit codes are not validation (ffprobe accepts a JPEG named .mp4, and a truncated MP4
 with moov at the front still reports its full duration), so validity is judged by the
-format and streams, plus a demux pass that reads every packet without decoding.
+format and streams, plus a demux pass that reads every packet without decoding. For the
+MP4 family that pass is the same ffprobe call (``-count_packets``: every sample its index
+lists must be readable) plus a walk of the top-level boxes (ingest/mp4boxes.py); other
+containers get a separate ``ffmpeg -xerror`` demux.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingest.mp4boxes import box_gap
 from ingest.tools import ToolResult, run_tool
 from integrity.codes import Code
 from integrity.errors import MediaError
@@ -29,6 +33,8 @@ _EXPECTED_FORMATS = {
 _MIN_BITRATE_BPS = {"video": 16_000, "audio": 2_000}
 # A container duration beyond its longest stream by more than 10 % + this is not believed.
 _STREAM_SLACK_S = 5.0
+# ffprobe's names for ISO BMFF files: their index says how many samples each stream has.
+_MOV_FAMILY = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,8 @@ class StreamInfo:
     channels: int | None = None
     duration_s: float | None = None
     rotation: int | None = None
+    frames_declared: int | None = None  # what the container's index lists (nb_frames)
+    packets_read: int | None = None  # what a demux could read (only with count=True)
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ def _stream(raw: dict[str, Any]) -> StreamInfo:
         height=_int(raw.get("height")), frame_rate=raw.get("avg_frame_rate"),
         sample_rate=_int(raw.get("sample_rate")), channels=_int(raw.get("channels")),
         duration_s=_float(raw.get("duration")), rotation=rotation,
+        frames_declared=_int(raw.get("nb_frames")), packets_read=_int(raw.get("nb_read_packets")),
     )
 
 
@@ -148,9 +157,12 @@ class Prober:
         self.ffmpeg = ffmpeg
         self.timeout_s = timeout_s
 
-    def probe(self, path: Path) -> tuple[MediaInfo | None, ToolResult]:
-        res = run_tool([self.ffprobe, "-v", "error", "-print_format", "json", "-show_format",
-                        "-show_streams", str(path)], timeout=self.timeout_s)
+    def probe(self, path: Path, *, count: bool = False) -> tuple[MediaInfo | None, ToolResult]:
+        """``count``: also read every packet (no decoding) and report how many per stream;
+        edit lists are ignored so that the count is of the samples the index lists."""
+        extra = ["-count_packets", "-ignore_editlist", "1"] if count else []
+        res = run_tool([self.ffprobe, "-v", "error", *extra, "-print_format", "json",
+                        "-show_format", "-show_streams", str(path)], timeout=self.timeout_s)
         if res.returncode != 0:
             return None, res
         try:
@@ -163,9 +175,11 @@ class Prober:
         if kind not in ("video", "audio", "photo"):
             return Validity((), "not media; stored as is")
         try:
-            info, res = self.probe(path)
+            info, res = self._probe_for_check(path, count=kind != "photo")
         except MediaError as exc:  # a hung probe is this file's trouble, not the offload's
             return Validity((Code.F_PROBE_TIMEOUT,), f"ffprobe: {exc.message}")
+        if isinstance(info, Validity):
+            return info
         if info is None:
             return Validity((Code.F_UNPLAYABLE,), f"ffprobe: {res.stderr_line()}")
         expected = _EXPECTED_FORMATS.get(ext.lower())
@@ -177,12 +191,39 @@ class Prober:
             return Validity((Code.F_NO_STREAM,), f"no {kind} stream found", info)
         if kind == "photo":
             return Validity((), "ok", info)
-        verdict = self._demux_check(path, info)
+        verdict = self._packets_check(path, info) if _MOV_FAMILY & set(info.format_names) \
+            else self._demux_check(path, info)
         doubt = duration_doubt(info, size=path.stat().st_size, kind=kind)
         if verdict.flags or doubt is None:
             return verdict
         # Kept and rendered all the same: the packets are fine, only the header lies.
         return Validity((Code.F_DURATION_IMPLAUSIBLE,), doubt, info)
+
+    def _probe_for_check(self, path: Path, *, count: bool,
+                         ) -> tuple[MediaInfo | Validity | None, ToolResult]:
+        info, res = self.probe(path, count=count)
+        if info is not None or not count:
+            return info, res
+        # The counting read failed: if the header alone reads, packets are what is wrong.
+        header, plain = self.probe(path)
+        if header is None:
+            return None, plain
+        return Validity((Code.F_TRUNCATED,), f"packets unreadable: {res.stderr_line()}",
+                        header), res
+
+    def _packets_check(self, path: Path, info: MediaInfo) -> Validity:
+        # The counting probe read every packet: a sample the index lists but the file
+        # lacks was not readable, and a cut inside the last one shows in the box framing.
+        for s in info.streams:
+            if s.frames_declared and s.packets_read is not None \
+                    and s.packets_read < s.frames_declared:
+                return Validity((Code.F_TRUNCATED,), f"stream {s.index}: {s.packets_read} of "
+                                f"its {s.frames_declared} packets readable", info)
+        try:
+            gap = box_gap(path)
+        except OSError as exc:
+            return Validity((Code.F_UNPLAYABLE,), f"cannot read: {exc.strerror}", info)
+        return Validity((Code.F_TRUNCATED,), gap, info) if gap else Validity((), "ok", info)
 
     def _demux_check(self, path: Path, info: MediaInfo) -> Validity:
         # Reading every packet (no decoding) catches truncation that the header hides.

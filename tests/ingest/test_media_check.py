@@ -1,0 +1,167 @@
+"""The media check of an MP4 is one ffprobe call: its header, its streams and a count of
+every packet the demuxer can read, plus a walk of the top-level boxes (ingest/mp4boxes.py).
+
+Real ffmpeg/ffprobe make every file. Each cut is one a camera or a bad copy produces:
+mid-file behind a front index, exactly at a packet boundary (measured: `ffmpeg -xerror
+-c copy -f null` exits 0 on it, the demux pass this replaced missed it), inside the last
+packet (every packet is still counted; only the box framing shows it), and a fragmented
+file cut inside a fragment. Healthy files must not be flagged: moov at the end or front,
+fragmented, zero-padded, and an edit list shorter than the media (counted without
+`-ignore_editlist` it reads fewer packets than the index lists).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fixtures.camera import DEFAULT_START
+from fixtures.media import FFPROBE, ClipSpec, encode_clip, run_ffmpeg
+from ingest.media import Prober
+from ingest.mp4boxes import box_gap
+from integrity.codes import Code
+from integrity.errors import ToolMissing
+
+_SPEC = ClipSpec(duration_s=3.0, height=240, kbps=600)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("media-check")
+    encode_clip(end := d / "end.mp4", _SPEC, creation_time=DEFAULT_START)
+    encode_clip(front := d / "front.mp4", _SPEC, creation_time=DEFAULT_START, faststart=True)
+    run_ffmpeg(["-i", end, "-c", "copy", "-movflags", "+frag_keyframe+empty_moov",
+                frag := d / "frag.mp4"])
+    run_ffmpeg(["-i", end, "-c", "copy", "-an", avi := d / "clip.avi"])
+    return {"end": end, "front": front, "frag": frag, "avi": avi}
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _packet_ends(path: Path) -> list[int]:
+    out = subprocess.run([FFPROBE, "-v", "error", "-show_entries", "packet=pos,size",
+                          "-of", "json", str(path)], capture_output=True, check=True,
+                         timeout=60).stdout
+    return sorted(int(p["pos"]) + int(p["size"]) for p in json.loads(out)["packets"])
+
+
+def _check(path: Path, **kw: str) -> tuple[tuple[str, ...], str]:
+    v = Prober(**kw).check(path, kind="video", ext=path.suffix[1:])
+    return tuple(str(f) for f in v.flags), v.reason
+
+
+@pytest.mark.parametrize("name", ["end", "front", "frag"])
+def test_healthy_mp4s_pass(clips: dict[str, Path], name: str) -> None:
+    assert _check(clips[name]) == ((), "ok")
+
+
+def test_zero_padding_after_the_last_box_is_not_a_cut(clips: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    padded = _write(tmp_path / "padded.mp4", clips["end"].read_bytes() + bytes(4096))
+    assert _check(padded) == ((), "ok")
+
+
+def test_an_edit_list_shorter_than_the_media_is_not_a_cut(clips: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    data = bytearray(clips["front"].read_bytes())
+    at = data.find(b"elst")
+    assert at > 0, "ffmpeg wrote no edit list to shorten"
+    width = 4 if data[at + 4] == 0 else 8  # version 0: 32-bit durations
+    data[at + 12:at + 12 + width] = (1000).to_bytes(width, "big")  # 1st edit: 1 s of 3 s
+    edited = _write(tmp_path / "short-edit.mp4", bytes(data))
+    assert _check(edited) == ((), "ok")
+
+
+def test_a_cut_behind_a_front_index_is_truncated(clips: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    data = clips["front"].read_bytes()
+    cut = _write(tmp_path / "cut.mp4", data[: len(data) * 6 // 10])
+    flags, reason = _check(cut)
+    assert flags == (Code.F_TRUNCATED,)
+    assert "packets readable" in reason
+
+
+def test_a_cut_exactly_at_a_packet_boundary_is_truncated(clips: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    data, ends = clips["front"].read_bytes(), _packet_ends(clips["front"])
+    assert ends[-1] == len(data)  # faststart: the last packet ends the file
+    cut = _write(tmp_path / "boundary.mp4", data[: ends[-2]])
+    flags, reason = _check(cut)
+    assert flags == (Code.F_TRUNCATED,)
+    assert "packets readable" in reason
+
+
+def test_a_cut_inside_the_last_packet_is_truncated(clips: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    data = clips["front"].read_bytes()
+    cut = _write(tmp_path / "last.mp4", data[:-10])
+    flags, reason = _check(cut)
+    assert flags == (Code.F_TRUNCATED,)
+    assert "'mdat'" in reason and "cut short" in reason
+
+
+def test_a_fragmented_file_cut_inside_a_fragment_is_truncated(clips: dict[str, Path],
+                                                              tmp_path: Path) -> None:
+    data = clips["frag"].read_bytes()
+    cut = _write(tmp_path / "frag-cut.mp4", data[: len(data) * 6 // 10])
+    assert _check(cut)[0] == (Code.F_TRUNCATED,)
+
+
+def test_a_cut_moov_at_the_end_is_unplayable(clips: dict[str, Path], tmp_path: Path) -> None:
+    data = clips["end"].read_bytes()
+    cut = _write(tmp_path / "no-moov.mp4", data[: len(data) * 6 // 10])
+    assert _check(cut)[0] == (Code.F_UNPLAYABLE,)
+
+
+def test_an_mp4_is_judged_without_ffmpeg_other_containers_with_it(
+        clips: dict[str, Path]) -> None:
+    """One tool call per MP4: the check never starts ffmpeg for one (it would fail
+    here, there is none at that name); an AVI still gets its ffmpeg demux pass."""
+    missing = "/nonexistent/ffmpeg"
+    assert _check(clips["end"], ffmpeg=missing) == ((), "ok")
+    with pytest.raises(ToolMissing):
+        _check(clips["avi"], ffmpeg=missing)
+    assert _check(clips["avi"]) == ((), "ok")
+
+
+# --- the box walk alone --------------------------------------------------------------------
+
+
+def _box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+def test_boxes_that_tile_the_file_have_no_gap(tmp_path: Path) -> None:
+    large = struct.pack(">I4sQ", 1, b"mdat", 16 + 5) + b"12345"  # 64-bit size
+    path = _write(tmp_path / "ok.mp4", _box(b"ftyp", b"isom") + large + _box(b"moov", b""))
+    assert box_gap(path) is None
+    to_end = _write(tmp_path / "to-end.mp4", _box(b"ftyp", b"isom") +
+                    struct.pack(">I4s", 0, b"mdat") + b"anything")
+    assert box_gap(to_end) is None
+
+
+@pytest.mark.parametrize(("tail", "words"), [
+    (struct.pack(">I4s", 4, b"free"), "impossible 4 bytes"),
+    (struct.pack(">I4sQ", 1, b"mdat", 8), "impossible 8 bytes"),
+    (struct.pack(">I4s", 100, b"mdat") + b"x" * 10, "ends 18 bytes into it"),
+    (b"\x00\x00\x01", "3 bytes after the last whole box"),
+])
+def test_a_box_the_file_cannot_hold_is_named(tmp_path: Path, tail: bytes, words: str) -> None:
+    path = _write(tmp_path / "bad.mp4", _box(b"ftyp", b"isom") + tail)
+    gap = box_gap(path)
+    assert gap is not None and words in gap
+
+
+def test_the_box_walk_does_not_follow_a_symlink(clips: dict[str, Path],
+                                                tmp_path: Path) -> None:
+    os.symlink(clips["end"], link := tmp_path / "link.mp4")
+    with pytest.raises(OSError):
+        box_gap(link)

@@ -100,6 +100,9 @@ class IngestSettings(_Frozen):
     #: The copy of a camera file is re-read from the disk this far behind the copy, while
     #: it goes on (archive/reread.py); 0: only after the copy. Needs evict_before_verify.
     reread_window: int = Field(32 << 20, ge=0, le=1 << 40)
+    #: The camera is asked for this much beyond each chunk read (POSIX_FADV_WILLNEED),
+    #: so its reads stay queued while a chunk is hashed and written; 0: the kernel's own.
+    read_ahead: int = Field(4 << 20, ge=0, le=256 << 20)
     probe_timeout_s: float = Field(120, gt=0)
     #: Camera files up to this size are read again and compared with the stored copy
     #: right before they are wiped (larger ones: device, inode, size, mtime and ctime).

@@ -31,6 +31,7 @@ from archive.seals import Sealer
 from archive.store import ContentStore, Staged, Stager, Written
 from config import Settings
 from ingest.camlock import camera_lock
+from ingest.camread import CameraReader, SourceReadError
 from ingest.hooks import Hooks
 from ingest.media import Prober, Validity
 from ingest.names import NameParser, ParsedName
@@ -63,28 +64,6 @@ _JUDGED = ("video", "audio", "photo")  # kinds whose content the media check jud
 
 def _ext(entry: Entry) -> str:
     return entry.name.rpartition(b".")[2].decode("ascii", "replace")
-
-
-class _SourceReadError(Exception):
-    def __init__(self, exc: OSError) -> None:
-        super().__init__(str(exc))
-        self.os_error = exc
-
-
-class _SourceReader:
-    """Reads the camera file; marks its errors so they are never blamed on the store."""
-
-    def __init__(self, fd: int, hooks: Hooks) -> None:
-        self._fd, self._hooks, self._reads = fd, hooks, 0
-
-    def readinto(self, buf: memoryview) -> int:
-        self._reads += 1
-        try:
-            if self._reads == 2:
-                self._hooks.reached("mid_copy")
-            return os.readv(self._fd, [buf])
-        except OSError as exc:
-            raise _SourceReadError(exc) from exc
 
 
 @dataclass(frozen=True)
@@ -268,7 +247,7 @@ class Offloader:
             before = FileIdentity.of(os.fstat(src))
             written = self._copy_fd(run, src)
             after = FileIdentity.of(os.fstat(src))
-        except _SourceReadError as exc:
+        except SourceReadError as exc:
             return self._source_error(run, entry, exc.os_error)
         finally:
             os.close(src)
@@ -289,7 +268,8 @@ class Offloader:
             run.progress.advance(n)
 
         ing = self.settings.ingest
-        return run.stager.copy(_SourceReader(src, self.hooks), chunk_size=ing.chunk_size,
+        return run.stager.copy(CameraReader(src, self.hooks, ahead=ing.read_ahead),
+                               chunk_size=ing.chunk_size,
                                on_chunk=advance, follow=ing.evict_before_verify
                                and ing.reread_window or None)
 

@@ -51,10 +51,10 @@ BUILT_CODE = re.compile(r"""(?<![A-Za-z0-9_])[EFSWRI]_[A-Z0-9_]*(\{|["']\s*\+)""
 NOT_CODES = frozenset(n for mod in (os, stat, fcntl, termios, socket) for n in dir(mod))
 # Exception classes that are deliberately outside the EvidockError tree.
 NOT_EVIDOCK_ERRORS = {
-    # Private marker wrapping an OSError from the camera so the copy loop can tell a
-    # source read failure from a store write failure; caught in the same module, turned
-    # into an E_SOURCE_READ outcome or SourceGone, never escapes.
-    "ingest.offload._SourceReadError",
+    # Marker wrapping an OSError from the camera so the copy loop can tell a source read
+    # failure from a store write failure; raised by ingest/camread.py, caught by the
+    # offload, turned into an E_SOURCE_READ outcome or SourceGone, never escapes.
+    "ingest.camread.SourceReadError",
     # Why the package verifier did not read something (a link, FIFO, oversized or
     # undecodable file); it carries a finding of any code and is caught inside
     # integrity's verifier, which reports that finding: it never escapes.

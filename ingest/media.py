@@ -2,10 +2,10 @@
 
 Exit codes are not validation (ffprobe accepts a JPEG named .mp4, and a truncated MP4
 with moov at the front still reports its full duration), so validity is judged by the
-format and streams, plus a demux pass that reads every packet without decoding. For the
-MP4 family that pass is the same ffprobe call (``-count_packets``: every sample its index
-lists must be readable) plus a walk of the top-level boxes (ingest/mp4boxes.py); other
-containers get a separate ``ffmpeg -xerror`` demux.
+format and streams, plus a read of every packet without decoding. For the MP4 family
+that read is the same ffprobe call (``-count_packets``: every sample the index lists must
+be readable) and the top-level boxes must tile the file (ingest/mp4boxes.py: a cut inside
+the last packet); other containers get an ``ffmpeg -xerror`` demux.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ingest.mp4boxes import box_gap
+from ingest.mp4boxes import walk_boxes
 from ingest.tools import ToolResult, run_tool
 from integrity.codes import Code
 from integrity.errors import MediaError
@@ -191,7 +191,7 @@ class Prober:
             return Validity((Code.F_NO_STREAM,), f"no {kind} stream found", info)
         if kind == "photo":
             return Validity((), "ok", info)
-        verdict = self._packets_check(path, info) if _MOV_FAMILY & set(info.format_names) \
+        verdict = self._mov_check(path, info) if _MOV_FAMILY & set(info.format_names) \
             else self._demux_check(path, info)
         doubt = duration_doubt(info, size=path.stat().st_size, kind=kind)
         if verdict.flags or doubt is None:
@@ -211,19 +211,23 @@ class Prober:
         return Validity((Code.F_TRUNCATED,), f"packets unreadable: {res.stderr_line()}",
                         header), res
 
-    def _packets_check(self, path: Path, info: MediaInfo) -> Validity:
-        # The counting probe read every packet: a sample the index lists but the file
-        # lacks was not readable, and a cut inside the last one shows in the box framing.
+    def _mov_check(self, path: Path, info: MediaInfo) -> Validity:
+        # The probe read every packet: a sample the index lists but the file lacks was
+        # not readable (a cut at a packet boundary, an index pointing past the end).
         for s in info.streams:
             if s.frames_declared and s.packets_read is not None \
                     and s.packets_read < s.frames_declared:
                 return Validity((Code.F_TRUNCATED,), f"stream {s.index}: {s.packets_read} of "
                                 f"its {s.frames_declared} packets readable", info)
-        try:
-            gap = box_gap(path)
+        try:  # a cut inside the last packet leaves it counted: the box framing shows it
+            framing = walk_boxes(path)
         except OSError as exc:
             return Validity((Code.F_UNPLAYABLE,), f"cannot read: {exc.strerror}", info)
-        return Validity((Code.F_TRUNCATED,), gap, info) if gap else Validity((), "ok", info)
+        if framing.gap:
+            return Validity((Code.F_TRUNCATED,), framing.gap, info)
+        # A last box "to the end of the file" hides such a cut: a demux flags the short
+        # packet (rare: cameras write the length when they close the file).
+        return Validity((), "ok", info) if framing.sized else self._demux_check(path, info)
 
     def _demux_check(self, path: Path, info: MediaInfo) -> Validity:
         # Reading every packet (no decoding) catches truncation that the header hides.

@@ -1,16 +1,19 @@
 """Do an MP4's top-level boxes (ISO/IEC 14496-12 §4.2) tile the file to its last byte?
 
-ffprobe reads an MP4 cut short behind its index (moov in front) without complaint, and
-counting the packets it can read catches every missing sample but not one cut inside
-the last sample. Every top-level box declares its length, so a cut anywhere shows as a
-box that runs past the end of the file: a few reads of 16 bytes, whatever the file size.
-Only framing is read here; what the boxes hold is ffprobe's business.
+ffprobe reads an MP4 cut short behind its index (moov in front) without complaint. But
+every top-level box declares its length, so a cut anywhere (behind the index, at a packet
+boundary, inside the last packet, inside a fragment) shows as a box that runs past the
+end of the file: a few reads of 16 bytes, whatever the file size, where a demux reads
+every packet. Only a box of length 0 ("to the end of the file") hides a cut: the walk
+says so (``sized=False``) and the caller reads the packets instead. Only framing is read
+here; what the boxes hold is ffprobe's business.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 _MAX_BOXES = 1 << 20  # 12 h of 1 s fragments is ~86,400 boxes; a bound, not a limit of use
@@ -22,11 +25,19 @@ def _name(kind: bytes) -> str:
     return kind.decode("latin-1").encode("ascii", "backslashreplace").decode("ascii")
 
 
-def box_gap(path: Path) -> str | None:
-    """Why the top-level boxes do not tile ``path`` exactly, or None if they do.
+@dataclass(frozen=True)
+class Framing:
+    """What the walk found: why the boxes do not tile the file (None: they do), and
+    whether every box declared its length, so that a cut would have shown as a gap."""
 
-    Trailing zero bytes are padding (cameras preallocate files), not a cut: a box header
-    of size 0 means "to the end of the file" anyway.
+    gap: str | None
+    sized: bool
+
+
+def walk_boxes(path: Path) -> Framing:
+    """Walk ``path``'s top-level boxes without following a link.
+
+    Trailing zero bytes are padding (cameras preallocate files), not a cut.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
@@ -35,30 +46,31 @@ def box_gap(path: Path) -> str | None:
         os.close(fd)
 
 
-def _walk(fd: int, size: int) -> str | None:
+def _walk(fd: int, size: int) -> Framing:
     pos = 0
     for _ in range(_MAX_BOXES):
         if pos == size:
-            return None
+            return Framing(None, sized=True)
         head = os.pread(fd, 16, pos)
         if len(head) < _HEADER.size:
-            return _stray(fd, pos, size)
+            return Framing(_stray(fd, pos, size), sized=True)
         length, kind = _HEADER.unpack_from(head)
-        if length == 0:  # the last box: to the end of the file
-            return None
+        if length == 0:  # the last box: to the end of the file, so no cut can show
+            return Framing(None, sized=False)
         if length == 1:
             if len(head) < 16:
-                return _stray(fd, pos, size)
+                return Framing(_stray(fd, pos, size), sized=True)
             length, least = _LARGE.unpack_from(head, 8)[0], 16
         else:
             least = 8
         if length < least:
-            return f"box '{_name(kind)}' at offset {pos} declares an impossible {length} bytes"
+            return Framing(f"box '{_name(kind)}' at offset {pos} declares an impossible "
+                           f"{length} bytes", sized=True)
         if pos + length > size:
-            return (f"box '{_name(kind)}' at offset {pos} declares {length} bytes, the file "
-                    f"ends {size - pos} bytes into it (cut short)")
+            return Framing(f"box '{_name(kind)}' at offset {pos} declares {length} bytes, "
+                           f"the file ends {size - pos} bytes into it (cut short)", sized=True)
         pos += length
-    return None  # more boxes than any camera writes: judged by the packet count alone
+    return Framing(None, sized=False)  # more boxes than any camera writes: not judged here
 
 
 def _stray(fd: int, pos: int, size: int) -> str | None:

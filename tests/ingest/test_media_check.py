@@ -1,13 +1,15 @@
 """The media check of an MP4 is one ffprobe call: its header, its streams and a count of
-every packet the demuxer can read, plus a walk of the top-level boxes (ingest/mp4boxes.py).
+every packet the demuxer can read against what the index lists, plus a walk of the
+top-level boxes (ingest/mp4boxes.py); only a file whose last box runs "to the end of the
+file" also gets an ffmpeg demux.
 
 Real ffmpeg/ffprobe make every file. Each cut is one a camera or a bad copy produces:
 mid-file behind a front index, exactly at a packet boundary (measured: `ffmpeg -xerror
--c copy -f null` exits 0 on it, the demux pass this replaced missed it), inside the last
-packet (every packet is still counted; only the box framing shows it), and a fragmented
-file cut inside a fragment. Healthy files must not be flagged: moov at the end or front,
-fragmented, zero-padded, and an edit list shorter than the media (counted without
-`-ignore_editlist` it reads fewer packets than the index lists).
+-c copy -f null`, the demux this replaced, exits 0 on it), inside the last packet (every
+packet is still counted; the box framing shows it), a fragmented file cut inside a
+fragment, and an index that points past a whole mdat. Healthy files must not be flagged:
+moov at the end or front, fragmented, zero-padded, and an edit list shorter than the
+media (counted without `-ignore_editlist` it reads fewer packets than the index lists).
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import os
 import struct
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fixtures.camera import DEFAULT_START
 from fixtures.media import FFPROBE, ClipSpec, encode_clip, run_ffmpeg
-from ingest.media import Prober
-from ingest.mp4boxes import box_gap
+from ingest.media import MediaInfo, Prober
+from ingest.mp4boxes import walk_boxes
 from integrity.codes import Code
 from integrity.errors import ToolMissing
 
@@ -53,9 +56,31 @@ def _packet_ends(path: Path) -> list[int]:
     return sorted(int(p["pos"]) + int(p["size"]) for p in json.loads(out)["packets"])
 
 
-def _check(path: Path, **kw: str) -> tuple[tuple[str, ...], str]:
-    v = Prober(**kw).check(path, kind="video", ext=path.suffix[1:])
+class CountingProber(Prober):
+    """The real prober; it notes each probe that read every packet."""
+
+    def __init__(self, *, ffmpeg: str = "ffmpeg") -> None:
+        super().__init__(ffmpeg=ffmpeg)
+        self.counted = 0
+
+    def probe(self, path: Path, *, count: bool = False) -> tuple[MediaInfo | None, Any]:
+        self.counted += count
+        return super().probe(path, count=count)
+
+
+def _check(path: Path, *, ffmpeg: str = "ffmpeg") -> tuple[tuple[str, ...], str]:
+    v = Prober(ffmpeg=ffmpeg).check(path, kind="video", ext=path.suffix[1:])
     return tuple(str(f) for f in v.flags), v.reason
+
+
+def _unsized(data: bytes) -> bytes:
+    """The file with its last box (mdat, behind a front index) declared "to the end"."""
+    pos, last = 0, -1
+    while pos < len(data):
+        last, length = pos, struct.unpack_from(">I", data, pos)[0]
+        pos += length
+    assert data[last + 4:last + 8] == b"mdat"
+    return data[:last] + bytes(4) + data[last + 4:]
 
 
 @pytest.mark.parametrize("name", ["end", "front", "frag"])
@@ -77,7 +102,9 @@ def test_an_edit_list_shorter_than_the_media_is_not_a_cut(clips: dict[str, Path]
     width = 4 if data[at + 4] == 0 else 8  # version 0: 32-bit durations
     data[at + 12:at + 12 + width] = (1000).to_bytes(width, "big")  # 1st edit: 1 s of 3 s
     edited = _write(tmp_path / "short-edit.mp4", bytes(data))
-    assert _check(edited) == ((), "ok")
+    prober = CountingProber()
+    assert prober.check(edited, kind="video", ext="mp4").flags == ()
+    assert prober.counted == 1, "the packets were counted"
 
 
 def test_a_cut_behind_a_front_index_is_truncated(clips: dict[str, Path],
@@ -93,10 +120,11 @@ def test_a_cut_exactly_at_a_packet_boundary_is_truncated(clips: dict[str, Path],
                                                          tmp_path: Path) -> None:
     data, ends = clips["front"].read_bytes(), _packet_ends(clips["front"])
     assert ends[-1] == len(data)  # faststart: the last packet ends the file
-    cut = _write(tmp_path / "boundary.mp4", data[: ends[-2]])
-    flags, reason = _check(cut)
-    assert flags == (Code.F_TRUNCATED,)
-    assert "packets readable" in reason
+    for name, cut in (("boundary.mp4", data[: ends[-2]]),
+                      ("boundary-unsized.mp4", _unsized(data)[: ends[-2]])):
+        flags, reason = _check(_write(tmp_path / name, cut))
+        assert flags == (Code.F_TRUNCATED,)
+        assert "packets readable" in reason
 
 
 def test_a_cut_inside_the_last_packet_is_truncated(clips: dict[str, Path],
@@ -106,6 +134,24 @@ def test_a_cut_inside_the_last_packet_is_truncated(clips: dict[str, Path],
     flags, reason = _check(cut)
     assert flags == (Code.F_TRUNCATED,)
     assert "'mdat'" in reason and "cut short" in reason
+    unsized = _write(tmp_path / "last-unsized.mp4", _unsized(data)[:-10])
+    flags, reason = _check(unsized)
+    assert flags == (Code.F_TRUNCATED,)
+    assert reason.startswith("demux failed")  # every packet counted; the last one short
+
+
+def test_an_index_pointing_past_a_whole_mdat_is_truncated(clips: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    """Boxes that tile the file, but half the samples the index lists are not in it."""
+    data = clips["front"].read_bytes()
+    mdat = data.rindex(b"mdat") - 4
+    length = struct.unpack_from(">I", data, mdat)[0]
+    half = data[:mdat] + struct.pack(">I", length // 2) + data[mdat + 4:mdat + length // 2]
+    edited = _write(tmp_path / "index-past-mdat.mp4", half)
+    assert walk_boxes(edited).gap is None
+    flags, reason = _check(edited)
+    assert flags == (Code.F_TRUNCATED,)
+    assert "packets readable" in reason
 
 
 def test_a_fragmented_file_cut_inside_a_fragment_is_truncated(clips: dict[str, Path],
@@ -122,11 +168,19 @@ def test_a_cut_moov_at_the_end_is_unplayable(clips: dict[str, Path], tmp_path: P
 
 
 def test_an_mp4_is_judged_without_ffmpeg_other_containers_with_it(
-        clips: dict[str, Path]) -> None:
-    """One tool call per MP4: the check never starts ffmpeg for one (it would fail
-    here, there is none at that name); an AVI still gets its ffmpeg demux pass."""
+        clips: dict[str, Path], tmp_path: Path) -> None:
+    """One ffprobe per MP4 whose boxes all declare their length, and no ffmpeg (it would
+    fail here: there is none at that name). An MP4 ending in a box "to the end of the
+    file" is demuxed too; an AVI gets its demux."""
     missing = "/nonexistent/ffmpeg"
-    assert _check(clips["end"], ffmpeg=missing) == ((), "ok")
+    for name in ("end", "front", "frag"):
+        prober = CountingProber(ffmpeg=missing)
+        assert prober.check(clips[name], kind="video", ext="mp4").flags == ()
+        assert prober.counted == 1
+    unsized = _write(tmp_path / "unsized.mp4", _unsized(clips["front"].read_bytes()))
+    assert _check(unsized) == ((), "ok")
+    with pytest.raises(ToolMissing):
+        _check(unsized, ffmpeg=missing)
     with pytest.raises(ToolMissing):
         _check(clips["avi"], ffmpeg=missing)
     assert _check(clips["avi"]) == ((), "ok")
@@ -142,10 +196,10 @@ def _box(kind: bytes, body: bytes) -> bytes:
 def test_boxes_that_tile_the_file_have_no_gap(tmp_path: Path) -> None:
     large = struct.pack(">I4sQ", 1, b"mdat", 16 + 5) + b"12345"  # 64-bit size
     path = _write(tmp_path / "ok.mp4", _box(b"ftyp", b"isom") + large + _box(b"moov", b""))
-    assert box_gap(path) is None
+    assert (walk_boxes(path).gap, walk_boxes(path).sized) == (None, True)
     to_end = _write(tmp_path / "to-end.mp4", _box(b"ftyp", b"isom") +
                     struct.pack(">I4s", 0, b"mdat") + b"anything")
-    assert box_gap(to_end) is None
+    assert (walk_boxes(to_end).gap, walk_boxes(to_end).sized) == (None, False)
 
 
 @pytest.mark.parametrize(("tail", "words"), [
@@ -156,7 +210,7 @@ def test_boxes_that_tile_the_file_have_no_gap(tmp_path: Path) -> None:
 ])
 def test_a_box_the_file_cannot_hold_is_named(tmp_path: Path, tail: bytes, words: str) -> None:
     path = _write(tmp_path / "bad.mp4", _box(b"ftyp", b"isom") + tail)
-    gap = box_gap(path)
+    gap = walk_boxes(path).gap
     assert gap is not None and words in gap
 
 
@@ -164,4 +218,4 @@ def test_the_box_walk_does_not_follow_a_symlink(clips: dict[str, Path],
                                                 tmp_path: Path) -> None:
     os.symlink(clips["end"], link := tmp_path / "link.mp4")
     with pytest.raises(OSError):
-        box_gap(link)
+        walk_boxes(link)

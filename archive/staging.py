@@ -187,11 +187,15 @@ class Stager:
 
     def copy(self, reader: Readable, *, chunk_size: int = CHUNK_SIZE,
              on_chunk: Callable[[int], None] | None = None,
-             follow: int | None = None) -> Written:
+             follow: int | None = None,
+             on_copied: Callable[[Path, Digests], None] | None = None) -> Written:
         """Copy ``reader`` to its end into a new staging file, hashing while writing.
 
         ``follow``: re-read the copy from the disk during the copy, this many bytes
         behind the writer (archive/reread.py), so :meth:`verify` re-reads only the rest.
+        ``on_copied(path, digests)``: called once the last byte is written, before the
+        fsync, for a reader of the file that may start early (the offload's media check;
+        nothing it learns counts before :meth:`verify` has proven the bytes).
         Errors of the store side raise :class:`StoreError` (``DiskFull`` on ENOSPC);
         whatever ``reader`` raises passes through unchanged. Either way the partial
         file is removed: nothing half-written is left to link.
@@ -203,6 +207,8 @@ class Stager:
             digests = copy_and_hash(
                 reader, StagingWriter(fd, on_written=follower.written if follower else None),
                 chunk_size=chunk_size, on_chunk=on_chunk)
+            if on_copied is not None:
+                on_copied(path, digests)
             _fsync(fd, "cannot fsync staging file")
             followed, seal = _followed(follower, fd)
         except BaseException:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlmodel import Session
 
@@ -68,10 +69,12 @@ def _ext(entry: Entry) -> str:
 
 @dataclass(frozen=True)
 class _Copied:
-    """A camera file copied and fsynced into staging, not yet read back."""
+    """A camera file copied and fsynced into staging, not yet read back; its media check
+    (None: nothing to judge), started when its last byte was written."""
 
     written: Written
     identity: FileIdentity
+    check: Future[Validity] | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,7 @@ class Offloader:
         if isinstance(taken, FileOutcome):
             return self._record(run, taken)
         self.hooks.reached("before_verify")
-        check = self._check_ahead(run, entry, taken.written)
+        check = taken.check
         staged = self._verify(run, entry, taken.written, taken.identity)
         if isinstance(staged, FileOutcome):
             return self._record(run, staged)  # the check's verdict is never used
@@ -243,9 +246,11 @@ class Offloader:
             src = run.tree.open_file(entry)
         except OSError as exc:
             return self._source_error(run, entry, exc)
+        checks: list[Future[Validity] | None] = []
         try:
             before = FileIdentity.of(os.fstat(src))
-            written = self._copy_fd(run, src)
+            written = self._copy_fd(run, src, lambda path, d: checks.append(
+                self._check_ahead(run, entry, path, d)))
             after = FileIdentity.of(os.fstat(src))
         except SourceReadError as exc:
             return self._source_error(run, entry, exc.os_error)
@@ -258,9 +263,10 @@ class Offloader:
                                  path=entry.display)
             return self._failed(entry, Code.E_SOURCE_CHANGED,
                                 "file changed on the camera while it was copied", digests)
-        return _Copied(written, before)
+        return _Copied(written, before, checks[0] if checks else None)
 
-    def _copy_fd(self, run: _Run, src: int) -> Written:
+    def _copy_fd(self, run: _Run, src: int,
+                 on_copied: Callable[[Path, Digests], None]) -> Written:
         os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
         def advance(n: int) -> None:
@@ -271,7 +277,7 @@ class Offloader:
         return run.stager.copy(CameraReader(src, self.hooks, ahead=ing.read_ahead),
                                chunk_size=ing.chunk_size,
                                on_chunk=advance, follow=ing.evict_before_verify
-                               and ing.reread_window or None)
+                               and ing.reread_window or None, on_copied=on_copied)
 
     def _source_error(self, run: _Run, entry: Entry, exc: OSError) -> FileOutcome:
         if exc.errno in GONE_ERRNOS or not run.tree.still_present():
@@ -290,17 +296,17 @@ class Offloader:
             return self._failed(entry, Code.E_DIGEST_MISMATCH, exc.message, written.digests)
         return _Copy(staged, identity)
 
-    def _check_ahead(self, run: _Run, entry: Entry, written: Written,
+    def _check_ahead(self, run: _Run, entry: Entry, path: Path, digests: Digests,
                      ) -> Future[Validity] | None:
-        """The media check of a new file's staged copy, started while it is re-read (the
-        check only reads). Its verdict is used only once the re-read has proven the
-        file holds the bytes copied, so it judged exactly those bytes."""
+        """The media check of a new file's staged copy, started as soon as its last byte
+        is written (the check only reads), so it runs during the fsync and the re-read.
+        Its verdict is used only once the re-read has proven the file holds the bytes
+        copied, so it judged exactly those bytes."""
         kind = self.settings.ingest.extensions.kind_of(entry.name)
-        if written.digests.size == 0 or kind not in _JUDGED or self.catalog.find_recording(
-                run.req.device_serial, entry.relpath, written.digests.blake3) is not None:
+        if digests.size == 0 or kind not in _JUDGED or self.catalog.find_recording(
+                run.req.device_serial, entry.relpath, digests.blake3) is not None:
             return None  # nothing to judge, or a duplicate: it keeps its first judgement
-        return run.settling.ahead(self.prober.check, written.path, kind=kind,
-                                  ext=_ext(entry))
+        return run.settling.ahead(self.prober.check, path, kind=kind, ext=_ext(entry))
 
     def _classify(self, run: _Run, entry: Entry, staged: _Copy, check: Future[Validity] | None,
                   ) -> tuple[str, tuple[str, ...], str, ParsedName | None]:

@@ -34,9 +34,10 @@ class Settling:
         self._ahead.shutdown(wait=True)  # nor a check reading a staged file
 
     def ahead(self, judge: Callable[..., T], *args: object, **kwargs: object) -> Future[T]:
-        """Start a read-only judgement of the settling file (its media check) on a thread
-        of its own, so that it runs while the file is re-read from the disk. Only the
-        settling thread calls this, once per file: at most one runs at a time."""
+        """Start a read-only judgement of a copied file (its media check) on a thread of
+        its own, so that it runs while the file is fsynced and re-read from the disk. The
+        copying thread calls this once per file as its last byte is written; one thread
+        runs them, in camera order, at most one at a time."""
         return self._ahead.submit(judge, *args, **kwargs)
 
     def submit(self, settle: Callable[..., FileOutcome], *args: object) -> None:

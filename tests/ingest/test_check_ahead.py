@@ -12,6 +12,9 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from archive import staging
 from archive.store import ContentStore
 from evidock.wiring import Services
 from fixtures.camera import CameraTree
@@ -74,6 +77,35 @@ def test_each_media_file_is_checked_while_it_is_reread(
     assert all(overlapped.values()), f"checked only after the re-read: {overlapped}"
     assert set(prober.started.values()) == {1}, "each file is judged once"
     assert len(prober.started) == len(media)
+
+
+def test_each_media_check_starts_before_its_copy_is_fsynced(
+        services: Services, camera: Path, camera_template: CameraTree,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check starts as the copy's last byte is written: the fsync of each media
+    file's staged copy waits (bounded) until that file's check has started. Had the
+    check started only when the settling thread takes the file (after the fsync), every
+    wait would time out."""
+    prober = WatchedProber()
+    media = _media_sizes(camera_template)
+    overlapped: dict[str, bool] = {}
+    real = staging._fsync
+
+    def fsync(fd: int, what: str) -> None:
+        st = os.fstat(fd)
+        if what == "cannot fsync staging file" and st.st_size in media:
+            name = next(p.name for p in (services.store.root / ".staging").rglob("*.part")
+                        if p.stat().st_ino == st.st_ino)
+            overlapped[name] = prober.wait_started(name)
+        real(fd, what)
+
+    monkeypatch.setattr(staging, "_fsync", fsync)
+    report = _offloader(services, prober).run(
+        OffloadRequest(source=camera, device_serial="ZFY0001", officer_id="123456"))
+    assert report.error is None, report
+    assert len(overlapped) == len(media) > 0
+    assert all(overlapped.values()), f"checked only after the fsync: {overlapped}"
+    assert {f.status for f in report.files if f.size} <= {"ingested", "flagged"}
 
 
 def test_a_file_already_in_the_catalog_is_not_judged_again(

@@ -109,6 +109,7 @@ class Run:
     cpu_s: float
     rss_mib: float
     offload_s: tuple[float, ...] = ()  # the Offloader's own time per camera (its report)
+    read_s: tuple[float, ...] = ()  # plugged in → its last byte read (bench/camera_reads.py)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="where the camera images are copied for the run (a tmpfs: a "
                         "camera is a USB device of its own, so its reads must not share the "
                         "store's disk; '' keeps them under --data)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION__KEY=VALUE",
+                   help="a station setting for this run, as its environment variable "
+                        "without EVIDOCK_ (e.g. INGEST__READ_AHEAD=0); repeatable")
     p.add_argument("--doc", action=argparse.BooleanOptionalAction, default=True,
                    help="write the figures to docs/BENCHMARKS.md")
     return p.parse_args(argv)
@@ -364,8 +368,9 @@ def _proc_hwm_mib(pid: int) -> float:
     return 0.0
 
 
-def ingest_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
-    with station(scratch / "home", group) as service:
+def ingest_round(cameras: Sequence[Camera], group: Path, scratch: Path,
+                 settings: dict[str, str]) -> Run:
+    with station(scratch / "home", group, service_env=settings) as service:
         evict_cameras(cameras)
         outs = [scratch / f"ingest-{c.serial}.json" for c in cameras]
         argvs = [[str(EVIDOCK), "ingest", str(c.mount), "--device", c.serial, "--json",
@@ -384,8 +389,19 @@ def ingest_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
                tuple(inner))
 
 
+def station_settings(pairs: Sequence[str]) -> dict[str, str]:
+    """``--set`` pairs as the station's environment variables."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--set {pair!r}: want SECTION__KEY=VALUE")
+        out[f"EVIDOCK_{name.upper()}"] = value
+    return out
+
+
 def measure(cameras: Sequence[Camera], group: Path, scratch: Path, rate: float,
-            via: str = "dock") -> Round:
+            via: str = "dock", *, settings: dict[str, str] | None = None) -> Round:
     from bench.camera_dock import dock_round
 
     throttle(group, cameras, rate)
@@ -393,7 +409,8 @@ def measure(cameras: Sequence[Camera], group: Path, scratch: Path, rate: float,
     cat = cat_round(cameras, group)
     check_throttled(group, before, cameras, "cat")
     before = read_bytes(group)
-    ingest = (dock_round if via == "dock" else ingest_round)(cameras, group, scratch)
+    ingest = dock_round(cameras, group, scratch, settings or {}) if via == "dock" \
+        else ingest_round(cameras, group, scratch, settings or {})
     check_throttled(group, before, cameras, "ingest")
     r = Round(len(cameras), rate, cat, ingest)
     print(f"  {r.n} camera(s) at {rate:g} MB/s: cat {max(cat.wall_s):.2f}s, ingest "
@@ -405,14 +422,16 @@ def measure(cameras: Sequence[Camera], group: Path, scratch: Path, rate: float,
 
 
 def per_camera_table(r: Round, cameras: Sequence[Camera]) -> str:
+    reads = r.ingest.read_s or (float("nan"),) * len(cameras)
     rows = [[c.serial, f"{c.nbytes / MB:.0f}", f"{cw:.2f}", f"{iw:.2f}",
              f"{mb_per_s(c.nbytes, iw):.1f}", f"**{iw / cw:.2f}×**", f"{ow:.2f}",
-             f"{ow / cw:.2f}×"]
-            for c, cw, iw, ow in zip(cameras, r.cat.wall_s, r.ingest.wall_s,
-                                     r.ingest.offload_s, strict=True)]
+             f"{ow / cw:.2f}×", f"{rw:.2f}", f"{rw / cw:.2f}×", f"{iw - rw:.2f}"]
+            for c, cw, iw, ow, rw in zip(cameras, r.cat.wall_s, r.ingest.wall_s,
+                                         r.ingest.offload_s, reads, strict=True)]
     return markdown_table(["camera", "MB", "cat s", "ingest s", "ingest MB/s",
                            "ingest ÷ cat", "of which offload s (its report)",
-                           "offload ÷ cat"], rows)
+                           "offload ÷ cat", "last byte read s", "read ÷ cat",
+                           "tail s (last byte → done)"], rows)
 
 
 def _cpu_per_gib(run: Run, nbytes: int) -> str:
@@ -514,8 +533,9 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[
                                                                           strict=True)]
     group = make_cgroup(stack)
     print(VIA[args.via], flush=True)
-    main_round = measure(cams, group, scratch, args.rate, args.via)
-    sweep = [measure(cams[:n], group, scratch, args.bays_at, args.via)
+    settings = station_settings(args.set)
+    main_round = measure(cams, group, scratch, args.rate, args.via, settings=settings)
+    sweep = [measure(cams[:n], group, scratch, args.bays_at, args.via, settings=settings)
              for n in (sweep_sizes(args.cameras) if args.bays_at > 0 else [])]
     return cams, main_round, sweep
 

@@ -15,7 +15,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.camera import Camera, Run, _proc_cpu, _proc_hwm_mib, evict_cameras, in_group
+from bench.camera import (
+    Camera,
+    Run,
+    _proc_cpu,
+    _proc_hwm_mib,
+    evict_cameras,
+    in_group,
+    read_bytes,
+)
+from bench.camera_reads import ReadWatch
 from bench.common import REPO, remove_tree
 from bench.dock import DaemonEvents
 
@@ -47,7 +56,8 @@ def udev_station(home: Path, toml: Path, bays: int) -> dict[str, str]:
     return env
 
 
-def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
+def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path,
+               settings: dict[str, str]) -> Run:
     from fixtures.umock import Testbed, usb_disk
 
     home = scratch / "dock-home"
@@ -55,13 +65,14 @@ def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
     testbed = Testbed()
     with in_group(group):
         proc = subprocess.Popen([sys.executable, "-m", "evidock.cmd_dock", "run"], cwd=REPO,
-                                env={**env, **testbed.daemon_env()},
+                                env={**env, **settings, **testbed.daemon_env()},
                                 stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     events = DaemonEvents(proc)
     try:
         events.until("ready", timeout=120)
         evict_cameras(cameras)
         before = _proc_cpu(proc.pid)
+        watch = ReadWatch(lambda: read_bytes(group), {c.devno: c.nbytes for c in cameras})
         plugged: dict[str, float] = {}
         for n, cam in enumerate(cameras, start=1):
             rdev = os.stat(cam.loop).st_rdev
@@ -71,6 +82,7 @@ def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
                                  serial=cam.serial))
         offloads = events.until("offload", len(cameras), timeout=600)
         done = events.until("done", len(cameras), timeout=600)
+        last_byte = watch.stop()
         cpu, hwm = _proc_cpu(proc.pid) - before, _proc_hwm_mib(proc.pid)
     finally:
         proc.terminate()
@@ -82,5 +94,7 @@ def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path) -> Run:
     ended = {str(item["bay"]): float(item["_arrived"]) for item in done}
     seconds = {str(item["bay"]): float(item["seconds"]) for item in offloads}
     bays = [str(n) for n in range(1, len(cameras) + 1)]
+    read = tuple(last_byte.get(c.devno, float("nan")) - plugged[b]
+                 for b, c in zip(bays, cameras, strict=True))
     return Run(tuple(ended[b] - plugged[b] for b in bays), cpu, hwm,
-               tuple(seconds[b] for b in bays))
+               tuple(seconds[b] for b in bays), read)

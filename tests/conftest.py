@@ -14,6 +14,7 @@ import pytest
 from desk_support import chromium  # noqa: F401 - one browser per process (see below)
 from evidock_testing import REPO, StepClock, migrated_home
 from service_support import agency_service  # noqa: F401 - a fixture
+from worker_plan import longest_first, make_scheduler
 
 from config import Settings, load_settings
 from evidock.wiring import Services
@@ -21,6 +22,17 @@ from fixtures.camera import CameraTree, build_camera
 
 # The browser fixture lives here only: two session fixtures (one per conftest) would start
 # a second Playwright in one xdist worker ("Sync API inside the asyncio loop").
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering (by fixture scope)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    longest_first(items)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """With ``--dist loadfile`` (scripts/test.sh), tests/worker_plan.py's scheduler."""
+    return make_scheduler(config, log) if config.getoption("dist") == "loadfile" else None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

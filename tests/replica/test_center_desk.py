@@ -22,85 +22,15 @@ Screenshots: test-artifacts/desk/<lang>/center-recording*.png.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from center_support import (
-    World,
-    make_case,
-    make_center,
-    make_station,
-    pg_world,
-    push,
-    rendered_segments,
-    upload,
-)
-from desk_support import (
-    PASSWORDS,
-    DeskStation,
-    log_in,
-    need_browser,
-    set_passwords,
-    shot,
-)
-from s3server import WeedServer
-from service_support import audit_rows, serving
+from center_desk_support import CASE, STATION, CenterDesk, T
+from desk_support import log_in, shot
+from service_support import audit_rows
 
-from archive.catalog.models import Segment
-from archive.store import ContentStore
-from evidock.web import i18n
-from fixtures.camera import CameraTree
-
-STATION = "station-p"
-CASE = "邵城管罚〔2026〕第201号"
-USERS = ("clerk", "clerk2", "admin")
-T = {"zh": i18n.words("zh").gettext, "en": i18n.words("en").gettext}
-
-
-@dataclass(frozen=True)
-class CenterDesk:
-    world: World
-    desk: DeskStation  # the center's `evidock serve`
-    video: str  # the station's video with the most segments, linked to CASE
-    segments: list[Segment]  # its segments as the station holds them
-    case_id: str
-
-    def local(self, segment: Segment) -> bytes:
-        """The segment's bytes in the station's own store."""
-        store = ContentStore(root=self.world.station(STATION) / "store")
-        return store.path_for(segment.blake3).read_bytes()
-
-    def page_url(self) -> str:
-        return f"{self.desk.url}/center/recordings/{STATION}/{self.video}"
-
-    def api(self, tail: str = "") -> str:
-        return f"{self.desk.svc.url}/api/v1/center/recordings/{STATION}/{self.video}{tail}"
-
-
-@pytest.fixture(scope="module")
-def center_desk(tmp_path_factory: pytest.TempPathFactory, weed: WeedServer,
-                camera_template: CameraTree) -> Iterator[CenterDesk]:
-    need_browser()
-    root = tmp_path_factory.mktemp("center-desk")
-    with pg_world(root, weed.endpoint, [STATION]) as world:
-        make_station(world, STATION, camera_template.root, render=True,
-                     extra_toml="\n[rendition]\nsegment_seconds = 1\n")
-        make_center(world, [STATION])
-        set_passwords(world.center_home, {u: PASSWORDS[u] for u in USERS})
-        home = world.station(STATION)
-        rendered = rendered_segments(home)
-        video = max(rendered, key=lambda r: len(rendered[r]))
-        assert len(rendered[video]) >= 2, {k: len(v) for k, v in rendered.items()}
-        with serving(world.center_home) as center:
-            with serving(home) as station:
-                case_id = make_case(station, CASE, "城东中队", "个人隐私", link=video)
-                upload(home)
-                assert push(station)["events"]["waiting"] is None
-            yield CenterDesk(world=world, desk=DeskStation(svc=center, home=world.center_home,
-                                                           recordings=()),
-                             video=video, segments=rendered[video], case_id=case_id)
+# ``center_desk`` (the world) is a fixture of this directory's conftest: one per test
+# process, shared with test_center_desk_exports.py.
 
 
 def _mine(center: CenterDesk, action: str, user: str) -> list[Any]:

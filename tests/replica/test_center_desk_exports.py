@@ -1,6 +1,7 @@
 """Issue 20: exporting from the center on the desk, in headless Chromium, zh and en.
 
-The world is test_center_desk.py's (its ``center_desk`` fixture, imported here): a real
+The world is test_center_desk.py's (the ``center_desk`` fixture of this directory's
+conftest, one per test process, shared by both modules): a real
 center (`evidock serve` on HTTPS, catalog on PostgreSQL), a station that rendered real
 footage in 1 s segments, uploaded it to SeaweedFS with Object Lock and pushed its log; a
 个人隐私 case of 城东中队 linked to the station's longest video.
@@ -24,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from center_desk_support import STATION, CenterDesk, T
 from desk_support import PASSWORDS, log_in, set_passwords, shot
 from evidock_testing import verify_offline, without_pending
 from playwright.sync_api import expect
 from service_support import audit_rows
-from test_center_desk import STATION, CenterDesk, T, center_desk  # noqa: F401 - fixture
 
 from archive.keystore import StationKeys
 from evidock.web.base import position
@@ -37,7 +38,7 @@ PURPOSE, RECIPIENT = "行政复议", "市人民政府行政复议办公室"
 
 
 @pytest.fixture(scope="module")
-def center(center_desk: CenterDesk) -> CenterDesk:  # noqa: F811 - the imported fixture
+def center(center_desk: CenterDesk) -> CenterDesk:
     """test_center_desk's world, and passwords for the two who decide and run (its own
     tests log in only as clerk, clerk2 and admin)."""
     set_passwords(center_desk.world.center_home,

@@ -254,6 +254,7 @@ def test_a_run_the_service_cannot_write_leaves_nothing_and_stays_approved(
     rid = station.approved()
     area = station.home / "exports"
     aside = station.home / "exports.aside"
+    area.mkdir(exist_ok=True)  # the first run makes it: this test may be the module's first
     area.rename(aside)
     area.write_text("not a directory")  # the service's area is unusable
     out = station.out("unwritable")

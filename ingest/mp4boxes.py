@@ -21,6 +21,11 @@ _HEADER = struct.Struct(">I4s")
 _LARGE = struct.Struct(">Q")
 
 
+def _is_type(kind: bytes) -> bool:
+    """A four-character code as box types are (printable ASCII, or © as in udta)."""
+    return all(0x20 <= b < 0x7F or b == 0xA9 for b in kind)
+
+
 def _name(kind: bytes) -> str:
     return kind.decode("latin-1").encode("ascii", "backslashreplace").decode("ascii")
 
@@ -37,7 +42,9 @@ class Framing:
 def walk_boxes(path: Path) -> Framing:
     """Walk ``path``'s top-level boxes without following a link.
 
-    Trailing zero bytes are padding (cameras preallocate files), not a cut.
+    Trailing zero bytes are padding (cameras preallocate files), and bytes after the last
+    box that do not start like a box (no four-character type) are data a camera appended:
+    neither is a cut.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
@@ -55,6 +62,8 @@ def _walk(fd: int, size: int) -> Framing:
         if len(head) < _HEADER.size:
             return Framing(_stray(fd, pos, size), sized=True)
         length, kind = _HEADER.unpack_from(head)
+        if pos and not _is_type(kind):  # not a box: data a camera appended, not a cut
+            return Framing(None, sized=True)
         if length == 0:  # the last box: to the end of the file, so no cut can show
             return Framing(None, sized=False)
         if length == 1:

@@ -94,6 +94,17 @@ def test_zero_padding_after_the_last_box_is_not_a_cut(clips: dict[str, Path],
     assert _check(padded) == ((), "ok")
 
 
+def test_data_appended_after_the_last_box_is_not_a_cut(clips: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    """Some cameras append a trailer that is no box (no four-character type)."""
+    trailer = bytes([0x00, 0x00, 0x10, 0x00, 0x01, 0x02, 0x03, 0x04]) + bytes(range(56))
+    appended = _write(tmp_path / "trailer.mp4", clips["end"].read_bytes() + trailer)
+    assert _check(appended) == ((), "ok")
+    data = clips["front"].read_bytes()
+    cut = _write(tmp_path / "cut-trailer.mp4", data[: len(data) * 6 // 10] + trailer)
+    assert _check(cut)[0] == (Code.F_TRUNCATED,), "a cut before a trailer still shows"
+
+
 def test_an_edit_list_shorter_than_the_media_is_not_a_cut(clips: dict[str, Path],
                                                           tmp_path: Path) -> None:
     data = bytearray(clips["front"].read_bytes())

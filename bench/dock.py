@@ -272,7 +272,8 @@ def report(args: argparse.Namespace, nbytes: int, cps: list[float],
         "`fixtures.camera.build_big_camera`), each renamed into its own bay folder at the "
         f"same instant; `dock.max_parallel = {args.parallel}`, `settle_s = {SETTLE_S}`, "
         "wipe never, no renditions (copy + BLAKE3/SHA-256 + fsync + re-read verify + "
-        "ffprobe/demux check + catalog, as `evidock ingest`)\n- cold: page cache dropped "
+        "media check (ffprobe reading every packet) + catalog, as `evidock ingest`)\n"
+        "- cold: page cache dropped "
         f"before each contender; {args.runs} run(s), medians; same filesystem for source "
         "and store",
         markdown_table(["contender", "wall s", "aggregate MB/s", "÷ parallel cp"], rows),
@@ -286,10 +287,11 @@ def report(args: argparse.Namespace, nbytes: int, cps: list[float],
         "ingest` clients of one service). The gap to `cp` is the pipeline's per-byte work: "
         "the camera is read once, hashed with BLAKE3 and SHA-256 and written with an fsync "
         "per file; the copy is read again from disk after its cached pages are dropped "
-        "(BLAKE3 only) and demuxed by ffmpeg from the page cache, while `cp` reads once and "
+        "(BLAKE3 only) and every packet read by ffprobe from the page cache, while `cp` reads "
+        "once and "
         "defers writeback to the closing `sync`. Each bay copies its next file while the "
         "one before settles (ingest/settling.py); 8 bays share 2 cores, so the aggregate "
-        "is bound by the hashing and demux CPU, a target for `ingest/`, not for the dock. "
+        "is bound by the hashing and media-check CPU, a target for `ingest/`, not the dock. "
         "The first byte comes 0.1-0.25 s after the camera is taken; the rest is the "
         "watched-folder source's settle timer, which a USB mount event (udev source) does "
         f"not wait for. 1-minute load average before/after the run: {args.load[0]:.1f} / "

@@ -63,6 +63,7 @@ from bench.common import (
 )
 
 TARGET = 1.1
+SLOWED = 1.05  # a cat this much slower than its throttle allows marks a round as disturbed
 BLKIO = Path("/sys/fs/cgroup/blkio")
 EVIDOCK = REPO / ".venv" / "bin" / "evidock"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -118,9 +119,20 @@ class Round:
     rate: float
     cat: Run
     ingest: Run
+    throttle_s: float  # what the throttle alone allows for the largest camera
 
     def ratios(self) -> list[float]:
         return [i / c for i, c in zip(self.ingest.wall_s, self.cat.wall_s, strict=True)]
+
+    def cat_slowed(self) -> bool:
+        """The baseline itself ran slower than its throttle: the machine slowed this round
+        (on this VM, host faults on fresh page cache), so its ratio says little."""
+        return max(self.cat.wall_s) > self.throttle_s * SLOWED
+
+    def verdict(self) -> str:
+        if self.cat_slowed():
+            return "not counted (cat slowed)"
+        return "met" if max(self.ratios()) <= TARGET else "missed"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -412,7 +424,7 @@ def measure(cameras: Sequence[Camera], group: Path, scratch: Path, rate: float,
     ingest = dock_round(cameras, group, scratch, settings or {}) if via == "dock" \
         else ingest_round(cameras, group, scratch, settings or {})
     check_throttled(group, before, cameras, "ingest")
-    r = Round(len(cameras), rate, cat, ingest)
+    r = Round(len(cameras), rate, cat, ingest, max(c.nbytes for c in cameras) / (rate * MB))
     print(f"  {r.n} camera(s) at {rate:g} MB/s: cat {max(cat.wall_s):.2f}s, ingest "
           f"{max(ingest.wall_s):.2f}s, worst ratio {max(r.ratios()):.2f}×", flush=True)
     return r
@@ -442,20 +454,21 @@ def sweep_table(rounds: Sequence[Round], cameras: Sequence[Camera]) -> str:
     rows = []
     for r in rounds:
         nbytes = sum(c.nbytes for c in cameras[:r.n])
-        ok = max(r.ratios()) <= TARGET
-        rows.append([r.n, f"{max(r.cat.wall_s):.2f}", f"{mb_per_s(nbytes, max(r.cat.wall_s)):.0f}",
+        rows.append([r.n, f"{r.throttle_s:.2f}", f"{max(r.cat.wall_s):.2f}",
+                     f"{mb_per_s(nbytes, max(r.cat.wall_s)):.0f}",
                      f"{max(r.ingest.wall_s):.2f}", f"{max(r.ratios()):.2f}×",
-                     _cpu_per_gib(r.ingest, nbytes), f"{r.ingest.rss_mib:.0f}",
-                     "met" if ok else "missed"])
-    return markdown_table(["bays", "slowest cat s", "cat aggregate MB/s", "slowest ingest s",
-                           "worst ingest ÷ cat", "ingest CPU-s/GiB", "peak RSS MiB",
+                     f"{max(r.ingest.wall_s) / r.throttle_s:.2f}×",
+                     _cpu_per_gib(r.ingest, nbytes), f"{r.ingest.rss_mib:.0f}", r.verdict()])
+    return markdown_table(["bays", "throttle allows s", "slowest cat s", "cat aggregate MB/s",
+                           "slowest ingest s", "worst ingest ÷ cat",
+                           "slowest ingest ÷ throttle", "ingest CPU-s/GiB", "peak RSS MiB",
                            f"≤ {TARGET}×"], rows)
 
 
 def main_text(r: Round, cameras: Sequence[Camera], via: str = "dock") -> str:
     nbytes = sum(c.nbytes for c in cameras)
     worst = max(r.ratios())
-    verdict = "**met**" if worst <= TARGET else "**missed**"
+    verdict = f"**{r.verdict()}**"
     if via == "dock":
         cpu_of, rss_of = "the dock daemon + its ffprobe/ffmpeg children", "the dock daemon"
         meaning = ("ingest s is plugged in → done (identify, mount, offload, unmount); "
@@ -471,6 +484,10 @@ def main_text(r: Round, cameras: Sequence[Camera], via: str = "dock") -> str:
             f"- slowest camera's ingest ÷ its cat: **{worst:.2f}×** (target ≤ {TARGET}×): "
             f"{verdict}; slowest ingest ÷ slowest cat "
             f"{max(r.ingest.wall_s) / max(r.cat.wall_s):.2f}×\n"
+            f"- the throttle alone allows {r.throttle_s:.2f} s per camera: slowest cat "
+            f"{max(r.cat.wall_s) / r.throttle_s:.2f}× that (over {SLOWED}×: the machine "
+            f"slowed the round, its ratio is not counted), slowest ingest "
+            f"{max(r.ingest.wall_s) / r.throttle_s:.2f}× that\n"
             f"- CPU-s per GiB: ingest {_cpu_per_gib(r.ingest, nbytes)} ({cpu_of}), cat "
             f"{_cpu_per_gib(r.cat, nbytes)}\n"
             f"- peak RSS: {r.ingest.rss_mib:.0f} MiB (VmHWM of {rss_of}), cat "
@@ -478,11 +495,12 @@ def main_text(r: Round, cameras: Sequence[Camera], via: str = "dock") -> str:
 
 
 def bays_text(rounds: Sequence[Round], cameras: Sequence[Camera], rate: float) -> str:
-    good = [r.n for r in rounds if max(r.ratios()) <= TARGET]
+    good = [r.n for r in rounds if r.verdict() == "met"]
     best = max(good) if good else 0
     return (f"Bays at {rate:g} MB/s each (USB 3):\n\n{sweep_table(rounds, cameras)}\n\n"
-            f"- largest number of bays with every camera's ingest ≤ {TARGET}× its cat: "
-            f"**{best}**" + ("" if best else " (not even one)"))
+            f"- largest number of bays with every camera's ingest ≤ {TARGET}× its cat, in a "
+            f"round whose cats ran at their throttle: **{best}**"
+            + ("" if best else " (not even one)"))
 
 
 def doc_body(args: argparse.Namespace, cameras: Sequence[Camera], main_round: Round,

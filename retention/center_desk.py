@@ -32,7 +32,7 @@ from integrity.errors import Conflict, InvalidRequest, NotFound, SelfApproval
 from records.permissions import Actor, Gate, P
 from records.persons import is_person
 from retention.central_models import CenterHold, CenterHoldRelease
-from retention.holds import SCOPES
+from retention.holds import hold_request
 
 _C, _L, _R = table_of(CentralCase), table_of(CentralLink), table_of(CentralRecording)
 
@@ -92,12 +92,7 @@ class CenterHolds:
     def place(self, actor: Actor, *, station: str, scope: str, target: str,
               reason: str) -> dict[str, object]:
         """Hold ``station``'s case (number or id), recording or officer."""
-        if scope not in SCOPES:
-            raise InvalidRequest(f"hold scope {scope!r} is not one of {list(SCOPES)}",
-                                 scope=scope)
-        target, reason = target.strip(), reason.strip()
-        if not target or not reason:
-            raise InvalidRequest("a hold needs a target and a reason", scope=scope)
+        target, reason = hold_request(scope, target, reason)
         self._witnessed(station)
         resolved = self._resolve(actor, station, scope, target)
         now = self.clock()

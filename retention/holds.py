@@ -33,6 +33,18 @@ from retention.models import Hold, HoldRelease
 from retention.policy import HoldRef, HoldScope
 
 SCOPES: tuple[HoldScope, ...] = ("case", "recording", "officer")
+
+
+def hold_request(scope: str, target: str, reason: str) -> tuple[str, str]:
+    """A hold's scope checked and its target and reason stripped, both required (the
+    station's holds and the center's)."""
+    if scope not in SCOPES:
+        raise InvalidRequest(f"hold scope {scope!r} is not one of {list(SCOPES)}",
+                             scope=scope)
+    target, reason = target.strip(), reason.strip()
+    if not target or not reason:
+        raise InvalidRequest("a hold needs a target and a reason", scope=scope)
+    return target, reason
 _Views = list["HoldView"]  # `list` is also a HoldDesk method name
 
 
@@ -101,12 +113,7 @@ class HoldDesk:
 
     def add(self, actor: Actor, *, scope: str, target: str, reason: str) -> HoldView:
         """Place a hold. ``target``: a case number (or id), a recording id, a police number."""
-        if scope not in SCOPES:
-            raise InvalidRequest(f"hold scope {scope!r} is not one of {list(SCOPES)}",
-                                 scope=scope)
-        target, reason = target.strip(), reason.strip()
-        if not target or not reason:
-            raise InvalidRequest("a hold needs a target and a reason", scope=scope)
+        target, reason = hold_request(scope, target, reason)
         resolved = self._resolve(actor, scope, target)
         now = self.clock()
         row = Hold(id=self.new_id(), scope=scope, target=resolved, reason=reason,

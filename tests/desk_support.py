@@ -190,6 +190,20 @@ def log_in(browser: Any, station: DeskStation, user: str, *, lang: str = "zh",
     return page
 
 
+def release_own_hold(page: Any, row: Any, tr: Any) -> Any:
+    """Whoever placed the hold in ``row`` tries to release it: the desk shows the
+    two-person refusal (station and center desks alike); the refusal's locator."""
+    from playwright.sync_api import expect  # noqa: PLC0415 - only the browser tests
+
+    row.locator("input[name=reason]").fill("复议结束")
+    row.get_by_role("button", name=tr("Release")).click()
+    refused = page.get_by_test_id("refused")
+    expect(refused).to_contain_text("E_SELF_APPROVAL")
+    expect(refused).to_contain_text(
+        tr("The person who placed a hold cannot release it; another person must."))
+    return refused
+
+
 def shot(page: Any, lang: str, name: str) -> Path:
     """A full-page screenshot in the artefact folder (look at them)."""
     folder = ARTIFACTS / lang

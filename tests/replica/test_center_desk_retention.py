@@ -44,7 +44,15 @@ from center_support import (
     upload,
     upload_toml,
 )
-from desk_support import PASSWORDS, DeskStation, log_in, need_browser, set_passwords, shot
+from desk_support import (
+    PASSWORDS,
+    DeskStation,
+    log_in,
+    need_browser,
+    release_own_hold,
+    set_passwords,
+    shot,
+)
 from playwright.sync_api import expect
 from s3server import WeedServer
 from service_support import RunningService, audit_rows, serving
@@ -130,6 +138,14 @@ def _refused(desk: RetentionDesk, user: str, subject: str) -> list[Any]:
             if e.actor == f"user:{user}" and subject in e.subjects]
 
 
+def _shows_its_event(desk: RetentionDesk, refused: Any, user: str, subject: str,
+                     tr: Any) -> None:
+    """The refusal on the page names the one audit event that recorded it."""
+    [event] = _refused(desk, user, subject)
+    expect(refused).to_contain_text(
+        tr("Recorded in the audit log as event %(seq)s.", seq=event.seq))
+
+
 def test_a_hold_placed_at_the_center_desk_is_released_only_by_another_person(
         chromium: Any, retention_desk: RetentionDesk) -> None:
     d, lang = retention_desk, "zh"
@@ -163,15 +179,8 @@ def test_a_hold_placed_at_the_center_desk_is_released_only_by_another_person(
     shot(legal, lang, "center-retention")
 
     # Whoever placed it may not release it: the desk's refusal is shown, the hold stays.
-    row.locator("input[name=reason]").fill("复议结束")
-    row.get_by_role("button", name=_("Release")).click()
-    refused = legal.get_by_test_id("refused")
-    expect(refused).to_contain_text("E_SELF_APPROVAL")
-    expect(refused).to_contain_text(
-        _("The person who placed a hold cannot release it; another person must."))
-    [event] = _refused(d, "legal", f"center-hold:{hold}")
-    expect(refused).to_contain_text(
-        _("Recorded in the audit log as event %(seq)s.", seq=event.seq))
+    refused = release_own_hold(legal, row, _)
+    _shows_its_event(d, refused, "legal", f"center-hold:{hold}", _)
     expect(row).to_contain_text(_("In force"))
     shot(legal, lang, "center-retention-self-release")
     assert _errors(legal) == []
@@ -240,9 +249,7 @@ def test_a_reported_deletion_is_decided_at_the_center_desk_by_a_second_person(
     expect(refused).to_contain_text("E_SELF_APPROVAL")
     expect(refused).to_contain_text(
         _("Whoever scheduled a deletion cannot approve it; another person must."))
-    [event] = _refused(d, "supervisor", f"recording:{approved}")
-    expect(refused).to_contain_text(
-        _("Recorded in the audit log as event %(seq)s.", seq=event.seq))
+    _shows_its_event(d, refused, "supervisor", f"recording:{approved}", _)
     shot(boss, lang, "center-retention-self-approval")
     assert _errors(boss) == []
     boss.context.close()

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from desk_support import PASSWORDS, DeskStation, log_in, set_passwords, shot
+from desk_support import (
+    PASSWORDS,
+    DeskStation,
+    log_in,
+    release_own_hold,
+    set_passwords,
+    shot,
+)
 from evidock_testing import migrated, write_agency_config
 from playwright.sync_api import expect
 from service_support import serving
@@ -95,12 +102,7 @@ def test_hold_is_placed_listed_and_released_by_another_person(
     shot(legal, lang, "retention")
 
     # Whoever placed it may not release it: the desk's refusal is shown, the hold stays.
-    row.locator("input[name=reason]").fill("复议结束")
-    row.get_by_role("button", name=_("Release")).click()
-    refused = legal.get_by_test_id("refused")
-    expect(refused).to_contain_text("E_SELF_APPROVAL")
-    expect(refused).to_contain_text(
-        _("The person who placed a hold cannot release it; another person must."))
+    release_own_hold(legal, row, _)
     expect(legal.locator("[data-testid=holds] tr", has_text=reason)).to_contain_text(
         _("In force"))
     assert _errors(legal) == []

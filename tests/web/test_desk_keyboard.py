@@ -55,7 +55,11 @@ def keyboard_login(chromium: Any, station: DeskStation, user: str) -> Any:
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.desk_errors = errors
     page.goto(f"{station.url}/lang/zh?next=/desk/login")
-    page.keyboard.type(user)  # the user field has the focus when the page opens
+    # The user field takes the focus when the page opens (autofocus), but Chromium moves
+    # it there at its next rendering step, which on a busy machine can come after "load":
+    # typing before that went nowhere and the login failed (seen in CI).
+    page.wait_for_function("() => document.activeElement?.name === 'user'", timeout=10_000)
+    page.keyboard.type(user)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORDS[user])
     page.keyboard.press("Enter")

@@ -30,6 +30,7 @@ from evidock.service.peer import PeerCredProtocol
 from evidock.service.routes.sessions import web_desk
 from evidock.service.tls import ClientCertProtocol, server_context
 from evidock.wiring import Services
+from ingest.tools import warm_up
 from integrity.errors import ConfigError
 
 # Behind no proxy: X-Forwarded-* from a client must not change its address or scheme.
@@ -60,6 +61,7 @@ class Listener(uvicorn.Server):
 def serve(services: Services, *, socket: Path, notifier: Notifier | None = None) -> None:
     """Serve until SIGTERM/SIGINT; requests in flight finish (up to 30 s)."""
     services.start_group_commit()  # concurrent requests' audit events: one commit
+    warm_up()  # ffprobe/ffmpeg's libraries in the page cache before the first camera
     app = build_app(services=services)
     service = services.settings.service
     listeners = []

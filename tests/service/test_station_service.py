@@ -52,3 +52,29 @@ def test_the_service_refuses_rules_others_could_edit(tmp_path: Path) -> None:
                          timeout=60)
     assert run.returncode == 2
     assert "E_CONFIG" in run.stderr and str(config) in run.stderr and "0664" in run.stderr
+
+
+def test_the_service_loads_ffprobe_and_ffmpeg_as_it_starts(tmp_path: Path) -> None:
+    """Before any camera: the first offload after a boot otherwise waited ~1.1 s for
+    ffprobe's shared libraries inside its media check (issue 14). Tools that report each
+    run on a FIFO, then are the real ones; no request is made."""
+    import select
+
+    from evidock_testing import listening_fifo
+    from service_support import serving
+
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    write_agency_config(home)
+    bin_dir.mkdir()
+    with listening_fifo(tmp_path / "ran") as fd:
+        for tool in ("ffprobe", "ffmpeg"):
+            (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" > {tmp_path}/ran\n'
+                                        f'exec /usr/bin/{tool} "$@"\n', encoding="utf-8")
+            (bin_dir / tool).chmod(0o755)
+        with serving(home, env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}):
+            seen = ""
+            while seen.count("\n") < 2:
+                ready, _, _ = select.select([fd], [], [], 60)
+                assert ready, f"the service ran only {seen!r} within 60 s of starting"
+                seen += os.read(fd, 4096).decode()
+    assert sorted(seen.splitlines()) == ["ffmpeg -version", "ffprobe -version"]

@@ -43,20 +43,17 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 
+from bench.camera_reads import machine_cpu
 from bench.common import (
     MB,
     REPO,
-    GiB,
     MiB,
     cached_build,
     fadvise_dontneed,
-    machine_info,
-    markdown_table,
-    mb_per_s,
     total_size,
     tree_files,
     write_section,
@@ -111,6 +108,8 @@ class Run:
     rss_mib: float
     offload_s: tuple[float, ...] = ()  # the Offloader's own time per camera (its report)
     read_s: tuple[float, ...] = ()  # plugged in → its last byte read (bench/camera_reads.py)
+    machine_s: float = 0.0  # the whole machine's busy CPU-s during the round (/proc/stat)
+    steal_s: float = 0.0  # CPU-s the host took from this guest during the round
 
 
 @dataclass(frozen=True)
@@ -322,8 +321,30 @@ def run_parallel(argvs: Sequence[Sequence[str]], group: Path, *, env: dict[str, 
 
 def cat_round(cameras: Sequence[Camera], group: Path) -> Run:
     evict_cameras(cameras)
-    return run_parallel([["cat", *map(str, c.files)] for c in cameras], group,
-                        env=dict(os.environ), outs=[None] * len(cameras))
+    with machine_busy() as busy:
+        run = run_parallel([["cat", *map(str, c.files)] for c in cameras], group,
+                           env=dict(os.environ), outs=[None] * len(cameras))
+    return busy.into(run)
+
+
+@dataclass
+class MachineBusy:
+    busy_s: float = 0.0
+    steal_s: float = 0.0
+
+    def into(self, run: Run) -> Run:
+        return replace(run, machine_s=self.busy_s, steal_s=self.steal_s)
+
+
+@contextlib.contextmanager
+def machine_busy() -> Iterator[MachineBusy]:
+    """The machine's busy and stolen CPU-s over the block (bench/camera_reads.py)."""
+    out, (busy, steal) = MachineBusy(), machine_cpu()
+    try:
+        yield out
+    finally:
+        now_busy, now_steal = machine_cpu()
+        out.busy_s, out.steal_s = now_busy - busy, now_steal - steal
 
 
 # --- the station --------------------------------------------------------------------------
@@ -388,7 +409,8 @@ def ingest_round(cameras: Sequence[Camera], group: Path, scratch: Path,
         argvs = [[str(EVIDOCK), "ingest", str(c.mount), "--device", c.serial, "--json",
                   "--no-process"] for c in cameras]
         before = _proc_cpu(service.pid)
-        clients = run_parallel(argvs, group, env=_env(scratch / "home"), outs=outs)
+        with machine_busy() as busy:
+            clients = run_parallel(argvs, group, env=_env(scratch / "home"), outs=outs)
         service_cpu = _proc_cpu(service.pid) - before
         hwm = _proc_hwm_mib(service.pid)
     inner = []
@@ -397,8 +419,8 @@ def ingest_round(cameras: Sequence[Camera], group: Path, scratch: Path,
         if summary["ingested"] != summary["files"] or summary["files"] != len(cam.files):
             raise SystemExit(f"{cam.serial}: not every file was ingested: {summary}")
         inner.append(float(summary["seconds"]))
-    return Run(clients.wall_s, clients.cpu_s + service_cpu, max(hwm, clients.rss_mib),
-               tuple(inner))
+    return busy.into(Run(clients.wall_s, clients.cpu_s + service_cpu,
+                         max(hwm, clients.rss_mib), tuple(inner)))
 
 
 def station_settings(pairs: Sequence[str]) -> dict[str, str]:
@@ -428,103 +450,6 @@ def measure(cameras: Sequence[Camera], group: Path, scratch: Path, rate: float,
     print(f"  {r.n} camera(s) at {rate:g} MB/s: cat {max(cat.wall_s):.2f}s, ingest "
           f"{max(ingest.wall_s):.2f}s, worst ratio {max(r.ratios()):.2f}×", flush=True)
     return r
-
-
-# --- report -------------------------------------------------------------------------------
-
-
-def per_camera_table(r: Round, cameras: Sequence[Camera]) -> str:
-    reads = r.ingest.read_s or (float("nan"),) * len(cameras)
-    rows = [[c.serial, f"{c.nbytes / MB:.0f}", f"{cw:.2f}", f"{iw:.2f}",
-             f"{mb_per_s(c.nbytes, iw):.1f}", f"**{iw / cw:.2f}×**", f"{ow:.2f}",
-             f"{ow / cw:.2f}×", f"{rw:.2f}", f"{rw / cw:.2f}×", f"{iw - rw:.2f}"]
-            for c, cw, iw, ow, rw in zip(cameras, r.cat.wall_s, r.ingest.wall_s,
-                                         r.ingest.offload_s, reads, strict=True)]
-    return markdown_table(["camera", "MB", "cat s", "ingest s", "ingest MB/s",
-                           "ingest ÷ cat", "of which offload s (its report)",
-                           "offload ÷ cat", "last byte read s", "read ÷ cat",
-                           "tail s (last byte → done)"], rows)
-
-
-def _cpu_per_gib(run: Run, nbytes: int) -> str:
-    return f"{run.cpu_s / (nbytes / GiB):.1f}"
-
-
-def sweep_table(rounds: Sequence[Round], cameras: Sequence[Camera]) -> str:
-    rows = []
-    for r in rounds:
-        nbytes = sum(c.nbytes for c in cameras[:r.n])
-        rows.append([r.n, f"{r.throttle_s:.2f}", f"{max(r.cat.wall_s):.2f}",
-                     f"{mb_per_s(nbytes, max(r.cat.wall_s)):.0f}",
-                     f"{max(r.ingest.wall_s):.2f}", f"{max(r.ratios()):.2f}×",
-                     f"{max(r.ingest.wall_s) / r.throttle_s:.2f}×",
-                     _cpu_per_gib(r.ingest, nbytes), f"{r.ingest.rss_mib:.0f}", r.verdict()])
-    return markdown_table(["bays", "throttle allows s", "slowest cat s", "cat aggregate MB/s",
-                           "slowest ingest s", "worst ingest ÷ cat",
-                           "slowest ingest ÷ throttle", "ingest CPU-s/GiB", "peak RSS MiB",
-                           f"≤ {TARGET}×"], rows)
-
-
-def main_text(r: Round, cameras: Sequence[Camera], via: str = "dock") -> str:
-    nbytes = sum(c.nbytes for c in cameras)
-    worst = max(r.ratios())
-    verdict = f"**{r.verdict()}**"
-    if via == "dock":
-        cpu_of, rss_of = "the dock daemon + its ffprobe/ffmpeg children", "the dock daemon"
-        meaning = ("ingest s is plugged in → done (identify, mount, offload, unmount); "
-                   "offload s is the Offloader's own time from the daemon's event")
-    else:
-        cpu_of = f"service + its ffprobe/ffmpeg children + the {r.n} CLI clients"
-        rss_of = "`evidock serve`; the largest client or child counted if larger"
-        meaning = ("ingest s is the CLI's wall (what the user waits for: client start-up, "
-                   "the request, the audited ingest.request, the offload); offload s is "
-                   "the Offloader's own time from its JSON report")
-    return (f"{r.n} cameras at once, each throttled to {r.rate:g} MB/s:\n\n"
-            f"{per_camera_table(r, cameras)}\n\n"
-            f"- slowest camera's ingest ÷ its cat: **{worst:.2f}×** (target ≤ {TARGET}×): "
-            f"{verdict}; slowest ingest ÷ slowest cat "
-            f"{max(r.ingest.wall_s) / max(r.cat.wall_s):.2f}×\n"
-            f"- the throttle alone allows {r.throttle_s:.2f} s per camera: slowest cat "
-            f"{max(r.cat.wall_s) / r.throttle_s:.2f}× that (over {SLOWED}×: the machine "
-            f"slowed the round, its ratio is not counted), slowest ingest "
-            f"{max(r.ingest.wall_s) / r.throttle_s:.2f}× that\n"
-            f"- CPU-s per GiB: ingest {_cpu_per_gib(r.ingest, nbytes)} ({cpu_of}), cat "
-            f"{_cpu_per_gib(r.cat, nbytes)}\n"
-            f"- peak RSS: {r.ingest.rss_mib:.0f} MiB (VmHWM of {rss_of}), cat "
-            f"{r.cat.rss_mib:.0f} MiB\n- {meaning}")
-
-
-def bays_text(rounds: Sequence[Round], cameras: Sequence[Camera], rate: float) -> str:
-    good = [r.n for r in rounds if r.verdict() == "met"]
-    best = max(good) if good else 0
-    return (f"Bays at {rate:g} MB/s each (USB 3):\n\n{sweep_table(rounds, cameras)}\n\n"
-            f"- largest number of bays with every camera's ingest ≤ {TARGET}× its cat, in a "
-            f"round whose cats ran at their throttle: **{best}**"
-            + ("" if best else " (not even one)"))
-
-
-def doc_body(args: argparse.Namespace, cameras: Sequence[Camera], main_round: Round,
-             sweep: Sequence[Round], cmd: str) -> str:
-    info = machine_info()
-    head = (f"- date: {info['date']}; {info['load']} at the end (shared VM)\n"
-            f"- machine: {info['machine']}\n- python {info['python']}, {info['ffmpeg']}\n"
-            f"- command: `{cmd}`\n"
-            f"- cameras: {len(cameras)} × {cameras[0].nbytes / MB:.0f} MB "
-            f"({len(cameras[0].files)} MP4 files each, `fixtures.camera.build_big_camera`), "
-            "each an ext4 image (`mkfs.ext4 -d`, copied to a tmpfs: a camera is a device "
-            "of its own, its reads must not queue behind the store's writes) on a "
-            "read-only loop device mounted read-only, reads throttled per device with "
-            "cgroup v1 "
-            "`blkio.throttle.read_bps_device`; cold cameras, warm station: before each "
-            "contender the camera files' pages, the loop devices' buffers and the images' "
-            "pages are dropped (not the station's programs: ffmpeg/ffprobe ran once at "
-            "the start, as on a running station); one run each\n"
-            "- cat = `cat FILES > /dev/null` per camera, all at once, in the throttled "
-            f"group; {VIA[args.via]}")
-    parts = [head, main_text(main_round, cameras, args.via)]
-    if sweep:
-        parts.append(bays_text(sweep, cameras, args.bays_at))
-    return "\n\n".join(parts)
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -574,6 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; mounts, loop devices and the cgroup were removed", file=sys.stderr)
         return 130
+    from bench.camera_report import doc_body
+
     body = doc_body(args, cams, main_round, sweep, cmd)
     print("\n" + body)
     if args.doc:

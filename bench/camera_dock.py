@@ -24,7 +24,7 @@ from bench.camera import (
     in_group,
     read_bytes,
 )
-from bench.camera_reads import ReadWatch
+from bench.camera_reads import ReadWatch, machine_cpu
 from bench.common import REPO, remove_tree
 from bench.dock import DaemonEvents
 
@@ -71,7 +71,7 @@ def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path,
     try:
         events.until("ready", timeout=120)
         evict_cameras(cameras)
-        before = _proc_cpu(proc.pid)
+        before, busy = _proc_cpu(proc.pid), machine_cpu()
         watch = ReadWatch(lambda: read_bytes(group), {c.devno: c.nbytes for c in cameras})
         plugged: dict[str, float] = {}
         for n, cam in enumerate(cameras, start=1):
@@ -82,7 +82,7 @@ def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path,
                                  serial=cam.serial))
         offloads = events.until("offload", len(cameras), timeout=600)
         done = events.until("done", len(cameras), timeout=600)
-        last_byte = watch.stop()
+        last_byte, after = watch.stop(), machine_cpu()
         cpu, hwm = _proc_cpu(proc.pid) - before, _proc_hwm_mib(proc.pid)
     finally:
         proc.terminate()
@@ -97,4 +97,4 @@ def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path,
     read = tuple(last_byte.get(c.devno, float("nan")) - plugged[b]
                  for b, c in zip(bays, cameras, strict=True))
     return Run(tuple(ended[b] - plugged[b] for b in bays), cpu, hwm,
-               tuple(seconds[b] for b in bays), read)
+               tuple(seconds[b] for b in bays), read, after[0] - busy[0], after[1] - busy[1])

@@ -1,15 +1,29 @@
 """When did each camera give its last byte? A sampler of the throttled cgroup's per-device
 read counters (``blkio.throttle.io_service_bytes``), so bench.camera can split a camera's
 ingest into reading the camera and the tail after it (verify, check, commit, unmount).
+And how busy was the whole machine (:func:`machine_cpu`): the kernel's work for the
+emulated cameras shows in no process's rusage.
 
 A bench instrument, not a wait: it polls every ``every`` s on its own thread, so each time
 it reports is late by at most that much."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[float, float]:
+    """CPU-s the machine has been busy since boot (every process and the kernel's threads:
+    user, nice, system, irq, softirq; /proc/stat) and CPU-s the host took (steal)."""
+    first = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0].split()
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, first[1:9])
+    return (user + nice + system + irq + softirq) / _CLK_TCK, steal / _CLK_TCK
 
 
 class ReadWatch:

@@ -67,12 +67,15 @@ class Restored:
 
 
 class ContentStore:
-    def __init__(self, *, root: Path, before_reread: BeforeReread | None = None) -> None:
+    def __init__(self, *, root: Path, before_reread: BeforeReread | None = None,
+                 direct_writes: bool = True) -> None:
         """``before_reread`` is a test seam at the disk boundary, None in production:
         it is called with every staged file after its fsync and before its re-read, so
-        a test can flip a byte there, as a disk that did not keep what it was given."""
+        a test can flip a byte there, as a disk that did not keep what it was given.
+        ``direct_writes``: staged copies bypass the page cache (archive/staging.py)."""
         self.root = root
         self.before_reread = before_reread
+        self.direct_writes = direct_writes
 
     def path_for(self, b3: str) -> Path:
         if not _HEX64.match(b3):
@@ -103,8 +106,8 @@ class ContentStore:
                 raise store_error(exc, f"cannot stage in {self.root}") from exc
             fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            yield Stager(store=self, directory=path,
-                         before_reread=self.before_reread)
+            yield Stager(store=self, directory=path, before_reread=self.before_reread,
+                         direct=self.direct_writes)
         finally:
             shutil.rmtree(path, ignore_errors=True)
             os.close(lock)

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.offload [--gib 2] [--bigfile-gib 4] [--runs 3] [--warm]
         [--data DIR] [--no-keep] [--no-doc] [--compare LABEL=EXE ...]
+        [--variant LABEL:SECTION__KEY=VALUE ...]
 
 Builds once (cached under bench/data/ or --data) a --gib GiB camera tree and a single
 --bigfile-gib GiB file with fixtures.camera. Then, --runs times, alternating, cold by
@@ -17,6 +18,7 @@ big file, a phase breakdown, and writes them to docs/BENCHMARKS.md ("## Offload"
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -96,6 +98,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--evidock", default=str(EVIDOCK), help="evidock executable to bench")
     p.add_argument("--compare", action="append", default=[], metavar="LABEL=EXE",
                    help="also bench another evidock build, in the same rounds")
+    p.add_argument("--variant", action="append", default=[],
+                   metavar="LABEL:SECTION__KEY=VALUE",
+                   help="also bench this build with a station setting changed (e.g. "
+                        "buffered:INGEST__DIRECT_WRITES=false), in the same rounds")
     return p.parse_args(argv)
 
 
@@ -199,7 +205,12 @@ def contenders(b: Bench) -> dict[str, Callable[[], ChildResult]]:
     out: dict[str, Callable[[], ChildResult]] = {"ingest": lambda: ingest_once(b, b.tree)}
     for spec in b.args.compare:
         label, _, exe = spec.partition("=")
-        out[f"ingest[{label}]"] = lambda exe=exe: ingest_once(b, b.tree, exe=exe)
+        out[f"ingest[{label}]"] = functools.partial(ingest_once, b, b.tree, exe=exe)
+    for spec in b.args.variant:
+        label, _, setting = spec.partition(":")
+        key, _, value = setting.partition("=")
+        out[f"ingest[{label}]"] = functools.partial(
+            ingest_once, b, b.tree, overrides={f"EVIDOCK_{key}": value})
     out["cp+sync"] = lambda: cp_once(b)
     out["cp+sync+b3sum(copy)"] = lambda: cp_once(b, verify=True)
     out["b3sum"] = lambda: b3sum_once(b)

@@ -76,7 +76,8 @@ class Services:
         svc = cls(
             settings=settings,
             catalog=Catalog.open(settings.catalog_url),
-            store=ContentStore(root=settings.store_dir),
+            store=ContentStore(root=settings.store_dir,
+                               direct_writes=settings.ingest.direct_writes),
             prober=Prober(timeout_s=settings.ingest.probe_timeout_s),
             keys=StationKeys(directory=settings.keys_dir),
             clock=clock,

@@ -12,9 +12,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import mmap
 import os
 import shutil
 import stat
+import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +30,7 @@ from sqlmodel import Session, col, func, select
 from archive.catalog.models import Derivative, Rendition, Seal
 from archive.staging import Staged, StagingWriter
 from archive.store import ContentStore
+from config import load_settings
 from evidock.wiring import Services
 from fixtures.media import ClipSpec, encode_clip
 from ingest.outcome import OffloadReport, OffloadRequest
@@ -261,6 +264,69 @@ def test_staging_writer_starts_writeback_without_losing_bytes(tmp_path: Path) ->
     finally:
         os.close(fd)
     assert path.read_bytes() == data
+
+
+def _cached_bytes(path: Path) -> int:
+    out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", str(path)], check=True,
+                         capture_output=True, text=True, timeout=30).stdout
+    return int(out.split()[0])
+
+
+def test_staging_writer_writes_aligned_chunks_past_the_page_cache(tmp_path: Path) -> None:
+    """copy_and_hash's page-aligned chunks go to the disk directly (no page cache filled);
+    the last, partial block through the cache; every byte lands (issue 14)."""
+    path, chunks = tmp_path / "f", [os.urandom(1 << 20) for _ in range(3)]
+    buf = mmap.mmap(-1, 1 << 20)  # page-aligned, as copy_and_hash's pool
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        w = StagingWriter(fd, direct=True)
+        assert w.direct, "the test filesystem refuses O_DIRECT"
+        for chunk in chunks:
+            buf[:] = chunk
+            assert w.write(memoryview(buf)) == len(chunk)
+        assert w.direct and _cached_bytes(path) == 0  # nothing went through the cache
+        assert w.write(memoryview(b"tail" * 250)) == 1000
+        assert not w.direct  # a partial block: through the cache from here on
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"".join(chunks) + b"tail" * 250
+
+
+def test_a_write_o_direct_refuses_is_made_through_the_cache(tmp_path: Path) -> None:
+    data = bytearray(os.urandom((1 << 20) + 1))
+    misaligned = memoryview(data)[1:]  # an address no disk DMA takes: EINVAL
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        w = StagingWriter(fd, direct=True)
+        assert w.direct
+        assert w.write(misaligned) == 1 << 20
+        assert not w.direct
+        assert w.write(misaligned) == 1 << 20
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == bytes(misaligned) * 2
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_staged_copy_fills_no_page_cache_and_is_proven_from_the_disk(
+        tmp_path: Path, direct: bool) -> None:
+    """Stager.copy writes behind, directly: after the copy and its fsync the staging
+    file has no cached pages but its last partial one, and verify re-reads it.
+    `ingest.direct_writes = false` (the station's setting) writes through the cache."""
+    data = os.urandom(5 * (1 << 20) + 123)
+    settings = load_settings(environ={"EVIDOCK_HOME": str(tmp_path),
+                                      "EVIDOCK_INGEST__DIRECT_WRITES": str(direct).lower()})
+    store = ContentStore(root=tmp_path / "store",
+                         direct_writes=settings.ingest.direct_writes)
+    with store.stage() as stager:
+        written = stager.copy(io.BytesIO(data))
+        cached = _cached_bytes(written.path)
+        assert cached <= 4096 if direct else cached >= len(data) - 4096
+        staged = stager.verify(written)
+        assert staged.digests.blake3 == blake3.blake3(data).hexdigest()
+        assert written.path.read_bytes() == data
 
 
 # ---------------------------------------------------------------------- entry paths

@@ -287,9 +287,12 @@ def phase_breakdown(b: Bench) -> dict[str, tuple[float, float]]:
 
 
 def _copy_file(copy_and_hash: Callable[..., object], src: Path, dst: Path) -> None:
+    """As Stager.copy writes (direct, behind the reads), without the follower."""
+    from archive.staging import StagingWriter
+
     with open(src, "rb", buffering=0) as fin, open(dst, "xb", buffering=0) as fout:
         os.posix_fadvise(fin.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        copy_and_hash(fin, fout)
+        copy_and_hash(fin, StagingWriter(fout.fileno(), direct=True), write_behind=True)
 
 
 def _fsync(path: Path) -> None:
@@ -362,16 +365,16 @@ def phases_text(b: Bench) -> str:
 
 
 PROPOSALS = """What the offload does per byte: one read of the camera hashed with BLAKE3
-and SHA-256 (two threads over the same buffers) and written through `StagingWriter`
-(writeback started every 8 MiB, so the fsync has little left); a follower thread reads
-the copy back from the disk 32 MiB behind the writer (fdatasync, pages dropped, BLAKE3;
-`archive/reread.py`), so the verify after the copy re-reads only the rest; one ffprobe
-that reads every packet of the copy (and a walk of its MP4 boxes), started as the last
-byte is written. Files
-overlap too (`ingest/settling.py`): the offload's thread copies file N+1 while the
-settling thread verifies, checks, commits (and wipes) file N, in camera order. The table
-above adds the steps up as if done one after another on one file at a time; the ingest
-overlaps them."""
+and SHA-256 (two threads over the same buffers) and written by a third thread straight to
+the disk (`O_DIRECT` from the page-aligned buffers, `ingest.direct_writes`; the last
+partial block through the page cache); a follower thread reads the copy back from the
+disk 32 MiB behind the writer (fdatasync, pages dropped, BLAKE3; `archive/reread.py`), so
+the verify after the copy re-reads only the rest; one ffprobe that reads every packet of
+the copy (and a walk of its MP4 boxes), started as the last byte is written; ffprobe and
+ffmpeg were loaded when the service started. Files overlap too (`ingest/settling.py`):
+the offload's thread copies file N+1 while the settling thread verifies, checks, commits
+(and wipes) file N, in camera order. The table above adds the steps up as if done one
+after another on one file at a time; the ingest overlaps them."""
 
 
 def analysis(b: Bench) -> str:

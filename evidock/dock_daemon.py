@@ -28,6 +28,7 @@ from evidock.wiring import Services, utc_now
 from ingest.hooks import FifoHooks, Hooks
 from ingest.outcome import OffloadReport, OffloadRequest
 from ingest.progress import Progress
+from ingest.tools import warm_up
 from integrity.errors import ConfigError
 
 
@@ -119,6 +120,7 @@ def serve(config: Path | None) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: thread stacks
     cfg = load_config(config)
     svc = Services.from_config(cfg.settings)
+    warm_up()  # it offloads in-process: ffprobe's libraries cached before the first camera
     notifier = Notifier()
     pipeline = ServicesPipeline(svc, hooks=FifoHooks.from_env(os.environ))
     dock = Dock(config=cfg, pipeline=pipeline, clock=utc_now,

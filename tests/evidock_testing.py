@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -370,6 +371,27 @@ def blocking_ffmpeg(directory: Path, fifo: Path, *, say: str) -> Path:
                     'exec /usr/bin/ffmpeg "$@"\n', encoding="utf-8")
     tool.chmod(0o755)
     return directory
+
+
+def reporting_tools(directory: Path, fifo: Path) -> Path:
+    """A directory holding an ``ffprobe`` and an ``ffmpeg`` that write ``TOOL ARGS`` to
+    ``fifo`` for each run, then are the real ones. Put it first on PATH."""
+    directory.mkdir()
+    for tool in ("ffprobe", "ffmpeg"):
+        (directory / tool).write_text(f'#!/bin/sh\necho "{tool} $*" > {fifo}\n'
+                                      f'exec /usr/bin/{tool} "$@"\n', encoding="utf-8")
+        (directory / tool).chmod(0o755)
+    return directory
+
+
+def read_lines(fd: int, count: int, *, timeout: float = 60) -> list[str]:
+    """``count`` lines from the FIFO ``fd`` (listening_fifo), each within ``timeout``."""
+    seen = ""
+    while seen.count("\n") < count:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        assert ready, f"only {seen!r} within {timeout:.0f} s"
+        seen += os.read(fd, 4096).decode()
+    return seen.splitlines()
 
 
 @contextmanager

@@ -19,7 +19,13 @@ from pathlib import Path
 
 import pytest
 from dockutil import Archive, Daemon, Hooks, check_nothing_lost, digests, write_dock_toml
-from evidock_testing import blocking_ffmpeg, listening_fifo, write_agency_config
+from evidock_testing import (
+    blocking_ffmpeg,
+    listening_fifo,
+    read_lines,
+    reporting_tools,
+    write_agency_config,
+)
 from service_support import serving
 from sqlmodel import Session
 from sqlmodel import select as sql_select
@@ -165,3 +171,18 @@ def _never_rendered(a: Archive) -> list[str]:
     with Session(a.catalog.engine) as s:
         tried = {r.recording_id for r in s.exec(sql_select(Rendition))}
         return sorted(r.id for r in s.exec(sql_select(Recording)) if r.id not in tried)
+
+
+def test_the_dock_daemon_loads_ffprobe_and_ffmpeg_as_it_starts(tmp_path: Path) -> None:
+    """It offloads in-process: the first camera after a boot must not wait for the
+    tools' libraries inside its media check (issue 14)."""
+    home, toml = tmp_path / "home", _toml(tmp_path)
+    with listening_fifo(tmp_path / "ran") as fd:
+        tools = reporting_tools(tmp_path / "bin", tmp_path / "ran")
+        d = Daemon(home=home, dock_toml=toml, env={"PATH": f"{tools}:{os.environ['PATH']}"})
+        try:
+            d.ready()
+            ran = read_lines(fd, 2)
+        finally:
+            d.terminate()
+    assert sorted(ran) == ["ffmpeg -version", "ffprobe -version"]

@@ -56,25 +56,14 @@ def test_the_service_refuses_rules_others_could_edit(tmp_path: Path) -> None:
 
 def test_the_service_loads_ffprobe_and_ffmpeg_as_it_starts(tmp_path: Path) -> None:
     """Before any camera: the first offload after a boot otherwise waited ~1.1 s for
-    ffprobe's shared libraries inside its media check (issue 14). Tools that report each
-    run on a FIFO, then are the real ones; no request is made."""
-    import select
-
-    from evidock_testing import listening_fifo
+    ffprobe's shared libraries inside its media check (issue 14). No request is made."""
+    from evidock_testing import listening_fifo, read_lines, reporting_tools
     from service_support import serving
 
-    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    home = tmp_path / "home"
     write_agency_config(home)
-    bin_dir.mkdir()
     with listening_fifo(tmp_path / "ran") as fd:
-        for tool in ("ffprobe", "ffmpeg"):
-            (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" > {tmp_path}/ran\n'
-                                        f'exec /usr/bin/{tool} "$@"\n', encoding="utf-8")
-            (bin_dir / tool).chmod(0o755)
-        with serving(home, env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}):
-            seen = ""
-            while seen.count("\n") < 2:
-                ready, _, _ = select.select([fd], [], [], 60)
-                assert ready, f"the service ran only {seen!r} within 60 s of starting"
-                seen += os.read(fd, 4096).decode()
-    assert sorted(seen.splitlines()) == ["ffmpeg -version", "ffprobe -version"]
+        tools = reporting_tools(tmp_path / "bin", tmp_path / "ran")
+        with serving(home, env={"PATH": f"{tools}:{os.environ['PATH']}"}):
+            ran = read_lines(fd, 2)
+    assert sorted(ran) == ["ffmpeg -version", "ffprobe -version"]

@@ -114,13 +114,19 @@ class _Signals:
         self._w.close()
 
 
+WARM_UP_S = 10
+
+
 def serve(config: Path | None) -> int:
     """Run the daemon in the foreground until SIGTERM/SIGINT."""
     _logging()
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: thread stacks
     cfg = load_config(config)
     svc = Services.from_config(cfg.settings)
-    warm_up()  # it offloads in-process: ffprobe's libraries cached before the first camera
+    # It offloads in-process: ffprobe's libraries cached before it takes the first camera
+    # (bounded: a tool that hangs is reported where it is used). Not on a thread past
+    # "ready": 8 bays docked at once then waited ~0.05 s more for their first byte.
+    warm_up().join(timeout=WARM_UP_S)
     notifier = Notifier()
     pipeline = ServicesPipeline(svc, hooks=FifoHooks.from_env(os.environ))
     dock = Dock(config=cfg, pipeline=pipeline, clock=utc_now,

@@ -1,7 +1,10 @@
-"""The media check of an MP4 is one ffprobe call: its header, its streams and a count of
-every packet the demuxer can read against what the index lists, plus a walk of the
-top-level boxes (ingest/mp4boxes.py); only a file whose last box runs "to the end of the
-file" also gets an ffmpeg demux.
+"""The media check of an MP4 is a read of its index (ingest/mp4index.py: every sample the
+moov's tables list must end inside the file), one ffprobe call for its header and
+streams, and a walk of the top-level boxes (ingest/mp4boxes.py). Where the index reader
+declines (a fragmented file; here also forced, ``NO_INDEX``) the same ffprobe call counts
+every packet the demuxer can read against what the index lists, and a file whose last
+box runs "to the end of the file" also gets an ffmpeg demux. Each cut is tested on both
+paths.
 
 Real ffmpeg/ffprobe make every file. Each cut is one a camera or a bad copy produces:
 mid-file behind a front index, exactly at a packet boundary (measured: `ffmpeg -xerror
@@ -27,6 +30,7 @@ from fixtures.camera import DEFAULT_START
 from fixtures.media import FFPROBE, ClipSpec, encode_clip, run_ffmpeg
 from ingest.media import MediaInfo, Prober
 from ingest.mp4boxes import walk_boxes
+from ingest.mp4index import IndexCheck, check_index
 from integrity.codes import Code
 from integrity.errors import ToolMissing
 
@@ -56,11 +60,16 @@ def _packet_ends(path: Path) -> list[int]:
     return sorted(int(p["pos"]) + int(p["size"]) for p in json.loads(out)["packets"])
 
 
+def NO_INDEX(path: Path) -> IndexCheck:  # noqa: N802 - a constant-like collaborator
+    """An index reader that declines every file, as it does a fragmented one."""
+    return IndexCheck(judged=False)
+
+
 class CountingProber(Prober):
     """The real prober; it notes each probe that read every packet."""
 
-    def __init__(self, *, ffmpeg: str = "ffmpeg") -> None:
-        super().__init__(ffmpeg=ffmpeg)
+    def __init__(self, *, ffmpeg: str = "ffmpeg", index: bool = True) -> None:
+        super().__init__(ffmpeg=ffmpeg, index_reader=check_index if index else NO_INDEX)
         self.counted = 0
 
     def probe(self, path: Path, *, count: bool = False) -> tuple[MediaInfo | None, Any]:
@@ -68,9 +77,15 @@ class CountingProber(Prober):
         return super().probe(path, count=count)
 
 
-def _check(path: Path, *, ffmpeg: str = "ffmpeg") -> tuple[tuple[str, ...], str]:
-    v = Prober(ffmpeg=ffmpeg).check(path, kind="video", ext=path.suffix[1:])
+def _check(path: Path, *, ffmpeg: str = "ffmpeg", index: bool = True,
+           ) -> tuple[tuple[str, ...], str]:
+    prober = Prober(ffmpeg=ffmpeg, index_reader=check_index if index else NO_INDEX)
+    v = prober.check(path, kind="video", ext=path.suffix[1:])
     return tuple(str(f) for f in v.flags), v.reason
+
+
+INDEX_CUT = "its index lists samples up to byte"  # the reason of the index path
+BOTH = pytest.mark.parametrize("index", [True, False], ids=["index", "counted"])
 
 
 def _unsized(data: bytes) -> bytes:
@@ -84,8 +99,9 @@ def _unsized(data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("name", ["end", "front", "frag"])
-def test_healthy_mp4s_pass(clips: dict[str, Path], name: str) -> None:
-    assert _check(clips[name]) == ((), "ok")
+@BOTH
+def test_healthy_mp4s_pass(clips: dict[str, Path], name: str, index: bool) -> None:
+    assert _check(clips[name], index=index) == ((), "ok")
 
 
 def test_zero_padding_after_the_last_box_is_not_a_cut(clips: dict[str, Path],
@@ -113,42 +129,50 @@ def test_an_edit_list_shorter_than_the_media_is_not_a_cut(clips: dict[str, Path]
     width = 4 if data[at + 4] == 0 else 8  # version 0: 32-bit durations
     data[at + 12:at + 12 + width] = (1000).to_bytes(width, "big")  # 1st edit: 1 s of 3 s
     edited = _write(tmp_path / "short-edit.mp4", bytes(data))
-    prober = CountingProber()
-    assert prober.check(edited, kind="video", ext="mp4").flags == ()
-    assert prober.counted == 1, "the packets were counted"
+    for index in (True, False):
+        prober = CountingProber(index=index)
+        assert prober.check(edited, kind="video", ext="mp4").flags == ()
+        assert prober.counted == (not index), "the packets were counted"
 
 
+@BOTH
 def test_a_cut_behind_a_front_index_is_truncated(clips: dict[str, Path],
-                                                 tmp_path: Path) -> None:
+                                                 tmp_path: Path, index: bool) -> None:
     data = clips["front"].read_bytes()
     cut = _write(tmp_path / "cut.mp4", data[: len(data) * 6 // 10])
-    flags, reason = _check(cut)
+    flags, reason = _check(cut, index=index)
     assert flags == (Code.F_TRUNCATED,)
-    assert "packets readable" in reason
+    assert (INDEX_CUT if index else "packets readable") in reason
 
 
+@BOTH
 def test_a_cut_exactly_at_a_packet_boundary_is_truncated(clips: dict[str, Path],
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path, index: bool) -> None:
     data, ends = clips["front"].read_bytes(), _packet_ends(clips["front"])
     assert ends[-1] == len(data)  # faststart: the last packet ends the file
     for name, cut in (("boundary.mp4", data[: ends[-2]]),
                       ("boundary-unsized.mp4", _unsized(data)[: ends[-2]])):
-        flags, reason = _check(_write(tmp_path / name, cut))
+        flags, reason = _check(_write(tmp_path / name, cut), index=index)
         assert flags == (Code.F_TRUNCATED,)
-        assert "packets readable" in reason
+        assert (INDEX_CUT if index else "packets readable") in reason
 
 
 def test_a_cut_inside_the_last_packet_is_truncated(clips: dict[str, Path],
                                                    tmp_path: Path) -> None:
     data = clips["front"].read_bytes()
     cut = _write(tmp_path / "last.mp4", data[:-10])
-    flags, reason = _check(cut)
+    unsized = _write(tmp_path / "last-unsized.mp4", _unsized(data)[:-10])
+    for path in (cut, unsized):  # the index places the last sample 10 bytes too far
+        flags, reason = _check(path)
+        assert flags == (Code.F_TRUNCATED,) and INDEX_CUT in reason
+    # Counted, every packet still reads: the box framing shows the cut ...
+    flags, reason = _check(cut, index=False)
     assert flags == (Code.F_TRUNCATED,)
     assert "'mdat'" in reason and "cut short" in reason
-    unsized = _write(tmp_path / "last-unsized.mp4", _unsized(data)[:-10])
-    flags, reason = _check(unsized)
+    # ... and without a length to frame it, the demux of the short packet
+    flags, reason = _check(unsized, index=False)
     assert flags == (Code.F_TRUNCATED,)
-    assert reason.startswith("demux failed")  # every packet counted; the last one short
+    assert reason.startswith("demux failed")
 
 
 def test_an_index_pointing_past_a_whole_mdat_is_truncated(clips: dict[str, Path],
@@ -160,9 +184,10 @@ def test_an_index_pointing_past_a_whole_mdat_is_truncated(clips: dict[str, Path]
     half = data[:mdat] + struct.pack(">I", length // 2) + data[mdat + 4:mdat + length // 2]
     edited = _write(tmp_path / "index-past-mdat.mp4", half)
     assert walk_boxes(edited).gap is None
-    flags, reason = _check(edited)
-    assert flags == (Code.F_TRUNCATED,)
-    assert "packets readable" in reason
+    for index, says in ((True, INDEX_CUT), (False, "packets readable")):
+        flags, reason = _check(edited, index=index)
+        assert flags == (Code.F_TRUNCATED,)
+        assert says in reason
 
 
 def test_a_fragmented_file_cut_inside_a_fragment_is_truncated(clips: dict[str, Path],
@@ -180,18 +205,20 @@ def test_a_cut_moov_at_the_end_is_unplayable(clips: dict[str, Path], tmp_path: P
 
 def test_an_mp4_is_judged_without_ffmpeg_other_containers_with_it(
         clips: dict[str, Path], tmp_path: Path) -> None:
-    """One ffprobe per MP4 whose boxes all declare their length, and no ffmpeg (it would
-    fail here: there is none at that name). An MP4 ending in a box "to the end of the
-    file" is demuxed too; an AVI gets its demux."""
+    """One ffprobe per MP4, reading its header only where the index answers (moov at the
+    end or in front) and every packet where it does not (fragmented), and no ffmpeg (it
+    would fail here: there is none at that name). Counted, an MP4 ending in a box "to
+    the end of the file" is demuxed too; an AVI gets its demux."""
     missing = "/nonexistent/ffmpeg"
     for name in ("end", "front", "frag"):
         prober = CountingProber(ffmpeg=missing)
         assert prober.check(clips[name], kind="video", ext="mp4").flags == ()
-        assert prober.counted == 1
+        assert prober.counted == (name == "frag")
     unsized = _write(tmp_path / "unsized.mp4", _unsized(clips["front"].read_bytes()))
     assert _check(unsized) == ((), "ok")
+    assert _check(unsized, ffmpeg=missing) == ((), "ok")  # the index answers
     with pytest.raises(ToolMissing):
-        _check(unsized, ffmpeg=missing)
+        _check(unsized, ffmpeg=missing, index=False)
     with pytest.raises(ToolMissing):
         _check(clips["avi"], ffmpeg=missing)
     assert _check(clips["avi"]) == ((), "ok")

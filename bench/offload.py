@@ -57,7 +57,7 @@ TARGET_RATIO_VERIFIED_CP = 1.3
 TARGET_RSS_MB = 150
 EVIDOCK = REPO / ".venv" / "bin" / "evidock"
 PHASES = ("copy + BLAKE3/SHA-256", "fsync", "verify re-read, BLAKE3 (DONTNEED first)",
-          "media check (ffprobe counting every packet + box walk)")
+          "media check (MP4 index, ffprobe header, box walk)")
 
 
 @dataclass
@@ -369,8 +369,9 @@ and SHA-256 (two threads over the same buffers) and written by a third thread st
 the disk (`O_DIRECT` from the page-aligned buffers, `ingest.direct_writes`; the last
 partial block through the page cache); a follower thread reads the copy back from the
 disk 32 MiB behind the writer (fdatasync, pages dropped, BLAKE3; `archive/reread.py`), so
-the verify after the copy re-reads only the rest; one ffprobe that reads every packet of
-the copy (and a walk of its MP4 boxes), started as the last byte is written; ffprobe and
+the verify after the copy re-reads only the rest; the media check (the MP4 index bounds
+every sample by the file's size, one ffprobe reads the header, a walk of the top-level
+boxes), started as the last byte is written; ffprobe and
 ffmpeg were loaded when the service started. Files overlap too (`ingest/settling.py`):
 the offload's thread copies file N+1 while the settling thread verifies, checks, commits
 (and wipes) file N, in camera order. The table above adds the steps up as if done one
@@ -382,7 +383,7 @@ def analysis(b: Bench) -> str:
     text = (f"Why: the offload is CPU-bound where `cp -r && sync` is I/O-bound. It burns "
             f"{cpu:.1f} CPU-s (median) against {_med(b, 'cp+sync', 'cpu_s'):.1f} for "
             "cp+sync: BLAKE3 + SHA-256 over every byte on the copy, BLAKE3 again on the "
-            "verify re-read, an ffprobe reading every packet per file, and the "
+            "verify re-read, an ffprobe and a read of the MP4 index per file, and the "
             "service's catalog and audit work. Even spread perfectly over 2 idle cores "
             f"that is ≥ {cpu / 2:.1f} s, i.e. ≥ {cpu / 2 / cp:.2f}× cp+sync before any "
             "waiting. It also makes three passes over the disk (read the camera, write, "

@@ -63,6 +63,10 @@ NOT_EVIDOCK_ERRORS = {
     # handler answers it with the login page (next= this path); it is never an error
     # shown or logged, and the API, which has no login page, never raises it.
     "evidock.web.base.NotLoggedIn",
+    # The MP4 index reader met tables it does not follow (fragmented, external data,
+    # stz2, tables that do not add up): caught inside check_index, which answers "not
+    # judged", and the media check counts the packets instead; it never escapes.
+    "ingest.mp4index.NotJudged",
 }
 
 

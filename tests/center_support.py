@@ -233,6 +233,13 @@ def push(station: RunningService, code: int = 0) -> dict[str, Any]:
     return out
 
 
+def publish(station: RunningService, home: Path) -> None:
+    """The station uploads, then pushes its log: every event reaches the center (none
+    waits for a blob the object store lacks)."""
+    upload(home)
+    assert push(station)["events"]["waiting"] is None
+
+
 def pull(station: RunningService, code: int = 0) -> dict[str, Any]:
     """`evidock retention pull --json` as the station's admin; its JSON (exit ``code``)."""
     out = ok_json(station.cli("retention", "pull", "--json", user="admin"), code)

@@ -19,9 +19,8 @@ from center_support import (
     make_center,
     make_station,
     pg_world,
-    push,
+    publish,
     rendered_segments,
-    upload,
 )
 from desk_support import PASSWORDS, DeskStation, set_passwords
 from s3server import S3Endpoint
@@ -73,8 +72,7 @@ def center_desk_world(root: Path, endpoint: S3Endpoint, camera: Path) -> Iterato
         with serving(world.center_home) as center:
             with serving(home) as station:
                 case_id = make_case(station, CASE, "城东中队", "个人隐私", link=video)
-                upload(home)
-                assert push(station)["events"]["waiting"] is None
+                publish(station, home)
             yield CenterDesk(world=world, desk=DeskStation(svc=center, home=world.center_home,
                                                            recordings=()),
                              video=video, segments=rendered[video], case_id=case_id)

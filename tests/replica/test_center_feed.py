@@ -27,6 +27,7 @@ from center_support import (
     make_center,
     make_station,
     pg_world,
+    publish,
     push,
     rendered_segments,
     upload,
@@ -197,8 +198,7 @@ def test_the_center_shows_each_person_only_what_their_units_and_clearance_allow(
         make_case(c, "邵城管罚〔2026〕第102号", "城东中队", "none")
         make_case(d, "邵城管罚〔2026〕第103号", "城西中队", "none", link=d_rec)
         for station, home in ((c, c_home), (d, d_home)):
-            upload(home)
-            assert push(station)["events"]["waiting"] is None
+            publish(station, home)
         seen = {user: {st: _center_list(center, "cases", user, st)
                        for st in ("station-c", "station-d")}
                 for user in ("clerk", "clerk2", "supervisor")}
@@ -230,8 +230,7 @@ def test_the_center_plays_footage_read_back_from_the_object_store_and_proven(
     impostor = vsegs[1]
     with serving(home) as st, serving(world.center_home) as center:
         make_case(st, "邵城管罚〔2026〕第105号", "城东中队", "个人隐私", link=secret)
-        upload(home)
-        assert push(st)["events"]["waiting"] is None
+        publish(st, home)
         # Segment 1 of the video, after the upload: a newer object version with other
         # bytes of the same size (a version can be added under a lock; it cannot
         # replace the locked one).

@@ -7,9 +7,13 @@ against a plain `cat` of the same files under the same throttle, in one run.
 Builds once (cached under bench/data/ or --data) one camera tree of --mb MB per camera
 with ``fixtures.camera.build_big_camera`` (serial ZFY000k, so names match the docked
 device and no two cameras share bytes) and an ext4 image of it (``mkfs.ext4 -d``: this
-kernel has no vfat/exFAT module), copied for the run to a tmpfs (--images-in: a camera
-is a device of its own, so its reads must not queue behind the store's writes on the
-same disk). Each image is attached read-only (``losetup -r``),
+kernel has no vfat/exFAT module), left on the data disk and attached with direct I/O
+(``losetup --direct-io=on``): the loop device's reads go to the virtual disk, whose
+host delivers the bytes, as a USB camera's controller DMAs them, instead of a kernel
+thread copying every byte out of a tmpfs on this guest's 2 cores (--images-in /dev/shm
+--no-loop-direct-io, the rig until 2026-12-05: 9–15 CPU-s of memcpy for 2.2 GB).
+Sharing the store's disk is the harder case, not the easier: the cameras' reads queue
+with the store's writes and re-reads. Each image is attached read-only (``losetup -r``),
 mounted read-only, and its loop device throttled at --rate MB/s in one cgroup v1 blkio
 group (``blkio.throttle.read_bps_device``, one line per device) that every reader runs
 in. Cold cameras, warm station: before each contender every camera file's pages, the
@@ -147,10 +151,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="rate (MB/s, USB 3) for the 1, 2, 4, 8 bays sweep (0: skip)")
     p.add_argument("--data", type=Path, default=REPO / "bench" / "data",
                    help="cache for trees and images, scratch for the station home")
-    p.add_argument("--images-in", type=Path, default=Path("/dev/shm"),
-                   help="where the camera images are copied for the run (a tmpfs: a "
-                        "camera is a USB device of its own, so its reads must not share the "
-                        "store's disk; '' keeps them under --data)")
+    p.add_argument("--images-in", type=Path, default=Path(""),
+                   help="copy the camera images here for the run (e.g. /dev/shm); '' "
+                        "(the default) keeps them under --data")
+    p.add_argument("--loop-direct-io", action=argparse.BooleanOptionalAction, default=True,
+                   help="attach the images with `losetup --direct-io=on` (default): the "
+                        "disk delivers the bytes, not a kernel thread's memcpy")
     p.add_argument("--set", action="append", default=[], metavar="SECTION__KEY=VALUE",
                    help="a station setting for this run, as its environment variable "
                         "without EVIDOCK_ (e.g. INGEST__READ_AHEAD=0); repeatable")
@@ -191,9 +197,11 @@ def camera_image(data: Path, mb: int, serial: str) -> Path:
     return cached_build(data / f"camera-{mb}mb", serial, build) / "camera.ext4"
 
 
-def attach(stack: contextlib.ExitStack, image: Path, mount: Path, serial: str) -> Camera:
+def attach(stack: contextlib.ExitStack, image: Path, mount: Path, serial: str, *,
+           direct_io: bool = False) -> Camera:
     """Loop device (read-only) + read-only mount, both undone by ``stack``."""
-    loop = subprocess.run(["losetup", "-f", "--show", "-r", str(image)], check=True,
+    dio = ["--direct-io=on"] if direct_io else []
+    loop = subprocess.run(["losetup", "-f", "--show", "-r", *dio, str(image)], check=True,
                           capture_output=True, text=True, timeout=60).stdout.strip()
     stack.callback(subprocess.run, ["losetup", "-d", loop], check=False, timeout=60)
     mount.mkdir(parents=True, exist_ok=True)
@@ -207,9 +215,10 @@ def attach(stack: contextlib.ExitStack, image: Path, mount: Path, serial: str) -
 
 
 def own_disk(stack: contextlib.ExitStack, images: Sequence[Path], where: Path) -> list[Path]:
-    """Copies of the images in ``where`` (a tmpfs), removed by ``stack``. Measured: with
-    the images on the store's disk, 8 cameras at 35 MB/s copied at ~30 MB/s each because
-    their reads queued behind the store's writes; a real camera is a device of its own."""
+    """Copies of the images in ``where`` (e.g. a tmpfs), removed by ``stack``. The old rig:
+    with the images on the store's disk and loop devices without direct I/O, 8 cameras at
+    35 MB/s copied at ~30 MB/s each; from a tmpfs the loop devices' memcpy then cost
+    9–15 CPU-s per round, so direct I/O on the data disk is the default now."""
     where.mkdir(parents=True)
     stack.callback(shutil.rmtree, where, ignore_errors=True)
     out = []
@@ -472,8 +481,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[
     images = [camera_image(args.data, args.mb, s) for s in serials]
     if str(args.images_in) not in ("", "."):
         images = own_disk(stack, images, args.images_in / f"evidock-bench-{os.getpid()}")
-    cams = [attach(stack, img, scratch / "mnt" / s, s) for img, s in zip(images, serials,
-                                                                          strict=True)]
+    cams = [attach(stack, img, scratch / "mnt" / s, s, direct_io=args.loop_direct_io)
+            for img, s in zip(images, serials, strict=True)]
     group = make_cgroup(stack)
     print(VIA[args.via], flush=True)
     settings = station_settings(args.set)

@@ -129,6 +129,16 @@ def bays_text(rounds: Sequence[Round], cameras: Sequence[Camera], rate: float) -
             + ("" if best else " (not even one)"))
 
 
+def rig(args: argparse.Namespace) -> str:
+    where = f"copied to {args.images_in}" if str(args.images_in) not in ("", ".") \
+        else "on the store's own (virtual) disk"
+    how = ("attached with direct I/O (`losetup --direct-io=on`: the disk's host delivers "
+           "the bytes, as a USB controller DMAs them; no guest memcpy)"
+           if args.loop_direct_io else "attached buffered (a kernel thread copies every "
+           "byte out of the image)")
+    return f"{where}, {how},"
+
+
 def doc_body(args: argparse.Namespace, cameras: Sequence[Camera], main_round: Round,
              sweep: Sequence[Round], cmd: str) -> str:
     info = machine_info()
@@ -137,8 +147,7 @@ def doc_body(args: argparse.Namespace, cameras: Sequence[Camera], main_round: Ro
             f"- command: `{cmd}`\n"
             f"- cameras: {len(cameras)} × {cameras[0].nbytes / MB:.0f} MB "
             f"({len(cameras[0].files)} MP4 files each, `fixtures.camera.build_big_camera`), "
-            "each an ext4 image (`mkfs.ext4 -d`, copied to a tmpfs: a camera is a device "
-            "of its own, its reads must not queue behind the store's writes) on a "
+            f"each an ext4 image (`mkfs.ext4 -d`) {rig(args)} on a "
             "read-only loop device mounted read-only, reads throttled per device with "
             "cgroup v1 "
             "`blkio.throttle.read_bps_device`; cold cameras, warm station: before each "

@@ -25,8 +25,9 @@ import blake3
 from integrity.digest import CHUNK_SIZE
 
 #: Re-read this far behind the writer: large enough that the pages are written back by
-#: then, small enough that the final re-read is short.
-WINDOW = 32 << 20
+#: then (direct writes leave none; the buffered writer starts writeback every 8 MiB),
+#: small enough that the final re-read, after the camera's last byte, is short.
+WINDOW = 8 << 20
 _PAGE = mmap.PAGESIZE
 
 #: Called with the staging file before each range is read back (the store's

@@ -368,7 +368,7 @@ PROPOSALS = """What the offload does per byte: one read of the camera hashed wit
 and SHA-256 (two threads over the same buffers) and written by a third thread straight to
 the disk (`O_DIRECT` from the page-aligned buffers, `ingest.direct_writes`; the last
 partial block through the page cache); a follower thread reads the copy back from the
-disk 32 MiB behind the writer (fdatasync, pages dropped, BLAKE3; `archive/reread.py`), so
+disk 8 MiB behind the writer (fdatasync, pages dropped, BLAKE3; `archive/reread.py`), so
 the verify after the copy re-reads only the rest; the media check (the MP4 index bounds
 every sample by the file's size, one ffprobe reads the header, a walk of the top-level
 boxes), started as the last byte is written; ffprobe and

@@ -27,6 +27,7 @@ from evidock_testing import write_agency_config
 from small_disk import tmpfs
 from sqlmodel import Session, col, func, select
 
+from archive import staging
 from archive.catalog.models import Derivative, Rendition, Seal
 from archive.staging import Staged, StagingWriter
 from archive.store import ContentStore
@@ -35,6 +36,7 @@ from evidock.wiring import Services
 from fixtures.media import ClipSpec, encode_clip
 from ingest.outcome import OffloadReport, OffloadRequest
 from ingest.salvage import Recoverer
+from integrity.digest import Digests
 from integrity.errors import DigestMismatch, DiskFull, EvidockError, StoreError
 from records.permissions import Actor
 
@@ -251,6 +253,53 @@ def test_put_file_takes_only_files_of_its_own_staging_directory(tmp_path: Path) 
         inside.write_bytes(b"made by a tool")
         digests = stager.put_file(inside)
     assert store.path_for(digests.blake3).read_bytes() == b"made by a tool"
+
+
+def test_a_tool_written_file_is_hashed_while_written_back_then_fsynced_then_reread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stage_file (a rendition's segments): writeback started, hashed from what the tool
+    wrote, fsynced, and only then its pages dropped and re-read for the proof."""
+    seen: list[str] = []
+    store = ContentStore(root=tmp_path / "store",
+                         before_reread=lambda path: seen.append(f"reread {path.name}"))
+    real_fsync, real_fadvise = os.fsync, os.posix_fadvise
+    real_hash = staging.hash_stream
+
+    def name(fd: int) -> str:
+        return Path(os.readlink(f"/proc/self/fd/{fd}")).name
+
+    def fsync(fd: int) -> None:
+        seen.append(f"fsync {name(fd)}")
+        real_fsync(fd)
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        if advice == os.POSIX_FADV_DONTNEED:
+            seen.append(f"dontneed {name(fd)}")
+        real_fadvise(fd, offset, length, advice)
+
+    def hash_stream(src: io.RawIOBase, **kw: object) -> Digests:  # a spy: the real hash
+        seen.append(f"hash {name(src.fileno())}")
+        return real_hash(src, **kw)  # type: ignore[arg-type]
+
+    data = os.urandom(2 * MiB + 5)
+    with store.stage() as stager:
+        tool = stager.directory / "seg00000.mp4"
+        tool.write_bytes(data)
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "posix_fadvise", fadvise)
+        monkeypatch.setattr(staging, "hash_stream", hash_stream)
+        staged = stager.stage_file(tool)
+        monkeypatch.undo()
+    assert (staged.digests.size, staged.digests.sha256) == (
+        len(data), hashlib.sha256(data).hexdigest())
+    assert [s for s in seen if s.endswith("seg00000.mp4")] == [
+        "dontneed seg00000.mp4",  # writeback started: the disk writes while we hash
+        "hash seg00000.mp4",  # BLAKE3 + SHA-256 of what the tool wrote
+        "fsync seg00000.mp4",  # durable before it is proven
+        "reread seg00000.mp4",  # (the disk-boundary seam)
+        "dontneed seg00000.mp4",  # its pages dropped,
+        "hash seg00000.mp4",  # and read back from the disk
+    ]
 
 
 def test_staging_writer_starts_writeback_without_losing_bytes(tmp_path: Path) -> None:

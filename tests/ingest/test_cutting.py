@@ -1,4 +1,4 @@
-"""The rendition's cut (ingest/cutting.py): each segment is proven (fsync, hash, page
+"""The rendition's cut (ingest/cutting.py): each segment is proven (hash, fsync, page
 cache dropped, re-read, compared) while ffmpeg cuts the next, and nothing is linked into
 the store until ffmpeg has finished and every segment is proven. So a cut that fails in
 any way (ffmpeg out of disk mid-cut, past its deadline, a segment the disk did not keep)

@@ -65,7 +65,7 @@ PACKAGE_S = 60.0  # the verified package: the first minute (6 segments + its der
 DURABLE = "ffmpeg segment + sync + b3sum"
 CONTENDERS = ("render", "ffmpeg segment", "ffmpeg segment + sync", DURABLE, "b3sum")
 #: Phases timed on the cut's worker thread: they overlap "cut", so they are not summed.
-OVERLAPPED = "↳ prove segments on the worker (fsync, hash, re-read; overlaps the cut)"
+OVERLAPPED = "↳ prove segments on the workers (hash, fsync, re-read; overlaps the cut)"
 VERIFY_CONTENDERS = ("evidock verify (CLI)", "verify_package (in-process)", "b3sum")
 
 

@@ -61,6 +61,8 @@ _SKIP_CODES = {
     "unreadable": (Code.S_UNREADABLE, "could not be listed or opened"),
 }
 _JUDGED = ("video", "audio", "photo")  # kinds whose content the media check judges
+#: The camera's pages are dropped behind the copy every this many bytes (ingest/camread).
+DROP_BEHIND = 8 << 20
 
 
 def _ext(entry: Entry) -> str:
@@ -249,7 +251,7 @@ class Offloader:
         checks: list[Future[Validity] | None] = []
         try:
             before = FileIdentity.of(os.fstat(src))
-            written = self._copy_fd(run, src, lambda path, d: checks.append(
+            written = self._copy_fd(run, src, entry.size, lambda path, d: checks.append(
                 self._check_ahead(run, entry, path, d)))
             after = FileIdentity.of(os.fstat(src))
         except SourceReadError as exc:
@@ -265,7 +267,7 @@ class Offloader:
                                 "file changed on the camera while it was copied", digests)
         return _Copied(written, before, checks[0] if checks else None)
 
-    def _copy_fd(self, run: _Run, src: int,
+    def _copy_fd(self, run: _Run, src: int, size: int,
                  on_copied: Callable[[Path, Digests], None]) -> Written:
         os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
@@ -274,7 +276,11 @@ class Offloader:
             run.progress.advance(n)
 
         ing = self.settings.ingest
-        return run.stager.copy(CameraReader(src, self.hooks, ahead=ing.read_ahead),
+        # Pages of a file that is re-read before its wipe stay: that re-read is then cheap.
+        rehashed = run.req.wipe_after_verify and size <= ing.rehash_before_wipe_bytes
+        reader = CameraReader(src, self.hooks, ahead=ing.read_ahead,
+                              drop_behind=0 if rehashed else DROP_BEHIND)
+        return run.stager.copy(reader,
                                chunk_size=ing.chunk_size,
                                on_chunk=advance, follow=ing.evict_before_verify
                                and ing.reread_window or None, on_copied=on_copied)

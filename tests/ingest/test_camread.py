@@ -1,12 +1,14 @@
 """The camera reader asks the kernel for the bytes beyond each chunk (POSIX_FADV_WILLNEED)
-so a slow camera's reads stay queued while the chunk is hashed and written; the advice
-never changes what is read, and a failing advice does not fail the copy.
+so a slow camera's reads stay queued while the chunk is hashed and written, and lets the
+pages it has read go (POSIX_FADV_DONTNEED); the advice never changes what is read, and a
+failing advice does not fail the copy.
 (What it buys at camera speed is measured in bench.camera, docs/BENCHMARKS.md.)"""
 
 from __future__ import annotations
 
 import errno
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,57 @@ def test_a_refused_advice_does_not_fail_the_copy_a_failed_read_does(
     with pytest.raises(SourceReadError) as caught:  # a closed descriptor: the read fails
         copy_and_hash(CameraReader(fd, Hooks(), ahead=CHUNK), chunk_size=CHUNK)
     assert caught.value.os_error.errno == errno.EBADF
+
+
+def _cached_bytes(path: Path) -> int:
+    out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", str(path)], check=True,
+                         capture_output=True, text=True, timeout=30).stdout
+    return int(out.split()[0])
+
+
+def _on_disk_only(path: Path) -> None:
+    """Written, durable, and out of the page cache: as a docked camera's file starts."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_pages_read_are_dropped_behind_the_reader_every_so_many_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _file(tmp_path, 5 * CHUNK + 123)
+    dropped: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def spy(fd: int, offset: int, length: int, advice: int) -> None:
+        if advice == os.POSIX_FADV_DONTNEED:
+            dropped.append((offset, length))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(camread.os, "posix_fadvise", spy)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got = copy_and_hash(CameraReader(fd, Hooks(), drop_behind=2 * CHUNK), chunk_size=CHUNK)
+    finally:
+        os.close(fd)
+    with open(path, "rb") as fh:
+        assert got == hash_stream(fh), "dropping pages never changes what is read"
+    assert dropped == [(0, 2 * CHUNK), (2 * CHUNK, 2 * CHUNK), (4 * CHUNK, CHUNK + 123)]
+
+
+@pytest.mark.parametrize("drop_behind", [0, 2 * CHUNK])
+def test_a_file_read_for_its_copy_leaves_the_page_cache_as_it_found_it(
+        tmp_path: Path, drop_behind: int) -> None:
+    path = _file(tmp_path, 40 * CHUNK + 5)
+    _on_disk_only(path)
+    assert _cached_bytes(path) == 0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        copy_and_hash(CameraReader(fd, Hooks(), ahead=4 * CHUNK, drop_behind=drop_behind),
+                      chunk_size=CHUNK)
+    finally:
+        os.close(fd)
+    cached = _cached_bytes(path)
+    assert cached == 0 if drop_behind else cached >= 40 * CHUNK

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import blake3
 import pytest
-from evidock_testing import tree_snapshot
+from evidock_testing import StepClock, tree_snapshot
 from sqlmodel import Session, col, select
 
 from archive.catalog.models import Seal
+from config import load_settings
 from evidock.wiring import Services
 from ingest.hooks import Hooks
 from ingest.outcome import OffloadRequest
@@ -152,3 +154,52 @@ def test_store_that_cannot_be_written_is_fatal_and_touches_nothing(
         _offload(services, camera, wipe_after_verify=True)
     assert getattr(info.value, "code", "") == "E_STORE_UNWRITABLE"
     assert tree_snapshot(camera) == before
+
+
+def _cached_bytes(path: Path) -> int:
+    out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", str(path)], check=True,
+                         capture_output=True, text=True, timeout=30).stdout
+    return int(out.split()[0])
+
+
+def _camera_files_on_disk_only(camera: Path) -> list[Path]:
+    files = sorted(p for p in camera.rglob("*") if p.is_file())
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    assert files and all(_cached_bytes(p) == 0 for p in files)
+    return files
+
+
+def test_an_offload_leaves_no_camera_page_in_memory(services: Services, camera: Path) -> None:
+    """A camera file is read once: its pages are let go behind the copy (ingest/camread)."""
+    files = _camera_files_on_disk_only(camera)
+    report = _offload(services, camera)
+    assert report.outcome == "completed"
+    assert {p: _cached_bytes(p) for p in files} == {p: 0 for p in files}
+
+
+@pytest.mark.parametrize("threshold", [64 << 20, 0])
+def test_files_hashed_again_before_their_wipe_keep_their_pages(
+        home: Path, camera: Path, threshold: int) -> None:
+    """With a wipe asked for, files small enough to be hashed again right before it
+    (``ingest.rehash_before_wipe_bytes``) keep their pages for that read; others don't."""
+    settings = load_settings(environ={"EVIDOCK_HOME": str(home),
+                                      "EVIDOCK_INGEST__REHASH_BEFORE_WIPE_BYTES": str(threshold)})
+    files = _camera_files_on_disk_only(camera)
+    assert all(p.stat().st_size <= 64 << 20 for p in files)
+    svc = Services.from_config(settings, clock=StepClock())
+    try:  # wipe asked for, but nothing may go: the camera's files stay to be looked at
+        report = _offload(svc, camera, wipe_after_verify=True, wipe_only=frozenset())
+    finally:
+        svc.close()
+    assert report.outcome == "completed" and not any(f.wiped for f in report.files)
+    cached = {p.name: _cached_bytes(p) for p in files}
+    if threshold:
+        assert all(cached.values()), cached
+    else:
+        assert not any(cached.values()), cached

@@ -120,12 +120,20 @@ def warm_up(paths: Iterable[Path], chunk: int = 8 * MiB) -> None:
                 pass
 
 
-def set_cache_state(paths: Sequence[Path], *, warm: bool) -> str:
-    """Cold (page cache dropped) or warm (files read once) before a run; says which."""
+def set_cache_state(paths: Sequence[Path], *, warm: bool, station_warm: bool = False) -> str:
+    """Cold (page cache dropped) or warm (files read once) before a run; says which.
+    ``station_warm``: cold data only (``paths`` dropped from the cache), the programs'
+    files left as a running station has them (bench.camera does the same)."""
     if warm:
         os.sync()
         warm_up(paths)
         return "warm (files read once before each run)"
+    if station_warm:
+        os.sync()
+        fadvise_dontneed(paths)
+        return ("cold camera, warm station: `sync` + posix_fadvise(DONTNEED) on every "
+                "camera file before each run (programs and libraries stay cached, as on "
+                "a running station)")
     if drop_caches(paths) == "drop_caches":
         return "cold: `sync; echo 1 > /proc/sys/vm/drop_caches` before each run"
     return "cold: sync + posix_fadvise(DONTNEED) on every file before each run"

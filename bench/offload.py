@@ -87,6 +87,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="cache for the built trees and scratch space (same filesystem)")
     p.add_argument("--keep", action=argparse.BooleanOptionalAction, default=True,
                    help="keep the built trees for the next run (default: keep)")
+    p.add_argument("--station-warm", action="store_true",
+                   help="cold camera files only (dropped with posix_fadvise) instead of "
+                        "drop_caches: the station's programs stay cached, as on a running "
+                        "station")
     p.add_argument("--warm", action="store_true",
                    help="run every contender warm (tree read once first) instead of cold")
     p.add_argument("--breakdown", action=argparse.BooleanOptionalAction, default=True,
@@ -198,7 +202,8 @@ def b3sum_once(b: Bench) -> ChildResult:
 
 def prepare(b: Bench, files: Sequence[Path]) -> None:
     """Put every contender in the same cache state before it starts."""
-    b.cache_mode = set_cache_state(files, warm=b.args.warm)
+    b.cache_mode = set_cache_state(files, warm=b.args.warm,
+                                   station_warm=b.args.station_warm)
 
 
 def contenders(b: Bench) -> dict[str, Callable[[], ChildResult]]:
@@ -364,18 +369,19 @@ def phases_text(b: Bench) -> str:
                            "CPU s"], rows)
 
 
-PROPOSALS = """What the offload does per byte: one read of the camera hashed with BLAKE3
-and SHA-256 (two threads over the same buffers) and written by a third thread straight to
-the disk (`O_DIRECT` from the page-aligned buffers, `ingest.direct_writes`; the last
-partial block through the page cache); a follower thread reads the copy back from the
-disk 8 MiB behind the writer (fdatasync, pages dropped, BLAKE3; `archive/reread.py`), so
-the verify after the copy re-reads only the rest; the media check (the MP4 index bounds
-every sample by the file's size, one ffprobe reads the header, a walk of the top-level
-boxes), started as the last byte is written; ffprobe and
-ffmpeg were loaded when the service started. Files overlap too (`ingest/settling.py`):
-the offload's thread copies file N+1 while the settling thread verifies, checks, commits
-(and wipes) file N, in camera order. The table above adds the steps up as if done one
-after another on one file at a time; the ingest overlaps them."""
+PROPOSALS = """What the offload does per byte: one read of the camera (its pages let go
+8 MiB behind) hashed with BLAKE3 and SHA-256 (two threads over the same buffers) and written by a
+third thread straight to the disk (`O_DIRECT` from the page-aligned buffers,
+`ingest.direct_writes`; the last partial block through the page cache); a follower
+thread reads the copy back from the disk 8 MiB behind the writer (fdatasync, pages
+dropped, BLAKE3; `archive/reread.py`), so the verify after the copy re-reads only the
+rest; the media check (the MP4 index bounds every sample by the file's size, one
+ffprobe reads the header, a walk of the top-level boxes), started as the last byte is
+written; ffprobe and ffmpeg were loaded when the service started. Files overlap too
+(`ingest/settling.py`): the offload's thread copies file N+1 while the settling thread
+verifies, checks, commits (and wipes) file N, in camera order. The table above adds
+the steps up as if done one after another on one file at a time; the ingest overlaps
+them."""
 
 
 def analysis(b: Bench) -> str:

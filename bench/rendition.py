@@ -263,6 +263,10 @@ def child_render(home: str, recording_id: str) -> None:
     with Session(svc.catalog.engine) as s:
         rec = s.get(Recording, recording_id)
     assert rec is not None
+    # What the service and the workers do as they start (ingest.tools.warm_up): ffmpeg's
+    # version, recorded with every rendition, is then known, not asked inside the render.
+    from ingest.tools import warm_up
+    warm_up().join()
     t0, cpu0 = time.perf_counter(), cpu_seconds()
     row = renderer.render(rec)
     total, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
@@ -513,8 +517,9 @@ def doc_body(b: Bench, info: dict[str, str], cmd: str) -> str:
         f"- load average (1/5/15 min) at start {_load(b.load[0])}, at end {_load(b.load[-1])}"
         " (the VM is shared: other jobs' load shows up as spread between runs)\n"
         "- render: `Renderer.render` of a freshly ingested recording in a fresh "
-        "EVIDOCK_HOME, timed inside a child process around the call (ingest copy and "
-        "interpreter start-up excluded); peak RSS from `os.wait4` (largest of the child "
+        "EVIDOCK_HOME, timed inside a child process around the call (ingest copy, "
+        "interpreter start-up and the tools' warm-up the service and workers do as they "
+        "start excluded); peak RSS from `os.wait4` (largest of the child "
         f"and its ffmpeg/ffprobe); the Python process alone peaked at {self_rss:.0f} MiB",
         render_table(b),
         "Where the render's time goes (medians; the worker's proof of each segment runs "

@@ -36,6 +36,7 @@ from docks.sdnotify import Notifier
 from evidock.jobqueue.app import require_queue, worker_app
 from evidock.jobqueue.schema import ensure_schema
 from evidock.wiring import Services
+from ingest.tools import warm_up
 
 log = logging.getLogger("evidock.worker")
 #: Transaction-scoped advisory lock key ("evst"): one worker at a time requeues stalled jobs.
@@ -173,6 +174,7 @@ def serve(config: Path | None, *, name: str | None = None) -> int:
     notifier = Notifier()
     _logging(notifier)
     svc = Services.from_config(settings)
+    warm_up()  # as the service does: ffmpeg's libraries and version before the first job
     try:
         schema = ensure_schema(svc.catalog.engine)
         name = name or f"{socket.gethostname()}:{os.getpid()}"

@@ -24,6 +24,8 @@ from evidock_testing import (
     REPO,
     blocking_ffmpeg,
     listening_fifo,
+    read_lines,
+    reporting_tools,
     run_evidock,
     station_on,
     write_agency_config,
@@ -224,6 +226,23 @@ def test_queueing_the_same_rendition_twice_makes_it_once(
     made = _check_one_rendition(svc, rec)
     assert noop["result"]["rendition_id"] == made.id
     assert [_job_status(svc, j) for j in (first.job_id, late.job_id)] == ["succeeded"] * 2
+
+
+def test_a_worker_loads_ffprobe_and_ffmpeg_as_it_starts(tmp_path: Path) -> None:
+    """As the service does (issue 14): the libraries in the page cache and ffmpeg's
+    version known before the first job, not paid inside the first rendition."""
+    home = tmp_path / "home"
+    with station_on("postgresql", home, extra=JOBS_TOML) as svc, \
+            listening_fifo(tmp_path / "ran") as fd:
+        tools = reporting_tools(tmp_path / "bin", tmp_path / "ran")
+        worker = Worker("W", {"EVIDOCK_HOME": str(home),
+                              "EVIDOCK_PATHS__CATALOG_URL": svc.settings.catalog_url,
+                              "PATH": f"{tools}:{os.environ['PATH']}"})
+        try:
+            ran = read_lines(fd, 2)
+        finally:
+            worker.close()
+    assert sorted(ran) == ["ffmpeg -version", "ffprobe -version"]
 
 
 def test_a_worker_is_refused_on_the_sqlite_catalog(tmp_path: Path) -> None:

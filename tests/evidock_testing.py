@@ -405,3 +405,22 @@ def listening_fifo(path: Path) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def cached_bytes(path: Path) -> int:
+    """How many bytes of ``path`` the page cache holds now (util-linux ``fincore``)."""
+    out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", str(path)], check=True,
+                         capture_output=True, text=True, timeout=30).stdout
+    return int(out.split()[0])
+
+
+def on_disk_only(*paths: Path) -> None:
+    """Written, durable, and out of the page cache: as a docked camera's files start."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    assert all(cached_bytes(p) == 0 for p in paths)

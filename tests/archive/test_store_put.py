@@ -16,14 +16,13 @@ import mmap
 import os
 import shutil
 import stat
-import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import blake3
 import pytest
-from evidock_testing import write_agency_config
+from evidock_testing import cached_bytes, write_agency_config
 from small_disk import tmpfs
 from sqlmodel import Session, col, func, select
 
@@ -315,12 +314,6 @@ def test_staging_writer_starts_writeback_without_losing_bytes(tmp_path: Path) ->
     assert path.read_bytes() == data
 
 
-def _cached_bytes(path: Path) -> int:
-    out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", str(path)], check=True,
-                         capture_output=True, text=True, timeout=30).stdout
-    return int(out.split()[0])
-
-
 def test_staging_writer_writes_aligned_chunks_past_the_page_cache(tmp_path: Path) -> None:
     """copy_and_hash's page-aligned chunks go to the disk directly (no page cache filled);
     the last, partial block through the cache; every byte lands (issue 14)."""
@@ -333,7 +326,7 @@ def test_staging_writer_writes_aligned_chunks_past_the_page_cache(tmp_path: Path
         for chunk in chunks:
             buf[:] = chunk
             assert w.write(memoryview(buf)) == len(chunk)
-        assert w.direct and _cached_bytes(path) == 0  # nothing went through the cache
+        assert w.direct and cached_bytes(path) == 0  # nothing went through the cache
         assert w.write(memoryview(b"tail" * 250)) == 1000
         assert not w.direct  # a partial block: through the cache from here on
         os.fsync(fd)
@@ -371,7 +364,7 @@ def test_a_staged_copy_fills_no_page_cache_and_is_proven_from_the_disk(
                          direct_writes=settings.ingest.direct_writes)
     with store.stage() as stager:
         written = stager.copy(io.BytesIO(data))
-        cached = _cached_bytes(written.path)
+        cached = cached_bytes(written.path)
         assert cached <= 4096 if direct else cached >= len(data) - 4096
         staged = stager.verify(written)
         assert staged.digests.blake3 == blake3.blake3(data).hexdigest()

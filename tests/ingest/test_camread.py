@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from evidock_testing import cached_bytes, on_disk_only
 
 from ingest import camread
 from ingest.camread import CameraReader, SourceReadError
@@ -27,9 +27,10 @@ def _file(tmp_path: Path, size: int) -> Path:
     return path
 
 
-def test_each_read_asks_for_the_bytes_just_beyond_it(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _file(tmp_path, 5 * CHUNK + 123)
+def _advice_of_a_copy(path: Path, monkeypatch: pytest.MonkeyPatch,
+                      **reader: int) -> list[tuple[int, int, int]]:
+    """Copy ``path`` through a CameraReader(**reader); the advice it gave, in order. The
+    digests must be the file's: advice never changes what is read."""
     advised: list[tuple[int, int, int]] = []
     real = os.posix_fadvise
 
@@ -40,11 +41,17 @@ def test_each_read_asks_for_the_bytes_just_beyond_it(tmp_path: Path,
     monkeypatch.setattr(camread.os, "posix_fadvise", spy)
     fd = os.open(path, os.O_RDONLY)
     try:
-        got = copy_and_hash(CameraReader(fd, Hooks(), ahead=4 * CHUNK), chunk_size=CHUNK)
+        got = copy_and_hash(CameraReader(fd, Hooks(), **reader), chunk_size=CHUNK)
     finally:
         os.close(fd)
     with open(path, "rb") as fh:
         assert got == hash_stream(fh)
+    return advised
+
+
+def test_each_read_asks_for_the_bytes_just_beyond_it(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    advised = _advice_of_a_copy(_file(tmp_path, 5 * CHUNK + 123), monkeypatch, ahead=4 * CHUNK)
     assert advised == [((i + 1) * CHUNK if i < 5 else 5 * CHUNK + 123, 4 * CHUNK,
                         os.POSIX_FADV_WILLNEED) for i in range(6)]
 
@@ -78,41 +85,11 @@ def test_a_refused_advice_does_not_fail_the_copy_a_failed_read_does(
     assert caught.value.os_error.errno == errno.EBADF
 
 
-def _cached_bytes(path: Path) -> int:
-    out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", str(path)], check=True,
-                         capture_output=True, text=True, timeout=30).stdout
-    return int(out.split()[0])
-
-
-def _on_disk_only(path: Path) -> None:
-    """Written, durable, and out of the page cache: as a docked camera's file starts."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 def test_pages_read_are_dropped_behind_the_reader_every_so_many_bytes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _file(tmp_path, 5 * CHUNK + 123)
-    dropped: list[tuple[int, int]] = []
-    real = os.posix_fadvise
-
-    def spy(fd: int, offset: int, length: int, advice: int) -> None:
-        if advice == os.POSIX_FADV_DONTNEED:
-            dropped.append((offset, length))
-        real(fd, offset, length, advice)
-
-    monkeypatch.setattr(camread.os, "posix_fadvise", spy)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        got = copy_and_hash(CameraReader(fd, Hooks(), drop_behind=2 * CHUNK), chunk_size=CHUNK)
-    finally:
-        os.close(fd)
-    with open(path, "rb") as fh:
-        assert got == hash_stream(fh), "dropping pages never changes what is read"
+    advised = _advice_of_a_copy(_file(tmp_path, 5 * CHUNK + 123), monkeypatch,
+                                drop_behind=2 * CHUNK)
+    dropped = [(at, n) for at, n, advice in advised if advice == os.POSIX_FADV_DONTNEED]
     assert dropped == [(0, 2 * CHUNK), (2 * CHUNK, 2 * CHUNK), (4 * CHUNK, CHUNK + 123)]
 
 
@@ -120,13 +97,12 @@ def test_pages_read_are_dropped_behind_the_reader_every_so_many_bytes(
 def test_a_file_read_for_its_copy_leaves_the_page_cache_as_it_found_it(
         tmp_path: Path, drop_behind: int) -> None:
     path = _file(tmp_path, 40 * CHUNK + 5)
-    _on_disk_only(path)
-    assert _cached_bytes(path) == 0
+    on_disk_only(path)
     fd = os.open(path, os.O_RDONLY)
     try:
         copy_and_hash(CameraReader(fd, Hooks(), ahead=4 * CHUNK, drop_behind=drop_behind),
                       chunk_size=CHUNK)
     finally:
         os.close(fd)
-    cached = _cached_bytes(path)
+    cached = cached_bytes(path)
     assert cached == 0 if drop_behind else cached >= 40 * CHUNK

@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import blake3
 import pytest
-from evidock_testing import StepClock, tree_snapshot
+from evidock_testing import StepClock, cached_bytes, on_disk_only, tree_snapshot
 from sqlmodel import Session, col, select
 
 from archive.catalog.models import Seal
@@ -156,22 +155,10 @@ def test_store_that_cannot_be_written_is_fatal_and_touches_nothing(
     assert tree_snapshot(camera) == before
 
 
-def _cached_bytes(path: Path) -> int:
-    out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", str(path)], check=True,
-                         capture_output=True, text=True, timeout=30).stdout
-    return int(out.split()[0])
-
-
 def _camera_files_on_disk_only(camera: Path) -> list[Path]:
     files = sorted(p for p in camera.rglob("*") if p.is_file())
-    for path in files:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-    assert files and all(_cached_bytes(p) == 0 for p in files)
+    assert files
+    on_disk_only(*files)
     return files
 
 
@@ -180,7 +167,7 @@ def test_an_offload_leaves_no_camera_page_in_memory(services: Services, camera: 
     files = _camera_files_on_disk_only(camera)
     report = _offload(services, camera)
     assert report.outcome == "completed"
-    assert {p: _cached_bytes(p) for p in files} == {p: 0 for p in files}
+    assert {p: cached_bytes(p) for p in files} == {p: 0 for p in files}
 
 
 @pytest.mark.parametrize("threshold", [64 << 20, 0])
@@ -198,7 +185,7 @@ def test_files_hashed_again_before_their_wipe_keep_their_pages(
     finally:
         svc.close()
     assert report.outcome == "completed" and not any(f.wiped for f in report.files)
-    cached = {p.name: _cached_bytes(p) for p in files}
+    cached = {p.name: cached_bytes(p) for p in files}
     if threshold:
         assert all(cached.values()), cached
     else:

@@ -255,8 +255,8 @@ def child_render(home: str, recording_id: str) -> None:
         "store manifest (copy, fsync, re-read, link)", Stager.put)
     svc = Services.from_config(load_settings(environ={"EVIDOCK_HOME": home}))
     renderer = svc.renderer()
-    renderer.prober.probe = timed("ffprobe original", renderer.prober.probe)  # type: ignore
-    for name, label in (("_cut", "cut: ffmpeg, each segment proven as it closes"),
+    for name, label in (("_facts", "the original's probe (kept at ingest; else ffprobe)"),
+                        ("_cut", "cut: ffmpeg, each segment proven as it closes"),
                         ("_link_segments", "link segments into the store"),
                         ("_manifest", "manifest + sign")):
         setattr(renderer, name, timed(label, getattr(renderer, name)))

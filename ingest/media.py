@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ingest.mp4boxes import walk_boxes
 from ingest.mp4index import IndexCheck, check_index
-from ingest.tools import ToolResult, run_tool
+from ingest.tools import ToolResult, run_tool, tool_version
 from integrity.codes import Code
-from integrity.errors import MediaError
+from integrity.errors import EvidockError, MediaError
 
 # Container families ffprobe reports (format_name is a comma list) per file extension.
 _EXPECTED_FORMATS = {
@@ -36,6 +36,8 @@ _EXPECTED_FORMATS = {
 _MIN_BITRATE_BPS = {"video": 16_000, "audio": 2_000}
 # A container duration beyond its longest stream by more than 10 % + this is not believed.
 _STREAM_SLACK_S = 5.0
+# The largest ffprobe answer kept with a recording (a hostile file may list many streams).
+MAX_KEPT_PROBE = 64 << 10
 # ffprobe's names for ISO BMFF files: their index says how many samples each stream has.
 _MOV_FAMILY = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2"})
 
@@ -151,6 +153,10 @@ class Validity:
     flags: tuple[str, ...]
     reason: str
     info: MediaInfo | None = None
+    #: ffprobe's JSON when it came from a plain probe (:meth:`Prober.probe`, the call the
+    #: renderer makes) that parsed: kept with the recording, so that its rendition need not
+    #: start ffprobe again (issue 14).
+    probe: bytes | None = None
 
 
 class Prober:
@@ -175,6 +181,29 @@ class Prober:
         except (ValueError, TypeError):
             return None, res
 
+    def keepable(self, probe: bytes | None) -> tuple[str, str] | None:
+        """(this ffprobe's version, its answer as text) for a check's plain probe
+        (:attr:`Validity.probe`), to keep with the recording. Only an aid to the
+        rendition: a tool that cannot say its version or an answer that is not UTF-8 is
+        not kept."""
+        if probe is None:
+            return None
+        try:
+            return tool_version(self.ffprobe), probe.decode("utf-8")
+        except (UnicodeDecodeError, EvidockError, OSError):
+            return None
+
+    def reuse(self, tool: str, probe: str) -> MediaInfo | None:
+        """A kept answer as :meth:`probe` would give it now: the same call on the same
+        bytes (the recording's BLAKE3 names them) by the same ffprobe. None (probe
+        again) when this station's ffprobe is another version (issue 14)."""
+        if tool != tool_version(self.ffprobe):
+            return None
+        try:
+            return parse_probe(json.loads(probe))
+        except (ValueError, TypeError):
+            return None
+
     def check(self, path: Path, *, kind: str, ext: str) -> Validity:
         """Is this a playable file of the kind its name claims? Never raises on bad media."""
         if kind not in ("video", "audio", "photo"):
@@ -182,11 +211,18 @@ class Prober:
         # The moov's sample tables, read first (~1–20 ms): when they answer, ffprobe
         # need not read every packet (0.13–0.2 CPU-s for a 279 MB file).
         index = self._index(path) if kind != "photo" else IndexCheck(judged=False)
+        counted = kind != "photo" and not index.judged
         try:
-            info, res = self._probe_for_check(path, count=kind != "photo"
-                                              and not index.judged)
+            info, res = self._probe_for_check(path, count=counted)
         except MediaError as exc:  # a hung probe is this file's trouble, not the offload's
             return Validity((Code.F_PROBE_TIMEOUT,), f"ffprobe: {exc.message}")
+        verdict = self._judge(path, info, res, kind=kind, ext=ext, index=index)
+        kept = kind != "photo" and not counted and isinstance(info, MediaInfo) \
+            and len(res.stdout) <= MAX_KEPT_PROBE
+        return replace(verdict, probe=res.stdout) if kept else verdict
+
+    def _judge(self, path: Path, info: MediaInfo | Validity | None, res: ToolResult, *,
+               kind: str, ext: str, index: IndexCheck) -> Validity:
         if isinstance(info, Validity):
             return info
         if info is None:

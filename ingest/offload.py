@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from archive.audit.log import AuditLog
-from archive.catalog import Blob, Catalog, DockSession, Recording, SessionFile
+from archive.catalog import Blob, Catalog, DockSession, Recording, RecordingProbe, SessionFile
 from archive.keystore import StationKeys
 from archive.seals import Sealer
 from archive.store import ContentStore, Staged, Stager, Written
@@ -315,11 +315,12 @@ class Offloader:
         return run.settling.ahead(self.prober.check, path, kind=kind, ext=_ext(entry))
 
     def _classify(self, run: _Run, entry: Entry, staged: _Copy, check: Future[Validity] | None,
-                  ) -> tuple[str, tuple[str, ...], str, ParsedName | None]:
+                  ) -> tuple[str, tuple[str, ...], str, ParsedName | None, bytes | None]:
         kind = self.settings.ingest.extensions.kind_of(entry.name)
         parsed = run.parser.parse(entry.name)
         flags: list[str] = []
         reasons: list[str] = []
+        probe = None
         if staged.digests.size == 0:
             flags.append(Code.F_EMPTY)
             reasons.append("zero-byte file")
@@ -328,13 +329,14 @@ class Offloader:
                 staged.staged.path, kind=kind, ext=_ext(entry))
             flags.extend(verdict.flags)
             reasons.extend([verdict.reason] if verdict.flags else [])
+            probe = verdict.probe
         if parsed is None and not (kind == "log" and run.parser.is_known_log(entry.name)):
             flags.append(Code.F_NAME_UNPARSED)
             reasons.append(f"name matches no pattern of camera model {run.parser.model.name}")
         elif parsed and parsed.serial and parsed.serial != run.req.device_serial:
             flags.append(Code.F_SERIAL_MISMATCH)
             reasons.append(f"name says serial {parsed.serial}, docked {run.req.device_serial}")
-        return kind, tuple(flags), "; ".join(reasons), parsed
+        return kind, tuple(flags), "; ".join(reasons), parsed, probe
 
     def _store_file(self, run: _Run, entry: Entry, staged: _Copy,
                     check: Future[Validity] | None = None) -> FileOutcome:
@@ -351,7 +353,7 @@ class Offloader:
         # the offload leaves no blob behind. What follows the link (the signed record,
         # the commit) can still fail or be killed: that leaves a blob without its row,
         # which the next run adopts only after re-hashing it (ContentStore.link).
-        kind, flags, reason, parsed = self._classify(run, entry, staged, check)
+        kind, flags, reason, parsed, probe = self._classify(run, entry, staged, check)
         self._link(staged)
         now = self.clock()
         rec = Recording(
@@ -366,7 +368,9 @@ class Offloader:
         outcome = FileOutcome(entry.relpath, entry.display, rec.status,
                               flags[0] if flags else Code.I_INGESTED, rec.reason, d.size,
                               d.blake3, d.sha256, rec.id, flags)
-        return self._record(run, outcome, blob=blob, recording=rec)
+        kept = self.prober.keepable(probe)
+        return self._record(run, outcome, blob=blob, recording=rec, probe=None if kept is None
+                            else RecordingProbe(recording_id=rec.id, tool=kept[0], probe=kept[1]))
 
     def _link(self, staged: _Copy) -> bool:
         # A blob with no catalog row (left by a run killed between link and commit, or
@@ -377,7 +381,8 @@ class Offloader:
         return self.catalog.blob(b3) is not None
 
     def _record(self, run: _Run, outcome: FileOutcome, *, blob: Blob | None = None,
-                recording: Recording | None = None) -> FileOutcome:
+                recording: Recording | None = None,
+                probe: RecordingProbe | None = None) -> FileOutcome:
         at = self.clock()
         sealed = self.sealer.recording(recording, run.stager) if recording else None
         self.catalog.record_outcome(SessionFile(
@@ -385,7 +390,7 @@ class Offloader:
             status=outcome.status, code=outcome.code, reason=outcome.reason,
             size=outcome.size, blake3=outcome.blake3, sha256=outcome.sha256,
             recording_id=outcome.recording_id, at=at,
-        ), blob=blob, recording=recording, also=Sealer.attach(sealed, self._event(
+        ), blob=blob, recording=recording, probe=probe, also=Sealer.attach(sealed, self._event(
             "ingest.file", [run.session_id, outcome.recording_id, outcome.blake3],
             {"path": outcome.display, "status": outcome.status, "code": outcome.code,
              "size": outcome.size, "blake3": outcome.blake3, "sha256": outcome.sha256,

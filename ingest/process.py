@@ -133,12 +133,18 @@ class Renderer:
         if recording.kind not in ("video", "audio"):
             return None, None
         path = self.store.path_for(recording.blake3)
-        info, _ = self.prober.probe(path)
+        info = self._kept_probe(recording.id)
+        if info is None:
+            info, _ = self.prober.probe(path)
         if info is None or Code.F_DURATION_IMPLAUSIBLE not in recording.flags:
             return info, None
         # The header lies about the length (flagged at ingest): what the packets span is
         # what the segments must cover; the header's claim stays in the rendition's media.
         return info, self.prober.packet_span_s(path, timeout_s=self.settings.rendition.timeout_s)
+
+    def _kept_probe(self, recording_id: str) -> MediaInfo | None:
+        kept = self.catalog.recording_probe(recording_id)
+        return None if kept is None else self.prober.reuse(kept.tool, kept.probe)
 
     def _make(self, recording: Recording, plan: RenditionPlan, info: MediaInfo | None,
               duration_s: float | None) -> Rendition:

@@ -85,6 +85,21 @@ class Recording(SQLModel, table=True):
     reason: str = ""
 
 
+class RecordingProbe(SQLModel, table=True):
+    """What ffprobe printed for a recording's bytes as they were ingested (migration 0022).
+
+    Its rendition plans from this instead of starting ffprobe again (issue 14): the
+    bytes are the ones its BLAKE3 names, so the answer is the same while ``tool`` (the
+    ffprobe that gave it) is the station's ffprobe; another version probes again. Only a
+    plain probe (the renderer's own call) is kept; a recording without a row is probed.
+    """
+
+    __table_args__ = APPEND_ONLY
+    recording_id: str = Field(primary_key=True, foreign_key="recording.id")
+    tool: str
+    probe: str  # ffprobe's JSON (-show_format -show_streams), as printed
+
+
 class SessionFile(SQLModel, table=True):
     """The outcome of every file an offload looked at, whatever became of it."""
 

@@ -19,6 +19,7 @@ from archive.catalog.models import (
     DockSession,
     Officer,
     Recording,
+    RecordingProbe,
     Rendition,
     Segment,
     SessionFile,
@@ -153,14 +154,23 @@ class Catalog:
         with Session(self.engine) as s:
             return s.get(Blob, b3)
 
+    def recording_probe(self, recording_id: str) -> RecordingProbe | None:
+        with Session(self.engine) as s:
+            return s.get(RecordingProbe, recording_id)
+
     def record_outcome(self, outcome: SessionFile, *, blob: Blob | None = None,
-                       recording: Recording | None = None, also: Also = None) -> None:
-        """Blob (if new), recording and the file's outcome, in one transaction."""
+                       recording: Recording | None = None, probe: RecordingProbe | None = None,
+                       also: Also = None) -> None:
+        """Blob (if new), recording (with its probe) and the file's outcome, in one
+        transaction."""
         with self.transaction() as s:
             if blob is not None and s.get(Blob, blob.blake3) is None:
                 s.add(blob)
             if recording is not None:
                 s.add(recording)
+                if probe is not None:
+                    s.flush()  # the probe's foreign key needs the recording's row first
+                    s.add(probe)
             s.add(outcome)
             if also is not None:
                 also(s)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +62,10 @@ def _finished(recording_id: str) -> SelectOfScalar[Rendition]:
     """The recording's finished rendition (ok or none), if any."""
     return select(Rendition).where(Rendition.recording_id == recording_id,
                                    col(Rendition.status).in_(DONE_STATES))
+
+
+#: Links into the store at once after the cut (each waits for a directory fsync).
+LINKERS = 4
 
 
 class Renderer:
@@ -170,9 +175,7 @@ class Renderer:
             # (fixity reports it, E_FIXITY_UNEXPECTED: a trace of the race, not a loss).
             if (won := s.exec(_finished(recording.id)).first()) is not None:
                 return won
-            for blob in [*blobs, manifest_blob]:
-                if s.get(Blob, blob.blake3) is None:
-                    s.add(blob)
+            _add_new_blobs(s, [*blobs, manifest_blob])
             s.add(rendition)
             s.flush()
             s.add_all(segments)
@@ -194,9 +197,12 @@ class Renderer:
 
     def _link_segments(self, proven: list[ProvenSegment], plan: RenditionPlan,
                        ) -> tuple[list[mf.SegmentEntry], list[Blob]]:
+        # Each link waits for its directory's fsync: several at once (issue 14).
+        with ThreadPoolExecutor(max_workers=LINKERS, thread_name_prefix="link") as pool:
+            list(pool.map(lambda seg: self.store.link(seg.staged, vouched=self._vouched),
+                          proven))
         entries, blobs = [], []
         for seg in proven:
-            self.store.link(seg.staged, vouched=self._vouched)
             digests, cut = seg.staged.digests, seg.cut
             entries.append(mf.SegmentEntry(index=cut.index, start_us=cut.start_us,
                                            end_us=cut.end_us, size=digests.size,
@@ -251,6 +257,16 @@ class Renderer:
                                    "merkle_root": row.merkle_root, "key_id": row.key_id,
                                    "manifest": row.manifest_blake3, "segments": segments},
                           at=row.created_at)
+
+
+def _add_new_blobs(s: Session, blobs: list[Blob]) -> None:
+    """The blobs the catalog does not hold yet: one lookup per 500, not one per segment
+    (each ``Session.get`` flushed the previous insert first)."""
+    wanted = {b.blake3: b for b in blobs}  # two equal segments are one blob
+    keys, held = list(wanted), set[str]()
+    for i in range(0, len(keys), 500):
+        held.update(s.exec(select(Blob.blake3).where(col(Blob.blake3).in_(keys[i:i + 500]))))
+    s.add_all(b for key, b in wanted.items() if key not in held)
 
 
 def _media_json(info: MediaInfo | None) -> dict[str, object]:

@@ -9,6 +9,7 @@ Real ffmpeg, a real full tmpfs, a real byte flipped on the disk boundary seam.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from config import load_settings
 from evidock.wiring import Services
 from fixtures.camera import media_relpath
 from fixtures.media import ClipSpec, encode_clip
+from ingest.cutting import PROVERS, PROVERS_AFTER_CUT, _Provers
 from ingest.outcome import OffloadRequest
 from ingest.process import Renderer
 from integrity.errors import DigestMismatch
@@ -65,11 +67,14 @@ def _offload(home: Path, camera: Path, **env: str) -> tuple[Services, Recording]
 
 
 def _renderer(svc: Services, *, before_reread: BeforeReread | None = None,
-              timeout_s: float | None = None) -> Renderer:
+              timeout_s: float | None = None, segment_seconds: float | None = None,
+              ) -> Renderer:
     settings = svc.settings
-    if timeout_s is not None:
+    changes = {k: v for k, v in (("timeout_s", timeout_s),
+                                 ("segment_seconds", segment_seconds)) if v is not None}
+    if changes:
         settings = settings.model_copy(update={"rendition": settings.rendition.model_copy(
-            update={"timeout_s": timeout_s})})
+            update=changes)})
     return Renderer(settings=settings, catalog=svc.catalog, prober=svc.prober,
                     keys=svc.keys, clock=svc.clock, audit=svc.audit(),
                     store=ContentStore(root=svc.store.root, before_reread=before_reread))
@@ -131,6 +136,71 @@ def test_every_segment_is_proven_before_any_is_linked(
     assert _segment_count(svc, row) == 3
     assert len(_blobs(svc) - before) == 4, "three segments and the signed manifest"
     assert _staged(svc) == [] and _ffmpeg_children() == []
+
+
+def test_two_provers_while_ffmpeg_cuts_four_once_it_has_exited(
+        offloaded: tuple[Services, Recording]) -> None:
+    """The first two proofs hold their re-read until four are under way: the third and
+    fourth can only start once the cut has ended, and ffmpeg is gone by then."""
+    svc, rec = offloaded
+    four = threading.Barrier(PROVERS_AFTER_CUT, timeout=30)
+    lock = threading.Lock()
+    entered: list[tuple[int, bool]] = []  # (proofs under way, an ffmpeg child alive)
+    under_way = 0
+
+    def hold(path: Path) -> None:
+        nonlocal under_way
+        with lock:
+            under_way += 1
+            entered.append((under_way, bool(_ffmpeg_children())))
+            first = len(entered) <= PROVERS_AFTER_CUT
+        try:
+            if first:
+                four.wait()  # BrokenBarrierError (the test fails) if four never meet
+        finally:
+            with lock:
+                under_way -= 1
+
+    row = _renderer(svc, before_reread=hold, segment_seconds=2).render(rec)
+    assert row.status == "ok", row.reason
+    segments = _segment_count(svc, row)
+    assert segments >= PROVERS_AFTER_CUT and len(entered) == segments + 1  # + manifest
+    assert max(n for n, _ in entered) == PROVERS_AFTER_CUT
+    assert all(not alive for n, alive in entered if n > PROVERS), \
+        f"more than {PROVERS} proofs while ffmpeg ran: {entered}"
+
+
+def test_the_provers_gate_opens_wider_only_when_the_cut_ends(tmp_path: Path) -> None:
+    entered: list[str] = []
+    changed = threading.Condition()
+    go = threading.Event()
+
+    def hold(path: Path) -> None:
+        with changed:
+            entered.append(path.name)
+            changed.notify_all()
+        assert go.wait(timeout=30)
+
+    with ContentStore(root=tmp_path / "store", before_reread=hold).stage() as stager:
+        files = [stager.directory / f"seg{i:05d}.mp4" for i in range(6)]
+        for i, path in enumerate(files):
+            path.write_bytes(bytes([i]) * 4096)
+        with _Provers(stager) as provers:
+            jobs = [provers.submit(path) for path in files]
+            try:
+                with changed:
+                    assert changed.wait_for(lambda: len(entered) == PROVERS, timeout=30)
+                    # a window for a proof that must not start while the cut runs
+                    assert not changed.wait_for(lambda: len(entered) > PROVERS,
+                                                timeout=0.3)
+                    provers.cut_ended()
+                    assert changed.wait_for(lambda: len(entered) == PROVERS_AFTER_CUT,
+                                            timeout=30)
+            finally:
+                go.set()
+            staged = [job.result(timeout=30) for job in jobs]
+        assert [s.digests.size for s in staged] == [4096] * 6
+        assert sorted(entered) == [p.name for p in files]
 
 
 def test_a_segment_the_disk_did_not_keep_stops_the_cut_and_links_nothing(

@@ -10,7 +10,9 @@ default (page cache dropped before every run): the real client ``evidock ingest 
 --device ZFY0001 --json --no-process`` (the offload; renditions are timed once apart)
 against a fresh ``evidock serve`` with a fresh EVIDOCK_HOME on the same filesystem
 (wall of the client; CPU and peak RSS of client and service);
-``cp -r TREE DEST`` then ``sync``; ``b3sum`` of the same files; and any other evidock
+``cp -r TREE DEST`` then ``sync`` (and then a cold ``b3sum`` of the copy); the disk
+floor of a proven copy (``cp -r`` while ``cat`` reads a second, cold copy of the tree
+from the same disk, then ``sync``); ``b3sum`` of the same files; and any other evidock
 build given with --compare. Reports medians, MB/s, ratios, the peak RSS of ingesting the
 big file, a phase breakdown, and writes them to docs/BENCHMARKS.md ("## Offload").
 """
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -39,9 +42,7 @@ from bench.common import (
     cpu_seconds,
     fadvise_dontneed,
     machine_info,
-    markdown_table,
     mb_per_s,
-    median,
     remove_tree,
     run_chain,
     run_child,
@@ -50,11 +51,9 @@ from bench.common import (
     tree_files,
     write_section,
 )
+from bench.offload_report import FLOOR, doc_body
 
 DEVICE = "ZFY0001"
-TARGET_RATIO_CP = 2.0
-TARGET_RATIO_VERIFIED_CP = 1.3
-TARGET_RSS_MB = 150
 EVIDOCK = REPO / ".venv" / "bin" / "evidock"
 PHASES = ("copy + BLAKE3/SHA-256", "fsync", "verify re-read, BLAKE3 (DONTNEED first)",
           "media check (MP4 index, ffprobe header, box walk)")
@@ -71,6 +70,7 @@ class Bench:
     runs: dict[str, list[ChildResult]] = field(default_factory=dict)
     extra: dict[str, tuple[ChildResult, int]] = field(default_factory=dict)  # 1-run figures
     phases: dict[str, tuple[float, float]] = field(default_factory=dict)  # wall, cpu
+    floor_files: list[Path] = field(default_factory=list)  # a second copy, read by "floor"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -196,6 +196,31 @@ def cp_once(b: Bench, *, verify: bool = False) -> ChildResult:
         remove_tree(dest)
 
 
+def floor_once(b: Bench) -> ChildResult:
+    """The disk work of a proven copy and nothing else, perfectly overlapped: ``cp -r``
+    while ``cat`` reads another copy of the tree from the same disk, cold (what the
+    re-read of the copy reads), then ``sync``. No copy can be read back from this disk
+    faster: the offload's re-read can only trail its writer (issue 14, target 2)."""
+    if not b.floor_files:
+        other = b.scratch / "floor-copy"
+        run_chain(["cp", "-r", b.tree, other], ["sync"])
+        b.floor_files = tree_files(other)
+    dest = b.scratch / "cp"
+    remove_tree(dest)
+    fadvise_dontneed(b.floor_files)
+    try:
+        t = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reread = pool.submit(run_child, ["cat", *b.floor_files])
+            copy = run_child(["cp", "-r", b.tree, dest])
+            read = reread.result()
+        flush = run_child(["sync"])
+        return ChildResult(time.perf_counter() - t, max(copy.maxrss_kib, read.maxrss_kib), 0,
+                           copy.cpu_s + read.cpu_s + flush.cpu_s)
+    finally:
+        remove_tree(dest)
+
+
 def b3sum_once(b: Bench) -> ChildResult:
     return run_child(["b3sum", *b.files])
 
@@ -218,6 +243,7 @@ def contenders(b: Bench) -> dict[str, Callable[[], ChildResult]]:
             ingest_once, b, b.tree, overrides={f"EVIDOCK_{key}": value})
     out["cp+sync"] = lambda: cp_once(b)
     out["cp+sync+b3sum(copy)"] = lambda: cp_once(b, verify=True)
+    out[FLOOR] = lambda: floor_once(b)
     out["b3sum"] = lambda: b3sum_once(b)
     return out
 
@@ -303,127 +329,6 @@ def _copy_file(copy_and_hash: Callable[..., object], src: Path, dst: Path) -> No
 def _fsync(path: Path) -> None:
     with open(path, "rb+", buffering=0) as fh:
         os.fsync(fh.fileno())
-
-
-# --- report -------------------------------------------------------------------------------
-
-
-def _med(b: Bench, name: str, attr: str = "wall_s") -> float:
-    return median([getattr(r, attr) for r in b.runs[name]])
-
-
-def results_table(b: Bench) -> str:
-    cp, b3 = _med(b, "cp+sync"), _med(b, "b3sum")
-    rows = []
-    for name, runs in b.runs.items():
-        m = _med(b, name)
-        rows.append([name, f"{m:.2f}", ", ".join(f"{r.wall_s:.2f}" for r in runs),
-                     f"{mb_per_s(b.nbytes, m):.0f}", f"{m / cp:.2f}×", f"{m / b3:.2f}×",
-                     f"{_med(b, name, 'cpu_s'):.1f}",
-                     f"{max(r.maxrss_kib for r in runs) / 1024:.0f}"])
-    return markdown_table(["contender", "median s", "runs s", "MB/s", "÷ cp+sync", "÷ b3sum",
-                           "CPU s (median)", "peak RSS MiB"], rows)
-
-
-def verdicts(b: Bench) -> list[str]:
-    """Issue 14, target 2 (same-disk floor), on the tree."""
-    ing = _med(b, "ingest")
-    out = []
-    for base, target in (("cp+sync+b3sum(copy)", TARGET_RATIO_VERIFIED_CP),
-                         ("cp+sync", TARGET_RATIO_CP)):
-        ratio = ing / _med(b, base)
-        out.append(f"ingest ÷ ({base}) = **{ratio:.2f}×** (target ≤ {target}×): "
-                   + ("**met**" if ratio <= target else
-                      f"**missed** by {ratio / target:.2f}×"))
-    rss = {"the tree": max(r.maxrss_kib for r in b.runs["ingest"]) / 1024}
-    if "big" in b.extra:
-        rss[f"the single {b.extra['big'][1] / GiB:.1f} GiB file"] = (
-            b.extra["big"][0].maxrss_kib / 1024)
-    met = max(rss.values()) * 1.048576 <= TARGET_RSS_MB
-    out.append("peak RSS " + ", ".join(f"{v:.0f} MiB for {k}" for k, v in rss.items())
-               + f" (target ≤ {TARGET_RSS_MB} MB whatever the file size): "
-               + ("**met**" if met else "**missed**"))
-    return out
-
-
-def extras_text(b: Bench) -> str:
-    labels = {"empty": "empty camera (fixed cost: client start-up, request, session)",
-              "big": "single big file, offload", "renditions": "tree, default CLI "
-              "(offload + renditions)", "no_evict": "tree, offload, "
-              "`EVIDOCK_INGEST__EVICT_BEFORE_VERIFY=false`"}
-    rows = [[labels[k], f"{n / GiB:.2f}", f"{r.wall_s:.2f}",
-             f"{mb_per_s(n, r.wall_s):.0f}" if n else "",
-             f"{r.cpu_s:.1f}", f"{r.maxrss_kib / 1024:.0f}"] for k, (r, n) in b.extra.items()]
-    return markdown_table(["ingest (1 run, cold)", "GiB", "s", "MB/s", "CPU s",
-                           "peak RSS MiB"], rows)
-
-
-def phases_text(b: Bench) -> str:
-    total_w = sum(w for w, _ in b.phases.values())
-    rows = [[k, f"{w:.2f}", f"{100 * w / total_w:.0f} %", f"{c:.2f}"]
-            for k, (w, c) in b.phases.items()]
-    rows.append(["sum (if done one after another; the offload overlaps them)",
-                 f"{total_w:.2f}", "",
-                 f"{sum(c for _, c in b.phases.values()):.2f}"])
-    return markdown_table(["phase (in-process, cold, same files)", "wall s", "share",
-                           "CPU s"], rows)
-
-
-PROPOSALS = """What the offload does per byte: one read of the camera (its pages let go
-8 MiB behind) hashed with BLAKE3 and SHA-256 (two threads over the same buffers) and written by a
-third thread straight to the disk (`O_DIRECT` from the page-aligned buffers,
-`ingest.direct_writes`; the last partial block through the page cache); a follower
-thread reads the copy back from the disk 8 MiB behind the writer (fdatasync, pages
-dropped, BLAKE3; `archive/reread.py`), so the verify after the copy re-reads only the
-rest; the media check (the MP4 index bounds every sample by the file's size, one
-ffprobe reads the header, a walk of the top-level boxes), started as the last byte is
-written; ffprobe and ffmpeg were loaded when the service started. Files overlap too
-(`ingest/settling.py`): the offload's thread copies file N+1 while the settling thread
-verifies, checks, commits (and wipes) file N, in camera order. The table above adds
-the steps up as if done one after another on one file at a time; the ingest overlaps
-them."""
-
-
-def analysis(b: Bench) -> str:
-    cpu, cp = _med(b, "ingest", "cpu_s"), _med(b, "cp+sync")
-    text = (f"Why: the offload is CPU-bound where `cp -r && sync` is I/O-bound. It burns "
-            f"{cpu:.1f} CPU-s (median) against {_med(b, 'cp+sync', 'cpu_s'):.1f} for "
-            "cp+sync: BLAKE3 + SHA-256 over every byte on the copy, BLAKE3 again on the "
-            "verify re-read, an ffprobe and a read of the MP4 index per file, and the "
-            "service's catalog and audit work. Even spread perfectly over 2 idle cores "
-            f"that is ≥ {cpu / 2:.1f} s, i.e. ≥ {cpu / 2 / cp:.2f}× cp+sync before any "
-            "waiting. It also makes three passes over the disk (read the camera, write, "
-            "re-read the copy) where cp makes two, and here camera and store share one "
-            "virtual disk: `cp+sync+b3sum(copy)` is that I/O alone. Neighbours' load on "
-            "this shared VM hits the CPU-bound ingest far harder than the I/O-bound "
-            "baselines, hence the spread.")
-    if "empty" in b.extra:
-        e = b.extra["empty"][0]
-        text += (f" Fixed cost per offload (empty camera): {e.wall_s:.2f} s, "
-                 f"{e.cpu_s:.1f} CPU-s (client start-up, the request, the session).")
-    return text + "\n\n" + PROPOSALS
-
-
-def doc_body(b: Bench, info: dict[str, str], cmd: str) -> str:
-    parts = [
-        f"- date: {info['date']}; {info['load']} at the end (shared VM)\n"
-        f"- machine: {info['machine']}\n- python {info['python']}, {info['ffmpeg']}, "
-        f"{info['b3sum']}\n- command: `{cmd}`\n"
-        f"- tree: {len(b.files)} MP4 files, {b.nbytes / GiB:.2f} GiB ({b.nbytes} bytes), "
-        f"`fixtures.camera.build_big_camera`\n- cache: {b.cache_mode}; "
-        f"{b.args.runs} runs per contender, alternating; medians\n"
-        "- ingest = the client `evidock ingest TREE --device ZFY0001 --json --no-process` "
-        "against a fresh `evidock serve` (fresh EVIDOCK_HOME on the same filesystem, "
-        "started before the clock): wall = the client's, start to answer; CPU = client + "
-        "service during the request (with its ffprobe/ffmpeg children); peak RSS = the "
-        "larger of the client (`os.wait4`) and the service (VmHWM)",
-        results_table(b), "Targets:\n\n" + "\n".join(f"- {v}" for v in verdicts(b))]
-    if b.extra:
-        parts.append(extras_text(b))
-    if b.phases:
-        parts.append("Where the offload's time goes:\n\n" + phases_text(b))
-    parts.append(analysis(b))
-    return "\n\n".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

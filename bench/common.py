@@ -16,8 +16,10 @@ import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,7 +122,56 @@ def warm_up(paths: Iterable[Path], chunk: int = 8 * MiB) -> None:
                 pass
 
 
-def set_cache_state(paths: Sequence[Path], *, warm: bool, station_warm: bool = False) -> str:
+#: Free page reporting (virtio-balloon): how long a freed page waits before the guest
+#: hands it back to the host, after which its next use faults on the host.
+PAGE_REPORTING_DELAY = Path("/sys/module/page_reporting/parameters/min_free_ms")
+
+
+@contextmanager
+def real_ram(enabled: bool = True) -> Iterator[str]:
+    """Make this VM's memory behave like a machine's RAM for the duration: free pages
+    are not handed back to the host (min_free_ms raised, restored after), so a page the
+    guest frees and reuses does not fault on the host again. Says what it did."""
+    if not enabled:
+        yield "off (the VM's free page reporting as configured)"
+        return
+    try:
+        before = PAGE_REPORTING_DELAY.read_text(encoding="ascii").strip()
+        PAGE_REPORTING_DELAY.write_text("60000\n", encoding="ascii")  # its maximum here
+    except OSError:
+        yield "no free page reporting to hold here"
+        return
+    try:
+        yield (f"free page reporting held for the run (min_free_ms {before} → 60000, "
+               "restored after)")
+    finally:
+        PAGE_REPORTING_DELAY.write_text(f"{before}\n", encoding="ascii")
+
+
+def back_free_memory(nbytes: int) -> int:
+    """Touch ``nbytes`` of anonymous memory (at most what is available less 2 GiB) and
+    free it, so that the page cache a run fills next is RAM the host has already
+    backed, as on a real machine (here a first touch of a reported page faults on the
+    host: cp -r of 1 GiB spent 3 s of kernel memcpy cold, 0.35 s after this)."""
+    with open("/proc/meminfo", encoding="ascii") as fh:
+        info = {ln.split(":")[0]: int(ln.split()[1]) * 1024 for ln in fh}
+    n = max(0, min(nbytes, info.get("MemAvailable", 0) - 2 * GiB))
+    if n:
+        # In a child: a parent's peak RSS is inherited by the children it forks (Linux
+        # copies the high-water mark with the mm), and would show as theirs.
+        subprocess.run([sys.executable, "-c", _TOUCH, str(n)], check=True)
+    return n
+
+
+_TOUCH = """import sys
+n = int(sys.argv[1])
+buf = bytearray(n)
+buf[::4096] = b"\\x01" * len(range(0, n, 4096))  # one byte per page, in C
+"""
+
+
+def set_cache_state(paths: Sequence[Path], *, warm: bool, station_warm: bool = False,
+                    backed: int = 0) -> str:
     """Cold (page cache dropped) or warm (files read once) before a run; says which.
     ``station_warm``: cold data only (``paths`` dropped from the cache), the programs'
     files left as a running station has them (bench.camera does the same)."""
@@ -131,12 +182,16 @@ def set_cache_state(paths: Sequence[Path], *, warm: bool, station_warm: bool = F
     if station_warm:
         os.sync()
         fadvise_dontneed(paths)
-        return ("cold camera, warm station: `sync` + posix_fadvise(DONTNEED) on every "
-                "camera file before each run (programs and libraries stay cached, as on "
-                "a running station)")
-    if drop_caches(paths) == "drop_caches":
-        return "cold: `sync; echo 1 > /proc/sys/vm/drop_caches` before each run"
-    return "cold: sync + posix_fadvise(DONTNEED) on every file before each run"
+        how = ("cold camera, warm station: `sync` + posix_fadvise(DONTNEED) on every "
+               "camera file before each run (programs and libraries stay cached, as on "
+               "a running station)")
+    elif drop_caches(paths) == "drop_caches":
+        how = "cold: `sync; echo 1 > /proc/sys/vm/drop_caches` before each run"
+    else:
+        how = "cold: sync + posix_fadvise(DONTNEED) on every file before each run"
+    if backed and (n := back_free_memory(backed)):
+        how += f", then {n / GiB:.1f} GiB of free memory touched and freed (`real_ram`)"
+    return how
 
 
 def cached_build(data: Path, name: str, build: Callable[[Path], int]) -> Path:

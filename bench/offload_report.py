@@ -137,7 +137,7 @@ def doc_body(b: Bench, info: dict[str, str], cmd: str) -> str:
         f"{info['b3sum']}\n- command: `{cmd}`\n"
         f"- tree: {len(b.files)} MP4 files, {b.nbytes / GiB:.2f} GiB ({b.nbytes} bytes), "
         f"`fixtures.camera.build_big_camera`\n- cache: {b.cache_mode}; "
-        f"{b.args.runs} runs per contender, alternating; medians\n"
+        f"{b.args.runs} runs per contender, alternating; medians; memory: {b.ram}\n"
         "- ingest = the client `evidock ingest TREE --device ZFY0001 --json --no-process` "
         "against a fresh `evidock serve` (fresh EVIDOCK_HOME on the same filesystem, "
         "started before the clock): wall = the client's, start to answer; CPU = client + "

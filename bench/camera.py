@@ -55,9 +55,12 @@ from bench.camera_reads import machine_cpu
 from bench.common import (
     MB,
     REPO,
+    GiB,
     MiB,
+    back_free_memory,
     cached_build,
     fadvise_dontneed,
+    real_ram,
     total_size,
     tree_files,
     write_section,
@@ -157,6 +160,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--loop-direct-io", action=argparse.BooleanOptionalAction, default=True,
                    help="attach the images with `losetup --direct-io=on` (default): the "
                         "disk delivers the bytes, not a kernel thread's memcpy")
+    p.add_argument("--real-ram", action=argparse.BooleanOptionalAction, default=True,
+                   help="hold the VM's free page reporting and back the memory a round "
+                        "fills before it (bench.common.real_ram), as on a real machine")
     p.add_argument("--set", action="append", default=[], metavar="SECTION__KEY=VALUE",
                    help="a station setting for this run, as its environment variable "
                         "without EVIDOCK_ (e.g. INGEST__READ_AHEAD=0); repeatable")
@@ -270,7 +276,7 @@ def check_throttled(group: Path, before: dict[str, int], cameras: Sequence[Camer
                          "cgroup (page cache not dropped, or the reader outside the group)")
 
 
-def evict_cameras(cameras: Sequence[Camera]) -> None:
+def evict_cameras(cameras: Sequence[Camera], backed: int = 0) -> None:
     """Cold cameras, warm station: drop the cached pages of every camera file, of the
     loop devices' buffers and of their image files, and nothing else. (Dropping all
     caches would also make the station load its own Python modules and ffmpeg's
@@ -282,6 +288,8 @@ def evict_cameras(cameras: Sequence[Camera]) -> None:
         fadvise_dontneed(cam.files)
         subprocess.run(["blockdev", "--flushbufs", cam.loop], check=True, timeout=60)
         fadvise_dontneed([cam.image])
+    if backed:
+        back_free_memory(backed)  # --real-ram: memory as on a real machine
 
 
 # --- children -----------------------------------------------------------------------------
@@ -328,8 +336,8 @@ def run_parallel(argvs: Sequence[Sequence[str]], group: Path, *, env: dict[str, 
     return Run(tuple(walls), cpu[0], rss[0] / 1024)
 
 
-def cat_round(cameras: Sequence[Camera], group: Path) -> Run:
-    evict_cameras(cameras)
+def cat_round(cameras: Sequence[Camera], group: Path, backed: int = 0) -> Run:
+    evict_cameras(cameras, backed)
     with machine_busy() as busy:
         run = run_parallel([["cat", *map(str, c.files)] for c in cameras], group,
                            env=dict(os.environ), outs=[None] * len(cameras))
@@ -411,9 +419,9 @@ def _proc_hwm_mib(pid: int) -> float:
 
 
 def ingest_round(cameras: Sequence[Camera], group: Path, scratch: Path,
-                 settings: dict[str, str]) -> Run:
+                 settings: dict[str, str], backed: int = 0) -> Run:
     with station(scratch / "home", group, service_env=settings) as service:
-        evict_cameras(cameras)
+        evict_cameras(cameras, backed)
         outs = [scratch / f"ingest-{c.serial}.json" for c in cameras]
         argvs = [[str(EVIDOCK), "ingest", str(c.mount), "--device", c.serial, "--json",
                   "--no-process"] for c in cameras]
@@ -444,16 +452,19 @@ def station_settings(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def measure(cameras: Sequence[Camera], group: Path, scratch: Path, rate: float,
-            via: str = "dock", *, settings: dict[str, str] | None = None) -> Round:
+            via: str = "dock", *, settings: dict[str, str] | None = None,
+            real_memory: bool = False) -> Round:
     from bench.camera_dock import dock_round
 
+    # The page cache a round fills at most: the camera files and the station's copies.
+    backed = 2 * sum(c.nbytes for c in cameras) + GiB if real_memory else 0
     throttle(group, cameras, rate)
     before = read_bytes(group)
-    cat = cat_round(cameras, group)
+    cat = cat_round(cameras, group, backed)
     check_throttled(group, before, cameras, "cat")
     before = read_bytes(group)
-    ingest = dock_round(cameras, group, scratch, settings or {}) if via == "dock" \
-        else ingest_round(cameras, group, scratch, settings or {})
+    ingest = dock_round(cameras, group, scratch, settings or {}, backed) if via == "dock" \
+        else ingest_round(cameras, group, scratch, settings or {}, backed)
     check_throttled(group, before, cameras, "ingest")
     r = Round(len(cameras), rate, cat, ingest, max(c.nbytes for c in cameras) / (rate * MB))
     print(f"  {r.n} camera(s) at {rate:g} MB/s: cat {max(cat.wall_s):.2f}s, ingest "
@@ -486,8 +497,11 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[
     group = make_cgroup(stack)
     print(VIA[args.via], flush=True)
     settings = station_settings(args.set)
-    main_round = measure(cams, group, scratch, args.rate, args.via, settings=settings)
-    sweep = [measure(cams[:n], group, scratch, args.bays_at, args.via, settings=settings)
+    args.memory = stack.enter_context(real_ram(args.real_ram))
+    main_round = measure(cams, group, scratch, args.rate, args.via, settings=settings,
+                         real_memory=args.real_ram)
+    sweep = [measure(cams[:n], group, scratch, args.bays_at, args.via, settings=settings,
+                     real_memory=args.real_ram)
              for n in (sweep_sizes(args.cameras) if args.bays_at > 0 else [])]
     return cams, main_round, sweep
 

@@ -57,7 +57,7 @@ def udev_station(home: Path, toml: Path, bays: int) -> dict[str, str]:
 
 
 def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path,
-               settings: dict[str, str]) -> Run:
+               settings: dict[str, str], backed: int = 0) -> Run:
     from fixtures.umock import Testbed, usb_disk
 
     home = scratch / "dock-home"
@@ -70,7 +70,7 @@ def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path,
     events = DaemonEvents(proc)
     try:
         events.until("ready", timeout=120)
-        evict_cameras(cameras)
+        evict_cameras(cameras, backed)
         before, busy = _proc_cpu(proc.pid), machine_cpu()
         watch = ReadWatch(lambda: read_bytes(group), {c.devno: c.nbytes for c in cameras})
         plugged: dict[str, float] = {}

@@ -154,6 +154,9 @@ def doc_body(args: argparse.Namespace, cameras: Sequence[Camera], main_round: Ro
             "contender the camera files' pages, the loop devices' buffers and the images' "
             "pages are dropped (not the station's programs: ffmpeg/ffprobe ran once at "
             "the start, as on a running station); one run each\n"
+            f"- memory: {args.memory}" + (", and 2× the cameras' data + 1 GiB of free "
+            "memory touched and freed before each contender (`--real-ram`)"
+            if args.real_ram else "") + "\n"
             "- cat = `cat FILES > /dev/null` per camera, all at once, in the throttled "
             f"group; {VIA[args.via]}")
     parts = [head, main_text(main_round, cameras, args.via)]

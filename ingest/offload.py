@@ -26,7 +26,8 @@ from pathlib import Path
 from sqlmodel import Session
 
 from archive.audit.log import AuditLog
-from archive.catalog import Blob, Catalog, DockSession, Recording, RecordingProbe, SessionFile
+from archive.catalog import Blob, Catalog, DockSession, Recording, SessionFile
+from archive.catalog.models import RecordingProbe
 from archive.keystore import StationKeys
 from archive.seals import Sealer
 from archive.store import ContentStore, Staged, Stager, Written

@@ -16,7 +16,8 @@ import pytest
 from evidock_testing import StepClock, open_services
 from sqlmodel import Session
 
-from archive.catalog import Recording, RecordingProbe
+from archive.catalog import Recording
+from archive.catalog.models import RecordingProbe
 from config import load_settings
 from evidock.wiring import Services
 from fixtures.camera import media_relpath

@@ -28,7 +28,7 @@ from evidock.wiring import Services, utc_now
 from ingest.hooks import FifoHooks, Hooks
 from ingest.outcome import OffloadReport, OffloadRequest
 from ingest.progress import Progress
-from ingest.tools import warm_up
+from ingest.tools import WARM_UP_S, warm_up
 from integrity.errors import ConfigError
 
 
@@ -112,9 +112,6 @@ class _Signals:
         self._sel.close()
         self._r.close()
         self._w.close()
-
-
-WARM_UP_S = 10
 
 
 def serve(config: Path | None) -> int:

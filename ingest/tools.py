@@ -41,6 +41,11 @@ def run_tool(argv: Sequence[str], *, timeout: float) -> ToolResult:
     return ToolResult(argv, proc.returncode, proc.stdout, proc.stderr)
 
 
+#: How long a daemon waits, before it says it is ready, for :func:`warm_up` (a tool that
+#: hangs is reported where it is used, not here).
+WARM_UP_S = 10
+
+
 @cache
 def tool_version(tool: str) -> str:
     """e.g. 'ffmpeg 5.1.6-0+deb12u1' — recorded with every rendition."""
@@ -56,8 +61,10 @@ def warm_up(tools: Sequence[str] = ("ffprobe", "ffmpeg")) -> threading.Thread:
 
     Debian's ffprobe loads ~250 MB of shared libraries: the first offload after a boot
     or a dropped page cache waited ~1.1 s for them inside its media check (measured,
-    issue 14); the service calls this as it starts so that no docked camera pays it. A
-    missing or broken tool is not an error here: the offload reports it where it is used.
+    issue 14); the service and the dock daemon call this as they start and wait for it
+    (up to WARM_UP_S) before they say they are ready, so that no offload pays it nor
+    reads the libraries from the disk it is copying to. A missing or broken tool is not
+    an error here: the offload reports it where it is used.
     """
     def run() -> None:
         for tool in tools:

@@ -373,12 +373,14 @@ def blocking_ffmpeg(directory: Path, fifo: Path, *, say: str) -> Path:
     return directory
 
 
-def reporting_tools(directory: Path, fifo: Path) -> Path:
+def reporting_tools(directory: Path, fifo: Path, *, gate: Path | None = None) -> Path:
     """A directory holding an ``ffprobe`` and an ``ffmpeg`` that write ``TOOL ARGS`` to
-    ``fifo`` for each run, then are the real ones. Put it first on PATH."""
+    ``fifo`` for each run, then are the real ones. Put it first on PATH. With ``gate``
+    (a FIFO), each run then waits for a line written there before it goes on."""
     directory.mkdir()
+    wait = f"read _ < {gate}\n" if gate is not None else ""
     for tool in ("ffprobe", "ffmpeg"):
-        (directory / tool).write_text(f'#!/bin/sh\necho "{tool} $*" > {fifo}\n'
+        (directory / tool).write_text(f'#!/bin/sh\necho "{tool} $*" > {fifo}\n{wait}'
                                       f'exec /usr/bin/{tool} "$@"\n', encoding="utf-8")
         (directory / tool).chmod(0o755)
     return directory

@@ -30,7 +30,7 @@ from evidock.service.peer import PeerCredProtocol
 from evidock.service.routes.sessions import web_desk
 from evidock.service.tls import ClientCertProtocol, server_context
 from evidock.wiring import Services
-from ingest.tools import warm_up
+from ingest.tools import WARM_UP_S, warm_up
 from integrity.errors import ConfigError
 
 # Behind no proxy: X-Forwarded-* from a client must not change its address or scheme.
@@ -61,7 +61,7 @@ class Listener(uvicorn.Server):
 def serve(services: Services, *, socket: Path, notifier: Notifier | None = None) -> None:
     """Serve until SIGTERM/SIGINT; requests in flight finish (up to 30 s)."""
     services.start_group_commit()  # concurrent requests' audit events: one commit
-    warm_up()  # ffprobe/ffmpeg's libraries in the page cache before the first camera
+    tools = warm_up()  # while the app is built
     app = build_app(services=services)
     service = services.settings.service
     listeners = []
@@ -69,6 +69,10 @@ def serve(services: Services, *, socket: Path, notifier: Notifier | None = None)
         web_desk(app)  # the session key now: a bad one stops the start
         listeners.append(_tcp(app, service))
     listeners.insert(0, _unix(app, socket))
+    # ffprobe/ffmpeg's libraries (~250 MB) in the page cache before the first request:
+    # read cold during an offload they cost its first media check ~1 s and compete with
+    # the copy for the disk (issue 14). Bounded, as in the dock daemon.
+    tools.join(timeout=WARM_UP_S)
     asyncio.run(_run(listeners, notifier or Notifier()))
 
 

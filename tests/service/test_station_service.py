@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from evidock_testing import write_agency_config
@@ -54,16 +56,34 @@ def test_the_service_refuses_rules_others_could_edit(tmp_path: Path) -> None:
     assert "E_CONFIG" in run.stderr and str(config) in run.stderr and "0664" in run.stderr
 
 
-def test_the_service_loads_ffprobe_and_ffmpeg_as_it_starts(tmp_path: Path) -> None:
+def test_the_service_loads_ffprobe_and_ffmpeg_before_it_says_it_is_ready(
+        tmp_path: Path) -> None:
     """Before any camera: the first offload after a boot otherwise waited ~1.1 s for
-    ffprobe's shared libraries inside its media check (issue 14). No request is made."""
+    ffprobe's shared libraries inside its media check, reading them from the disk it
+    copies to (issue 14). READY=1 (systemd, and every client waiting for it) comes only
+    after both tools have run: each is held at a gate; a READY within 5 s of ffprobe
+    starting, while it is held, fails. No request is made."""
     from evidock_testing import listening_fifo, read_lines, reporting_tools
     from service_support import serving
 
     home = tmp_path / "home"
     write_agency_config(home)
-    with listening_fifo(tmp_path / "ran") as fd:
-        tools = reporting_tools(tmp_path / "bin", tmp_path / "ran")
+    ready, released = threading.Event(), threading.Event()
+
+    def hold_then_release(fd: int, gate: int) -> list[str]:
+        ran = read_lines(fd, 1)  # ffprobe has started and waits at the gate
+        early = ready.wait(5)
+        released.set()
+        os.write(gate, b"go\ngo\n")  # one line for each tool
+        return [*ran, *read_lines(fd, 1), "EARLY READY" if early else "ready after"]
+
+    with listening_fifo(tmp_path / "ran") as fd, listening_fifo(tmp_path / "gate") as gate, \
+            ThreadPoolExecutor(1) as pool:
+        tools = reporting_tools(tmp_path / "bin", tmp_path / "ran", gate=tmp_path / "gate")
+        holder = pool.submit(hold_then_release, fd, gate)
         with serving(home, env={"PATH": f"{tools}:{os.environ['PATH']}"}):
-            ran = read_lines(fd, 2)
-    assert sorted(ran) == ["ffmpeg -version", "ffprobe -version"]
+            held = not released.is_set()
+            ready.set()
+        ran = holder.result(timeout=60)
+    assert not held, "READY=1 while ffprobe was held at its gate"
+    assert ran == ["ffprobe -version", "ffmpeg -version", "ready after"]

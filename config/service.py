@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-#: Where the CLI finds the service on a station (systemd's RuntimeDirectory=evidock).
-DEFAULT_SOCKET = "/run/evidock/evidock.sock"
+from config.endpoint import DEFAULT_SOCKET
+
 # "host:port", "[v6]:port"; the host is an IP literal or a name (bound as resolved).
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$")
 

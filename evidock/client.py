@@ -9,6 +9,7 @@ service raised, so commands exit and print exactly as before.
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from config.service import DEFAULT_SOCKET
+from config.endpoint import DEFAULT_SOCKET
 from evidock.service.errors import rebuild
 from integrity.errors import ServiceUnavailable
 
@@ -49,8 +50,11 @@ class Station:
         self.socket = socket
         #: The station's zone as its last answer named it ("UTC" until one does).
         self.zone_name = "UTC"
-        self._http = httpx.Client(transport=transport or httpx.HTTPTransport(uds=socket),
-                                  base_url="http://evidock" + API, timeout=TIMEOUT)
+        # Plain HTTP over the station's socket: no TLS, so no CA bundle to load (httpx's
+        # default context reads it: ~45 ms of every command). This context trusts nothing.
+        plain = transport or httpx.HTTPTransport(uds=socket, verify=_NO_TLS())
+        self._http = httpx.Client(transport=plain, base_url="http://evidock" + API,
+                                  timeout=TIMEOUT)
 
     @classmethod
     def locate(cls, config: Path | None = None) -> Station:
@@ -90,6 +94,10 @@ class Station:
         return ServiceUnavailable(
             f"cannot reach the station service at {self.socket} ({exc}); is `evidock "
             "serve` running (systemctl status evidock)?", socket=self.socket)
+
+
+def _NO_TLS() -> ssl.SSLContext:  # noqa: N802 (reads as the constant it stands for)
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no trust roots: any TLS would fail
 
 
 def _clean(params: Mapping[str, Any]) -> dict[str, Any]:

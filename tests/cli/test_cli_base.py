@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from evidock_testing import REPO
@@ -82,3 +82,40 @@ def test_the_command_tree_builds_without_the_heavy_modules() -> None:
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          cwd=REPO, check=True)
     assert res.stdout.strip() == "[]", res.stdout
+
+
+def _shape(cmd: object) -> object:
+    """What a user sees of a command (typer's click): its name, help, options and
+    subcommands."""
+    params = sorted((p.name or "", tuple(p.opts), p.required)
+                    for p in cmd.params)  # type: ignore[attr-defined]
+    subs = {n: _shape(c) for n, c in sorted(getattr(cmd, "commands", {}).items())}
+    return cmd.name, cmd.help, cmd.hidden, params, subs  # type: ignore[attr-defined]
+
+
+def test_a_command_run_from_its_own_tree_is_the_one_in_the_whole_tree() -> None:
+    """`evidock NAME ...` builds only NAME (and the refusals): the same options, help and
+    subcommands as in the tree `evidock --help` lists, for every top-level name."""
+    import typer.main
+
+    from evidock import cli
+
+    whole: Any = typer.main.get_command(cli.app)
+    assert sorted(n for n, c in whole.commands.items() if not c.hidden) == sorted(cli.PARTS)
+    for name in cli.PARTS:
+        alone: Any = typer.main.get_command(cli.build(name))
+        assert sorted(n for n, c in alone.commands.items() if not c.hidden) == [name]
+        assert _shape(alone.commands[name]) == _shape(whole.commands[name]), name
+        assert sorted(alone.commands) == sorted([name, "delete", "edit", "rm"])
+
+
+def test_a_named_command_runs_and_a_typo_still_gets_the_whole_tree() -> None:
+    def evidock(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "evidock", *args], capture_output=True,
+                              text=True, cwd=REPO, timeout=60, env={"COLUMNS": "200",
+                                                                    "PATH": "/usr/bin:/bin"})
+
+    ran = evidock("ingest", "--help")
+    assert ran.returncode == 0 and "Usage: python -m evidock ingest [OPTIONS]" in ran.stdout
+    typo = evidock("ingets")
+    assert typo.returncode == 2 and "No such command 'ingets'" in typo.stderr

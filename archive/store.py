@@ -68,11 +68,12 @@ class Restored:
 
 class ContentStore:
     def __init__(self, *, root: Path, before_reread: BeforeReread | None = None,
-                 direct_writes: bool = True) -> None:
+                 direct_writes: bool = False) -> None:
         """``before_reread`` is a test seam at the disk boundary, None in production:
         it is called with every staged file after its fsync and before its re-read, so
         a test can flip a byte there, as a disk that did not keep what it was given.
-        ``direct_writes``: staged copies bypass the page cache (archive/staging.py)."""
+        ``direct_writes``: staged copies bypass the page cache (archive/staging.py;
+        the station's ``ingest.direct_writes``)."""
         self.root = root
         self.before_reread = before_reread
         self.direct_writes = direct_writes

@@ -112,7 +112,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--variant", action="append", default=[],
                    metavar="LABEL:SECTION__KEY=VALUE",
                    help="also bench this build with a station setting changed (e.g. "
-                        "buffered:INGEST__DIRECT_WRITES=false), in the same rounds")
+                        "direct:INGEST__DIRECT_WRITES=true), in the same rounds")
     return p.parse_args(argv)
 
 

@@ -92,8 +92,8 @@ def phases_text(b: Bench) -> str:
 
 PROPOSALS = """What the offload does per byte: one read of the camera (its pages let go
 8 MiB behind) hashed with BLAKE3 and SHA-256 (two threads over the same buffers) and written by a
-third thread straight to the disk (`O_DIRECT` from the page-aligned buffers,
-`ingest.direct_writes`; the last partial block through the page cache); a follower
+third thread through the page cache (`ingest.direct_writes = true`: straight to the
+disk, `O_DIRECT` from the page-aligned buffers); a follower
 thread reads the copy back from the disk 8 MiB behind the writer (fdatasync, pages
 dropped, BLAKE3; `archive/reread.py`), so the verify after the copy re-reads only the
 rest; the media check (the MP4 index bounds every sample by the file's size, one

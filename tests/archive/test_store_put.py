@@ -354,9 +354,9 @@ def test_a_write_o_direct_refuses_is_made_through_the_cache(tmp_path: Path) -> N
 @pytest.mark.parametrize("direct", [True, False])
 def test_a_staged_copy_fills_no_page_cache_and_is_proven_from_the_disk(
         tmp_path: Path, direct: bool) -> None:
-    """Stager.copy writes behind, directly: after the copy and its fsync the staging
-    file has no cached pages but its last partial one, and verify re-reads it.
-    `ingest.direct_writes = false` (the station's setting) writes through the cache."""
+    """Stager.copy writes behind; with `ingest.direct_writes = true` directly: after the
+    copy and its fsync the staging file has no cached pages but its last partial one;
+    by default (false) through the cache. Either way verify re-reads it."""
     data = os.urandom(5 * (1 << 20) + 123)
     settings = load_settings(environ={"EVIDOCK_HOME": str(tmp_path),
                                       "EVIDOCK_INGEST__DIRECT_WRITES": str(direct).lower()})

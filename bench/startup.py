@@ -46,7 +46,11 @@ def _init(tree: Path, home: Path) -> bool:
     """Initialise a home; False when this tree has no `admin migrate` (older trees)."""
     env = _env(tree, home)
     run = [sys.executable, "-m", "evidock"]
-    subprocess.run([*run, "init"], env=env, capture_output=True, timeout=120, check=True)
+    # As root, init hands the home to a service account: this one (older trees: none).
+    made = subprocess.run([*run, "init", "--account", "root"], env=env, capture_output=True,
+                          timeout=120)
+    if made.returncode != 0:
+        subprocess.run([*run, "init"], env=env, capture_output=True, timeout=120, check=True)
     check = subprocess.run([*run, "admin", "migrate", "--check"], env=env,
                            capture_output=True, timeout=120)
     return check.returncode == 0

@@ -58,6 +58,14 @@ def udev_station(home: Path, toml: Path, bays: int) -> dict[str, str]:
 
 def dock_round(cameras: Sequence[Camera], group: Path, scratch: Path,
                settings: dict[str, str], backed: int = 0) -> Run:
+    from fixtures.umock import roomy_event_queues
+
+    with roomy_event_queues():  # 8 cameras plugged in at once
+        return _dock_round(cameras, group, scratch, settings, backed)
+
+
+def _dock_round(cameras: Sequence[Camera], group: Path, scratch: Path,
+                settings: dict[str, str], backed: int) -> Run:
     from fixtures.umock import Testbed, usb_disk
 
     home = scratch / "dock-home"

@@ -45,6 +45,7 @@ from bench.common import (
     write_section,
 )
 from bench.dock import DaemonEvents, _num
+from fixtures.umock import roomy_event_queues
 
 TARGET_S = 0.5
 
@@ -192,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: list[Run] = []
     try:
         with contextlib.ExitStack() as stack:
+            stack.enter_context(roomy_event_queues())
             disks = [attach(stack, tree, scratch, n) for n in range(1, args.bays + 1)]
             for i in range(args.runs):
                 runs.append(one_run(disks, scratch))

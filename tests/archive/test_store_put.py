@@ -351,22 +351,36 @@ def test_a_write_o_direct_refuses_is_made_through_the_cache(tmp_path: Path) -> N
     assert path.read_bytes() == bytes(misaligned) * 2
 
 
+def _fetched_from_storage() -> int:
+    """Bytes this process has had the storage layer fetch (/proc/self/io read_bytes):
+    a read served from the page cache adds nothing."""
+    with open("/proc/self/io", encoding="ascii") as fh:
+        return int(dict(line.split(": ") for line in fh.read().splitlines())["read_bytes"])
+
+
+@pytest.mark.parametrize("follow", [None, 1 << 20])
 @pytest.mark.parametrize("direct", [True, False])
 def test_a_staged_copy_fills_no_page_cache_and_is_proven_from_the_disk(
-        tmp_path: Path, direct: bool) -> None:
+        tmp_path: Path, direct: bool, follow: int | None) -> None:
     """Stager.copy writes behind; with `ingest.direct_writes = true` directly: after the
     copy and its fsync the staging file has no cached pages but its last partial one;
-    by default (false) through the cache. Either way verify re-reads it."""
+    by default (false) through the cache. Either way every byte is then read back from
+    the disk, not from the cache that holds it (by the follower during the copy, or by
+    verify): the storage layer fetches at least the file's size."""
     data = os.urandom(5 * (1 << 20) + 123)
     settings = load_settings(environ={"EVIDOCK_HOME": str(tmp_path),
                                       "EVIDOCK_INGEST__DIRECT_WRITES": str(direct).lower()})
     store = ContentStore(root=tmp_path / "store",
                          direct_writes=settings.ingest.direct_writes)
     with store.stage() as stager:
-        written = stager.copy(io.BytesIO(data))
-        cached = cached_bytes(written.path)
-        assert cached <= 4096 if direct else cached >= len(data) - 4096
+        before = _fetched_from_storage()
+        written = stager.copy(io.BytesIO(data), follow=follow)
+        if follow is None:
+            cached = cached_bytes(written.path)
+            assert cached <= 4096 if direct else cached >= len(data) - 4096
         staged = stager.verify(written)
+        fetched = _fetched_from_storage() - before
+        assert fetched >= len(data) - 4096, f"only {fetched} bytes came from the disk"
         assert staged.digests.blake3 == blake3.blake3(data).hexdigest()
         assert written.path.read_bytes() == data
 

@@ -60,7 +60,15 @@ class Follower:
         self._thread.start()
 
     def written(self, total: int) -> None:
-        """The writer has written ``total`` bytes (called after each chunk)."""
+        """The writer has written ``total`` bytes (called after each chunk).
+
+        ``total`` must be where a write() ended: a range is dropped with DONTNEED, which
+        keeps a large folio that reaches past the range whole (kernel 6.18: an 8 MiB
+        write, fsync, DONTNEED of its first ~1 MiB left all of it cached), and its
+        re-read would then come from memory. A write never makes a folio past its own
+        end and every write but the file's last is whole pages (``ingest.chunk_size``),
+        so ranges that end where writes ended are dropped whole; the last page is left
+        to the final re-read, which drops everything to the end of the file."""
         whole_pages = total - total % _PAGE  # a partial page may still change
         with self._cv:
             self._target = whole_pages

@@ -211,11 +211,11 @@ class Stager:
     """One writer's private staging directory: copy in, verify, then link by the store."""
 
     def __init__(self, *, store: Linker, directory: Path,
-                 before_reread: BeforeReread | None = None, direct: bool = True) -> None:
+                 before_reread: BeforeReread | None = None, direct: bool = False) -> None:
         self.store = store
         self.directory = directory
         self._before_reread = before_reread
-        self._direct = direct  # StagingWriter: copies skip the page cache where they can
+        self._direct = direct  # StagingWriter: copies skip the page cache (where they can)
         # next() of a count is atomic: an offload copies in one thread while its
         # settling thread stores signed records through the same stager.
         self._numbers = itertools.count(1)

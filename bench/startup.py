@@ -48,9 +48,12 @@ def _init(tree: Path, home: Path) -> bool:
     run = [sys.executable, "-m", "evidock"]
     # As root, init hands the home to a service account: this one (older trees: none).
     made = subprocess.run([*run, "init", "--account", "root"], env=env, capture_output=True,
-                          timeout=120)
+                          text=True, timeout=120)
+    if made.returncode != 0 and "--account" in made.stderr:  # a tree without the option
+        made = subprocess.run([*run, "init"], env=env, capture_output=True, text=True,
+                              timeout=120)
     if made.returncode != 0:
-        subprocess.run([*run, "init"], env=env, capture_output=True, timeout=120, check=True)
+        raise SystemExit(f"evidock init failed in {tree}: {made.stderr.strip()}")
     check = subprocess.run([*run, "admin", "migrate", "--check"], env=env,
                            capture_output=True, timeout=120)
     return check.returncode == 0

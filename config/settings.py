@@ -94,7 +94,9 @@ class ExtensionSettings(_Frozen):
 
 class IngestSettings(_Frozen):
     max_depth: int = Field(16, ge=1, le=64)
-    chunk_size: int = Field(1 << 20, ge=4096, le=64 << 20)
+    #: Whole pages: each write then ends on a page, so the re-read's page-cache drop
+    #: (DONTNEED) never meets a folio that reaches past its range (archive/reread.py).
+    chunk_size: int = Field(1 << 20, ge=4096, le=64 << 20, multiple_of=4096)
     default_camera_model: str = "generic-dcim"
     evict_before_verify: bool = True
     #: The copy of a camera file is re-read from the disk this far behind the copy, while

@@ -28,6 +28,7 @@ from sqlmodel import Session, col, func, select
 
 from archive import staging
 from archive.catalog.models import Derivative, Rendition, Seal
+from archive.reread import WINDOW
 from archive.staging import Staged, StagingWriter
 from archive.store import ContentStore
 from config import load_settings
@@ -358,16 +359,17 @@ def _fetched_from_storage() -> int:
         return int(dict(line.split(": ") for line in fh.read().splitlines())["read_bytes"])
 
 
-@pytest.mark.parametrize("follow", [None, 1 << 20])
+@pytest.mark.parametrize("follow", [None, WINDOW])
 @pytest.mark.parametrize("direct", [True, False])
 def test_a_staged_copy_fills_no_page_cache_and_is_proven_from_the_disk(
         tmp_path: Path, direct: bool, follow: int | None) -> None:
     """Stager.copy writes behind; with `ingest.direct_writes = true` directly: after the
     copy and its fsync the staging file has no cached pages but its last partial one;
-    by default (false) through the cache. Either way every byte is then read back from
-    the disk, not from the cache that holds it (by the follower during the copy, or by
-    verify): the storage layer fetches at least the file's size."""
-    data = os.urandom(5 * (1 << 20) + 123)
+    by default (false) through the cache, its writeback started every 8 MiB. Either way
+    every byte is then read back from the disk, not from the cache that holds it: what
+    the follower read back during the copy (8 MiB behind, as an offload does) and what
+    verify reads after it each come from the storage layer (/proc/self/io)."""
+    data = os.urandom(20 * (1 << 20) + 123)  # past WRITEBACK_EVERY; ends mid-page
     settings = load_settings(environ={"EVIDOCK_HOME": str(tmp_path),
                                       "EVIDOCK_INGEST__DIRECT_WRITES": str(direct).lower()})
     store = ContentStore(root=tmp_path / "store",
@@ -375,12 +377,17 @@ def test_a_staged_copy_fills_no_page_cache_and_is_proven_from_the_disk(
     with store.stage() as stager:
         before = _fetched_from_storage()
         written = stager.copy(io.BytesIO(data), follow=follow)
+        during = _fetched_from_storage() - before
         if follow is None:
             cached = cached_bytes(written.path)
             assert cached <= 4096 if direct else cached >= len(data) - 4096
+        followed = written.followed.done if written.followed is not None else 0
+        assert followed >= (len(data) - 2 * WINDOW if follow else 0), followed
+        assert during >= followed, f"the follower read {during} of {followed} from the disk"
+        before = _fetched_from_storage()
         staged = stager.verify(written)
-        fetched = _fetched_from_storage() - before
-        assert fetched >= len(data) - 4096, f"only {fetched} bytes came from the disk"
+        after = _fetched_from_storage() - before
+        assert after >= len(data) - followed - 4096, f"verify read {after} from the disk"
         assert staged.digests.blake3 == blake3.blake3(data).hexdigest()
         assert written.path.read_bytes() == data
 

@@ -42,6 +42,7 @@ def test_file_in_home_is_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "key"), [
     ("[ingest]\nmax_depth = 0\n", "ingest.max_depth"),
     ("[ingest]\nchunk_size = 'big'\n", "ingest.chunk_size"),
+    ("[ingest]\nchunk_size = 5000\n", "ingest.chunk_size"),  # not whole pages
     ("[station]\ncamera_timezone = 'Mars/Olympus'\n", "station.camera_timezone"),
     ("[ingest]\nno_such_key = 1\n", "ingest.no_such_key"),
     ("[ingest]\ndefault_camera_model = 'nope'\n", "ingest.default_camera_model"),
